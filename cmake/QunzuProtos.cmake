@@ -1,6 +1,6 @@
-# qunzu_proto_library(NAME PROTOS files... [DEPS targets...])
+# qunzu_proto_library(NAME PROTOS files... [ROOT dir] [DEPS targets...])
 # Generates C++ message and gRPC code for the given .proto files (relative to
-# protos/) into the build tree and wraps it in a static library. Python
+# ROOT, by default protos/) into the build tree and wraps it in a static library. Python
 # modules for out-of-tree clients go to ${QUNZU_PYTHON_OUT}.
 set(QUNZU_PROTO_ROOT "${CMAKE_SOURCE_DIR}/protos")
 set(QUNZU_PROTO_OUT "${CMAKE_BINARY_DIR}/gen")
@@ -9,7 +9,10 @@ file(MAKE_DIRECTORY "${QUNZU_PROTO_OUT}" "${QUNZU_PYTHON_OUT}")
 get_target_property(QUNZU_PROTOBUF_INCLUDE protobuf::libprotobuf INTERFACE_INCLUDE_DIRECTORIES)
 
 function(qunzu_proto_library name)
-  cmake_parse_arguments(ARG "" "" "PROTOS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "ROOT" "PROTOS;DEPS" ${ARGN})
+  if(NOT ARG_ROOT)
+    set(ARG_ROOT "${QUNZU_PROTO_ROOT}")
+  endif()
   set(srcs)
   set(pys)
   foreach(proto ${ARG_PROTOS})
@@ -20,6 +23,7 @@ function(qunzu_proto_library name)
     add_custom_command(
       OUTPUT ${out_cc} ${out_h} ${out_py}
       COMMAND protobuf::protoc
+        --proto_path=${ARG_ROOT}
         --proto_path=${QUNZU_PROTO_ROOT}
         --proto_path=${QUNZU_PROTOBUF_INCLUDE}
         --cpp_out=${QUNZU_PROTO_OUT}
@@ -28,8 +32,8 @@ function(qunzu_proto_library name)
         --python_out=${QUNZU_PYTHON_OUT}
         --grpcpy_out=${QUNZU_PYTHON_OUT}
         --plugin=protoc-gen-grpcpy=${GRPC_PYTHON_PLUGIN}
-        ${QUNZU_PROTO_ROOT}/${proto}
-      DEPENDS ${QUNZU_PROTO_ROOT}/${proto} protobuf::protoc
+        ${ARG_ROOT}/${proto}
+      DEPENDS ${ARG_ROOT}/${proto} protobuf::protoc
       COMMENT "protoc ${proto}"
       VERBATIM)
     list(APPEND srcs ${out_cc} ${out_h})

@@ -17,7 +17,7 @@ std::string& DomainStorage() {
 }
 
 std::optional<common::v1::ErrorInfo> InfoOf(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kErrorInfoTypeUrl);
+  auto payload = status.GetPayload(kErrorInfoTypeUrl);
   if (!payload) return std::nullopt;
   common::v1::ErrorInfo info;
   if (!info.ParseFromString(std::string(*payload))) return std::nullopt;
@@ -26,9 +26,9 @@ std::optional<common::v1::ErrorInfo> InfoOf(const absl::Status& status) {
 
 }  // namespace
 
-void SetErrorDomain(std::string_view domain) { DomainStorage() = std::string(domain); }
+void SetErrorDomain(absl::string_view domain) { DomainStorage() = std::string(domain); }
 
-absl::Status MakeError(absl::StatusCode code, std::string_view reason, std::string_view message,
+absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message,
                        const std::map<std::string, std::string>& metadata) {
   absl::Status status(code, message);
   if (status.ok()) return status;
@@ -40,7 +40,7 @@ absl::Status MakeError(absl::StatusCode code, std::string_view reason, std::stri
   return status;
 }
 
-absl::Status InvalidField(std::string_view field, std::string_view problem) {
+absl::Status InvalidField(absl::string_view field, absl::string_view problem) {
   return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
                    std::string(field) + ": " + std::string(problem), {{"field", std::string(field)}});
 }
@@ -51,7 +51,7 @@ std::string ErrorReason(const absl::Status& status) {
   return absl::AsciiStrToUpper(absl::StatusCodeToString(status.code()));
 }
 
-std::string ErrorMetadata(const absl::Status& status, std::string_view key) {
+std::string ErrorMetadata(const absl::Status& status, absl::string_view key) {
   auto info = InfoOf(status);
   if (!info) return "";
   auto it = info->metadata().find(std::string(key));

@@ -6,7 +6,7 @@
 
 #include <map>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -19,26 +19,26 @@ namespace qunzu {
 
 // Key under which the serialized qunzu.common.v1.ErrorInfo rides on an
 // absl::Status payload.
-inline constexpr std::string_view kErrorInfoTypeUrl =
+inline constexpr absl::string_view kErrorInfoTypeUrl =
     "type.googleapis.com/qunzu.common.v1.ErrorInfo";
 
 // Builds a status with a reason (UPPER_SNAKE) and optional metadata. The
 // domain defaults to the process's service domain (SetErrorDomain).
-absl::Status MakeError(absl::StatusCode code, std::string_view reason, std::string_view message,
+absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message,
                        const std::map<std::string, std::string>& metadata = {});
 
 // INVALID_ARGUMENT with reason INVALID_FIELD naming the field.
-absl::Status InvalidField(std::string_view field, std::string_view problem);
+absl::Status InvalidField(absl::string_view field, absl::string_view problem);
 
 // The reason attached to a status, or the canonical name of its code
 // ("NOT_FOUND") when none was attached. "" for OK.
 std::string ErrorReason(const absl::Status& status);
 
 // The metadata value attached under key, or "" when absent.
-std::string ErrorMetadata(const absl::Status& status, std::string_view key);
+std::string ErrorMetadata(const absl::Status& status, absl::string_view key);
 
 // Sets the domain used by MakeError for this process, e.g. "groups.qunzu".
-void SetErrorDomain(std::string_view domain);
+void SetErrorDomain(absl::string_view domain);
 
 // The one absl::Status -> grpc::Status mapping. The grpc status carries the
 // code, the message and a StatusDetails (google.rpc.Status-compatible) with

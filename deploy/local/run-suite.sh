@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Usage: deploy/local/run-suite.sh BUILD_DIR
+# Run by `make run` inside with-servers.sh (which exports QUNZU_MYSQL_DSN and
+# QUNZU_REDIS_ADDR): generates fresh tokens for this run, starts the five
+# services, waits until each reports SERVING, prints the endpoints, and stops
+# them all on Ctrl-C or when any of them exits.
+set -euo pipefail
+
+build_dir=$(cd "${1:-build}" && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
+run_dir=${QUNZU_RUN_DIR:?run me through deploy/local/with-servers.sh}
+secrets_dir="$run_dir/secrets"
+logs_dir="$run_dir/logs"
+mkdir -p "$secrets_dir" "$logs_dir"
+chmod 700 "$secrets_dir"
+
+services=(audit identity groups credit moderation)
+declare -A grpc_port=([identity]=50051 [groups]=50052 [credit]=50053 [moderation]=50054 [audit]=50055)
+declare -A metrics_port=([identity]=9101 [groups]=9102 [credit]=9103 [moderation]=9104 [audit]=9105)
+roles=(platform moderator compliance regulator operator)
+pids=()
+
+stop_all() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "[run] services stopped" >&2
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+new_token() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
+digest() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+auth="$secrets_dir/auth.textproto"
+: >"$auth"
+for role in "${roles[@]}"; do
+  token=$(new_token)
+  printf '%s' "$token" >"$secrets_dir/$role.token"
+  echo "credentials { principal: \"local-$role\" role: ROLE_${role^^} token_sha256: \"$(digest "$token")\" }" >>"$auth"
+done
+for name in "${services[@]}"; do
+  token=$(new_token)
+  printf '%s' "$token" >"$secrets_dir/$name.service-token"
+  echo "credentials { principal: \"service:$name\" role: ROLE_SERVICE service: \"$name\" token_sha256: \"$(digest "$token")\" }" >>"$auth"
+done
+chmod 600 "$secrets_dir"/*
+
+for name in "${services[@]}"; do
+  "$build_dir/services/$name/qunzu-$name" \
+    --listen-host=127.0.0.1 \
+    --grpc-port="${grpc_port[$name]}" --metrics-port="${metrics_port[$name]}" \
+    --auth-config="$auth" \
+    --service-token-file="$secrets_dir/$name.service-token" \
+    --audit-target="127.0.0.1:${grpc_port[audit]}" \
+    2> >(tee "$logs_dir/$name.log" >&2) &
+  pids+=($!)
+done
+
+for name in "${services[@]}"; do
+  if ! /usr/bin/python3 "$root/deploy/local/wait_serving.py" "127.0.0.1:${grpc_port[$name]}" 60; then
+    echo "[run] qunzu-$name did not become SERVING; see $logs_dir/$name.log" >&2
+    exit 1
+  fi
+done
+
+cat >&2 <<MSG
+
+Qunzu is up. Endpoints (gRPC, plaintext, reflection on; metrics over HTTP):
+$(for name in "${services[@]}"; do printf '  %-11s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "${grpc_port[$name]}" "${metrics_port[$name]}"; done)
+
+Tokens for this run (one per role) are in $secrets_dir/<role>.token.
+Try, from another terminal:
+  /usr/bin/python3 deploy/local/wait_serving.py 127.0.0.1:${grpc_port[identity]} 5 && echo identity is SERVING
+  curl -s http://127.0.0.1:${metrics_port[groups]}/metrics | grep grpc_server_handled_total | head
+Logs: $logs_dir/. Press Ctrl-C to stop everything.
+MSG
+
+# Stop the whole suite when any one service exits on its own.
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "[run] a service exited with status $status; stopping the suite" >&2
+exit "$status"
