@@ -25,6 +25,8 @@ void AddCredential(AuthConfig& config, const std::string& principal, Role role,
 class AuthorizerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Links the test service's descriptor into the generated pool.
+    ASSERT_NE(testing::v1::EchoRequest::descriptor(), nullptr);
     AuthConfig config;
     AddCredential(config, "chat-backend", common::v1::ROLE_PLATFORM, "tok-platform");
     AddCredential(config, "mia", common::v1::ROLE_MODERATOR, "tok-moderator");
@@ -116,6 +118,7 @@ TEST_F(AuthorizerTest, UnknownMethodIsDenied) {
 }
 
 TEST(AuthorizerConfig, RejectsBadCredentials) {
+  ASSERT_NE(testing::v1::EchoRequest::descriptor(), nullptr);
   auto expect_bad = [](AuthConfig config, const std::string& field) {
     auto result = Authorizer::Create(config, {kService});
     ASSERT_FALSE(result.ok()) << field;
