@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/audit_outbox.h"
 #include "common/auth.h"
 #include "common/health.h"
 #include "common/log.h"
@@ -83,8 +84,13 @@ void AddCommonFlags(FlagSet& flags, const ServiceDefinition& def, CommonFlags& f
                   "info", {"debug", "info", "warning", "error"});
 }
 
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  if (path.empty()) return std::string();
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path, bool required) {
+  if (path.empty()) {
+    if (!required) return std::string();
+    return InvalidField("--service-token-file",
+                        "is required: this service delivers its audit events to the audit "
+                        "service (or set QUNZU_SERVICE_TOKEN_FILE)");
+  }
   std::ifstream in(path);
   if (!in) {
     return MakeError(absl::StatusCode::kNotFound, "CONFIG_FILE_UNREADABLE",
@@ -147,7 +153,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
 
   absl::StatusOr<std::shared_ptr<const Authorizer>> authorizer = LoadAuthorizer(f, def.grpc_service);
   if (!authorizer.ok()) return Fail(program, authorizer.status());
-  absl::StatusOr<std::string> service_token = ReadTokenFile(f.service_token_file);
+  const bool feeds_audit = def.name != "audit";
+  absl::StatusOr<std::string> service_token = ReadTokenFile(f.service_token_file, feeds_audit);
   if (!service_token.ok()) return Fail(program, service_token.status());
 
   absl::StatusOr<MysqlOptions> mysql_options = ParseMysqlDsn(f.mysql_dsn);
@@ -171,7 +178,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
     redis_options.address = f.redis_addr;
     redis_options.pool_size = static_cast<int>(f.redis_pool_size);
     absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Create(redis_options);
-    if (!client.ok()) return Fail(program, InvalidField("--redis-addr", client.status().message()));
+    if (!client.ok()) return Fail(program, client.status());
     redis = *std::move(client);
   }
 
@@ -180,7 +187,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   if (!metrics.ok()) return Fail(program, metrics.status());
 
   std::shared_ptr<grpc::Channel> audit_channel;
-  if (def.name != "audit") {
+  if (feeds_audit) {
     audit_channel = grpc::CreateChannel(f.audit_target, grpc::InsecureChannelCredentials());
   }
   ServiceDeps deps{**mysql, redis.get(), (*metrics)->registry(), audit_channel, *service_token};
@@ -215,6 +222,20 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
       },
       (*metrics)->registry());
   monitor.Start();
+
+  // State changes reach the audit log through the outbox (DESIGN §1).
+  std::unique_ptr<AuditAppendReceiver> audit_receiver;
+  std::unique_ptr<OutboxRelay> relay;
+  if (feeds_audit) {
+    audit_receiver = std::make_unique<AuditAppendReceiver>(audit_channel, def.name, *service_token);
+    OutboxRelayOptions relay_options;
+    relay_options.topic = kAuditTopic;
+    absl::StatusOr<std::unique_ptr<OutboxRelay>> created =
+        OutboxRelay::Create(**mysql, *audit_receiver, (*metrics)->registry(), relay_options);
+    if (!created.ok()) return Fail(program, created.status());
+    relay = *std::move(created);
+    relay->Start();
+  }
   LogInfo("listening", {{"grpc_port", (*server)->port()}, {"metrics_port", (*metrics)->port()}});
 
   int signal_number = 0;
@@ -222,6 +243,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   LogInfo("draining", {{"signal", signal_number}});
   monitor.Stop();
   (*server)->Shutdown(f.drain_timeout);
+  if (relay) relay->Stop();
   LogInfo("stopped");
   return 0;
 }

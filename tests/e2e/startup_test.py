@@ -27,13 +27,16 @@ class StartupTest(unittest.TestCase):
         with open(self.auth, "w") as f:
             f.write('credentials { principal: "p" role: ROLE_PLATFORM '
                     'token_sha256: "' + "0" * 64 + '" }\n')
+        self.token = os.path.join(self.folder.name, "service.token")
+        with open(self.token, "w") as f:
+            f.write("not-a-real-token\n")
 
     def tearDown(self):
         self.folder.cleanup()
 
     def run_service(self, name, *args, env=None):
         base = ["--listen-host=127.0.0.1", "--grpc-port=0", "--metrics-port=0",
-                f"--auth-config={self.auth}",
+                f"--auth-config={self.auth}", f"--service-token-file={self.token}",
                 f"--mysql-dsn={os.environ.get('QUNZU_MYSQL_DSN', '')}",
                 f"--redis-addr={os.environ.get('QUNZU_REDIS_ADDR', '')}",
                 f"--mysql-schema=startup_{os.getpid()}_{name}"]
@@ -85,6 +88,12 @@ class StartupTest(unittest.TestCase):
             f.write('credentials { principal: "p" role: ROLE_SERVICE token_sha256: "'
                     + "0" * 64 + '" }\n')
         self.assert_fails_naming(self.run_service("identity"), "credentials[0].service")
+
+    def test_service_token_required_where_audit_events_are_sent(self):
+        env = {k: v for k, v in os.environ.items() if k != "QUNZU_SERVICE_TOKEN_FILE"}
+        result = subprocess.run([binary("groups"), f"--auth-config={self.auth}"],
+                                capture_output=True, text=True, timeout=TIMEOUT, env=env)
+        self.assert_fails_naming(result, "--service-token-file")
 
     def test_unreachable_database(self):
         with socket.socket() as s:
