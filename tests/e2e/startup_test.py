@@ -34,14 +34,26 @@ class StartupTest(unittest.TestCase):
     def tearDown(self):
         self.folder.cleanup()
 
-    def run_service(self, name, *args, env=None):
-        base = ["--listen-host=127.0.0.1", "--grpc-port=0", "--metrics-port=0",
-                f"--auth-config={self.auth}", f"--service-token-file={self.token}",
-                f"--mysql-dsn={os.environ.get('QUNZU_MYSQL_DSN', '')}",
-                f"--redis-addr={os.environ.get('QUNZU_REDIS_ADDR', '')}",
-                f"--mysql-schema=startup_{os.getpid()}_{name}"]
-        return subprocess.run([binary(name)] + base + list(args), capture_output=True,
-                              text=True, timeout=TIMEOUT, env=env)
+    def run_service(self, name, *overrides, env=None):
+        """Runs a binary with working defaults, each `--flag=value` in
+        `overrides` replacing the default of that flag."""
+        flags = {
+            "--listen-host": "127.0.0.1", "--grpc-port": "0", "--metrics-port": "0",
+            "--auth-config": self.auth, "--service-token-file": self.token,
+            "--mysql-dsn": os.environ.get("QUNZU_MYSQL_DSN", ""),
+            "--redis-addr": os.environ.get("QUNZU_REDIS_ADDR", ""),
+            "--mysql-schema": f"startup_{os.getpid()}_{name}",
+        }
+        extra = []
+        for override in overrides:
+            key, _, value = override.partition("=")
+            if key in flags:
+                flags[key] = value
+            else:
+                extra.append(override)
+        args = [f"{key}={value}" for key, value in flags.items()] + extra
+        return subprocess.run([binary(name)] + args, capture_output=True, text=True,
+                              timeout=TIMEOUT, env=env)
 
     def assert_fails_naming(self, result, *words):
         self.assertNotEqual(result.returncode, 0, result.stderr)
