@@ -23,8 +23,7 @@ inline constexpr char kAuditTopic[] = "audit";
 
 // Adds `event` to the outbox inside conn's open transaction; returns the
 // outbox id, which becomes the event's source_id on delivery.
-absl::StatusOr<int64_t> RecordAuditEvent(sql::Connection& conn,
-                                         const audit::v1::AuditEvent& event);
+absl::StatusOr<int64_t> RecordAuditEvent(sql::Connection& conn, const audit::v1::AuditEvent& event);
 
 // Delivers outbox batches to the audit service's Append RPC as `service`,
 // authenticated with `token`, each call bounded by `deadline`. OK only when

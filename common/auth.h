@@ -6,11 +6,11 @@
 
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "qunzu/common/v1/auth_config.pb.h"
 #include "qunzu/common/v1/common.pb.h"
 

@@ -63,8 +63,7 @@ class AuthInterceptor : public grpc::experimental::Interceptor {
   ~AuthInterceptor() override { Registry().Erase(info_->server_context()); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       Decide(*methods->GetRecvInitialMetadata());
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
@@ -78,7 +77,8 @@ class AuthInterceptor : public grpc::experimental::Interceptor {
   void Decide(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
     std::optional<absl::string_view> authorization;
     auto it = metadata.find("authorization");
-    if (it != metadata.end()) authorization = absl::string_view(it->second.data(), it->second.size());
+    if (it != metadata.end())
+      authorization = absl::string_view(it->second.data(), it->second.size());
     absl::StatusOr<Caller> decision = authorizer_->Check(info_->method(), authorization);
     if (!decision.ok()) denial_ = decision.status();
     Registry().Put(info_->server_context(), std::move(decision));

@@ -17,12 +17,11 @@ DependencyMonitor::DependencyMonitor(std::vector<Probe> probes, absl::Duration i
                       .Help("Latency of dependency health probes (MySQL, Redis round trips).")
                       .Register(registry);
   for (const Probe& probe : probes_) {
-    metrics_.push_back(ProbeMetrics{
-        &up.Add({{"dependency", probe.name}}),
-        &seconds.Add({{"dependency", probe.name}},
-                     prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
-                                                             0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                             0.1, 0.25, 0.5, 1, 2.5})});
+    metrics_.push_back(ProbeMetrics{&up.Add({{"dependency", probe.name}}),
+                                    &seconds.Add({{"dependency", probe.name}},
+                                                 prometheus::Histogram::BucketBoundaries{
+                                                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})});
   }
 }
 

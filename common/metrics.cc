@@ -13,16 +13,16 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 
 constexpr std::array<absl::string_view, 17> kCodeNames = {
-    "OK",       "Canceled",           "Unknown",          "InvalidArgument", "DeadlineExceeded",
-    "NotFound", "AlreadyExists",      "PermissionDenied", "ResourceExhausted",
-    "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented", "Internal",
-    "Unavailable", "DataLoss", "Unauthenticated"};
+    "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
 
 // Sub-millisecond resolution for the screening hot path, up to 10 s.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   return *buckets;
 }
 
@@ -39,8 +39,7 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
       : metrics_(metrics) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       start_ = std::chrono::steady_clock::now();
       metrics_->started->Increment();
     }
@@ -112,10 +111,10 @@ GrpcMetricsInterceptorFactory::GrpcMetricsInterceptorFactory(
   unknown_ = by_path_["/unknown/unknown"];
 }
 
-void GrpcMetricsInterceptorFactory::AddMethod(const std::string& service,
-                                              const std::string& method,
+void GrpcMetricsInterceptorFactory::AddMethod(const std::string& service, const std::string& method,
                                               const std::string& type) {
-  prometheus::Labels labels{{"grpc_service", service}, {"grpc_method", method}, {"grpc_type", type}};
+  prometheus::Labels labels{
+      {"grpc_service", service}, {"grpc_method", method}, {"grpc_type", type}};
   MethodMetrics metrics;
   metrics.started = &started_.Add(labels);
   metrics.handling = &handling_.Add(labels, LatencyBuckets());

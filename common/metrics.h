@@ -14,11 +14,11 @@
 #include <array>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace qunzu {
 
@@ -48,8 +48,7 @@ absl::string_view GrpcCodeName(int code);
 // standard health and reflection services) exist from start, with zero
 // values, so rates and alerts work before the first call; calls to any other
 // method are counted under grpc_service="unknown" to keep labels bounded.
-class GrpcMetricsInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class GrpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   struct MethodMetrics {
     prometheus::Counter* started = nullptr;

@@ -40,8 +40,9 @@ struct CommonFlags {
 };
 
 void AddCommonFlags(FlagSet& flags, const ServiceDefinition& def, CommonFlags& f) {
-  flags.AddString({"listen-host", "QUNZU_LISTEN_HOST", "Address to listen on for gRPC and metrics."},
-                  &f.listen_host, "127.0.0.1");
+  flags.AddString(
+      {"listen-host", "QUNZU_LISTEN_HOST", "Address to listen on for gRPC and metrics."},
+      &f.listen_host, "127.0.0.1");
   flags.AddInt64({"grpc-port", "QUNZU_GRPC_PORT", "gRPC port; 0 picks a free one."}, &f.grpc_port,
                  def.default_grpc_port, 0, 65535);
   flags.AddInt64({"metrics-port", "QUNZU_METRICS_PORT", "Prometheus /metrics port; 0 picks one."},
@@ -104,7 +105,7 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, bool required
 }
 
 absl::StatusOr<std::shared_ptr<const Authorizer>> LoadAuthorizer(const CommonFlags& f,
-                                                                const std::string& service) {
+                                                                 const std::string& service) {
   if (f.auth_config.empty()) {
     return InvalidField("--auth-config", "is required (or set QUNZU_AUTH_CONFIG)");
   }
@@ -151,7 +152,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   ParseFlagsOrExit(flags, argc, argv);
   InitLogging({def.name, *ParseLogLevel(f.log_level), nullptr, nullptr});
 
-  absl::StatusOr<std::shared_ptr<const Authorizer>> authorizer = LoadAuthorizer(f, def.grpc_service);
+  absl::StatusOr<std::shared_ptr<const Authorizer>> authorizer =
+      LoadAuthorizer(f, def.grpc_service);
   if (!authorizer.ok()) return Fail(program, authorizer.status());
   const bool feeds_audit = def.name != "audit";
   absl::StatusOr<std::string> service_token = ReadTokenFile(f.service_token_file, feeds_audit);

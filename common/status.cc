@@ -42,7 +42,8 @@ absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::st
 
 absl::Status InvalidField(absl::string_view field, absl::string_view problem) {
   return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                   std::string(field) + ": " + std::string(problem), {{"field", std::string(field)}});
+                   std::string(field) + ": " + std::string(problem),
+                   {{"field", std::string(field)}});
 }
 
 std::string ErrorReason(const absl::Status& status) {

@@ -6,10 +6,10 @@
 
 #include <map>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace grpc {
 class Status;
@@ -54,10 +54,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 #define QUNZU_STATUS_CONCAT_(a, b) QUNZU_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when expr yields a non-OK status.
-#define RETURN_IF_ERROR(expr)                                 \
-  do {                                                        \
-    if (::absl::Status _qz_status = (expr); !_qz_status.ok()) \
-      return _qz_status;                                      \
+#define RETURN_IF_ERROR(expr)                                                    \
+  do {                                                                           \
+    if (::absl::Status _qz_status = (expr); !_qz_status.ok()) return _qz_status; \
   } while (false)
 
 // `ASSIGN_OR_RETURN(auto x, Compute());` declares x from an OK StatusOr, or
@@ -65,8 +64,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 #define ASSIGN_OR_RETURN(lhs, expr) \
   QUNZU_ASSIGN_OR_RETURN_IMPL_(QUNZU_STATUS_CONCAT_(_qz_statusor_, __LINE__), lhs, expr)
 
-#define QUNZU_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                 \
+#define QUNZU_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)  \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

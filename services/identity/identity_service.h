@@ -1,7 +1,6 @@
-// The gRPC face of the identity service: accounts and nicknames, real-name verification, agreements (R5.4, R6).
-// Its RPCs answer UNIMPLEMENTED until issue 4 builds them; callers
-// outside an RPC's declared roles are refused before that by the auth
-// interceptor.
+// The gRPC face of the identity service: accounts and nicknames, real-name verification, agreements
+// (R5.4, R6). Its RPCs answer UNIMPLEMENTED until issue 4 builds them; callers outside an RPC's
+// declared roles are refused before that by the auth interceptor.
 #ifndef QUNZU_SERVICES_IDENTITY_IDENTITY_SERVICE_H_
 #define QUNZU_SERVICES_IDENTITY_IDENTITY_SERVICE_H_
 

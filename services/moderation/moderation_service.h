@@ -1,7 +1,6 @@
-// The gRPC face of the moderation service: screening, reports, dispositions, blacklist, filings (R5, R10-R12).
-// Its RPCs answer UNIMPLEMENTED until issue 7 and 8 builds them; callers
-// outside an RPC's declared roles are refused before that by the auth
-// interceptor.
+// The gRPC face of the moderation service: screening, reports, dispositions, blacklist, filings
+// (R5, R10-R12). Its RPCs answer UNIMPLEMENTED until issue 7 and 8 builds them; callers outside an
+// RPC's declared roles are refused before that by the auth interceptor.
 #ifndef QUNZU_SERVICES_MODERATION_MODERATION_SERVICE_H_
 #define QUNZU_SERVICES_MODERATION_MODERATION_SERVICE_H_
 

@@ -90,13 +90,15 @@ int Main() {
 
   std::printf("## rpc: unary echo, %d client threads, %s per run\n\n", kThreads,
               absl::FormatDuration(kDuration).c_str());
-  std::printf("| run | QPS | p50 µs | p99 µs | p99.9 µs | CPU ms per 1k calls (client and server, one process) | errors |\n");
+  std::printf(
+      "| run | QPS | p50 µs | p99 µs | p99.9 µs | CPU ms per 1k calls (client and server, one "
+      "process) | errors |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   double bare_qps = 0, ours_qps = 0, bare_p99 = 0, ours_p99 = 0;
   for (int round = 0; round < 2; ++round) {
     LoadResult b = RunLoad("bare gRPC (baseline)", kThreads, kDuration, EchoCall(bare_port));
-    LoadResult q = RunLoad("GrpcServer: auth + metrics", kThreads, kDuration,
-                           EchoCall((*server)->port()));
+    LoadResult q =
+        RunLoad("GrpcServer: auth + metrics", kThreads, kDuration, EchoCall((*server)->port()));
     std::printf("%s\n%s\n", FormatRow(b).c_str(), FormatRow(q).c_str());
     bare_qps += b.qps;
     ours_qps += q.qps;

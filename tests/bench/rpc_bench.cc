@@ -74,8 +74,8 @@ LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration
 }
 
 std::string FormatRow(const LoadResult& r) {
-  return absl::StrFormat("| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %d |", r.name, r.qps,
-                         r.p50_us, r.p99_us, r.p999_us, r.client_cpu_ms_per_kcall, r.errors);
+  return absl::StrFormat("| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %d |", r.name, r.qps, r.p50_us,
+                         r.p99_us, r.p999_us, r.client_cpu_ms_per_kcall, r.errors);
 }
 
 }  // namespace qunzu::bench
