@@ -5,7 +5,7 @@
 namespace qunzu {
 
 DependencyMonitor::DependencyMonitor(std::vector<Probe> probes, absl::Duration interval,
-                                     std::function<void(bool)> on_change,
+                                     std::function<void(bool, const absl::Status&)> on_change,
                                      prometheus::Registry& registry)
     : probes_(std::move(probes)), interval_(interval), on_change_(std::move(on_change)) {
   auto& up = prometheus::BuildGauge()
@@ -36,12 +36,15 @@ absl::Status DependencyMonitor::ProbeOnce() {
     metrics_[i].seconds->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     metrics_[i].up->Set(status.ok() ? 1 : 0);
-    if (!status.ok() && first_failure.ok()) first_failure = status;
+    if (!status.ok() && first_failure.ok()) {
+      first_failure =
+          absl::Status(status.code(), probes_[i].name + ": " + std::string(status.message()));
+    }
   }
   int state = first_failure.ok() ? 1 : 0;
   if (state != last_state_) {
     last_state_ = state;
-    on_change_(state == 1);
+    on_change_(state == 1, first_failure);
   }
   return first_failure;
 }

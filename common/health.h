@@ -28,9 +28,11 @@ class DependencyMonitor {
   };
 
   // on_change is called with the new state whenever it changes, and once
-  // with the first result; it runs on the monitor's thread.
+  // with the first result, together with the first failing probe's status
+  // (OK when serving); it runs on the thread that probed.
   DependencyMonitor(std::vector<Probe> probes, absl::Duration interval,
-                    std::function<void(bool serving)> on_change, prometheus::Registry& registry);
+                    std::function<void(bool serving, const absl::Status& cause)> on_change,
+                    prometheus::Registry& registry);
   ~DependencyMonitor();
 
   DependencyMonitor(const DependencyMonitor&) = delete;
@@ -54,7 +56,7 @@ class DependencyMonitor {
   std::vector<Probe> probes_;
   std::vector<ProbeMetrics> metrics_;
   absl::Duration interval_;
-  std::function<void(bool)> on_change_;
+  std::function<void(bool, const absl::Status&)> on_change_;
   std::mutex probe_mu_;  // serialises ProbeOnce
   int last_state_ = -1;  // -1 unknown, 0 not serving, 1 serving
 

@@ -214,12 +214,12 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   GrpcServer* grpc_server = server->get();
   DependencyMonitor monitor(
       std::move(probes), f.health_interval,
-      [grpc_server](bool serving) {
+      [grpc_server](bool serving, const absl::Status& cause) {
         grpc_server->SetServing(serving);
         if (serving) {
           LogInfo("serving");
         } else {
-          LogWarning("not_serving");
+          LogWarning("not_serving", {{"reason", ErrorReason(cause)}, {"cause", cause.message()}});
         }
       },
       (*metrics)->registry());

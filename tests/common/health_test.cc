@@ -38,12 +38,15 @@ TEST(DependencyMonitor, ReportsOnlyChanges) {
       {{"mysql", [] { return absl::OkStatus(); }},
        {"redis",
         [&] { return redis_up ? absl::OkStatus() : absl::UnavailableError("redis down"); }}},
-      absl::Hours(1), [&](bool serving) { recorder.Record(serving); }, registry);
+      absl::Hours(1), [&](bool serving, const absl::Status&) { recorder.Record(serving); },
+      registry);
 
   EXPECT_TRUE(monitor.ProbeOnce().ok());
   EXPECT_TRUE(monitor.ProbeOnce().ok());
   redis_up = false;
-  EXPECT_EQ(monitor.ProbeOnce().code(), absl::StatusCode::kUnavailable);
+  absl::Status down = monitor.ProbeOnce();
+  EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(down.message(), "redis: redis down");
   EXPECT_FALSE(monitor.ProbeOnce().ok());
   redis_up = true;
   EXPECT_TRUE(monitor.ProbeOnce().ok());
@@ -53,9 +56,9 @@ TEST(DependencyMonitor, ReportsOnlyChanges) {
 TEST(DependencyMonitor, BackgroundThreadProbesAndStopsPromptly) {
   prometheus::Registry registry;
   Recorder recorder;
-  DependencyMonitor monitor({{"mysql", [] { return absl::UnavailableError("down"); }}},
-                            absl::Hours(1), [&](bool serving) { recorder.Record(serving); },
-                            registry);
+  DependencyMonitor monitor(
+      {{"mysql", [] { return absl::UnavailableError("down"); }}}, absl::Hours(1),
+      [&](bool serving, const absl::Status&) { recorder.Record(serving); }, registry);
   monitor.Start();
   EXPECT_EQ(recorder.WaitFor(1), (std::vector<bool>{false}));
   auto start = std::chrono::steady_clock::now();

@@ -125,7 +125,21 @@ class SuiteTest(unittest.TestCase):
         for name in users:
             self.assertTrue(self.suite.watch_until(name, suite_lib.SERVING), name)
 
-    def test_07_sigterm_drains_and_exits_cleanly(self):
+    def test_07_reflection_lists_the_service_to_authenticated_callers(self):
+        # ServerReflectionRequest{list_services: "*"} and the raw response,
+        # so the check needs no reflection stubs.
+        path = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        for name, full in suite_lib.SERVICES.items():
+            rpc = self.suite.services[name].channel.stream_stream(path)
+            with self.assertRaises(grpc.RpcError) as caught:
+                list(rpc(iter([b"\x3a\x01*"]), timeout=10))
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            replies = list(rpc(iter([b"\x3a\x01*"]), metadata=self.suite.metadata("regulator"),
+                               timeout=10))
+            self.assertEqual(len(replies), 1)
+            self.assertIn(full.encode(), replies[0], name)
+
+    def test_08_sigterm_drains_and_exits_cleanly(self):
         self.assertEqual(self.suite.stop_service("credit"), 0)
 
 
