@@ -64,9 +64,13 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 #define ASSIGN_OR_RETURN(lhs, expr) \
   QUNZU_ASSIGN_OR_RETURN_IMPL_(QUNZU_STATUS_CONCAT_(_qz_statusor_, __LINE__), lhs, expr)
 
+// `statusor` is a fresh name and `lhs` a declaration, so neither can be
+// parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define QUNZU_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)  \
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // QUNZU_COMMON_STATUS_H_
