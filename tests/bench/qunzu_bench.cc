@@ -1,8 +1,10 @@
 // `make bench`: what Qunzu's shared plumbing costs, always as a ratio to a
 // baseline measured in the same run on the same machine.
 //
-// rpc: a unary echo through GrpcServer (metrics and auth interceptors,
-//      CallerOf, status mapping) against the same echo on a bare gRPC server.
+// rpc:    a unary echo through GrpcServer (metrics and auth interceptors,
+//         CallerOf, status mapping) against the same echo on a bare gRPC server.
+// outbox: a state change with its idempotency and audit outbox rows against
+//         the bare change (outbox_bench.cc).
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
@@ -16,6 +18,7 @@
 #include "common/status.h"
 #include "qunzu/testing/v1/testing.grpc.pb.h"
 #include "tests/bench/rpc_bench.h"
+#include "tests/bench/scenarios.h"
 
 namespace qunzu::bench {
 namespace {
@@ -62,7 +65,9 @@ std::function<bool()> EchoCall(int port) {
   };
 }
 
-int Main() {
+}  // namespace
+
+int RunRpcBench() {
   BareEcho bare;
   int bare_port = 0;
   grpc::ServerBuilder builder;
@@ -112,7 +117,10 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace qunzu::bench
 
-int main() { return qunzu::bench::Main(); }
+int main() {
+  int rpc = qunzu::bench::RunRpcBench();
+  int outbox = qunzu::bench::RunOutboxBench();
+  return rpc != 0 ? rpc : outbox;
+}

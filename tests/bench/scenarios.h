@@ -1,0 +1,17 @@
+// The scenarios `make bench` runs; each prints a Markdown table with its
+// baseline and the ratio, and returns a process exit code.
+#ifndef QUNZU_TESTS_BENCH_SCENARIOS_H_
+#define QUNZU_TESTS_BENCH_SCENARIOS_H_
+
+namespace qunzu::bench {
+
+// A unary RPC through GrpcServer against a bare gRPC server, in process.
+int RunRpcBench();
+
+// A state change recorded with idempotency and audit outbox rows against
+// the bare change, on the MariaDB named by QUNZU_MYSQL_DSN.
+int RunOutboxBench();
+
+}  // namespace qunzu::bench
+
+#endif  // QUNZU_TESTS_BENCH_SCENARIOS_H_
