@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/mysql.h"
 #include "common/status.h"
 
 namespace qunzu {

@@ -19,7 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "common/mysql.h"
+#include "common/mysql_pool.h"
 
 namespace qunzu {
 

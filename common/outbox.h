@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/mysql.h"
+#include "common/mysql_pool.h"
 
 namespace qunzu {
 

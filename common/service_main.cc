@@ -15,6 +15,7 @@
 #include "common/health.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/mysql.h"
 #include "common/server.h"
 #include "common/status.h"
 

@@ -16,7 +16,7 @@
 
 #include "common/config.h"
 #include "common/migrations.h"
-#include "common/mysql.h"
+#include "common/mysql_pool.h"
 #include "common/redis.h"
 
 namespace qunzu {

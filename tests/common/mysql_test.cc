@@ -1,5 +1,5 @@
-// Tests of common/mysql.h: DSN parsing, and the pool and transactions
-// against the real MariaDB that `make test` starts.
+// Tests of common/mysql.h and common/mysql_pool.h: DSN parsing, and the
+// pool and transactions against the real MariaDB that `make test` starts.
 #include "common/mysql.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/mysql_pool.h"
 #include "common/status.h"
 #include "tests/test_support.h"
 
