@@ -3,9 +3,35 @@
 #include <grpcpp/client_context.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/status.h"
 
 namespace qunzu {
+
+std::string ClientIpOfPeer(absl::string_view peer) {
+  absl::string_view rest;
+  if (absl::ConsumePrefix(&peer, "ipv4:")) {
+    rest = peer.substr(0, peer.rfind(':'));
+  } else if (absl::ConsumePrefix(&peer, "ipv6:")) {
+    rest = peer.substr(0, peer.rfind(':'));
+    absl::ConsumePrefix(&rest, "[");
+    absl::ConsumeSuffix(&rest, "]");
+  }
+  return std::string(rest);
+}
+
+audit::v1::AuditEvent AuditEventFor(const Caller& caller, absl::string_view peer,
+                                    absl::string_view method, absl::string_view action,
+                                    absl::string_view request_id) {
+  audit::v1::AuditEvent event;
+  event.set_principal(caller.principal);
+  event.set_role(caller.role);
+  event.set_client_ip(ClientIpOfPeer(peer));
+  event.set_method(std::string(method));
+  event.set_action(std::string(action));
+  event.set_request_id(std::string(request_id));
+  return event;
+}
 
 absl::StatusOr<int64_t> RecordAuditEvent(sql::Connection& conn,
                                          const audit::v1::AuditEvent& event) {

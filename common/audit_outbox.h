@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "common/outbox.h"
 #include "qunzu/audit/v1/audit.grpc.pb.h"
 
@@ -20,6 +21,17 @@ namespace qunzu {
 
 // The outbox topic audit events travel on.
 inline constexpr char kAuditTopic[] = "audit";
+
+// The client address in a gRPC peer string: "ipv4:203.0.113.7:5123" ->
+// "203.0.113.7", "ipv6:[::1]:5123" -> "::1"; "" when there is none.
+std::string ClientIpOfPeer(absl::string_view peer);
+
+// An event filled with who called (principal, role), from where (peer),
+// through which RPC (full method name) and with which request_id; the
+// caller adds the action's subjects, outcome and details.
+audit::v1::AuditEvent AuditEventFor(const Caller& caller, absl::string_view peer,
+                                    absl::string_view method, absl::string_view action,
+                                    absl::string_view request_id);
 
 // Adds `event` to the outbox inside conn's open transaction; returns the
 // outbox id, which becomes the event's source_id on delivery.

@@ -105,11 +105,14 @@ class AuditOutboxTest : public ::testing::Test {
     event.set_principal("chat-backend");
     event.set_request_id("req-" + action);
     int64_t id = 0;
-    absl::Status status = WithTransaction(*pool_, [&](sql::Connection& conn) -> absl::Status {
-      ASSIGN_OR_RETURN(id, RecordAuditEvent(conn, event));
-      if (!commit) return absl::AbortedError("the change failed");
-      return absl::OkStatus();
-    }, TransactionOptions{Isolation::kReadCommitted, 1, absl::Seconds(5)});
+    absl::Status status = WithTransaction(
+        *pool_,
+        [&](sql::Connection& conn) -> absl::Status {
+          ASSIGN_OR_RETURN(id, RecordAuditEvent(conn, event));
+          if (!commit) return absl::AbortedError("the change failed");
+          return absl::OkStatus();
+        },
+        TransactionOptions{Isolation::kReadCommitted, 1, absl::Seconds(5)});
     EXPECT_EQ(status.ok(), commit) << status;
     return id;
   }
@@ -187,6 +190,26 @@ TEST_F(AuditOutboxTest, ACorruptRecordIsRefusedWholeBatch) {
   absl::Status status = receiver.Deliver({record});
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ErrorReason(status), "AUDIT_OUTBOX_CORRUPT");
+}
+
+TEST(ClientIpOfPeer, StripsSchemeAndPort) {
+  EXPECT_EQ(ClientIpOfPeer("ipv4:203.0.113.7:51234"), "203.0.113.7");
+  EXPECT_EQ(ClientIpOfPeer("ipv6:[2001:db8::1]:443"), "2001:db8::1");
+  EXPECT_EQ(ClientIpOfPeer("unix:/tmp/socket"), "");
+  EXPECT_EQ(ClientIpOfPeer(""), "");
+}
+
+TEST(AuditEventFor, FillsWhoWhereAndWhich) {
+  Caller caller{"mia", common::v1::ROLE_MODERATOR, ""};
+  audit::v1::AuditEvent event = AuditEventFor(caller, "ipv4:10.1.2.3:999",
+                                              "/qunzu.moderation.v1.ModerationService/ClaimReport",
+                                              "REPORT_CLAIMED", "req-9");
+  EXPECT_EQ(event.principal(), "mia");
+  EXPECT_EQ(event.role(), common::v1::ROLE_MODERATOR);
+  EXPECT_EQ(event.client_ip(), "10.1.2.3");
+  EXPECT_EQ(event.method(), "/qunzu.moderation.v1.ModerationService/ClaimReport");
+  EXPECT_EQ(event.action(), "REPORT_CLAIMED");
+  EXPECT_EQ(event.request_id(), "req-9");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "common/auth_interceptor.h"
+#include "common/handler.h"
 #include "common/status.h"
 #include "qunzu/common/v1/common.pb.h"
 #include "qunzu/testing/v1/testing.grpc.pb.h"
@@ -42,17 +43,19 @@ class EchoService final : public TestService::Service {
  private:
   grpc::Status Handle(grpc::ServerContext* context, const EchoRequest& request,
                       EchoResponse* response) {
-    absl::StatusOr<Caller> caller = CallerOf(context);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    ++handled;
-    if (request.fail_code() != 0) {
-      return ToGrpcStatus(MakeError(static_cast<absl::StatusCode>(request.fail_code()),
-                                    request.fail_reason(), "asked to fail"));
-    }
-    response->set_text(request.text());
-    response->set_principal(caller->principal);
-    response->set_role(RoleName(caller->role));
-    return grpc::Status::OK;
+    return Serve(context, [&](const CallInfo& call) -> absl::Status {
+      ++handled;
+      if (request.fail_code() < 0) throw std::runtime_error("a bug");
+      if (request.fail_code() != 0) {
+        return MakeError(static_cast<absl::StatusCode>(request.fail_code()), request.fail_reason(),
+                         "asked to fail");
+      }
+      response->set_text(request.text());
+      response->set_principal(call.caller.principal);
+      response->set_role(RoleName(call.caller.role));
+      response->set_peer(call.peer);
+      return absl::OkStatus();
+    });
   }
 };
 
@@ -81,8 +84,8 @@ class ServerTest : public ::testing::Test {
     auto server = GrpcServer::Start(options, {&service_}, {"qunzu.testing.v1.TestService"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    stub_ = TestService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    stub_ = TestService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                                     grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override { server_->Shutdown(absl::Seconds(1)); }
@@ -102,9 +105,7 @@ class ServerTest : public ::testing::Test {
     return stub_->UndeclaredEcho(&context, request, response);
   }
 
-  std::string MetricsText() {
-    return prometheus::TextSerializer().Serialize(registry_.Collect());
-  }
+  std::string MetricsText() { return prometheus::TextSerializer().Serialize(registry_.Collect()); }
 
   prometheus::Registry registry_;
   EchoService service_;
@@ -129,6 +130,15 @@ TEST_F(ServerTest, AllowedCallerReachesHandlerWithIdentity) {
   EXPECT_EQ(response.text(), "hi");
   EXPECT_EQ(response.principal(), "chat-backend");
   EXPECT_EQ(response.role(), "platform");
+  EXPECT_NE(response.peer().find("127.0.0.1"), std::string::npos) << response.peer();
+}
+
+TEST_F(ServerTest, AnExceptionInTheLogicIsInternalNotACrash) {
+  EchoResponse response;
+  grpc::Status status = Echo("PlatformEcho", "tok-platform", &response, -1);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(ReasonOf(status), "INTERNAL_ERROR");
+  EXPECT_TRUE(Echo("PlatformEcho", "tok-platform", &response).ok());
 }
 
 TEST_F(ServerTest, MissingTokenIsUnauthenticatedAndHandlerNeverActs) {
@@ -185,8 +195,7 @@ TEST_F(ServerTest, MetricsCountStartsOutcomesAndLatency) {
             std::string::npos);
   EXPECT_NE(text.find("grpc_server_started_total{" + platform + ",grpc_type=\"unary\"} 2"),
             std::string::npos);
-  EXPECT_NE(text.find("grpc_server_handling_seconds_count{" + platform +
-                      ",grpc_type=\"unary\"} 2"),
+  EXPECT_NE(text.find("grpc_server_handling_seconds_count{" + platform + ",grpc_type=\"unary\"} 2"),
             std::string::npos);
   // Series exist before the first call, at zero.
   EXPECT_NE(text.find("grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"UndeclaredEcho\""),

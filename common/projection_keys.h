@@ -1,0 +1,52 @@
+// The Redis key layout of the projections services publish for the hot path
+// (DESIGN §1, §2). Every key carries the hash tag of the entity it belongs
+// to, so one script or pipeline over an account's or a group's keys touches
+// one Redis Cluster slot. Only the owning service writes a key; the others
+// read it. Everything here can be rebuilt from MySQL.
+#ifndef QUNZU_COMMON_PROJECTION_KEYS_H_
+#define QUNZU_COMMON_PROJECTION_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace qunzu::projection {
+
+// Hash written by identity: fields `verified` ("0"/"1"), `agreement_version`
+// (the version accepted, "" when none), `state` (account state name).
+inline std::string AccountIdentityKey(uint64_t account_id) {
+  return absl::StrCat("{a:", account_id, "}:identity");
+}
+
+// Hash written by credit: fields `score`, `level`, and one field per
+// entitlement (`groups_may_create`, `groups_may_join`, `max_create_tier`,
+// `may_be_admin`, `messages_per_minute`).
+inline std::string AccountCreditKey(uint64_t account_id) {
+  return absl::StrCat("{a:", account_id, "}:credit");
+}
+
+// Hash written by groups: fields `state`, `category`, `tier`,
+// `member_count`, `posting_suspended_until` (unix seconds, "0" when none).
+inline std::string GroupKey(uint64_t group_id) { return absl::StrCat("{g:", group_id, "}:group"); }
+
+// Hash written by groups: member account id -> role name; mutes live in
+// GroupMutesKey as account id -> muted-until unix seconds.
+inline std::string GroupMembersKey(uint64_t group_id) {
+  return absl::StrCat("{g:", group_id, "}:members");
+}
+inline std::string GroupMutesKey(uint64_t group_id) {
+  return absl::StrCat("{g:", group_id, "}:mutes");
+}
+
+// Written by moderation: blacklist entries (value: expiry unix seconds).
+inline std::string AccountBlacklistKey(uint64_t account_id) {
+  return absl::StrCat("{a:", account_id, "}:blacklist");
+}
+inline std::string GroupBlacklistKey(uint64_t group_id) {
+  return absl::StrCat("{g:", group_id, "}:blacklist");
+}
+
+}  // namespace qunzu::projection
+
+#endif  // QUNZU_COMMON_PROJECTION_KEYS_H_
