@@ -49,8 +49,7 @@ class AuthorizerTest : public ::testing::Test {
 };
 
 TEST(TokenDigest, IsHexSha256) {
-  EXPECT_EQ(TokenDigest("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(TokenDigest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_F(AuthorizerTest, MissingOrBadTokenIsUnauthenticated) {
@@ -61,8 +60,8 @@ TEST_F(AuthorizerTest, MissingOrBadTokenIsUnauthenticated) {
   auto basic = authorizer_.Check("/qunzu.testing.v1.TestService/PlatformEcho",
                                  absl::string_view("Basic dG9rLXBsYXRmb3Jt"));
   EXPECT_EQ(ErrorReason(basic.status()), "TOKEN_INVALID");
-  auto empty = authorizer_.Check("/qunzu.testing.v1.TestService/PlatformEcho",
-                                 absl::string_view("Bearer "));
+  auto empty =
+      authorizer_.Check("/qunzu.testing.v1.TestService/PlatformEcho", absl::string_view("Bearer "));
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kUnauthenticated);
 }
 
@@ -73,12 +72,12 @@ TEST_F(AuthorizerTest, RoleMatrix) {
     bool allowed;
   };
   const std::vector<Case> cases = {
-      {"PlatformEcho", "tok-platform", true},   {"PlatformEcho", "tok-moderator", false},
-      {"PlatformEcho", "tok-regulator", false}, {"PlatformEcho", "tok-groups", false},
-      {"StaffEcho", "tok-moderator", true},     {"StaffEcho", "tok-regulator", true},
-      {"StaffEcho", "tok-compliance", false},   {"StaffEcho", "tok-operator", false},
-      {"StaffEcho", "tok-platform", false},     {"ServiceEcho", "tok-groups", true},
-      {"ServiceEcho", "tok-credit", false},     {"ServiceEcho", "tok-operator", false},
+      {"PlatformEcho", "tok-platform", true},    {"PlatformEcho", "tok-moderator", false},
+      {"PlatformEcho", "tok-regulator", false},  {"PlatformEcho", "tok-groups", false},
+      {"StaffEcho", "tok-moderator", true},      {"StaffEcho", "tok-regulator", true},
+      {"StaffEcho", "tok-compliance", false},    {"StaffEcho", "tok-operator", false},
+      {"StaffEcho", "tok-platform", false},      {"ServiceEcho", "tok-groups", true},
+      {"ServiceEcho", "tok-credit", false},      {"ServiceEcho", "tok-operator", false},
       {"UndeclaredEcho", "tok-operator", false}, {"UndeclaredEcho", "tok-groups", false},
   };
   for (const Case& c : cases) {
@@ -119,7 +118,7 @@ TEST_F(AuthorizerTest, UnknownMethodIsDenied) {
 
 TEST(AuthorizerConfig, RejectsBadCredentials) {
   ASSERT_NE(testing::v1::EchoRequest::descriptor(), nullptr);
-  auto expect_bad = [](AuthConfig config, const std::string& field) {
+  auto expect_bad = [](const AuthConfig& config, const std::string& field) {
     auto result = Authorizer::Create(config, {kService});
     ASSERT_FALSE(result.ok()) << field;
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
