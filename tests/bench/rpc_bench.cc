@@ -16,7 +16,9 @@ namespace {
 double CpuSeconds() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
@@ -36,6 +38,7 @@ LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration
   std::atomic<long> errors{0};
   std::vector<std::vector<double>> latencies(threads);
   std::vector<std::thread> workers;
+  workers.reserve(threads);
   const double cpu_before = CpuSeconds();
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t) {
