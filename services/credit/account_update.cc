@@ -10,9 +10,9 @@
 namespace qunzu::credit {
 namespace {
 
-// Bounds one catch-up (ten years of monthly periods); the rest follows on
-// the next one.
-constexpr int kMaxPeriodsPerCatchUp = 120;
+// Bounds one catch-up (twenty years of monthly periods); the rest follows
+// on the next one.
+constexpr int kMaxCatchUpSteps = 240;
 
 }  // namespace
 
@@ -21,53 +21,72 @@ absl::StatusOr<AccountUpdate> AccountUpdate::Open(CreditTransaction& tx, const P
   AccountUpdate update(tx, policy, now);
   ASSIGN_OR_RETURN(update.row_, tx.LockAccount(account_id));
   ASSIGN_OR_RETURN(update.penalties_, tx.ActivePenalties(account_id));
-  RETURN_IF_ERROR(update.ExpirePenalties());
-  RETURN_IF_ERROR(update.Recover());
+  RETURN_IF_ERROR(update.CatchUp());
   return update;
 }
 
-absl::Status AccountUpdate::ExpirePenalties() {
-  for (v1::Penalty& penalty : penalties_) {
-    if (penalty.state() != v1::PENALTY_STATE_ACTIVE || PenaltyInForce(penalty, now_)) continue;
-    penalty.set_state(v1::PENALTY_STATE_EXPIRED);
-    *penalty.mutable_ended_at() = penalty.until();
-    RETURN_IF_ERROR(tx_->UpdatePenalty(penalty));
-    v1::LedgerEntry entry;
-    entry.set_kind(v1::CHANGE_KIND_PENALTY_EXPIRED);
-    entry.set_penalty_id(penalty.penalty_id());
-    entry.set_source_service(kCreditSource);
-    entry.set_reference(absl::StrCat("disposition:", penalty.disposition_id()));
-    entry.set_reason(absl::StrCat("Penalty ", penalty.penalty_id(), " (",
-                                  v1::PenaltyKind_Name(penalty.kind()), ") ended."));
-    *entry.mutable_occurred_at() = penalty.until();
-    RETURN_IF_ERROR(Append(std::move(entry), 0).status());
-    ++caught_up_;
+// Expiries and clean periods in the order they happened, so each entry's
+// levels are those in force at its time (an expiry first on a tie).
+absl::Status AccountUpdate::CatchUp() {
+  for (int step = 0; step < kMaxCatchUpSteps; ++step) {
+    v1::Penalty* expiring = nullptr;
+    for (v1::Penalty& penalty : penalties_) {
+      if (penalty.state() != v1::PENALTY_STATE_ACTIVE || PenaltyInForce(penalty, now_)) continue;
+      if (expiring == nullptr ||
+          FromProtoTime(penalty.until()) < FromProtoTime(expiring->until())) {
+        expiring = &penalty;
+      }
+    }
+    const bool recovering = row_.rated && row_.recovery_anchor != absl::InfinitePast() &&
+                            row_.recovery_anchor + policy_->CleanPeriod() <= now_;
+    if (expiring == nullptr && !recovering) break;
+    const absl::Time period_end = row_.recovery_anchor + policy_->CleanPeriod();
+    if (expiring != nullptr && (!recovering || FromProtoTime(expiring->until()) <= period_end)) {
+      RETURN_IF_ERROR(Expire(*expiring));
+    } else {
+      RETURN_IF_ERROR(RecoverOnePeriod(period_end));
+    }
   }
+  as_of_ = now_;
   return absl::OkStatus();
 }
 
-absl::Status AccountUpdate::Recover() {
-  if (!row_.rated || row_.recovery_anchor == absl::InfinitePast()) return absl::OkStatus();
-  const absl::Duration period = policy_->CleanPeriod();
+absl::Status AccountUpdate::Expire(v1::Penalty& penalty) {
+  as_of_ = FromProtoTime(penalty.until());
+  penalty.set_state(v1::PENALTY_STATE_EXPIRED);
+  *penalty.mutable_ended_at() = penalty.until();
+  RETURN_IF_ERROR(tx_->UpdatePenalty(penalty));
+  v1::LedgerEntry entry;
+  entry.set_kind(v1::CHANGE_KIND_PENALTY_EXPIRED);
+  entry.set_penalty_id(penalty.penalty_id());
+  entry.set_source_service(kCreditSource);
+  entry.set_reference(absl::StrCat("disposition:", penalty.disposition_id()));
+  entry.set_reason(absl::StrCat("Penalty ", penalty.penalty_id(), " (",
+                                v1::PenaltyKind_Name(penalty.kind()), ") ended."));
+  *entry.mutable_occurred_at() = penalty.until();
+  RETURN_IF_ERROR(Append(std::move(entry), 0).status());
+  ++caught_up_;
+  return absl::OkStatus();
+}
+
+absl::Status AccountUpdate::RecoverOnePeriod(absl::Time period_end) {
+  as_of_ = period_end;
+  row_.recovery_anchor = period_end;
+  dirty_ = true;
   const int32_t max_score = static_cast<int32_t>(policy_->proto().recovery_rule().max_score());
   ASSIGN_OR_RETURN(const int32_t rule_delta, policy_->DeltaOf(v1::CREDIT_EVENT_TYPE_CLEAN_PERIOD));
-  for (int i = 0; i < kMaxPeriodsPerCatchUp && row_.recovery_anchor + period <= now_; ++i) {
-    const absl::Time period_end = row_.recovery_anchor + period;
-    row_.recovery_anchor = period_end;
-    dirty_ = true;
-    const int32_t delta = std::min(rule_delta, std::max(0, max_score - row_.score));
-    if (delta <= 0) continue;
-    v1::LedgerEntry entry;
-    entry.set_kind(v1::CHANGE_KIND_EVENT);
-    entry.set_event_type(v1::CREDIT_EVENT_TYPE_CLEAN_PERIOD);
-    entry.set_event_id(
-        absl::StrCat("credit:clean:", row_.account_id, ":", absl::ToUnixSeconds(period_end)));
-    entry.set_source_service(kCreditSource);
-    entry.set_reason("A clean period passed without a negative event.");
-    *entry.mutable_occurred_at() = ToProtoTime(period_end);
-    RETURN_IF_ERROR(Append(std::move(entry), delta).status());
-    ++caught_up_;
-  }
+  const int32_t delta = std::min(rule_delta, std::max(0, max_score - row_.score));
+  if (delta <= 0) return absl::OkStatus();
+  v1::LedgerEntry entry;
+  entry.set_kind(v1::CHANGE_KIND_EVENT);
+  entry.set_event_type(v1::CREDIT_EVENT_TYPE_CLEAN_PERIOD);
+  entry.set_event_id(
+      absl::StrCat("credit:clean:", row_.account_id, ":", absl::ToUnixSeconds(period_end)));
+  entry.set_source_service(kCreditSource);
+  entry.set_reason("A clean period passed without a negative event.");
+  *entry.mutable_occurred_at() = ToProtoTime(period_end);
+  RETURN_IF_ERROR(Append(std::move(entry), delta).status());
+  ++caught_up_;
   return absl::OkStatus();
 }
 
@@ -81,14 +100,14 @@ absl::StatusOr<v1::LedgerEntry> AccountUpdate::Append(v1::LedgerEntry entry,
   entry.set_score_before(static_cast<uint32_t>(before));
   entry.set_score_after(static_cast<uint32_t>(after));
   entry.set_level_before(row_.level);
-  const uint32_t level_after = EffectiveLevel(*policy_, after, penalties_, now_);
+  const uint32_t level_after = EffectiveLevel(*policy_, after, penalties_, as_of_);
   entry.set_level_after(level_after);
   *entry.mutable_recorded_at() = ToProtoTime(now_);
   if (!entry.has_occurred_at()) *entry.mutable_occurred_at() = ToProtoTime(now_);
   ASSIGN_OR_RETURN(const uint64_t entry_id, tx_->AppendEntry(entry, fingerprint));
   entry.set_entry_id(entry_id);
   if (entry.kind() == v1::CHANGE_KIND_EVENT) {
-    if (!row_.rated || requested_delta < 0) row_.recovery_anchor = now_;
+    if (!row_.rated || requested_delta < 0) row_.recovery_anchor = as_of_;
     row_.rated = true;
   }
   row_.score = after;

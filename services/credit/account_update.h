@@ -52,13 +52,16 @@ class AccountUpdate {
 
  private:
   AccountUpdate(CreditTransaction& tx, const Policy& policy, absl::Time now)
-      : tx_(&tx), policy_(&policy), now_(now) {}
-  absl::Status ExpirePenalties();
-  absl::Status Recover();
+      : tx_(&tx), policy_(&policy), now_(now), as_of_(now) {}
+  absl::Status CatchUp();
+  absl::Status Expire(v1::Penalty& penalty);
+  absl::Status RecoverOnePeriod(absl::Time period_end);
 
   CreditTransaction* tx_;
   const Policy* policy_;
   absl::Time now_;
+  // The time levels are computed at: a catch-up step's, else now_.
+  absl::Time as_of_;
   AccountRow row_;
   std::vector<v1::Penalty> penalties_;
   bool dirty_ = false;

@@ -294,10 +294,10 @@ absl::StatusOr<v1::ListCreditHistoryResponse> CreditEngine::ListHistory(
   v1::ListCreditHistoryResponse response;
   const bool more = static_cast<int>(entries.size()) > page_size;
   if (more) entries.resize(static_cast<size_t>(page_size));
-  for (v1::LedgerEntry& entry : entries) *response.add_entries() = std::move(entry);
   if (more) {
     response.mutable_page()->set_next_page_token(PageToken(entries.back().entry_id()));
   }
+  for (v1::LedgerEntry& entry : entries) *response.add_entries() = std::move(entry);
   return response;
 }
 
