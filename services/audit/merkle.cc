@@ -170,8 +170,7 @@ absl::StatusOr<std::vector<Hash>> BuildInclusionProof(uint64_t index, uint64_t s
   return HashesOfRanges(InclusionProofRanges(index, size), read);
 }
 
-absl::StatusOr<std::vector<Hash>> BuildConsistencyProof(uint64_t m, uint64_t n,
-                                                        NodeReader read) {
+absl::StatusOr<std::vector<Hash>> BuildConsistencyProof(uint64_t m, uint64_t n, NodeReader read) {
   return HashesOfRanges(ConsistencyProofRanges(m, n), read);
 }
 
@@ -214,8 +213,8 @@ absl::Status VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf_has
   return absl::OkStatus();
 }
 
-absl::Status VerifyConsistency(uint64_t size1, uint64_t size2, const Hash& root1,
-                               const Hash& root2, const std::vector<Hash>& proof) {
+absl::Status VerifyConsistency(uint64_t size1, uint64_t size2, const Hash& root1, const Hash& root2,
+                               const std::vector<Hash>& proof) {
   if (size1 > size2) return ProofInvalid("first size above the second");
   if (size1 == size2) {
     if (!proof.empty()) return ProofInvalid("equal sizes need an empty proof");

@@ -95,8 +95,8 @@ absl::StatusOr<Hash> RootFromInclusionProof(uint64_t index, uint64_t size, const
                                             const std::vector<Hash>& proof);
 // RFC 9162 2.1.4.2. OK when the tree of size1 (root1) is a prefix of the
 // tree of size2 (root2); INVALID_ARGUMENT (PROOF_INVALID) otherwise.
-absl::Status VerifyConsistency(uint64_t size1, uint64_t size2, const Hash& root1,
-                               const Hash& root2, const std::vector<Hash>& proof);
+absl::Status VerifyConsistency(uint64_t size1, uint64_t size2, const Hash& root1, const Hash& root2,
+                               const std::vector<Hash>& proof);
 
 // The roots of the perfect subtrees of a tree of size() leaves, largest
 // (leftmost) first: enough to append and to compute the root.
@@ -112,8 +112,7 @@ class Frontier {
   const std::vector<Hash>& hashes() const { return hashes_; }
   // Appends one leaf hash; on_node(node, hash) is called for every complete
   // subtree this completes, the leaf itself (level 0) first.
-  void Append(const Hash& leaf_hash,
-              absl::FunctionRef<void(const NodeId&, const Hash&)> on_node);
+  void Append(const Hash& leaf_hash, absl::FunctionRef<void(const NodeId&, const Hash&)> on_node);
   void Append(const Hash& leaf_hash);
   // MTH of the tree (EmptyRootHash() when empty).
   Hash Root() const;

@@ -53,16 +53,19 @@ struct InclusionVector {
 
 std::vector<InclusionVector> InclusionVectors() {
   return {
-      {0, 8,
+      {0,
+       8,
        {H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
         H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
         H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")}},
-      {5, 8,
+      {5,
+       8,
        {H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
         H("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
         H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")}},
       {2, 3, {H("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")}},
-      {1, 5,
+      {1,
+       5,
        {H("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
         H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
         H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")}},
@@ -77,18 +80,22 @@ struct ConsistencyVector {
 
 std::vector<ConsistencyVector> ConsistencyVectors() {
   return {
-      {1, 8,
+      {1,
+       8,
        {H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
         H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
         H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")}},
-      {6, 8,
+      {6,
+       8,
        {H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
         H("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
         H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")}},
-      {2, 5,
+      {2,
+       5,
        {H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
         H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")}},
-      {6, 7,
+      {6,
+       7,
        {H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
         H("b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f"),
         H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")}},
@@ -155,8 +162,8 @@ TEST(MerkleTest, RootsOfEveryPrefixMatchTheVectors) {
 TEST(MerkleTest, InclusionProofsMatchAndVerify) {
   MemoryTree tree = ReferenceTree();
   for (const InclusionVector& v : InclusionVectors()) {
-    auto proof = BuildInclusionProof(v.index, v.size,
-                                     [&](const std::vector<NodeId>& ids) { return tree.Read(ids); });
+    auto proof = BuildInclusionProof(
+        v.index, v.size, [&](const std::vector<NodeId>& ids) { return tree.Read(ids); });
     ASSERT_TRUE(proof.ok());
     EXPECT_EQ(*proof, v.proof) << v.index << "/" << v.size;
     EXPECT_TRUE(
@@ -172,9 +179,9 @@ TEST(MerkleTest, ConsistencyProofsMatchAndVerify) {
         v.size1, v.size2, [&](const std::vector<NodeId>& ids) { return tree.Read(ids); });
     ASSERT_TRUE(proof.ok());
     EXPECT_EQ(*proof, v.proof) << v.size1 << "->" << v.size2;
-    EXPECT_TRUE(VerifyConsistency(v.size1, v.size2, Roots()[v.size1 - 1], Roots()[v.size2 - 1],
-                                  v.proof)
-                    .ok());
+    EXPECT_TRUE(
+        VerifyConsistency(v.size1, v.size2, Roots()[v.size1 - 1], Roots()[v.size2 - 1], v.proof)
+            .ok());
   }
 }
 

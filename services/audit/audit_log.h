@@ -1,0 +1,165 @@
+// The audit log's storage and logic over MariaDB: appends, checkpoints,
+// proofs, queries, retention (docs/audit-log-format.md).
+//
+// One writer orders the log: every append (and every checkpoint or purge
+// that changes the tree) locks the single audit_tree_head row with SELECT
+// ... FOR UPDATE, so replicas serialise on it and the tree cannot fork. The
+// head row keeps the tree size and the frontier (the roots of the perfect
+// subtrees), so an append costs O(log n) hashing and never rereads the
+// log. audit_nodes keeps the hash of every complete subtree (leaves at
+// level 0) as it completes, so proofs read O(log n) rows.
+//
+// An entry's truth is its canonical bytes (entry_codec.h); the other
+// columns are indexes for Query. audit_entries is RANGE-partitioned by
+// month on appended_at (audit's own commit time, never earlier than the
+// previous entry's), so each month holds a contiguous run of leaves. When
+// an append opens a new month, a checkpoint is first signed at the size the
+// log had at the month's boundary; a purge drops only whole months, oldest
+// first, and verification resumes from that boundary checkpoint and the
+// kept subtree hashes.
+#ifndef QUNZU_SERVICES_AUDIT_AUDIT_LOG_H_
+#define QUNZU_SERVICES_AUDIT_AUDIT_LOG_H_
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/auth.h"
+#include "common/clock.h"
+#include "common/migrations.h"
+#include "common/mysql_pool.h"
+#include "qunzu/audit/v1/audit.pb.h"
+#include "services/audit/merkle.h"
+#include "services/audit/signer.h"
+
+namespace qunzu::audit {
+
+// The retention floor (R13.2: at least six months).
+inline constexpr int kMinimumRetentionDays = 180;
+// Bounds on what one Append may carry.
+inline constexpr int kMaxBatch = 1000;
+inline constexpr size_t kMaxEntryBytes = 16 * 1024;
+
+struct AuditLogOptions {
+  // A checkpoint is signed once this many entries were appended since the
+  // last one, or checkpoint_interval passed with entries unsigned.
+  int64_t checkpoint_every_entries = 1000;
+  absl::Duration checkpoint_interval = absl::Seconds(60);
+  absl::Duration retention = absl::Hours(24 * 365);
+  const Clock* clock = &SystemClock::Get();
+};
+
+// The schema (component "audit").
+const std::vector<Migration>& AuditLogMigrations();
+
+// Checks a batch from `caller`: size, each entry's source (the caller's own
+// service, one of ours), fields (bounded, UTF-8) and encoded size. The
+// first problem, never a partial batch.
+absl::Status ValidateAppend(const Caller& caller, const v1::AppendRequest& request);
+
+class AuditLog {
+ public:
+  // registry may be null (tools, tests).
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Create(MysqlPool& pool,
+                                                          std::shared_ptr<const Signer> signer,
+                                                          AuditLogOptions options,
+                                                          prometheus::Registry* registry);
+
+  absl::StatusOr<v1::AppendResponse> Append(const Caller& caller, const v1::AppendRequest& request);
+  // Entries audit records about itself (service "audit"): purges, legal
+  // holds, regulator queries.
+  absl::StatusOr<v1::AppendResponse> AppendOwn(std::vector<v1::AuditEvent> events);
+
+  absl::StatusOr<v1::QueryResponse> Query(const Caller& caller, const std::string& peer,
+                                          const v1::QueryRequest& request);
+  absl::StatusOr<v1::GetCheckpointResponse> GetCheckpoint(const v1::GetCheckpointRequest& request);
+  absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
+      const v1::ListCheckpointsRequest& request);
+  absl::StatusOr<v1::GetInclusionProofResponse> GetInclusionProof(
+      const v1::GetInclusionProofRequest& request);
+  absl::StatusOr<v1::GetConsistencyProofResponse> GetConsistencyProof(
+      const v1::GetConsistencyProofRequest& request);
+  absl::StatusOr<v1::VerifyRangeResponse> VerifyRange(const v1::VerifyRangeRequest& request);
+  absl::StatusOr<v1::GetRetentionStatusResponse> GetRetentionStatus();
+  absl::StatusOr<v1::SetLegalHoldResponse> SetLegalHold(const Caller& caller,
+                                                        const v1::SetLegalHoldRequest& request);
+
+  // Signs a checkpoint when entries have waited checkpoint_interval.
+  absl::Status MaybeCheckpoint();
+  // Drops every whole month older than the retention and not held, oldest
+  // first, and records the purge in the log. A run with nothing to drop
+  // returns an empty PurgeRun and appends nothing.
+  absl::StatusOr<v1::PurgeRun> Purge();
+  // Refreshes the gauges (tree size, age of the newest checkpoint).
+  void UpdateGauges();
+
+  const AuditLogOptions& options() const { return options_; }
+
+ private:
+  struct Head {
+    uint64_t tree_size = 0;
+    Frontier frontier;
+    absl::Time last_appended_at = absl::InfinitePast();
+    uint64_t last_checkpoint_size = 0;
+    absl::Time last_checkpoint_at = absl::InfinitePast();
+    uint64_t oldest_leaf_index = 0;
+  };
+  struct Metrics {
+    prometheus::Counter* appended = nullptr;
+    prometheus::Counter* duplicates = nullptr;
+    prometheus::Histogram* batch_size = nullptr;
+    prometheus::Histogram* latency = nullptr;
+    prometheus::Gauge* tree_size = nullptr;
+    prometheus::Gauge* checkpoint_age = nullptr;
+    prometheus::Counter* purge_runs = nullptr;
+    prometheus::Counter* checkpoints = nullptr;
+  };
+
+  AuditLog(MysqlPool& pool, std::shared_ptr<const Signer> signer, AuditLogOptions options);
+  absl::Status Init(prometheus::Registry* registry);
+  absl::Time Now() const;
+
+  absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own);
+  // The head row, locked FOR UPDATE when for_update (the writer lock).
+  absl::StatusOr<Head> LoadHead(sql::Connection& conn, bool for_update);
+  absl::Status WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time);
+  absl::Status SaveHead(sql::Connection& conn, const Head& head);
+  absl::StatusOr<std::vector<Hash>> ReadNodes(sql::Connection& conn,
+                                              const std::vector<NodeId>& nodes);
+  absl::StatusOr<std::optional<v1::Checkpoint>> ReadCheckpoint(sql::Connection& conn,
+                                                               uint64_t tree_size);
+  absl::StatusOr<v1::SigningKey> ReadKey(sql::Connection& conn, const std::string& key_id);
+  absl::StatusOr<uint64_t> LatestCheckpointSize(sql::Connection& conn);
+
+  // Monthly partitions: makes sure one covers t (and the month after).
+  absl::Status EnsurePartitionFor(absl::Time t);
+  struct PartitionInfo {
+    std::string name;
+    absl::Time start;  // InfinitePast for the first
+    absl::Time end;
+  };
+  absl::StatusOr<std::vector<PartitionInfo>> ListPartitions(sql::Connection& conn);
+
+  MysqlPool& pool_;
+  std::shared_ptr<const Signer> signer_;
+  const AuditLogOptions options_;
+  Metrics metrics_;
+  // Serialises this process's writers before they queue on the head row.
+  absl::Mutex append_mu_;
+  absl::Mutex partition_mu_;
+  absl::Time covered_until_ ABSL_GUARDED_BY(partition_mu_) = absl::InfinitePast();
+};
+
+}  // namespace qunzu::audit
+
+#endif  // QUNZU_SERVICES_AUDIT_AUDIT_LOG_H_

@@ -1,0 +1,466 @@
+// The audit log against the real MariaDB: batched idempotent appends,
+// validation (never a partial batch), signed checkpoints, proofs that
+// verify, range verification that pinpoints tampering, queries (a
+// regulator's is itself logged), and retention driven by a FakeClock months
+// ahead: whole months purged, legal holds respected, verification resuming
+// from the boundary checkpoint.
+#include "services/audit/audit_log.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <thread>
+
+#include "absl/time/civil_time.h"
+#include "common/migrations.h"
+#include "common/mysql.h"
+#include "common/status.h"
+#include "services/audit/entry_codec.h"
+#include "services/audit/log_verifier.h"
+#include "tests/audit/audit_test_util.h"
+#include "tests/test_support.h"
+
+namespace qunzu::audit {
+namespace {
+
+using testing::Event;
+
+Caller Service(const std::string& name) {
+  return Caller{"service:" + name, common::v1::ROLE_SERVICE, name};
+}
+
+Hash H(const std::string& bytes) { return HashFromBytes(bytes).value(); }
+
+std::vector<Hash> Hashes(const google::protobuf::RepeatedPtrField<std::string>& in) {
+  std::vector<Hash> out;
+  for (const std::string& h : in) out.push_back(H(h));
+  return out;
+}
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MysqlOptions options = ParseMysqlDsn(qunzu::testing::MysqlDsnOrDie()).value();
+    schema_ = qunzu::testing::UniqueName("audit_log");
+    auto pool = MysqlPool::Create(options, schema_, 8);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
+    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
+    absl::Status s = ApplyMigrations(*pool_, "audit", AuditLogMigrations());
+    ASSERT_TRUE(s.ok()) << s;
+    signer_ = std::shared_ptr<const Signer>(Signer::FromPem(testing::NewKeyPem()).value());
+    Open();
+  }
+
+  void TearDown() override {
+    log_.reset();
+    if (pool_) {
+      auto lease = pool_->Acquire(absl::Seconds(5));
+      if (lease.ok()) (void)Execute(**lease, "DROP DATABASE IF EXISTS " + schema_);
+    }
+  }
+
+  void Open() {
+    log_.reset();
+    AuditLogOptions options;
+    options.clock = &clock_;
+    options.checkpoint_every_entries = every_;
+    options.checkpoint_interval = absl::Hours(1);
+    options.retention = absl::Hours(24 * 180);
+    auto log = AuditLog::Create(*pool_, signer_, options, nullptr);
+    ASSERT_TRUE(log.ok()) << log.status();
+    log_ = *std::move(log);
+  }
+
+  v1::AppendResponse AppendRange(const std::string& service, uint64_t first, uint64_t count) {
+    v1::AppendRequest request;
+    request.set_request_id(absl::StrCat(service, "-", first));
+    for (uint64_t i = 0; i < count; ++i) *request.add_events() = Event(service, first + i);
+    auto response = log_->Append(Service(service), request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : v1::AppendResponse();
+  }
+
+  absl::Status Sql(const std::string& statement, const std::vector<SqlValue>& params = {}) {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    if (!lease.ok()) return lease.status();
+    return Execute(**lease, statement, params).status();
+  }
+
+  v1::VerifyRangeResponse Verify(uint64_t start = 0, uint64_t end = 0) {
+    v1::VerifyRangeRequest request;
+    request.set_start_leaf_index(start);
+    request.set_end_leaf_index(end);
+    auto response = log_->VerifyRange(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : v1::VerifyRangeResponse();
+  }
+
+  FakeClock clock_{absl::FromCivil(absl::CivilSecond(2026, 1, 10, 12, 0, 0), absl::UTCTimeZone())};
+  int64_t every_ = 4;
+  std::string schema_;
+  std::unique_ptr<MysqlPool> pool_;
+  std::shared_ptr<const Signer> signer_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+TEST_F(AuditLogTest, AppendsInOrderAndDeduplicatesBySource) {
+  v1::AppendResponse first = AppendRange("groups", 1, 3);
+  ASSERT_EQ(first.results_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(first.results(i).leaf_index(), static_cast<uint64_t>(i));
+    EXPECT_FALSE(first.results(i).duplicate());
+  }
+  EXPECT_EQ(first.tree_size(), 3u);
+  // The same batch again (a relay retry), then one overlapping it.
+  v1::AppendResponse again = AppendRange("groups", 1, 3);
+  EXPECT_EQ(again.tree_size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(again.results(i).duplicate());
+    EXPECT_EQ(again.results(i).leaf_index(), static_cast<uint64_t>(i));
+  }
+  v1::AppendResponse overlap = AppendRange("groups", 3, 2);
+  EXPECT_TRUE(overlap.results(0).duplicate());
+  EXPECT_EQ(overlap.results(0).leaf_index(), 2u);
+  EXPECT_FALSE(overlap.results(1).duplicate());
+  EXPECT_EQ(overlap.results(1).leaf_index(), 3u);
+  // The same source id from another service is another entry.
+  v1::AppendResponse other = AppendRange("credit", 1, 1);
+  EXPECT_FALSE(other.results(0).duplicate());
+  EXPECT_EQ(other.tree_size(), 5u);
+  // A repeat inside one batch is stored once.
+  v1::AppendRequest twice;
+  *twice.add_events() = Event("groups", 50);
+  *twice.add_events() = Event("groups", 50);
+  auto r = log_->Append(Service("groups"), twice);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->results(0).leaf_index(), 5u);
+  EXPECT_TRUE(r->results(1).duplicate());
+  EXPECT_EQ(r->results(1).leaf_index(), 5u);
+  EXPECT_EQ(r->tree_size(), 6u);
+  EXPECT_TRUE(Verify(0, 6).ok());
+}
+
+TEST_F(AuditLogTest, BadBatchesAreRefusedWhole) {
+  auto reason = [&](const Caller& caller, const v1::AppendRequest& request) {
+    auto r = log_->Append(caller, request);
+    return r.ok() ? std::string("OK") : ErrorReason(r.status());
+  };
+  v1::AppendRequest empty;
+  EXPECT_EQ(reason(Service("groups"), empty), "BATCH_EMPTY");
+  v1::AppendRequest big;
+  for (int i = 1; i <= 1001; ++i) *big.add_events() = Event("groups", i);
+  EXPECT_EQ(reason(Service("groups"), big), "BATCH_TOO_LARGE");
+
+  // A good event followed by a bad one: nothing is appended.
+  auto with_bad = [&](v1::AuditEvent bad) {
+    v1::AppendRequest request;
+    *request.add_events() = Event("groups", 1);
+    *request.add_events() = std::move(bad);
+    return request;
+  };
+  EXPECT_EQ(reason(Service("groups"), with_bad(Event("billing", 2))), "UNKNOWN_SOURCE");
+  EXPECT_EQ(reason(Service("groups"), with_bad(Event("credit", 2))), "SOURCE_MISMATCH");
+  v1::AuditEvent utf8 = Event("groups", 2);
+  utf8.set_principal(std::string("bad\xc3\x28", 5));
+  auto r = log_->Append(Service("groups"), with_bad(utf8));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorMetadata(r.status(), "index"), "1");
+  v1::AuditEvent overlong = Event("groups", 2);
+  (*overlong.mutable_details())["x"] = std::string("\xc0\xaf");
+  EXPECT_EQ(reason(Service("groups"), with_bad(overlong)), "INVALID_FIELD");
+  v1::AuditEvent huge = Event("groups", 2);
+  for (int i = 0; i < 10; ++i)
+    (*huge.mutable_details())[absl::StrCat("k", i)] = std::string(4000, 'x');
+  auto too_large = log_->Append(Service("groups"), with_bad(huge));
+  EXPECT_EQ(ErrorReason(too_large.status()), "ENTRY_TOO_LARGE");
+  EXPECT_EQ(ErrorMetadata(too_large.status(), "index"), "1");
+  v1::AuditEvent no_action = Event("groups", 2);
+  no_action.set_action("lower case");
+  EXPECT_EQ(reason(Service("groups"), with_bad(no_action)), "INVALID_FIELD");
+
+  v1::GetCheckpointRequest latest;
+  EXPECT_EQ(ErrorReason(log_->GetCheckpoint(latest).status()), "CHECKPOINT_NOT_FOUND");
+  v1::QueryRequest all;
+  auto q = log_->Query(Caller{"c", common::v1::ROLE_COMPLIANCE, ""}, "", all);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->entries_size(), 0);
+  EXPECT_EQ(q->tree_size(), 0u);
+}
+
+TEST_F(AuditLogTest, CheckpointsAreSignedAndProofsVerify) {
+  // 20 leaves; checkpoints at 2 (the first), 6, 10, 14, 18 (every 4), then
+  // 20 once the interval passed.
+  for (uint64_t i = 0; i < 10; ++i) AppendRange("groups", 1 + i * 2, 2);
+  clock_.Advance(absl::Hours(2));
+  ASSERT_TRUE(log_->MaybeCheckpoint().ok());
+  v1::ListCheckpointsRequest list_request;
+  auto list = log_->ListCheckpoints(list_request);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->checkpoints_size(), 6);
+  EXPECT_EQ(list->checkpoints(1).tree_size(), 6u);
+  ASSERT_EQ(list->signing_keys_size(), 1);
+  EXPECT_EQ(list->signing_keys(0).public_key(), signer_->public_key());
+  for (const v1::Checkpoint& cp : list->checkpoints()) {
+    EXPECT_TRUE(
+        VerifySignature(signer_->public_key(), CheckpointSignedMessage(cp), cp.signature()));
+    EXPECT_EQ(cp.key_id(), signer_->key_id());
+  }
+  v1::GetCheckpointRequest latest_request;
+  auto latest = log_->GetCheckpoint(latest_request);
+  ASSERT_TRUE(latest.ok());
+  const v1::Checkpoint cp = latest->checkpoint();
+  EXPECT_EQ(cp.tree_size(), 20u);
+  const Hash root = H(cp.root_hash());
+
+  // Every leaf is in the latest tree, with the hash of its canonical bytes.
+  v1::QueryRequest query;
+  query.mutable_page()->set_page_size(1000);
+  auto entries = log_->Query(Caller{"c", common::v1::ROLE_COMPLIANCE, ""}, "", query);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->entries_size(), 20);
+  for (const v1::AuditEntry& e : entries->entries()) {
+    v1::GetInclusionProofRequest request;
+    request.set_leaf_index(e.leaf_index());
+    auto proof = log_->GetInclusionProof(request);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    EXPECT_EQ(proof->leaf_hash(), HashToBytes(LeafHash(e.canonical_entry())));
+    EXPECT_TRUE(
+        VerifyInclusion(e.leaf_index(), 20, H(proof->leaf_hash()), Hashes(proof->hashes()), root)
+            .ok());
+  }
+  // Every earlier checkpoint is consistent with the latest.
+  for (const v1::Checkpoint& old : list->checkpoints()) {
+    v1::GetConsistencyProofRequest request;
+    request.set_first_tree_size(old.tree_size());
+    auto proof = log_->GetConsistencyProof(request);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    EXPECT_TRUE(
+        VerifyConsistency(old.tree_size(), 20, H(old.root_hash()), root, Hashes(proof->hashes()))
+            .ok());
+  }
+  // Past the tree: OUT_OF_RANGE.
+  v1::GetInclusionProofRequest past;
+  past.set_leaf_index(20);
+  past.set_tree_size(21);
+  auto r = log_->GetInclusionProof(past);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
+  past.set_tree_size(20);
+  EXPECT_EQ(ErrorReason(log_->GetInclusionProof(past).status()), "LEAF_INDEX_OUT_OF_RANGE");
+  v1::GetConsistencyProofRequest cons;
+  cons.set_first_tree_size(3);
+  cons.set_second_tree_size(99);
+  EXPECT_EQ(log_->GetConsistencyProof(cons).status().code(), absl::StatusCode::kOutOfRange);
+  cons.set_first_tree_size(9);
+  cons.set_second_tree_size(5);
+  EXPECT_EQ(ErrorReason(log_->GetConsistencyProof(cons).status()), "TREE_SIZES_OUT_OF_ORDER");
+  v1::VerifyRangeRequest vr;
+  vr.set_end_leaf_index(21);
+  EXPECT_EQ(log_->VerifyRange(vr).status().code(), absl::StatusCode::kOutOfRange);
+
+  // The interval signs what waited.
+  AppendRange("groups", 100, 1);
+  clock_.Advance(absl::Hours(2));
+  ASSERT_TRUE(log_->MaybeCheckpoint().ok());
+  EXPECT_EQ(log_->GetCheckpoint(latest_request)->checkpoint().tree_size(), 21u);
+  v1::VerifyRangeResponse ok = Verify();
+  EXPECT_TRUE(ok.ok()) << ok.first_failure().detail();
+  EXPECT_EQ(ok.entries_checked(), 21u);
+}
+
+TEST_F(AuditLogTest, VerifyRangeFindsTampering) {
+  AppendRange("groups", 1, 12);
+  ASSERT_TRUE(Verify().ok());
+  // One byte of entry 5 changed.
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 20), "
+                  "CHAR(ASCII(SUBSTRING(entry, 21, 1)) ^ 1), SUBSTRING(entry, 22)) "
+                  "WHERE leaf_index = 5")
+                  .ok());
+  v1::VerifyRangeResponse r = Verify();
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH);
+  EXPECT_EQ(r.first_failure().leaf_index(), 5u);
+  // Entry 3 deleted.
+  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 3").ok());
+  r = Verify();
+  EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING);
+  EXPECT_EQ(r.first_failure().leaf_index(), 3u);
+}
+
+TEST_F(AuditLogTest, QueriesFilterPageAndRegulatorQueriesAreLogged) {
+  AppendRange("groups", 1, 9);
+  AppendRange("credit", 1, 3);
+  Caller compliance{"alice@compliance", common::v1::ROLE_COMPLIANCE, ""};
+  auto count = [&](v1::QueryRequest q) {
+    q.mutable_page()->set_page_size(1000);
+    auto r = log_->Query(compliance, "", q);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->entries_size() : -1;
+  };
+  v1::QueryRequest by_service;
+  by_service.mutable_filter()->set_service("credit");
+  EXPECT_EQ(count(by_service), 3);
+  v1::QueryRequest by_subject;
+  by_subject.mutable_filter()->mutable_subject()->set_kind(v1::SUBJECT_KIND_GROUP);
+  by_subject.mutable_filter()->mutable_subject()->set_id(1);  // source ids 3, 6, 9 and 3
+  EXPECT_EQ(count(by_subject), 4);
+  v1::QueryRequest by_actor;
+  by_actor.mutable_filter()->set_actor_account_id(1000 + 2);  // source ids 2, 9 and 2
+  EXPECT_EQ(count(by_actor), 3);
+  v1::QueryRequest by_time;
+  by_time.mutable_filter()->mutable_start_time()->set_seconds(1790000000 + 3);
+  by_time.mutable_filter()->mutable_end_time()->set_seconds(1790000000 + 6);
+  EXPECT_EQ(count(by_time), 4);  // groups 3, 4, 5 and credit 3
+  v1::QueryRequest by_action;
+  by_action.mutable_filter()->set_action("NOPE");
+  EXPECT_EQ(count(by_action), 0);
+  v1::QueryRequest bad_time = by_time;
+  bad_time.mutable_filter()->mutable_end_time()->set_seconds(1);
+  EXPECT_EQ(ErrorReason(log_->Query(compliance, "", bad_time).status()), "TIME_RANGE_INVALID");
+
+  // Pages of 5 in leaf order.
+  std::vector<uint64_t> seen;
+  v1::QueryRequest paged;
+  paged.mutable_page()->set_page_size(5);
+  for (;;) {
+    auto r = log_->Query(compliance, "", paged);
+    ASSERT_TRUE(r.ok());
+    for (const v1::AuditEntry& e : r->entries()) seen.push_back(e.leaf_index());
+    if (r->page().next_page_token().empty()) break;
+    paged.mutable_page()->set_page_token(r->page().next_page_token());
+  }
+  ASSERT_EQ(seen.size(), 12u);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i);
+
+  // Compliance reads leave no trace; the regulator's do (R13.1).
+  Caller regulator{"inspector-7", common::v1::ROLE_REGULATOR, ""};
+  v1::QueryRequest inspect;
+  inspect.set_purpose("case 2026-114");
+  inspect.mutable_filter()->set_service("groups");
+  auto r = log_->Query(regulator, "ipv4:198.51.100.9:4411", inspect);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->entries_size(), 9);
+  v1::QueryRequest own;
+  own.mutable_filter()->set_service("audit");
+  auto logged = log_->Query(compliance, "", own);
+  ASSERT_TRUE(logged.ok());
+  ASSERT_EQ(logged->entries_size(), 1);
+  const v1::AuditEvent& e = logged->entries(0).event();
+  EXPECT_EQ(e.action(), "AUDIT_LOG_QUERIED");
+  EXPECT_EQ(e.principal(), "inspector-7");
+  EXPECT_EQ(e.role(), common::v1::ROLE_REGULATOR);
+  EXPECT_EQ(e.client_ip(), "198.51.100.9");
+  EXPECT_EQ(e.details().at("purpose"), "case 2026-114");
+  EXPECT_EQ(e.details().at("entries_returned"), "9");
+}
+
+TEST_F(AuditLogTest, RetentionBelowTheFloorIsRefused) {
+  AuditLogOptions options;
+  options.retention = absl::Hours(24 * 179);
+  auto log = AuditLog::Create(*pool_, signer_, options, nullptr);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find("179"), std::string::npos) << log.status();
+  EXPECT_NE(log.status().message().find("180"), std::string::npos);
+}
+
+TEST_F(AuditLogTest, PurgeDropsWholeOldMonthsAndVerificationContinues) {
+  // January, February, March and April 2026: 3 entries each.
+  uint64_t source = 1;
+  for (int month = 1; month <= 4; ++month) {
+    clock_.Set(absl::FromCivil(absl::CivilSecond(2026, month, 10, 12, 0, 0), absl::UTCTimeZone()));
+    AppendRange("groups", source, 3);
+    source += 3;
+  }
+  // Nothing is old enough yet.
+  auto none = log_->Purge();
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->months().empty());
+
+  // A hold over mid-February keeps February (and so March) past retention.
+  Caller compliance{"carol@compliance", common::v1::ROLE_COMPLIANCE, ""};
+  v1::SetLegalHoldRequest hold;
+  hold.set_request_id("hold-1");
+  hold.mutable_start_time()->set_seconds(
+      absl::ToUnixSeconds(absl::FromCivil(absl::CivilDay(2026, 2, 14), absl::UTCTimeZone())));
+  hold.mutable_end_time()->set_seconds(
+      absl::ToUnixSeconds(absl::FromCivil(absl::CivilDay(2026, 2, 15), absl::UTCTimeZone())));
+  hold.set_case_reference("court order 17");
+  hold.set_reason("litigation");
+  auto placed = log_->SetLegalHold(compliance, hold);
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  const uint64_t hold_id = placed->legal_hold().legal_hold_id();
+  EXPECT_EQ(log_->SetLegalHold(compliance, hold)->legal_hold().legal_hold_id(), hold_id);
+
+  // Seven and a half months later: January and February are past 180 days.
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 9, 20, 0, 0, 0), absl::UTCTimeZone()));
+  auto status = log_->GetRetentionStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  auto run = log_->Purge();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->months_size(), 1);
+  EXPECT_EQ(run->months(0), "2026-01");
+  EXPECT_EQ(run->entries_purged(), 3u);
+
+  status = log_->GetRetentionStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->oldest_leaf_index(), 3u);
+  EXPECT_EQ(status->retention().seconds(), 180 * 86400);
+  EXPECT_EQ(status->minimum_retention().seconds(), 180 * 86400);
+  ASSERT_EQ(status->legal_holds_size(), 1);
+  ASSERT_TRUE(status->has_last_purge());
+  EXPECT_EQ(status->last_purge().audit_leaf_index(), run->audit_leaf_index());
+  std::map<std::string, v1::PartitionState> states;
+  for (const v1::Partition& p : status->partitions()) states[p.month()] = p.state();
+  EXPECT_EQ(states["2026-01"], v1::PARTITION_STATE_PURGED);
+  EXPECT_EQ(states["2026-02"], v1::PARTITION_STATE_HELD);
+  EXPECT_EQ(states["2026-04"], v1::PARTITION_STATE_RETAINED);
+
+  // The purge itself is on the record; the purged leaf's proof is refused.
+  v1::QueryRequest own;
+  own.mutable_filter()->set_action("AUDIT_LOG_PURGED");
+  auto logged = log_->Query(compliance, "", own);
+  ASSERT_TRUE(logged.ok());
+  ASSERT_EQ(logged->entries_size(), 1);
+  EXPECT_EQ(logged->entries(0).event().details().at("months"), "2026-01");
+  v1::GetInclusionProofRequest purged;
+  purged.set_leaf_index(1);
+  purged.set_tree_size(5);
+  EXPECT_EQ(ErrorReason(log_->GetInclusionProof(purged).status()), "LEAF_PURGED");
+  v1::QueryRequest all;
+  all.mutable_page()->set_page_size(1000);
+  auto kept = log_->Query(compliance, "", all);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->entries(0).leaf_index(), 3u);
+
+  // Release the hold: February and March go on the next run.
+  v1::SetLegalHoldRequest release;
+  release.set_request_id("release-1");
+  release.set_legal_hold_id(hold_id);
+  release.set_reason("case closed");
+  ASSERT_TRUE(log_->SetLegalHold(compliance, release).ok());
+  EXPECT_EQ(ErrorReason(log_->SetLegalHold(compliance, release).status()), "LEGAL_HOLD_RELEASED");
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 10, 5, 0, 0, 0), absl::UTCTimeZone()));
+  run = log_->Purge();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->months_size(), 2);
+  EXPECT_EQ(run->months(0), "2026-02");
+  EXPECT_EQ(run->months(1), "2026-03");
+  EXPECT_EQ(log_->GetRetentionStatus()->oldest_leaf_index(), 9u);
+
+  // Verification from the boundary checkpoint still works to the end.
+  AppendRange("groups", 100, 2);
+  clock_.Advance(absl::Hours(2));
+  ASSERT_TRUE(log_->MaybeCheckpoint().ok());
+  v1::VerifyRangeResponse verified = Verify(9, 0);
+  EXPECT_TRUE(verified.ok()) << verified.first_failure().detail();
+  v1::GetCheckpointRequest at_boundary;
+  at_boundary.set_tree_size(9);
+  EXPECT_TRUE(log_->GetCheckpoint(at_boundary).ok());
+  v1::VerifyRangeRequest from_purged;
+  from_purged.set_start_leaf_index(2);
+  EXPECT_EQ(ErrorReason(log_->VerifyRange(from_purged).status()), "LEAF_PURGED");
+}
+
+}  // namespace
+}  // namespace qunzu::audit
