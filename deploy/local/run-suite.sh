@@ -45,10 +45,21 @@ for name in "${services[@]}"; do
   printf '%s' "$token" >"$secrets_dir/$name.service-token"
   echo "credentials { principal: \"service:$name\" role: ROLE_SERVICE service: \"$name\" token_sha256: \"$(digest "$token")\" }" >>"$auth"
 done
+# identity's field-encryption and blind-index keys: kept across runs, since
+# the data encrypted under them is.
+identity_keys="$secrets_dir/identity.keys"
+if [[ ! -s "$identity_keys" ]]; then
+  hex_key() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+  printf 'hmac %s\nkey 1 %s\n' "$(hex_key)" "$(hex_key)" >"$identity_keys"
+fi
 chmod 600 "$secrets_dir"/*
 
 for name in "${services[@]}"; do
-  "$build_dir/services/$name/qunzu-$name" \
+  extra=()
+  if [[ $name == identity ]]; then
+    extra=(--pii-keys-file="$identity_keys" --credit-target="127.0.0.1:${grpc_port[credit]}")
+  fi
+  "$build_dir/services/$name/qunzu-$name" "${extra[@]}" \
     --listen-host=127.0.0.1 \
     --grpc-port="${grpc_port[$name]}" --metrics-port="${metrics_port[$name]}" \
     --auth-config="$auth" \

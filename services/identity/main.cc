@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   definition.default_metrics_port = 9101;
   definition.uses_redis = true;
   definition.migrations = qunzu::identity::IdentityServiceMigrations();
+  definition.add_flags = qunzu::identity::AddIdentityFlags;
   definition.make_service = qunzu::identity::MakeIdentityService;
   return qunzu::RunService(argc, argv, definition);
 }

@@ -190,6 +190,22 @@ absl::StatusOr<std::string> ValidatePhone(absl::string_view phone, absl::string_
   return std::string(phone);
 }
 
+absl::Status ValidateText(absl::string_view value, absl::string_view field, size_t min, size_t max,
+                          bool multiline) {
+  std::optional<std::vector<char32_t>> cps = DecodeUtf8(value);
+  if (!cps) return Invalid("INVALID_FIELD", field, "is not valid UTF-8");
+  for (char32_t c : *cps) {
+    if (multiline && (c == '\n' || c == '\r' || c == '\t')) continue;
+    if (c < 0x20 || (c >= 0x7F && c < 0xA0)) {
+      return Invalid("INVALID_FIELD", field, "holds a control character");
+    }
+  }
+  if (cps->size() < min || cps->size() > max) {
+    return Invalid("INVALID_FIELD", field, absl::StrCat("must be ", min, "-", max, " characters"));
+  }
+  return absl::OkStatus();
+}
+
 std::string MaskLegalName(absl::string_view name) {
   std::optional<std::vector<char32_t>> cps = DecodeUtf8(name);
   if (!cps || cps->empty()) return "*";

@@ -41,6 +41,12 @@ absl::StatusOr<std::string> ValidateLegalName(absl::string_view name, absl::stri
 // INVALID_ARGUMENT PHONE_INVALID with metadata `field`.
 absl::StatusOr<std::string> ValidatePhone(absl::string_view phone, absl::string_view field);
 
+// INVALID_ARGUMENT (INVALID_FIELD naming `field`) unless `value` is valid
+// UTF-8 without control characters (tab and line breaks allowed when
+// `multiline`) and has min..max characters.
+absl::Status ValidateText(absl::string_view value, absl::string_view field, size_t min, size_t max,
+                          bool multiline = false);
+
 // `王*`, `欧阳**` (common compound surnames kept whole), `J*** S****`: the
 // family name (or first letter) kept, every other letter replaced by '*',
 // separators kept. Expects a name ValidateLegalName accepted.

@@ -30,6 +30,9 @@ class StartupTest(unittest.TestCase):
         self.token = os.path.join(self.folder.name, "service.token")
         with open(self.token, "w") as f:
             f.write("not-a-real-token\n")
+        self.keys = os.path.join(self.folder.name, "identity.keys")
+        with open(self.keys, "w") as f:
+            f.write("hmac " + "a" * 64 + "\nkey 1 " + "1" * 64 + "\n")
 
     def tearDown(self):
         self.folder.cleanup()
@@ -44,6 +47,8 @@ class StartupTest(unittest.TestCase):
             "--redis-addr": os.environ.get("QUNZU_REDIS_ADDR", ""),
             "--mysql-schema": f"startup_{os.getpid()}_{name}",
         }
+        if name == "identity":
+            flags["--pii-keys-file"] = self.keys
         extra = []
         for override in overrides:
             key, _, value = override.partition("=")
@@ -106,6 +111,13 @@ class StartupTest(unittest.TestCase):
         result = subprocess.run([binary("groups"), f"--auth-config={self.auth}"],
                                 capture_output=True, text=True, timeout=TIMEOUT, env=env)
         self.assert_fails_naming(result, "--service-token-file")
+
+    def test_identity_requires_valid_pii_keys(self):
+        self.assert_fails_naming(self.run_service("identity", "--pii-keys-file="),
+                                 "--pii-keys-file")
+        with open(self.keys, "w") as f:
+            f.write("key 1 abc\n")
+        self.assert_fails_naming(self.run_service("identity"), self.keys, "line 1")
 
     def test_unreachable_database(self):
         with socket.socket() as s:

@@ -125,6 +125,14 @@ class Suite:
                 f.write(token)
         return path
 
+    def write_identity_keys(self):
+        """identity's field-encryption keys and blind-index key, fresh per run."""
+        path = os.path.join(self.folder, "identity.keys")
+        with open(path, "w") as f:
+            f.write(f"hmac {secrets.token_hex(32)}\nkey 1 {secrets.token_hex(32)}\n")
+        os.chmod(path, 0o600)
+        return path
+
     def base_args(self, name, auth_config):
         return [
             "--listen-host=127.0.0.1", "--grpc-port=0", "--metrics-port=0",
@@ -173,9 +181,13 @@ class Suite:
             auth_config = self.write_auth_config()
             audit = self.start_service("audit", self.base_args("audit", auth_config))
             self.services["audit"] = audit
-            for name in ["identity", "groups", "credit", "moderation"]:
+            # credit first, so identity knows where to send its credit events.
+            for name in ["credit", "identity", "groups", "moderation"]:
                 args = self.base_args(name, auth_config) + [
                     f"--audit-target=127.0.0.1:{audit.grpc_port}"]
+                if name == "identity":
+                    args += [f"--pii-keys-file={self.write_identity_keys()}",
+                             f"--credit-target=127.0.0.1:{self.services['credit'].grpc_port}"]
                 self.services[name] = self.start_service(name, args)
         except BaseException:
             self.__exit__(None, None, None)

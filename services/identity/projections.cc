@@ -1,0 +1,33 @@
+#include "services/identity/projections.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/projection_keys.h"
+#include "common/status.h"
+#include "qunzu/identity/v1/identity.pb.h"
+
+namespace qunzu::identity {
+namespace {
+
+std::string VersionOf(const AccountProjection& account, int kind) {
+  auto it = account.accepted.find(kind);
+  return it == account.accepted.end() ? "" : absl::StrCat(it->second);
+}
+
+}  // namespace
+
+absl::Status RedisProjectionWriter::Write(const std::vector<AccountProjection>& accounts) {
+  if (accounts.empty()) return absl::OkStatus();
+  std::vector<RedisCommand> commands;
+  commands.reserve(accounts.size());
+  for (const AccountProjection& a : accounts) {
+    commands.push_back({"HSET", projection::AccountIdentityKey(a.account_id), "verified",
+                        a.verified ? "1" : "0", "state", a.state, "agreement_version",
+                        VersionOf(a, v1::AGREEMENT_KIND_SERVICE_AGREEMENT), "convention_version",
+                        VersionOf(a, v1::AGREEMENT_KIND_PLATFORM_CONVENTION)});
+  }
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, redis_.Pipeline(commands));
+  for (const RedisReply& reply : replies) RETURN_IF_ERROR(reply.ErrorStatus());
+  return absl::OkStatus();
+}
+
+}  // namespace qunzu::identity
