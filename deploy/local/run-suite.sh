@@ -52,6 +52,13 @@ if [[ ! -s "$identity_keys" ]]; then
   hex_key() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
   printf 'hmac %s\nkey 1 %s\n' "$(hex_key)" "$(hex_key)" >"$identity_keys"
 fi
+# audit's checkpoint signing key (Ed25519): kept across runs, like the log
+# it signs. Only qunzu-audit reads the variable.
+audit_key="$secrets_dir/audit-signing.pem"
+if [[ ! -s "$audit_key" ]]; then
+  openssl genpkey -algorithm ed25519 -out "$audit_key"
+fi
+export QUNZU_AUDIT_SIGNING_KEY_FILE="$audit_key"
 chmod 600 "$secrets_dir"/*
 
 for name in "${services[@]}"; do

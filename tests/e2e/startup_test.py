@@ -30,6 +30,9 @@ class StartupTest(unittest.TestCase):
         self.token = os.path.join(self.folder.name, "service.token")
         with open(self.token, "w") as f:
             f.write("not-a-real-token\n")
+        self.signing_key = os.path.join(self.folder.name, "audit-signing.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", self.signing_key],
+                       check=True, capture_output=True)
         self.keys = os.path.join(self.folder.name, "identity.keys")
         with open(self.keys, "w") as f:
             f.write("hmac " + "a" * 64 + "\nkey 1 " + "1" * 64 + "\n")
@@ -47,6 +50,8 @@ class StartupTest(unittest.TestCase):
             "--redis-addr": os.environ.get("QUNZU_REDIS_ADDR", ""),
             "--mysql-schema": f"startup_{os.getpid()}_{name}",
         }
+        if name == "audit":
+            flags["--signing-key-file"] = self.signing_key
         if name == "identity":
             flags["--pii-keys-file"] = self.keys
         extra = []
@@ -118,6 +123,17 @@ class StartupTest(unittest.TestCase):
         with open(self.keys, "w") as f:
             f.write("key 1 abc\n")
         self.assert_fails_naming(self.run_service("identity"), self.keys, "line 1")
+
+    def test_audit_refuses_retention_below_180_days(self):
+        self.assert_fails_naming(self.run_service("audit", "--retention-days=179"),
+                                 "--retention-days", "179", "180")
+
+    def test_audit_requires_a_signing_key(self):
+        self.assert_fails_naming(self.run_service("audit", "--signing-key-file="),
+                                 "--signing-key-file")
+        with open(self.signing_key, "w") as f:
+            f.write("not a key\n")
+        self.assert_fails_naming(self.run_service("audit"), self.signing_key)
 
     def test_unreachable_database(self):
         with socket.socket() as s:

@@ -133,6 +133,15 @@ class Suite:
         os.chmod(path, 0o600)
         return path
 
+    def write_audit_signing_key(self):
+        """audit's Ed25519 checkpoint signing key, fresh per run."""
+        path = os.path.join(self.folder, "audit-signing.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", path],
+                       check=True, capture_output=True)
+        os.chmod(path, 0o600)
+        self.audit_signing_key = path
+        return path
+
     def base_args(self, name, auth_config):
         return [
             "--listen-host=127.0.0.1", "--grpc-port=0", "--metrics-port=0",
@@ -179,7 +188,8 @@ class Suite:
         try:
             self.redis.start()
             auth_config = self.write_auth_config()
-            audit = self.start_service("audit", self.base_args("audit", auth_config))
+            audit = self.start_service("audit", self.base_args("audit", auth_config) + [
+                f"--signing-key-file={self.write_audit_signing_key()}"])
             self.services["audit"] = audit
             # credit first, so identity knows where to send its credit events.
             for name in ["credit", "identity", "groups", "moderation"]:
