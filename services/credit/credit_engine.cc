@@ -102,9 +102,13 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
   }
   const std::string fingerprint = FingerprintMessage(request);
   v1::RecordEventResponse response;
+  bool fresh = false;
+  int caught_up = 0;
   const absl::Status committed = store_.InTransaction([&](CreditTransaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(AccountUpdate update,
                      AccountUpdate::Open(tx, policy_, request.account_id(), clock_.Now()));
+    caught_up = update.caught_up();
+    fresh = false;
     ASSIGN_OR_RETURN(std::optional<StoredEvent> existing, tx.FindEvent(request.request_id()));
     if (existing) {
       if (existing->fingerprint != fingerprint) {
@@ -159,9 +163,14 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
     (*audit.mutable_details())["delta"] = absl::StrCat(response.entry().delta());
     RETURN_IF_ERROR(tx.RecordAudit(audit));
     *response.mutable_status() = update.Status();
+    fresh = true;
     return absl::OkStatus();
   });
   RETURN_IF_ERROR(committed);
+  if (metrics_ != nullptr) {
+    if (fresh) metrics_->EventRecorded(request.event_type());
+    metrics_->CaughtUp(caught_up);
+  }
   RETURN_IF_ERROR(Publish(response.status()));
   return response;
 }
@@ -172,6 +181,8 @@ absl::StatusOr<v1::ApplyPenaltyResponse> CreditEngine::ApplyPenalty(
   const absl::Time until = FromProtoTime(request.until());
   const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
   v1::ApplyPenaltyResponse response;
+  bool fresh = false;
+  int caught_up = 0;
   const absl::Status committed = store_.InTransaction([&](CreditTransaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto replay, BeginIdempotent<v1::ApplyPenaltyResponse>(tx, key, request));
     if (replay) {
@@ -187,6 +198,7 @@ absl::StatusOr<v1::ApplyPenaltyResponse> CreditEngine::ApplyPenalty(
     }
     ASSIGN_OR_RETURN(AccountUpdate update,
                      AccountUpdate::Open(tx, policy_, request.account_id(), now));
+    caught_up = update.caught_up();
     v1::Penalty penalty;
     penalty.set_account_id(request.account_id());
     penalty.set_kind(request.kind());
@@ -218,9 +230,14 @@ absl::StatusOr<v1::ApplyPenaltyResponse> CreditEngine::ApplyPenalty(
     RETURN_IF_ERROR(tx.RecordAudit(audit));
     *response.mutable_penalty() = penalty;
     *response.mutable_status() = update.Status();
+    fresh = true;
     return tx.FinishRequest(key, response.SerializeAsString());
   });
   RETURN_IF_ERROR(committed);
+  if (metrics_ != nullptr && fresh) {
+    metrics_->PenaltyApplied(request.kind());
+    metrics_->CaughtUp(caught_up);
+  }
   RETURN_IF_ERROR(Publish(response.status()));
   return response;
 }
@@ -229,6 +246,8 @@ absl::StatusOr<v1::LiftPenaltyResponse> CreditEngine::LiftPenalty(
     const RequestContext& context, const v1::LiftPenaltyRequest& request) {
   const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
   v1::LiftPenaltyResponse response;
+  bool fresh = false;
+  int caught_up = 0;
   const absl::Status committed = store_.InTransaction([&](CreditTransaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto replay, BeginIdempotent<v1::LiftPenaltyResponse>(tx, key, request));
     if (replay) {
@@ -243,6 +262,7 @@ absl::StatusOr<v1::LiftPenaltyResponse> CreditEngine::LiftPenalty(
     }
     ASSIGN_OR_RETURN(AccountUpdate update,
                      AccountUpdate::Open(tx, policy_, found->account_id(), clock_.Now()));
+    caught_up = update.caught_up();
     v1::Penalty* penalty = nullptr;
     for (v1::Penalty& p : update.penalties()) {
       if (p.penalty_id() == request.penalty_id()) penalty = &p;
@@ -269,9 +289,14 @@ absl::StatusOr<v1::LiftPenaltyResponse> CreditEngine::LiftPenalty(
     AddPenaltySubject(audit, response.penalty());
     RETURN_IF_ERROR(tx.RecordAudit(audit));
     *response.mutable_status() = update.Status();
+    fresh = true;
     return tx.FinishRequest(key, response.SerializeAsString());
   });
   RETURN_IF_ERROR(committed);
+  if (metrics_ != nullptr && fresh) {
+    metrics_->PenaltyLifted(response.penalty().kind());
+    metrics_->CaughtUp(caught_up);
+  }
   RETURN_IF_ERROR(Publish(response.status()));
   return response;
 }
@@ -353,6 +378,7 @@ absl::StatusOr<v1::CreditStatus> CreditEngine::Refresh(uint64_t account_id, bool
     return ComputeStatus(policy_, *row, penalties, now);
   }
   v1::CreditStatus status;
+  int caught_up = 0;
   const absl::Status committed = store_.InTransaction([&](CreditTransaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(AccountUpdate update, AccountUpdate::Open(tx, policy_, account_id, now));
     if (update.Status().level() != update.row().level) {
@@ -368,9 +394,11 @@ absl::StatusOr<v1::CreditStatus> CreditEngine::Refresh(uint64_t account_id, bool
     }
     RETURN_IF_ERROR(update.Save());
     status = update.Status();
+    caught_up = update.caught_up();
     return absl::OkStatus();
   });
   RETURN_IF_ERROR(committed);
+  if (metrics_ != nullptr) metrics_->CaughtUp(caught_up);
   RETURN_IF_ERROR(Publish(status));
   return status;
 }
@@ -386,6 +414,7 @@ absl::Status CreditEngine::AuditSystemChange(CreditTransaction& tx, AccountUpdat
 absl::Status CreditEngine::Publish(const v1::CreditStatus& status) {
   absl::Status published = projection_.Publish({status});
   if (published.ok()) return published;
+  if (metrics_ != nullptr) metrics_->ProjectionFailed();
   LogWarning("credit_projection_failed", {{"error", std::string(published.message())}});
   return MakeError(absl::StatusCode::kUnavailable, "PROJECTION_UNAVAILABLE",
                    "the change is committed but its Redis projection failed; retry with the same "

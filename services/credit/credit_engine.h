@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "qunzu/credit/v1/credit.pb.h"
 #include "services/credit/account_update.h"
+#include "services/credit/credit_metrics.h"
 #include "services/credit/credit_projection.h"
 #include "services/credit/credit_store.h"
 #include "services/credit/policy.h"
@@ -30,10 +31,10 @@ struct RequestContext {
 
 class CreditEngine {
  public:
-  // All four must outlive the engine.
+  // All must outlive the engine; metrics may be null.
   CreditEngine(CreditStore& store, CreditProjection& projection, const Policy& policy,
-               const Clock& clock)
-      : store_(store), projection_(projection), policy_(policy), clock_(clock) {}
+               const Clock& clock, CreditMetrics* metrics = nullptr)
+      : store_(store), projection_(projection), policy_(policy), clock_(clock), metrics_(metrics) {}
 
   // Appends the event priced by the policy, idempotent by request_id (the
   // event id): the same id with the same content returns the stored entry
@@ -83,6 +84,7 @@ class CreditEngine {
   CreditProjection& projection_;
   const Policy& policy_;
   const Clock& clock_;
+  CreditMetrics* metrics_;
 };
 
 // Whether `service` may record `type` (identity: IDENTITY_VERIFIED; groups:

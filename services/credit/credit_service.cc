@@ -20,12 +20,14 @@ RequestContext ContextOf(const CallInfo& call, const char* method) {
 
 }  // namespace
 
-CreditServiceImpl::CreditServiceImpl(MysqlPool& mysql, RedisClient& redis, Policy policy,
+CreditServiceImpl::CreditServiceImpl(MysqlPool& mysql, RedisClient& redis,
+                                     prometheus::Registry& metrics, Policy policy,
                                      const Clock& clock)
     : policy_(std::move(policy)),
       store_(mysql),
       projection_(redis),
-      engine_(store_, projection_, policy_, clock),
+      metrics_(metrics),
+      engine_(store_, projection_, policy_, clock, &metrics_),
       maintenance_([this] { MaintenanceLoop(); }) {}
 
 CreditServiceImpl::~CreditServiceImpl() {
@@ -129,8 +131,8 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeCreditService(ServiceDeps& de
     return MakeError(absl::StatusCode::kFailedPrecondition, "REDIS_REQUIRED",
                      "credit publishes its projection to Redis");
   }
-  return std::make_unique<CreditServiceImpl>(deps.mysql, *deps.redis, std::move(policy),
-                                             SystemClock::Get());
+  return std::make_unique<CreditServiceImpl>(deps.mysql, *deps.redis, deps.metrics,
+                                             std::move(policy), SystemClock::Get());
 }
 
 const std::vector<Migration>& CreditServiceMigrations() { return CreditMigrations(); }

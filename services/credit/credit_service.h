@@ -25,7 +25,8 @@ class CreditServiceImpl final : public v1::CreditService::Service {
  public:
   // Starts the maintenance loop on a thread of its own; the destructor
   // stops it.
-  CreditServiceImpl(MysqlPool& mysql, RedisClient& redis, Policy policy, const Clock& clock);
+  CreditServiceImpl(MysqlPool& mysql, RedisClient& redis, prometheus::Registry& metrics,
+                    Policy policy, const Clock& clock);
   ~CreditServiceImpl() override;
 
   grpc::Status GetCredit(grpc::ServerContext* context, const v1::GetCreditRequest* request,
@@ -48,6 +49,7 @@ class CreditServiceImpl final : public v1::CreditService::Service {
   const Policy policy_;
   MysqlCreditStore store_;
   RedisCreditProjection projection_;
+  CreditMetrics metrics_;
   CreditEngine engine_;
   absl::Notification stop_;
   std::thread maintenance_;

@@ -5,6 +5,7 @@
 #include "services/credit/credit_engine.h"
 
 #include <gtest/gtest.h>
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "common/projection_keys.h"
 #include "common/redis.h"
 #include "common/status.h"
+#include "services/credit/credit_metrics.h"
 #include "services/credit/credit_model.h"
 #include "services/credit/credit_service.h"
 #include "services/credit/credit_validation.h"
@@ -412,6 +414,42 @@ TEST_F(CreditEngineTest, RebuildRestoresTheProjectionAndRecordsPolicyChanges) {
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->entries(0).kind(), v1::CHANGE_KIND_POLICY_CHANGED);
   EXPECT_EQ(page->entries(0).level_after(), 3u);
+}
+
+TEST_F(CreditEngineTest, ApplyPenaltyIsIdempotentByRequestIdAndCounted) {
+  prometheus::Registry registry;
+  CreditMetrics metrics(registry);
+  CreditEngine engine(*store_, *projection_, *policy_, clock_, &metrics);
+  ASSERT_TRUE(Verify(Account(10)).ok());
+  v1::ApplyPenaltyRequest request =
+      Penalty(Account(10), v1::PENALTY_KIND_LEVEL_DOWNGRADE, 1, absl::Hours(24 * 30), 101);
+  auto first = engine.ApplyPenalty(From("moderation", "ApplyPenalty"), request);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->status().level(), 1u);
+  auto again = engine.ApplyPenalty(From("moderation", "ApplyPenalty"), request);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->penalty().penalty_id(), first->penalty().penalty_id());
+  request.set_levels(2);
+  auto reused = engine.ApplyPenalty(From("moderation", "ApplyPenalty"), request);
+  EXPECT_EQ(ErrorReason(reused.status()), "REQUEST_ID_REUSED");
+  auto status = engine.GetCredit(Account(10));
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->active_penalties_size(), 1);
+  EXPECT_EQ(status->level(), 1u);
+
+  double applied = 0;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "qunzu_credit_penalties_total") continue;
+    for (const auto& metric : family.metric) {
+      bool downgrade = false, applied_label = false;
+      for (const auto& label : metric.label) {
+        downgrade |= label.value == "PENALTY_KIND_LEVEL_DOWNGRADE";
+        applied_label |= label.value == "applied";
+      }
+      if (downgrade && applied_label) applied = metric.counter.value;
+    }
+  }
+  EXPECT_EQ(applied, 1);
 }
 
 }  // namespace
