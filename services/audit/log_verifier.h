@@ -44,6 +44,11 @@ class LogVerifier {
   // the last leaf means entries were removed from the tail.
   bool Finish();
 
+  // Records a failure found outside the leaves (the first one wins);
+  // returns false.
+  bool Fail(v1::VerifyFailureKind kind, uint64_t leaf_index, uint64_t tree_size,
+            std::string detail);
+
   bool ok() const { return !failure_.has_value(); }
   const std::optional<v1::VerifyFailure>& failure() const { return failure_; }
   uint64_t entries_checked() const { return entries_checked_; }
@@ -53,8 +58,6 @@ class LogVerifier {
   const std::optional<v1::Checkpoint>& last_verified_checkpoint() const { return last_verified_; }
 
  private:
-  bool Fail(v1::VerifyFailureKind kind, uint64_t leaf_index, uint64_t tree_size,
-            std::string detail);
   bool CheckRootAt(uint64_t size);
 
   std::map<std::string, std::string> keys_;

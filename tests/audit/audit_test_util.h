@@ -30,6 +30,20 @@ inline std::string NewKeyPem() {
   return pem;
 }
 
+// The PEM (SubjectPublicKeyInfo) of a raw Ed25519 public key.
+inline std::string PublicKeyPem(const std::string& raw) {
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, pkey);
+  char* data = nullptr;
+  long size = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(size));
+  BIO_free(bio);
+  EVP_PKEY_free(pkey);
+  return pem;
+}
+
 inline v1::AuditEvent Event(const std::string& service, uint64_t source_id,
                             const std::string& action = "GROUP_MEMBER_JOINED") {
   v1::AuditEvent e;

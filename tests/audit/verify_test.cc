@@ -1,0 +1,426 @@
+// qunzu-audit-verify's checks, over the database and over a JSON-lines
+// export: an intact log verifies; every kind of tampering is found, each
+// time naming the first failing entry or checkpoint. Also runs the binary.
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
+#include "common/migrations.h"
+#include "common/mysql.h"
+#include "services/audit/audit_log.h"
+#include "services/audit/entry_codec.h"
+#include "services/audit/log_export.h"
+#include "services/audit/log_verifier.h"
+#include "tests/audit/audit_test_util.h"
+#include "tests/test_support.h"
+
+namespace qunzu::audit {
+namespace {
+
+constexpr uint64_t kSize = 20;
+
+class VerifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dsn_ = qunzu::testing::MysqlDsnOrDie();
+    MysqlOptions options = ParseMysqlDsn(dsn_).value();
+    schema_ = qunzu::testing::UniqueName("audit_verify");
+    pool_ = MysqlPool::Create(options, schema_, 4).value();
+    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
+    ASSERT_TRUE(ApplyMigrations(*pool_, "audit", AuditLogMigrations()).ok());
+    signer_ = std::shared_ptr<const Signer>(Signer::FromPem(testing::NewKeyPem()).value());
+    AuditLogOptions log_options;
+    log_options.clock = &clock_;
+    log_options.checkpoint_every_entries = 5;
+    log_options.checkpoint_interval = absl::Hours(1);
+    log_ = AuditLog::Create(*pool_, signer_, log_options, nullptr).value();
+    // Checkpoints at 1, 6, 11, 16 and 20; entries a second apart.
+    for (uint64_t i = 1; i <= kSize; ++i) {
+      v1::AppendRequest request;
+      *request.add_events() = testing::Event("moderation", i, "REPORT_RESOLVED");
+      ASSERT_TRUE(log_->Append(Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"},
+                               request)
+                      .ok());
+      clock_.Advance(absl::Seconds(1));
+    }
+    clock_.Advance(absl::Hours(2));
+    ASSERT_TRUE(log_->MaybeCheckpoint().ok());
+  }
+
+  void TearDown() override {
+    log_.reset();
+    (void)Sql("DROP DATABASE IF EXISTS " + schema_);
+  }
+
+  absl::Status Sql(const std::string& statement, const std::vector<SqlValue>& params = {}) {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    if (!lease.ok()) return lease.status();
+    return Execute(**lease, statement, params).status();
+  }
+
+  VerifyReport VerifyDb(const std::vector<v1::Checkpoint>& extra = {}) {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    EXPECT_TRUE(lease.ok());
+    auto report = VerifyDatabase(**lease, signer_->public_key(), extra);
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : VerifyReport{};
+  }
+
+  std::vector<v1::ExportLine> Export() {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    std::stringstream out;
+    EXPECT_TRUE(ExportDatabase(**lease, out).ok());
+    std::vector<v1::ExportLine> lines;
+    std::string text;
+    while (std::getline(out, text)) {
+      v1::ExportLine line;
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &line).ok());
+      lines.push_back(line);
+    }
+    return lines;
+  }
+
+  VerifyReport VerifyLines(const std::vector<v1::ExportLine>& lines,
+                           const std::vector<v1::Checkpoint>& extra = {}) {
+    std::stringstream in;
+    for (const v1::ExportLine& line : lines) {
+      std::string json;
+      EXPECT_TRUE(google::protobuf::util::MessageToJsonString(line, &json).ok());
+      in << json << "\n";
+    }
+    auto report = VerifyExport(in, signer_->public_key(), extra);
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : VerifyReport{};
+  }
+
+  std::vector<v1::Checkpoint> Checkpoints() {
+    std::vector<v1::Checkpoint> out;
+    for (const v1::ExportLine& line : Export()) {
+      if (line.has_checkpoint()) out.push_back(line.checkpoint());
+    }
+    return out;
+  }
+
+  // Index in lines of the entry with leaf_index i.
+  static size_t EntryLine(const std::vector<v1::ExportLine>& lines, uint64_t i) {
+    for (size_t k = 0; k < lines.size(); ++k) {
+      if (lines[k].has_entry() && lines[k].entry().leaf_index() == i) return k;
+    }
+    return lines.size();
+  }
+
+  FakeClock clock_{absl::FromCivil(absl::CivilSecond(2026, 3, 3, 9, 0, 0), absl::UTCTimeZone())};
+  std::string dsn_;
+  std::string schema_;
+  std::unique_ptr<MysqlPool> pool_;
+  std::shared_ptr<const Signer> signer_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+#define EXPECT_FAILS(report, want_kind, want_leaf)                                                 \
+  do {                                                                                             \
+    const VerifyReport& r_ = (report);                                                             \
+    EXPECT_FALSE(r_.ok);                                                                           \
+    EXPECT_EQ(v1::VerifyFailureKind_Name(r_.failure.kind()),                                       \
+              v1::VerifyFailureKind_Name(want_kind))                                               \
+        << r_.failure.detail();                                                                    \
+    if ((want_leaf) >= 0) {                                                                        \
+      EXPECT_EQ(r_.failure.leaf_index(), static_cast<uint64_t>(want_leaf)) << r_.failure.detail(); \
+    }                                                                                              \
+  } while (false)
+
+TEST_F(VerifyTest, IntactLogVerifies) {
+  VerifyReport db = VerifyDb();
+  EXPECT_TRUE(db.ok) << db.failure.detail();
+  EXPECT_EQ(db.entries_checked, kSize);
+  EXPECT_EQ(db.checkpoints_checked, 5u);
+  VerifyReport exported = VerifyLines(Export());
+  EXPECT_TRUE(exported.ok) << exported.failure.detail();
+  EXPECT_EQ(exported.entries_checked, kSize);
+}
+
+TEST_F(VerifyTest, OneByteOfAnEntryChanged) {
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), "
+                  "CHAR(ASCII(SUBSTRING(entry, 31, 1)) ^ 4), SUBSTRING(entry, 32)) "
+                  "WHERE leaf_index = 7")
+                  .ok());
+  VerifyReport r = VerifyDb();
+  EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 7);
+  ASSERT_TRUE(r.failing_entry.has_value());
+  EXPECT_EQ(r.failing_entry->leaf_index(), 7u);
+}
+
+TEST_F(VerifyTest, OneByteChangedAndItsLeafHashToo) {
+  // A thorough forger also rewrites the stored leaf hash: the checkpoint
+  // root still gives it away.
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), "
+                  "CHAR(ASCII(SUBSTRING(entry, 31, 1)) ^ 4), SUBSTRING(entry, 32)) "
+                  "WHERE leaf_index = 7")
+                  .ok());
+  ASSERT_TRUE(Sql("UPDATE audit_nodes n JOIN audit_entries e ON e.leaf_index = 7 SET n.hash = "
+                  "UNHEX(SHA2(CONCAT(CHAR(0), e.entry), 256)) WHERE n.level = 0 AND "
+                  "n.node_index = 7")
+                  .ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
+}
+
+TEST_F(VerifyTest, RowDeleted) {
+  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 9").ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 9);
+}
+
+TEST_F(VerifyTest, TwoRowsSwapped) {
+  ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
+                  "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
+                  .ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 4);
+}
+
+TEST_F(VerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
+  ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
+                  "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
+                  .ok());
+  ASSERT_TRUE(Sql("UPDATE audit_nodes a JOIN audit_nodes b ON a.level = 0 AND b.level = 0 AND "
+                  "a.node_index = 4 AND b.node_index = 5 SET a.hash = b.hash, b.hash = a.hash")
+                  .ok());
+  VerifyReport r = VerifyDb();
+  EXPECT_FALSE(r.ok);
+  // Entry 4 now carries entry 5's later time, so entry 5 runs backwards.
+  EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 5);
+}
+
+TEST_F(VerifyTest, RowInsertedInTheMiddle) {
+  // Shift entries 12.. up by one and slip a forged entry in at 12.
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_index = leaf_index + 1 WHERE leaf_index >= 12 "
+                  "ORDER BY leaf_index DESC")
+                  .ok());
+  const std::string forged =
+      EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
+  ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
+                  "action, principal, actor_account_id, request_id, entry) VALUES "
+                  "(12, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?)",
+                  {clock_.Now(), forged})
+                  .ok());
+  ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = tree_size + 1").ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 12);
+}
+
+TEST_F(VerifyTest, RowInsertedAtTheTail) {
+  const std::string forged =
+      EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
+  ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
+                  "action, principal, actor_account_id, request_id, entry) VALUES "
+                  "(20, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?)",
+                  {clock_.Now(), forged})
+                  .ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 20);
+}
+
+TEST_F(VerifyTest, TailTruncated) {
+  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index >= 17").ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 17);
+  // Also when the head is moved back to match.
+  ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = 17").ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 17);
+}
+
+TEST_F(VerifyTest, CheckpointReplaced) {
+  // Another checkpoint's root and signature under this tree size.
+  ASSERT_TRUE(Sql("UPDATE audit_checkpoints a JOIN audit_checkpoints b ON a.tree_size = 11 AND "
+                  "b.tree_size = 6 SET a.root_hash = b.root_hash, a.signature = b.signature")
+                  .ok());
+  VerifyReport r = VerifyDb();
+  EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
+  EXPECT_EQ(r.failure.tree_size(), 11u);
+}
+
+TEST_F(VerifyTest, CheckpointSignedByAnotherKey) {
+  auto forger = Signer::FromPem(testing::NewKeyPem()).value();
+  std::string root;
+  for (const v1::Checkpoint& cp : Checkpoints()) {
+    if (cp.tree_size() == 16) root = cp.root_hash();
+  }
+  const int64_t micros = absl::ToUnixMicros(clock_.Now());
+  ASSERT_TRUE(
+      Sql("UPDATE audit_checkpoints SET key_id = ?, signature = ?, created_at = ? "
+          "WHERE tree_size = 16",
+          {forger->key_id(), forger->Sign(CheckpointMessage(16, root, micros, forger->key_id())),
+           absl::FromUnixMicros(micros)})
+          .ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
+}
+
+TEST_F(VerifyTest, SignatureAltered) {
+  ASSERT_TRUE(Sql("UPDATE audit_checkpoints SET signature = CONCAT(CHAR(ASCII(LEFT(signature, "
+                  "1)) ^ 1), SUBSTRING(signature, 2)) WHERE tree_size = 6")
+                  .ok());
+  VerifyReport r = VerifyDb();
+  EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
+  EXPECT_EQ(r.failure.tree_size(), 6u);
+}
+
+TEST_F(VerifyTest, LogRolledBackBelowExportedCheckpoints) {
+  const std::vector<v1::Checkpoint> exported = Checkpoints();
+  // Roll the whole database back to its state at 11 entries.
+  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index >= 11").ok());
+  ASSERT_TRUE(Sql("DELETE FROM audit_checkpoints WHERE tree_size > 11").ok());
+  ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = 11").ok());
+  EXPECT_TRUE(VerifyDb().ok);           // consistent on its own...
+  VerifyReport r = VerifyDb(exported);  // ...but not with what was exported
+  EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 11);
+}
+
+TEST_F(VerifyTest, CheckpointRolledBack) {
+  // A validly signed checkpoint of an older tree dated after a newer one:
+  // the signer went back in time (a rollback or a fork).
+  std::string root6;
+  for (const v1::Checkpoint& cp : Checkpoints()) {
+    if (cp.tree_size() == 6) root6 = cp.root_hash();
+  }
+  v1::Checkpoint stale;
+  stale.set_tree_size(6);
+  stale.set_root_hash(root6);
+  const absl::Time later = clock_.Now() + absl::Hours(5);
+  stale.mutable_time()->set_seconds(absl::ToUnixSeconds(later));
+  stale.set_key_id(signer_->key_id());
+  stale.set_signature(signer_->Sign(CheckpointSignedMessage(stale)));
+  EXPECT_FAILS(VerifyDb({stale}), v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, -1);
+  // A forked root at a known size is caught too.
+  v1::Checkpoint fork = stale;
+  fork.set_root_hash(std::string(32, 'x'));
+  fork.mutable_time()->set_seconds(absl::ToUnixSeconds(clock_.Now()) - 3600);
+  fork.set_signature(signer_->Sign(CheckpointSignedMessage(fork)));
+  EXPECT_FAILS(VerifyDb({fork}), v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, -1);
+}
+
+TEST_F(VerifyTest, ExportTampering) {
+  const std::vector<v1::ExportLine> intact = Export();
+  {
+    auto lines = intact;
+    std::string* bytes = lines[EntryLine(lines, 3)].mutable_entry()->mutable_canonical_entry();
+    (*bytes)[25] = static_cast<char>((*bytes)[25] ^ 1);
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 3);
+  }
+  {
+    // Changed, and the exported leaf hash recomputed to match.
+    auto lines = intact;
+    v1::AuditEntry* e = lines[EntryLine(lines, 3)].mutable_entry();
+    (*e->mutable_canonical_entry())[25] = static_cast<char>(e->canonical_entry()[25] ^ 1);
+    e->set_leaf_hash(HashToBytes(LeafHash(e->canonical_entry())));
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
+  }
+  {
+    auto lines = intact;
+    lines.erase(lines.begin() + static_cast<ptrdiff_t>(EntryLine(lines, 8)));
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 8);
+  }
+  {
+    auto lines = intact;
+    std::swap(lines[EntryLine(lines, 8)], lines[EntryLine(lines, 9)]);
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 8);
+  }
+  {
+    // Swapped contents, indexes left in place.
+    auto lines = intact;
+    v1::AuditEntry* a = lines[EntryLine(lines, 8)].mutable_entry();
+    v1::AuditEntry* b = lines[EntryLine(lines, 9)].mutable_entry();
+    std::swap(*a->mutable_canonical_entry(), *b->mutable_canonical_entry());
+    std::swap(*a->mutable_leaf_hash(), *b->mutable_leaf_hash());
+    EXPECT_FALSE(VerifyLines(lines).ok);
+  }
+  {
+    auto lines = intact;
+    v1::ExportLine extra = lines[EntryLine(lines, 5)];
+    lines.insert(lines.begin() + static_cast<ptrdiff_t>(EntryLine(lines, 6)), extra);
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 5);
+  }
+  {
+    auto lines = intact;
+    lines.resize(EntryLine(lines, 18));
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 18);
+  }
+  {
+    auto lines = intact;
+    for (v1::ExportLine& line : lines) {
+      if (line.has_checkpoint() && line.checkpoint().tree_size() == 16) {
+        line.mutable_checkpoint()->set_root_hash(std::string(32, '\1'));
+      }
+    }
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
+  }
+  {
+    auto lines = intact;
+    for (v1::ExportLine& line : lines) {
+      if (line.has_checkpoint() && line.checkpoint().tree_size() == 20) {
+        std::string* sig = line.mutable_checkpoint()->mutable_signature();
+        (*sig)[63] = static_cast<char>((*sig)[63] ^ 0x80);
+      }
+    }
+    EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
+  }
+}
+
+std::string VerifyBinary() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  self[n > 0 ? n : 0] = '\0';
+  std::string dir(self);
+  dir = dir.substr(0, dir.rfind('/'));  // build/tests
+  dir = dir.substr(0, dir.rfind('/'));  // build
+  return dir + "/services/audit/qunzu-audit-verify";
+}
+
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (size_t got = fread(buffer, 1, sizeof(buffer), pipe)) out.append(buffer, got);
+  int status = pclose(pipe);
+  return {WEXITSTATUS(status), out};
+}
+
+TEST_F(VerifyTest, TheBinary) {
+  const std::string dir = ::testing::TempDir();
+  const std::string key = dir + "/" + schema_ + ".pub.pem";
+  std::ofstream(key) << testing::PublicKeyPem(signer_->public_key());
+  const std::string db =
+      absl::StrCat(VerifyBinary(), " --mysql-dsn=", dsn_, " --mysql-schema=", schema_);
+  auto [code, out] = RunCommand(absl::StrCat(db, " --public-key=", key));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("OK: 20 entries"), std::string::npos) << out;
+
+  const std::string exported = dir + "/" + schema_ + ".jsonl";
+  std::tie(code, out) = RunCommand(absl::StrCat(db, " --write-export=", exported));
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) =
+      RunCommand(absl::StrCat(VerifyBinary(), " --export=", exported, " --public-key=", key));
+  EXPECT_EQ(code, 0) << out;
+
+  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 13").ok());
+  std::tie(code, out) = RunCommand(absl::StrCat(db, " --public-key=", key));
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("FAILED: ENTRY_MISSING at leaf 13"), std::string::npos) << out;
+
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), 'X', "
+                  "SUBSTRING(entry, 32)) WHERE leaf_index = 2")
+                  .ok());
+  std::tie(code, out) = RunCommand(absl::StrCat(db, " --public-key=", key));
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("LEAF_HASH_MISMATCH at leaf 2"), std::string::npos) << out;
+  EXPECT_NE(out.find("first failing entry: {"), std::string::npos) << out;
+
+  std::tie(code, out) = RunCommand(absl::StrCat(db));
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--public-key"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace qunzu::audit
