@@ -5,6 +5,7 @@
 //         CallerOf, status mapping) against the same echo on a bare gRPC server.
 // outbox: a state change with its idempotency and audit outbox rows against
 //         the bare change (outbox_bench.cc).
+// audit:  durable audit appends against raw multi-row INSERTs (audit_bench.cc).
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
@@ -122,5 +123,6 @@ int RunRpcBench() {
 int main() {
   int rpc = qunzu::bench::RunRpcBench();
   int outbox = qunzu::bench::RunOutboxBench();
-  return rpc != 0 ? rpc : outbox;
+  int audit = qunzu::bench::RunAuditBench();
+  return rpc != 0 ? rpc : outbox != 0 ? outbox : audit;
 }

@@ -12,6 +12,10 @@ int RunRpcBench();
 // the bare change, on the MariaDB named by QUNZU_MYSQL_DSN.
 int RunOutboxBench();
 
+// The audit log's durable appends at batch sizes 1, 100 and 1,000 against
+// raw multi-row INSERTs of same-size rows (audit_bench.cc).
+int RunAuditBench();
+
 }  // namespace qunzu::bench
 
 #endif  // QUNZU_TESTS_BENCH_SCENARIOS_H_
