@@ -19,6 +19,8 @@ namespace {
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kRebuildBatch = 500;
+// How far a caller's clock may run ahead of ours.
+constexpr absl::Duration kClockSkew = absl::Minutes(5);
 
 audit::v1::AuditEvent AuditFor(const RequestContext& context, absl::string_view action,
                                absl::string_view request_id, const AccountUpdate& update) {
@@ -96,6 +98,10 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
                                   " is not recorded by service '", context.caller.service, "'"),
                      {{"field", "event_type"}});
   }
+  const absl::Time now = clock_.Now();
+  if (request.has_occurred_at() && FromProtoTime(request.occurred_at()) > now + kClockSkew) {
+    return InvalidField("occurred_at", "is in the future");
+  }
   int32_t rule_delta = 0;
   if (request.event_type() != v1::CREDIT_EVENT_TYPE_REVERSAL) {
     ASSIGN_OR_RETURN(rule_delta, policy_.DeltaOf(request.event_type()));
@@ -106,7 +112,7 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
   int caught_up = 0;
   const absl::Status committed = store_.InTransaction([&](CreditTransaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(AccountUpdate update,
-                     AccountUpdate::Open(tx, policy_, request.account_id(), clock_.Now()));
+                     AccountUpdate::Open(tx, policy_, request.account_id(), now));
     caught_up = update.caught_up();
     fresh = false;
     ASSIGN_OR_RETURN(std::optional<StoredEvent> existing, tx.FindEvent(request.request_id()));
@@ -148,7 +154,8 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
     entry.set_event_id(request.request_id());
     entry.set_source_service(context.caller.service);
     entry.set_reference(request.reference());
-    entry.set_reason(request.reason());
+    entry.set_reason(request.reason().empty() ? policy_.DescriptionOf(request.event_type())
+                                              : request.reason());
     entry.set_reverses_event_id(request.reverses_event_id());
     if (request.has_occurred_at()) *entry.mutable_occurred_at() = request.occurred_at();
     ASSIGN_OR_RETURN(*response.mutable_entry(),
@@ -204,7 +211,7 @@ absl::StatusOr<v1::ApplyPenaltyResponse> CreditEngine::ApplyPenalty(
     penalty.set_kind(request.kind());
     penalty.set_levels(request.levels());
     if (request.kind() == v1::PENALTY_KIND_LEVEL_DOWNGRADE) {
-      const uint32_t level = update.row().level;
+      const uint32_t level = update.Status().level();
       penalty.set_level_cap(level > request.levels() ? level - request.levels() : 0);
     }
     *penalty.mutable_until() = request.until();
@@ -302,7 +309,7 @@ absl::StatusOr<v1::LiftPenaltyResponse> CreditEngine::LiftPenalty(
 }
 
 absl::StatusOr<v1::CreditStatus> CreditEngine::GetCredit(uint64_t account_id) {
-  return Refresh(account_id, /*force=*/false);
+  return Refresh(account_id);
 }
 
 absl::StatusOr<v1::ListCreditHistoryResponse> CreditEngine::ListHistory(
@@ -345,7 +352,7 @@ absl::StatusOr<int> CreditEngine::CatchUpDue(int limit) {
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(std::vector<uint64_t> due,
                    store_.DueAccounts(now, now - policy_.CleanPeriod(), limit));
-  for (uint64_t account_id : due) RETURN_IF_ERROR(Refresh(account_id, /*force=*/false).status());
+  for (uint64_t account_id : due) RETURN_IF_ERROR(Refresh(account_id).status());
   return static_cast<int>(due.size());
 }
 
@@ -356,7 +363,7 @@ absl::Status CreditEngine::Rebuild() {
     if (ids.empty()) return absl::OkStatus();
     std::vector<v1::CreditStatus> statuses;
     for (uint64_t id : ids) {
-      ASSIGN_OR_RETURN(v1::CreditStatus status, Refresh(id, /*force=*/false));
+      ASSIGN_OR_RETURN(v1::CreditStatus status, Refresh(id));
       statuses.push_back(std::move(status));
     }
     RETURN_IF_ERROR(projection_.Publish(statuses));
@@ -364,7 +371,7 @@ absl::Status CreditEngine::Rebuild() {
   }
 }
 
-absl::StatusOr<v1::CreditStatus> CreditEngine::Refresh(uint64_t account_id, bool force) {
+absl::StatusOr<v1::CreditStatus> CreditEngine::Refresh(uint64_t account_id) {
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(std::optional<AccountRow> row, store_.GetAccount(account_id));
   if (!row) {
@@ -374,7 +381,7 @@ absl::StatusOr<v1::CreditStatus> CreditEngine::Refresh(uint64_t account_id, bool
   }
   ASSIGN_OR_RETURN(std::vector<v1::Penalty> penalties, store_.ActivePenalties(account_id));
   const bool level_moved = EffectiveLevel(policy_, row->score, penalties, now) != row->level;
-  if (!force && !level_moved && !CatchUpIsDue(policy_, *row, penalties, now)) {
+  if (!level_moved && !CatchUpIsDue(policy_, *row, penalties, now)) {
     return ComputeStatus(policy_, *row, penalties, now);
   }
   v1::CreditStatus status;

@@ -43,7 +43,9 @@ class CreditEngine {
   // when the type belongs to another service; FAILED_PRECONDITION
   // IDENTITY_ALREADY_VERIFIED for a second verification; NOT_FOUND
   // REVERSED_EVENT_NOT_FOUND / FAILED_PRECONDITION EVENT_ALREADY_REVERSED for
-  // REVERSAL. Every refusal leaves the score unchanged.
+  // REVERSAL; INVALID_FIELD occurred_at when it is in the future. An event
+  // without a reason gets the policy rule's description. Every refusal
+  // leaves the score unchanged.
   absl::StatusOr<v1::RecordEventResponse> RecordEvent(const RequestContext& context,
                                                       const v1::RecordEventRequest& request);
   // PENALTY_UNTIL_IN_PAST, INVALID_FIELD until beyond max_duration,
@@ -75,7 +77,7 @@ class CreditEngine {
  private:
   // Runs a catch-up transaction on one account when it needs one; returns
   // the status either way.
-  absl::StatusOr<v1::CreditStatus> Refresh(uint64_t account_id, bool force);
+  absl::StatusOr<v1::CreditStatus> Refresh(uint64_t account_id);
   absl::Status Publish(const v1::CreditStatus& status);
   absl::Status AuditSystemChange(CreditTransaction& tx, AccountUpdate& update,
                                  const std::string& action);

@@ -179,6 +179,13 @@ absl::StatusOr<int32_t> Policy::DeltaOf(CreditEventType type) const {
   return it->second;
 }
 
+std::string Policy::DescriptionOf(CreditEventType type) const {
+  for (const v1::EventRule& rule : proto_.event_rules()) {
+    if (rule.event_type() == type) return rule.description();
+  }
+  return "";
+}
+
 uint32_t Policy::LevelOf(int32_t score) const {
   uint32_t level = 0;
   for (const v1::LevelRule& rule : proto_.level_rules()) {

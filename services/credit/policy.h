@@ -49,6 +49,9 @@ class Policy {
   // The configured delta of a known event type other than REVERSAL;
   // INVALID_ARGUMENT EVENT_TYPE_UNKNOWN otherwise.
   absl::StatusOr<int32_t> DeltaOf(v1::CreditEventType type) const;
+  // The rule's description of an event type ("" for none), the reason
+  // shown when the caller gave none.
+  std::string DescriptionOf(v1::CreditEventType type) const;
   // The highest level whose min_score is <= score.
   uint32_t LevelOf(int32_t score) const;
   // The top level (4 by default).
