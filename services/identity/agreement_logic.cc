@@ -168,6 +168,7 @@ void IdentityLogic::Project(uint64_t account_id) {
           accepted}});
   });
   if (!status.ok()) {
+    if (d_.metrics != nullptr) d_.metrics->CountProjectionFailure();
     LogWarning("projection_write_failed",
                {{"account_id", account_id}, {"reason", ErrorReason(status)}});
   }

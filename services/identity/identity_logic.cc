@@ -136,12 +136,19 @@ absl::StatusOr<v1::SubmitRealNameResponse> IdentityLogic::SubmitRealName(
   } else {
     Scrub(scrubbed.mutable_real_name_phone()->mutable_phone(), d_.crypto, "phone");
   }
-  ASSIGN_OR_RETURN(v1::SubmitRealNameResponse response,
-                   WithTransaction(d_.pool, [&](sql::Connection& conn) {
-                     return RunIdempotent<v1::SubmitRealNameResponse>(
-                         conn, KeyOf(ctx, req.request_id()), scrubbed,
-                         [&] { return SubmitLocked(conn, ctx, req, evidence); });
-                   }));
+  absl::StatusOr<v1::SubmitRealNameResponse> result =
+      WithTransaction(d_.pool, [&](sql::Connection& conn) {
+        return RunIdempotent<v1::SubmitRealNameResponse>(
+            conn, KeyOf(ctx, req.request_id()), scrubbed,
+            [&] { return SubmitLocked(conn, ctx, req, evidence); });
+      });
+  if (d_.metrics != nullptr) {
+    d_.metrics->CountVerification(
+        evidence.method,
+        result.ok() ? result->verification().state() : v1::VERIFICATION_STATE_UNSPECIFIED,
+        result.status());
+  }
+  ASSIGN_OR_RETURN(v1::SubmitRealNameResponse response, std::move(result));
   Project(req.actor_account_id());
   if (response.verification().state() == kVerified && d_.on_credit_event) d_.on_credit_event();
   return response;
@@ -260,7 +267,7 @@ absl::StatusOr<v1::RevealIdentityResponse> IdentityLogic::RevealIdentity(
   RETURN_IF_ERROR(ValidateText(req.case_reference(), "case_reference", 1, 128));
   RETURN_IF_ERROR(ValidateText(req.reason(), "reason", 1, 500));
   const absl::Time now = d_.clock.Now();
-  return WithTransaction(
+  absl::StatusOr<v1::RevealIdentityResponse> revealed = WithTransaction(
       d_.pool, [&](sql::Connection& conn) -> absl::StatusOr<v1::RevealIdentityResponse> {
         ASSIGN_OR_RETURN(std::optional<AccountRow> row, LoadAccount(conn, req.account_id(), false));
         if (!row) return AccountNotFound(req.account_id());
@@ -291,6 +298,8 @@ absl::StatusOr<v1::RevealIdentityResponse> IdentityLogic::RevealIdentity(
                   {{"case_reference", req.case_reference()}, {"reason", req.reason()}}));
         return out;
       });
+  if (revealed.ok() && d_.metrics != nullptr) d_.metrics->CountReveal(ctx.caller.role);
+  return revealed;
 }
 
 absl::StatusOr<v1::Verification> IdentityLogic::ToVerification(const AccountRow& row,

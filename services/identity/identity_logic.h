@@ -18,6 +18,7 @@
 #include "common/mysql_pool.h"
 #include "qunzu/identity/v1/identity.pb.h"
 #include "services/identity/account_store.h"
+#include "services/identity/identity_metrics.h"
 #include "services/identity/pii_crypto.h"
 #include "services/identity/projections.h"
 #include "services/identity/verifier.h"
@@ -54,6 +55,8 @@ struct IdentityDeps {
   Verifier& verifier;
   IdentityOptions options;
   std::function<void()> on_credit_event;
+  // Null: no domain metrics.
+  IdentityMetrics* metrics;
 };
 
 class IdentityLogic {

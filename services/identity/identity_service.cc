@@ -51,6 +51,7 @@ class OwningIdentityService final : public IdentityServiceImpl {
     std::unique_ptr<PiiCrypto> crypto;
     std::unique_ptr<Verifier> verifier;
     std::unique_ptr<ProjectionWriter> projections;
+    std::unique_ptr<IdentityMetrics> metrics;
     std::unique_ptr<IdentityLogic> logic;
     std::unique_ptr<CreditEventReceiver> credit_receiver;
     std::unique_ptr<OutboxRelay> credit_relay;
@@ -130,6 +131,7 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeIdentityService(ServiceDeps& 
     return InvalidField("--pii-keys-file", "is required (or set QUNZU_IDENTITY_KEYS_FILE)");
   }
   auto parts = std::make_unique<OwningIdentityService::Parts>();
+  parts->metrics = std::make_unique<IdentityMetrics>(deps.metrics);
   ASSIGN_OR_RETURN(PiiCrypto crypto, PiiCrypto::LoadFile(f.pii_keys_file));
   parts->crypto = std::make_unique<PiiCrypto>(std::move(crypto));
   if (f.verifier == "provider") {
@@ -156,7 +158,7 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeIdentityService(ServiceDeps& 
   IdentityOptions options{f.max_accounts_per_id_number, f.attempts_per_window, f.attempt_window};
   parts->logic = std::make_unique<IdentityLogic>(
       IdentityDeps{deps.mysql, parts->projections.get(), SystemClock::Get(), *parts->crypto,
-                   *parts->verifier, options, [relay] { relay->Wake(); }});
+                   *parts->verifier, options, [relay] { relay->Wake(); }, parts->metrics.get()});
   if (absl::Status s = parts->logic->RebuildProjections(); !s.ok()) {
     LogWarning("projection_rebuild_failed", {{"reason", ErrorReason(s)}});
   }

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   if (!pool.ok()) return Fail(pool.status());
   OfflineVerifier unused_verifier;
   IdentityLogic logic(IdentityDeps{**pool, nullptr, SystemClock::Get(), *crypto, unused_verifier,
-                                   IdentityOptions{}, nullptr});
+                                   IdentityOptions{}, nullptr, nullptr});
   absl::StatusOr<int64_t> rewritten = logic.ReencryptAll();
   if (!rewritten.ok()) return Fail(rewritten.status());
   LogInfo("reencrypted", {{"accounts", *rewritten}, {"key_version", crypto->newest_version()}});

@@ -6,7 +6,9 @@
 
 #include <cppconn/resultset.h>
 #include <gtest/gtest.h>
+#include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -91,8 +93,9 @@ class IdentityFixture : public ::testing::Test {
   }
 
   void Rebuild() {
-    logic_ = std::make_unique<IdentityLogic>(IdentityDeps{
-        *pool_, projections_.get(), clock_, *crypto_, verifier_, options_, [this] { ++wakes_; }});
+    logic_ = std::make_unique<IdentityLogic>(IdentityDeps{*pool_, projections_.get(), clock_,
+                                                          *crypto_, verifier_, options_,
+                                                          [this] { ++wakes_; }, &metrics_});
   }
 
   static RequestContext As(common::v1::Role role, absl::string_view method = "Test") {
@@ -125,6 +128,19 @@ class IdentityFixture : public ::testing::Test {
     return logic_->SubmitRealName(Platform("SubmitRealName"), req);
   }
 
+  // The value of one series of the domain metrics (-1 when absent).
+  double Metric(const std::string& name, const std::map<std::string, std::string>& labels) {
+    for (const auto& family : registry_for_metrics_.Collect()) {
+      if (family.name != name) continue;
+      for (const auto& metric : family.metric) {
+        std::map<std::string, std::string> have;
+        for (const auto& label : metric.label) have[label.name] = label.value;
+        if (have == labels) return metric.counter.value;
+      }
+    }
+    return -1;
+  }
+
   int64_t CountRows(const std::string& sql) {
     auto lease = pool_->Acquire(absl::Seconds(5));
     int64_t n = -1;
@@ -145,6 +161,8 @@ class IdentityFixture : public ::testing::Test {
   ScriptedVerifier verifier_;
   IdentityOptions options_;
   std::atomic<int> wakes_{0};
+  prometheus::Registry registry_for_metrics_;
+  IdentityMetrics metrics_{registry_for_metrics_};
   std::unique_ptr<IdentityLogic> logic_;
 };
 

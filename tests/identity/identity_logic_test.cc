@@ -182,6 +182,12 @@ TEST_F(IdentityLogicTest, MismatchIsRejectedAndVerifierFailureIsUnavailable) {
   EXPECT_EQ(ErrorReason(down.status()), "VERIFIER_UNAVAILABLE");
   EXPECT_EQ(CountRows("SELECT COUNT(*) FROM accounts WHERE verification_state = 3"), 0);
   EXPECT_EQ(CountRows("SELECT COUNT(*) FROM outbox WHERE topic = 'credit'"), 0);
+  EXPECT_EQ(Metric("qunzu_identity_verifications_total",
+                   {{"method", "resident_id"}, {"outcome", "rejected"}}),
+            1);
+  EXPECT_EQ(Metric("qunzu_identity_verifications_total",
+                   {{"method", "resident_id"}, {"outcome", "verifier_unavailable"}}),
+            1);
 }
 
 TEST_F(IdentityLogicTest, AttemptsAreRateLimitedWithRetryTime) {
