@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "services/credit/credit_model.h"
+#include "services/credit/credit_validation.h"
 
 namespace qunzu::credit {
 namespace {
@@ -80,8 +81,8 @@ absl::Status AccountUpdate::RecoverOnePeriod(absl::Time period_end) {
   v1::LedgerEntry entry;
   entry.set_kind(v1::CHANGE_KIND_EVENT);
   entry.set_event_type(v1::CREDIT_EVENT_TYPE_CLEAN_PERIOD);
-  entry.set_event_id(
-      absl::StrCat("credit:clean:", row_.account_id, ":", absl::ToUnixSeconds(period_end)));
+  entry.set_event_id(absl::StrCat(kCreditEventIdPrefix, "clean:", row_.account_id, ":",
+                                  absl::ToUnixSeconds(period_end)));
   entry.set_source_service(kCreditSource);
   entry.set_reason("A clean period passed without a negative event.");
   *entry.mutable_occurred_at() = ToProtoTime(period_end);

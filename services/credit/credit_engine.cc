@@ -141,6 +141,11 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
                          "no reversible event " + request.reverses_event_id() + " on this account",
                          {{"field", "reverses_event_id"}});
       }
+      if (original->entry.source_service() != context.caller.service) {
+        return MakeError(absl::StatusCode::kFailedPrecondition, "EVENT_NOT_REVERSIBLE",
+                         "only the service that recorded an event may reverse it",
+                         {{"field", "reverses_event_id"}});
+      }
       ASSIGN_OR_RETURN(const bool reversed, tx.IsReversed(request.reverses_event_id()));
       if (reversed) {
         return MakeError(absl::StatusCode::kFailedPrecondition, "EVENT_ALREADY_REVERSED",

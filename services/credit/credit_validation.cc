@@ -1,5 +1,6 @@
 #include "services/credit/credit_validation.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/idempotency.h"
 #include "common/status.h"
@@ -67,6 +68,9 @@ absl::Status CheckText(absl::string_view field, const std::string& value, size_t
 
 absl::Status ValidateRecordEvent(const v1::RecordEventRequest& request) {
   RETURN_IF_ERROR(ValidateRequestId(request.request_id()));
+  if (absl::StartsWith(request.request_id(), kCreditEventIdPrefix)) {
+    return InvalidField("request_id", "the prefix \"credit:\" is reserved for credit's own events");
+  }
   if (request.account_id() == 0) return InvalidField("account_id", "is required");
   const int type = request.event_type();
   if (type == v1::CREDIT_EVENT_TYPE_UNSPECIFIED) return InvalidField("event_type", "is required");

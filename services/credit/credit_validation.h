@@ -16,6 +16,9 @@
 
 namespace qunzu::credit {
 
+// Event ids credit gives its own events (CLEAN_PERIOD); refused from callers.
+inline constexpr char kCreditEventIdPrefix[] = "credit:";
+
 // Valid UTF-8 of at most max_chars code points; required strings also
 // non-empty.
 absl::Status CheckText(absl::string_view field, const std::string& value, size_t max_chars,

@@ -170,19 +170,25 @@ class MysqlCreditTransaction final : public CreditTransaction {
       if (s.empty()) return nullptr;
       return s;
     };
-    RETURN_IF_ERROR(
-        Execute(conn_,
-                "INSERT INTO credit_ledger (account_id, kind, event_type, event_id, fingerprint, "
-                "delta, score_before, score_after, level_before, level_after, source_service, "
-                "reference, reason, penalty_id, reverses_event_id, occurred_at, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                {e.account_id(), static_cast<int>(e.kind()), static_cast<int>(e.event_type()),
-                 optional_string(e.event_id()), optional_string(fingerprint), e.delta(),
-                 e.score_before(), e.score_after(), e.level_before(), e.level_after(),
-                 e.source_service(), e.reference(), e.reason(), e.penalty_id(),
-                 optional_string(e.reverses_event_id()), FromProtoTime(e.occurred_at()),
-                 FromProtoTime(e.recorded_at())})
-            .status());
+    absl::StatusOr<int64_t> inserted = Execute(
+        conn_,
+        "INSERT INTO credit_ledger (account_id, kind, event_type, event_id, fingerprint, "
+        "delta, score_before, score_after, level_before, level_after, source_service, "
+        "reference, reason, penalty_id, reverses_event_id, occurred_at, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        {e.account_id(), static_cast<int>(e.kind()), static_cast<int>(e.event_type()),
+         optional_string(e.event_id()), optional_string(fingerprint), e.delta(), e.score_before(),
+         e.score_after(), e.level_before(), e.level_after(), e.source_service(), e.reference(),
+         e.reason(), e.penalty_id(), optional_string(e.reverses_event_id()),
+         FromProtoTime(e.occurred_at()), FromProtoTime(e.recorded_at())});
+    if (!inserted.ok() && ErrorReason(inserted.status()) == kMysqlDuplicate) {
+      // Only a concurrent use of the same event id on another account gets
+      // here: the account lock serialises everything else.
+      return MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                       "event id " + e.event_id() + " is already recorded",
+                       {{"field", "request_id"}});
+    }
+    RETURN_IF_ERROR(inserted.status());
     return LastInsertId();
   }
 

@@ -11,6 +11,7 @@
 #include "services/credit/credit_engine.h"
 #include "services/credit/credit_model.h"
 #include "services/credit/credit_service.h"
+#include "services/credit/credit_validation.h"
 #include "tests/credit/fake_credit_store.h"
 
 namespace qunzu::credit {
@@ -175,6 +176,23 @@ TEST_F(CreditEngineLogicTest, StackedDowngradesAndEarlyLift) {
   clock_.Advance(absl::Hours(24 * 10));
   EXPECT_EQ(engine_.GetCredit(6)->level(), 2u);
   EXPECT_EQ(projection_.Get(6)->level(), 2u);
+}
+
+TEST_F(CreditEngineLogicTest, OnlyTheRecordingServiceMayReverseAnEvent) {
+  ASSERT_TRUE(Record(7, v1::CREDIT_EVENT_TYPE_IDENTITY_VERIFIED, "v7", "identity").ok());
+  v1::RecordEventRequest reversal;
+  reversal.set_request_id("r7");
+  reversal.set_account_id(7);
+  reversal.set_event_type(v1::CREDIT_EVENT_TYPE_REVERSAL);
+  reversal.set_reverses_event_id("v7");
+  EXPECT_EQ(ErrorReason(engine_.RecordEvent(From("moderation"), reversal).status()),
+            "EVENT_NOT_REVERSIBLE");
+  EXPECT_EQ(engine_.GetCredit(7)->score(), 600u);
+  v1::RecordEventRequest reserved;
+  reserved.set_request_id("credit:clean:7:1");
+  reserved.set_account_id(7);
+  reserved.set_event_type(v1::CREDIT_EVENT_TYPE_GROUP_WARNED);
+  EXPECT_EQ(ErrorMetadata(ValidateRecordEvent(reserved), "field"), "request_id");
 }
 
 }  // namespace
