@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
+#include "services/audit/node_store.h"
 
 namespace qunzu::audit {
 namespace {
@@ -27,6 +28,8 @@ constexpr char kOwnService[] = "audit";
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 constexpr uint64_t kMaxVerifyRange = 1000000;
+// The most entries one group commit writes.
+constexpr size_t kMaxGroupEntries = 5000;
 
 const std::set<std::string>& KnownSources() {
   static const auto* sources =
@@ -192,12 +195,13 @@ const std::vector<Migration>& AuditLogMigrations() {
            " actor_account_id BIGINT UNSIGNED NOT NULL,"
            " request_id VARCHAR(128) NOT NULL,"
            " entry MEDIUMBLOB NOT NULL,"
+           " leaf_hash BINARY(32) NOT NULL,"
            " PRIMARY KEY (leaf_index, appended_at),"
+           " KEY by_source (service, source_id),"
            " KEY by_event_time (event_time),"
-           " KEY by_action (service, action),"
+           " KEY by_action (action),"
            " KEY by_principal (principal),"
-           " KEY by_actor (actor_account_id),"
-           " KEY by_request (request_id)"
+           " KEY by_actor (actor_account_id)"
            ") ENGINE=InnoDB"
            " PARTITION BY RANGE (TO_DAYS(appended_at))"
            " (PARTITION p_start VALUES LESS THAN (730485))",
@@ -206,12 +210,6 @@ const std::vector<Migration>& AuditLogMigrations() {
            " node_index BIGINT UNSIGNED NOT NULL,"
            " hash BINARY(32) NOT NULL,"
            " PRIMARY KEY (level, node_index)) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_sources ("
-           " service VARCHAR(32) NOT NULL,"
-           " source_id BIGINT UNSIGNED NOT NULL,"
-           " leaf_index BIGINT UNSIGNED NOT NULL,"
-           " PRIMARY KEY (service, source_id),"
-           " KEY by_leaf (leaf_index)) ENGINE=InnoDB",
            "CREATE TABLE IF NOT EXISTS audit_subjects ("
            " kind INT UNSIGNED NOT NULL,"
            " subject_id BIGINT UNSIGNED NOT NULL,"
@@ -513,145 +511,204 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
                                                           bool own) {
   const absl::Time started = absl::Now();
   RETURN_IF_ERROR(EnsurePartitionFor(Now()));
+  // Group commit: batches that arrive while one transaction runs are
+  // written together in the next, one fsync for all, in arrival order.
+  PendingAppend pending;
+  pending.events = &events;
+  pending.own = own;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    queue_.push_back(&pending);
+    while (!pending.done) {
+      if (writing_) {
+        queue_cv_.Wait(&queue_mu_);
+        continue;
+      }
+      writing_ = true;
+      std::vector<PendingAppend*> group;
+      size_t entries = 0;
+      while (!queue_.empty() &&
+             (group.empty() || entries + queue_.front()->events->size() <= kMaxGroupEntries)) {
+        entries += queue_.front()->events->size();
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      queue_mu_.Unlock();
+      WriteGroup(group);
+      queue_mu_.Lock();
+      for (PendingAppend* p : group) p->done = true;
+      writing_ = false;
+      queue_cv_.SignalAll();
+    }
+  }
+  if (pending.result.ok()) {
+    metrics_.batch_size->Observe(static_cast<double>(events.size()));
+    metrics_.latency->Observe(absl::ToDoubleSeconds(absl::Now() - started));
+  }
+  return std::move(pending.result);
+}
+
+void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
   absl::MutexLock lock(&append_mu_);
   uint64_t appended = 0;
+  uint64_t duplicates = 0;
   uint64_t checkpoints = 0;
   uint64_t final_size = 0;
-  absl::StatusOr<v1::AppendResponse> response =
-      WithTransaction(pool_, [&](sql::Connection& conn) -> absl::StatusOr<v1::AppendResponse> {
-        appended = 0;
-        checkpoints = 0;
-        ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
-        const absl::Time now = std::max(Now(), head.last_appended_at);
-        // Which events are already in the log, by (service, source_id).
-        std::map<uint64_t, uint64_t> existing;
+  std::vector<v1::AppendResponse> responses;
+  absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
+    appended = 0;
+    duplicates = 0;
+    checkpoints = 0;
+    responses.assign(group.size(), v1::AppendResponse());
+    ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
+    const absl::Time now = std::max(Now(), head.last_appended_at);
+    // Which events are already in the log, by (service, source_id). The
+    // head row lock makes this read-then-insert race-free across replicas.
+    std::map<std::string, std::set<uint64_t>> wanted;
+    for (const PendingAppend* p : group) {
+      if (p->own) continue;
+      for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
+    }
+    std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
+    for (const auto& [service, ids] : wanted) {
+      std::vector<uint64_t> list(ids.begin(), ids.end());
+      for (size_t begin = 0; begin < list.size(); begin += 1000) {
+        const size_t end = std::min(list.size(), begin + 1000);
+        std::vector<SqlValue> params = {service};
+        for (size_t i = begin; i < end; ++i) params.emplace_back(list[i]);
+        const std::string& name = service;
+        RETURN_IF_ERROR(qunzu::Query(
+            conn,
+            absl::StrCat("SELECT source_id, leaf_index FROM audit_entries WHERE service = ? AND "
+                         "source_id IN (",
+                         absl::StrJoin(std::vector<std::string>(end - begin, "?"), ","), ")"),
+            params, [&](const sql::ResultSet& row) {
+              existing[{name, row.getUInt64(1)}] = row.getUInt64(2);
+              return absl::OkStatus();
+            }));
+      }
+    }
+    // A month boundary: sign the tree as it stood when the month closed.
+    if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
+        MonthOf(now) != MonthOf(head.last_appended_at) &&
+        head.last_checkpoint_size != head.tree_size) {
+      RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
+      ++checkpoints;
+    }
+    std::vector<SqlValue> entry_rows, node_rows, subject_rows;
+    size_t entries = 0, nodes = 0, subjects = 0;
+    for (size_t g = 0; g < group.size(); ++g) {
+      const bool own = group[g]->own;
+      for (v1::AuditEvent& e : *group[g]->events) {
+        v1::AppendResult* result = responses[g].add_results();
         if (!own) {
-          std::vector<SqlValue> params = {events.front().service()};
-          std::vector<std::string> marks;
-          for (const v1::AuditEvent& e : events) {
-            params.emplace_back(e.source_id());
-            marks.push_back("?");
+          auto it = existing.find({e.service(), e.source_id()});
+          if (it != existing.end()) {
+            result->set_leaf_index(it->second);
+            result->set_duplicate(true);
+            ++duplicates;
+            continue;
           }
-          RETURN_IF_ERROR(
-              qunzu::Query(conn,
-                           absl::StrCat("SELECT source_id, leaf_index FROM audit_sources "
-                                        "WHERE service = ? AND source_id IN (",
-                                        absl::StrJoin(marks, ","), ")"),
-                           params, [&](const sql::ResultSet& row) {
-                             existing[row.getUInt64(1)] = row.getUInt64(2);
-                             return absl::OkStatus();
-                           }));
         }
-        // A month boundary: sign the tree as it stood when the month closed.
-        if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
-            MonthOf(now) != MonthOf(head.last_appended_at) &&
-            head.last_checkpoint_size != head.tree_size) {
-          RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
-          ++checkpoints;
+        const uint64_t leaf_index = head.tree_size;
+        if (own) e.set_source_id(leaf_index + 1);
+        existing[{e.service(), e.source_id()}] = leaf_index;
+        result->set_leaf_index(leaf_index);
+        const std::string bytes = EncodeEntry(e, now);
+        const Hash leaf = LeafHash(bytes);
+        head.frontier.Append(leaf, [&](const NodeId& id, const Hash& h) {
+          if (id.level < kStoredLevel) return;
+          node_rows.emplace_back(id.level);
+          node_rows.emplace_back(id.index);
+          node_rows.emplace_back(HashToBytes(h));
+          ++nodes;
+        });
+        entry_rows.emplace_back(leaf_index);
+        entry_rows.emplace_back(now);
+        entry_rows.push_back(e.has_time() ? SqlValue(ToMicros(FromProto(e.time())))
+                                          : SqlValue(nullptr));
+        entry_rows.emplace_back(e.service());
+        entry_rows.emplace_back(e.source_id());
+        entry_rows.emplace_back(e.action());
+        entry_rows.emplace_back(e.principal());
+        entry_rows.emplace_back(e.actor_account_id());
+        entry_rows.emplace_back(e.request_id());
+        entry_rows.emplace_back(bytes);
+        entry_rows.emplace_back(HashToBytes(leaf));
+        ++entries;
+        std::set<std::pair<int, uint64_t>> seen;
+        for (const v1::Subject& s : e.subjects()) {
+          if (!seen.insert({s.kind(), s.id()}).second) continue;
+          subject_rows.emplace_back(static_cast<int64_t>(s.kind()));
+          subject_rows.emplace_back(s.id());
+          subject_rows.emplace_back(leaf_index);
+          ++subjects;
         }
-        v1::AppendResponse out;
-        std::vector<SqlValue> entry_rows, node_rows, source_rows, subject_rows;
-        size_t entries = 0, nodes = 0, subjects = 0;
-        for (v1::AuditEvent& e : events) {
-          v1::AppendResult* result = out.add_results();
-          if (!own) {
-            auto it = existing.find(e.source_id());
-            if (it != existing.end()) {
-              result->set_leaf_index(it->second);
-              result->set_duplicate(true);
-              continue;
-            }
-          }
-          const uint64_t leaf_index = head.tree_size;
-          if (own) e.set_source_id(leaf_index + 1);
-          existing[e.source_id()] = leaf_index;
-          result->set_leaf_index(leaf_index);
-          const std::string bytes = EncodeEntry(e, now);
-          head.frontier.Append(LeafHash(bytes), [&](const NodeId& id, const Hash& h) {
-            node_rows.emplace_back(id.level);
-            node_rows.emplace_back(id.index);
-            node_rows.emplace_back(HashToBytes(h));
-            ++nodes;
-          });
-          entry_rows.emplace_back(leaf_index);
-          entry_rows.emplace_back(now);
-          entry_rows.push_back(e.has_time() ? SqlValue(ToMicros(FromProto(e.time())))
-                                            : SqlValue(nullptr));
-          entry_rows.emplace_back(e.service());
-          entry_rows.emplace_back(e.source_id());
-          entry_rows.emplace_back(e.action());
-          entry_rows.emplace_back(e.principal());
-          entry_rows.emplace_back(e.actor_account_id());
-          entry_rows.emplace_back(e.request_id());
-          entry_rows.emplace_back(bytes);
-          ++entries;
-          source_rows.emplace_back(e.service());
-          source_rows.emplace_back(e.source_id());
-          source_rows.emplace_back(leaf_index);
-          std::set<std::pair<int, uint64_t>> seen;
-          for (const v1::Subject& s : e.subjects()) {
-            if (!seen.insert({s.kind(), s.id()}).second) continue;
-            subject_rows.emplace_back(static_cast<int64_t>(s.kind()));
-            subject_rows.emplace_back(s.id());
-            subject_rows.emplace_back(leaf_index);
-            ++subjects;
-          }
-          head.tree_size = head.frontier.size();
-          ++appended;
-        }
-        if (entries > 0) {
-          RETURN_IF_ERROR(Execute(conn,
-                                  "INSERT INTO audit_entries (leaf_index, appended_at, "
-                                  "event_time, service, source_id, action, principal, "
-                                  "actor_account_id, request_id, entry) VALUES " +
-                                      SqlPlaceholders(10, entries),
-                                  entry_rows)
-                              .status());
-          RETURN_IF_ERROR(Execute(conn,
-                                  "INSERT INTO audit_nodes (level, node_index, hash) VALUES " +
-                                      SqlPlaceholders(3, nodes),
-                                  node_rows)
-                              .status());
-          RETURN_IF_ERROR(Execute(conn,
-                                  "INSERT INTO audit_sources (service, source_id, leaf_index) "
-                                  "VALUES " +
-                                      SqlPlaceholders(3, entries),
-                                  source_rows)
-                              .status());
-          if (subjects > 0) {
-            RETURN_IF_ERROR(Execute(conn,
-                                    "INSERT INTO audit_subjects (kind, subject_id, leaf_index) "
-                                    "VALUES " +
-                                        SqlPlaceholders(3, subjects),
-                                    subject_rows)
-                                .status());
-          }
-          head.last_appended_at = now;
-          const bool by_count = head.tree_size - head.last_checkpoint_size >=
-                                static_cast<uint64_t>(options_.checkpoint_every_entries);
-          const bool by_time = head.last_checkpoint_at == absl::InfinitePast() ||
-                               now - head.last_checkpoint_at >= options_.checkpoint_interval;
-          if (by_count || by_time) {
-            RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
-            ++checkpoints;
-          }
-          RETURN_IF_ERROR(SaveHead(conn, head));
-        } else if (checkpoints > 0) {
-          RETURN_IF_ERROR(SaveHead(conn, head));
-        }
-        out.set_tree_size(head.tree_size);
-        final_size = head.tree_size;
-        return out;
-      });
-  if (!response.ok()) return response.status();
+        head.tree_size = head.frontier.size();
+        ++appended;
+      }
+    }
+    if (entries > 0) {
+      // At most 1,000 rows per statement keeps the parameters bounded.
+      for (size_t begin = 0; begin < entries; begin += 1000) {
+        const size_t end = std::min(entries, begin + 1000);
+        RETURN_IF_ERROR(
+            Execute(conn,
+                    "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, "
+                    "source_id, action, principal, actor_account_id, request_id, entry, "
+                    "leaf_hash) VALUES " +
+                        SqlPlaceholders(11, end - begin),
+                    std::vector<SqlValue>(entry_rows.begin() + static_cast<ptrdiff_t>(begin * 11),
+                                          entry_rows.begin() + static_cast<ptrdiff_t>(end * 11)))
+                .status());
+      }
+      if (nodes > 0) {
+        RETURN_IF_ERROR(Execute(conn,
+                                "INSERT INTO audit_nodes (level, node_index, hash) VALUES " +
+                                    SqlPlaceholders(3, nodes),
+                                node_rows)
+                            .status());
+      }
+      for (size_t begin = 0; begin < subjects; begin += 2000) {
+        const size_t end = std::min(subjects, begin + 2000);
+        RETURN_IF_ERROR(
+            Execute(conn,
+                    "INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES " +
+                        SqlPlaceholders(3, end - begin),
+                    std::vector<SqlValue>(subject_rows.begin() + static_cast<ptrdiff_t>(begin * 3),
+                                          subject_rows.begin() + static_cast<ptrdiff_t>(end * 3)))
+                .status());
+      }
+      head.last_appended_at = now;
+      const bool by_count = head.tree_size - head.last_checkpoint_size >=
+                            static_cast<uint64_t>(options_.checkpoint_every_entries);
+      const bool by_time = head.last_checkpoint_at == absl::InfinitePast() ||
+                           now - head.last_checkpoint_at >= options_.checkpoint_interval;
+      if (by_count || by_time) {
+        RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
+        ++checkpoints;
+      }
+      RETURN_IF_ERROR(SaveHead(conn, head));
+    } else if (checkpoints > 0) {
+      RETURN_IF_ERROR(SaveHead(conn, head));
+    }
+    for (v1::AppendResponse& r : responses) r.set_tree_size(head.tree_size);
+    final_size = head.tree_size;
+    return absl::OkStatus();
+  });
+  for (size_t g = 0; g < group.size(); ++g) {
+    if (status.ok()) {
+      group[g]->result = std::move(responses[g]);
+    } else {
+      group[g]->result = status;
+    }
+  }
+  if (!status.ok()) return;
   metrics_.appended->Increment(static_cast<double>(appended));
-  metrics_.duplicates->Increment(static_cast<double>(events.size() - appended));
+  metrics_.duplicates->Increment(static_cast<double>(duplicates));
   metrics_.checkpoints->Increment(static_cast<double>(checkpoints));
-  metrics_.batch_size->Observe(static_cast<double>(events.size()));
-  metrics_.latency->Observe(absl::ToDoubleSeconds(absl::Now() - started));
   metrics_.tree_size->Set(static_cast<double>(final_size));
   if (checkpoints > 0) metrics_.checkpoint_age->Set(0);
-  return response;
 }
 
 absl::Status AuditLog::MaybeCheckpoint() {
@@ -688,37 +745,7 @@ void AuditLog::UpdateGauges() {
 
 absl::StatusOr<std::vector<Hash>> AuditLog::ReadNodes(sql::Connection& conn,
                                                       const std::vector<NodeId>& nodes) {
-  std::map<NodeId, Hash> found;
-  for (size_t begin = 0; begin < nodes.size(); begin += 200) {
-    const size_t end = std::min(nodes.size(), begin + 200);
-    std::vector<std::string> conditions;
-    std::vector<SqlValue> params;
-    for (size_t i = begin; i < end; ++i) {
-      conditions.push_back("(level = ? AND node_index = ?)");
-      params.emplace_back(nodes[i].level);
-      params.emplace_back(nodes[i].index);
-    }
-    RETURN_IF_ERROR(qunzu::Query(conn,
-                                 "SELECT level, node_index, hash FROM audit_nodes WHERE " +
-                                     absl::StrJoin(conditions, " OR "),
-                                 params, [&](const sql::ResultSet& row) -> absl::Status {
-                                   ASSIGN_OR_RETURN(Hash h, HashFromBytes(Bytes(row, 3)));
-                                   found[{static_cast<int>(row.getInt(1)), row.getUInt64(2)}] = h;
-                                   return absl::OkStatus();
-                                 }));
-  }
-  std::vector<Hash> out;
-  out.reserve(nodes.size());
-  for (const NodeId& id : nodes) {
-    auto it = found.find(id);
-    if (it == found.end()) {
-      return MakeError(absl::StatusCode::kDataLoss, "MERKLE_NODE_MISSING",
-                       absl::StrCat("tree node level ", id.level, " index ", id.index,
-                                    " is missing from storage"));
-    }
-    out.push_back(it->second);
-  }
-  return out;
+  return ReadTreeNodes(conn, nodes);
 }
 
 absl::StatusOr<std::optional<v1::Checkpoint>> AuditLog::ReadCheckpoint(sql::Connection& conn,
@@ -936,9 +963,8 @@ absl::StatusOr<v1::VerifyRangeResponse> AuditLog::VerifyRange(
       uint64_t rows = 0;
       absl::Status read = qunzu::Query(
           *lease,
-          "SELECT e.leaf_index, e.entry, n.hash FROM audit_entries e LEFT JOIN audit_nodes n "
-          "ON n.level = 0 AND n.node_index = e.leaf_index WHERE e.leaf_index >= ? AND "
-          "e.leaf_index < ? ORDER BY e.leaf_index LIMIT 5000",
+          "SELECT leaf_index, entry, leaf_hash FROM audit_entries WHERE leaf_index >= ? AND "
+          "leaf_index < ? ORDER BY leaf_index LIMIT 5000",
           {next, end}, [&](const sql::ResultSet& row) -> absl::Status {
             ++rows;
             const uint64_t index = row.getUInt64(1);
@@ -1192,11 +1218,15 @@ absl::StatusOr<v1::PurgeRun> AuditLog::Purge() {
     });
     RETURN_IF_ERROR(status);
   }
+  // The dropped leaves' hashes stay, for proofs and the boundary frontier.
+  RETURN_IF_ERROR(Execute(*lease,
+                          "INSERT IGNORE INTO audit_nodes (level, node_index, hash) SELECT 0, "
+                          "leaf_index, leaf_hash FROM audit_entries PARTITION (" +
+                              absl::StrJoin(names, ", ") + ")")
+                      .status());
   RETURN_IF_ERROR(
       Execute(*lease, "ALTER TABLE audit_entries DROP PARTITION " + absl::StrJoin(names, ", "))
           .status());
-  RETURN_IF_ERROR(
-      Execute(*lease, "DELETE FROM audit_sources WHERE leaf_index < ?", {boundary}).status());
   RETURN_IF_ERROR(
       Execute(*lease, "DELETE FROM audit_subjects WHERE leaf_index < ?", {boundary}).status());
   v1::AuditEvent event;

@@ -26,6 +26,7 @@
 #include <prometheus/registry.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -129,7 +130,16 @@ class AuditLog {
   absl::Status Init(prometheus::Registry* registry);
   absl::Time Now() const;
 
+  // One Append waiting for, or in, a group commit.
+  struct PendingAppend {
+    std::vector<v1::AuditEvent>* events = nullptr;
+    bool own = false;
+    bool done = false;
+    absl::StatusOr<v1::AppendResponse> result = absl::UnknownError("not written");
+  };
   absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own);
+  // Writes the batches of group in one transaction and sets their results.
+  void WriteGroup(const std::vector<PendingAppend*>& group);
   // The head row, locked FOR UPDATE when for_update (the writer lock).
   absl::StatusOr<Head> LoadHead(sql::Connection& conn, bool for_update);
   absl::Status WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time);
@@ -156,6 +166,11 @@ class AuditLog {
   Metrics metrics_;
   // Serialises this process's writers before they queue on the head row.
   absl::Mutex append_mu_;
+  // Batches waiting for the group commit; one of their callers writes.
+  absl::Mutex queue_mu_;
+  absl::CondVar queue_cv_;
+  std::deque<PendingAppend*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
   absl::Mutex partition_mu_;
   absl::Time covered_until_ ABSL_GUARDED_BY(partition_mu_) = absl::InfinitePast();
 };

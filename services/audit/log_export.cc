@@ -12,6 +12,7 @@
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/merkle.h"
+#include "services/audit/node_store.h"
 #include "services/audit/signer.h"
 
 namespace qunzu::audit {
@@ -71,21 +72,7 @@ absl::StatusOr<StoredHead> ReadStoredHead(sql::Connection& conn) {
 }
 
 absl::StatusOr<Frontier> StoredFrontier(sql::Connection& conn, uint64_t size) {
-  std::vector<Hash> hashes;
-  for (const NodeId& id : Frontier::NodesFor(size)) {
-    std::optional<Hash> h;
-    RETURN_IF_ERROR(Query(conn, "SELECT hash FROM audit_nodes WHERE level = ? AND node_index = ?",
-                          {id.level, id.index}, [&](const sql::ResultSet& row) -> absl::Status {
-                            ASSIGN_OR_RETURN(h, HashFromBytes(Bytes(row, 1)));
-                            return absl::OkStatus();
-                          }));
-    if (!h) {
-      return MakeError(
-          absl::StatusCode::kDataLoss, "MERKLE_NODE_MISSING",
-          absl::StrCat("the subtree hash at level ", id.level, " index ", id.index, " is missing"));
-    }
-    hashes.push_back(*h);
-  }
+  ASSIGN_OR_RETURN(std::vector<Hash> hashes, ReadTreeNodes(conn, Frontier::NodesFor(size)));
   return Frontier::Create(size, std::move(hashes));
 }
 
@@ -99,9 +86,8 @@ absl::Status ForEachStoredEntry(
     uint64_t rows = 0;
     absl::Status s =
         Query(conn,
-              "SELECT e.leaf_index, e.entry, n.hash FROM audit_entries e LEFT JOIN audit_nodes n "
-              "ON n.level = 0 AND n.node_index = e.leaf_index WHERE e.leaf_index >= ? "
-              "ORDER BY e.leaf_index LIMIT 10000",
+              "SELECT leaf_index, entry, leaf_hash FROM audit_entries WHERE leaf_index >= ? "
+              "ORDER BY leaf_index LIMIT 10000",
               {next}, [&](const sql::ResultSet& row) -> absl::Status {
                 if (!going) return absl::OkStatus();
                 ++rows;

@@ -165,9 +165,8 @@ TEST_F(VerifyTest, OneByteChangedAndItsLeafHashToo) {
                   "CHAR(ASCII(SUBSTRING(entry, 31, 1)) ^ 4), SUBSTRING(entry, 32)) "
                   "WHERE leaf_index = 7")
                   .ok());
-  ASSERT_TRUE(Sql("UPDATE audit_nodes n JOIN audit_entries e ON e.leaf_index = 7 SET n.hash = "
-                  "UNHEX(SHA2(CONCAT(CHAR(0), e.entry), 256)) WHERE n.level = 0 AND "
-                  "n.node_index = 7")
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_hash = UNHEX(SHA2(CONCAT(CHAR(0), entry), "
+                  "256)) WHERE leaf_index = 7")
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
 }
@@ -188,8 +187,8 @@ TEST_F(VerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
   ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
                   "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
                   .ok());
-  ASSERT_TRUE(Sql("UPDATE audit_nodes a JOIN audit_nodes b ON a.level = 0 AND b.level = 0 AND "
-                  "a.node_index = 4 AND b.node_index = 5 SET a.hash = b.hash, b.hash = a.hash")
+  ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
+                  "b.leaf_index = 5 SET a.leaf_hash = b.leaf_hash, b.leaf_hash = a.leaf_hash")
                   .ok());
   VerifyReport r = VerifyDb();
   EXPECT_FALSE(r.ok);
@@ -205,21 +204,28 @@ TEST_F(VerifyTest, RowInsertedInTheMiddle) {
   const std::string forged =
       EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
   ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
-                  "action, principal, actor_account_id, request_id, entry) VALUES "
-                  "(12, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?)",
+                  "action, principal, actor_account_id, request_id, entry, leaf_hash) SELECT "
+                  "12, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?, leaf_hash FROM "
+                  "audit_entries WHERE leaf_index = 13",
                   {clock_.Now(), forged})
                   .ok());
   ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = tree_size + 1").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 12);
+  // With its own leaf hash: the forgery carries a later time than the entry
+  // after it (and would break the next checkpoint's root).
+  ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_hash = ? WHERE leaf_index = 12",
+                  {HashToBytes(LeafHash(forged))})
+                  .ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 13);
 }
 
 TEST_F(VerifyTest, RowInsertedAtTheTail) {
   const std::string forged =
       EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
   ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
-                  "action, principal, actor_account_id, request_id, entry) VALUES "
-                  "(20, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?)",
-                  {clock_.Now(), forged})
+                  "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES "
+                  "(20, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?, ?)",
+                  {clock_.Now(), forged, HashToBytes(LeafHash(forged))})
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 20);
 }

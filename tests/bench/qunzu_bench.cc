@@ -12,7 +12,9 @@
 #include <grpcpp/server_builder.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "common/auth_interceptor.h"
 #include "common/server.h"
@@ -120,9 +122,13 @@ int RunRpcBench() {
 
 }  // namespace qunzu::bench
 
+// QUNZU_BENCH_ONLY=<name> runs one scenario.
 int main() {
-  int rpc = qunzu::bench::RunRpcBench();
-  int outbox = qunzu::bench::RunOutboxBench();
-  int audit = qunzu::bench::RunAuditBench();
+  const char* only_env = std::getenv("QUNZU_BENCH_ONLY");
+  const std::string only = only_env != nullptr ? only_env : "";
+  auto wanted = [&](const char* name) { return only.empty() || only == name; };
+  int rpc = wanted("rpc") ? qunzu::bench::RunRpcBench() : 0;
+  int outbox = wanted("outbox") ? qunzu::bench::RunOutboxBench() : 0;
+  int audit = wanted("audit") ? qunzu::bench::RunAuditBench() : 0;
   return rpc != 0 ? rpc : outbox != 0 ? outbox : audit;
 }
