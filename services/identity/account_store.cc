@@ -68,6 +68,8 @@ SqlValue OrNull(const std::optional<absl::Time>& value) {
 
 }  // namespace
 
+// Each statement is one literal split over lines, not a missing comma.
+// NOLINTBEGIN(bugprone-suspicious-missing-comma)
 const std::vector<Migration>& IdentityMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1,
@@ -121,6 +123,7 @@ const std::vector<Migration>& IdentityMigrations() {
         " PRIMARY KEY (account_id, kind, version)) ENGINE=InnoDB"}}};
   return *migrations;
 }
+// NOLINTEND(bugprone-suspicious-missing-comma)
 
 absl::StatusOr<std::optional<AccountRow>> LoadAccount(sql::Connection& conn, uint64_t account_id,
                                                       bool for_update) {

@@ -12,7 +12,6 @@ namespace qunzu::identity {
 namespace {
 
 using common::v1::ROLE_OPERATOR;
-using common::v1::ROLE_PLATFORM;
 using common::v1::ROLE_REGULATOR;
 
 std::string Sha(const std::string& body) {

@@ -18,7 +18,6 @@ namespace qunzu::identity {
 namespace {
 
 using common::v1::ROLE_COMPLIANCE;
-using common::v1::ROLE_PLATFORM;
 using common::v1::ROLE_REGULATOR;
 
 // A checksum-valid ID number with the given 17 leading digits.
@@ -215,9 +214,11 @@ TEST_F(IdentityLogicTest, OneIdNumberVerifiesAtMostNAccountsUnderConcurrency) {
   Rebuild();
   constexpr int kAccounts = 10;
   std::vector<uint64_t> accounts;
+  accounts.reserve(kAccounts);
   for (int i = 0; i < kAccounts; ++i) accounts.push_back(NewAccount());
   std::vector<absl::StatusCode> codes(kAccounts);
   std::vector<std::thread> threads;
+  threads.reserve(kAccounts);
   for (int i = 0; i < kAccounts; ++i) {
     threads.emplace_back([&, i] { codes[i] = SubmitId(accounts[i]).status().code(); });
   }

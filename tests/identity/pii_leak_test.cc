@@ -105,6 +105,7 @@ TEST_F(PiiLeakTest, NoPersonalDataInClearAfterARealisticRun) {
   const std::vector<std::string> phones = {"13812341234", "15987654321", "18600001111"};
 
   std::vector<uint64_t> accounts;
+  accounts.reserve(4);
   for (int i = 0; i < 3; ++i) accounts.push_back(NewAccount(phones[i]));
   ASSERT_TRUE(SubmitId(accounts[0], ids[0], names[0]).ok());
   verifier_.match = false;

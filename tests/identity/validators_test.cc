@@ -32,7 +32,9 @@ TEST(ResidentIdTest, RejectsWrongCheckCharacter) {
   EXPECT_EQ(ErrorMetadata(id.status(), "field"), "f");
 }
 
-std::string WithCheck(std::string first17) { return first17 + ResidentIdCheckCharacter(first17); }
+std::string WithCheck(const std::string& first17) {
+  return first17 + ResidentIdCheckCharacter(first17);
+}
 
 TEST(ResidentIdTest, RejectsImpossibleDate) {
   EXPECT_EQ(Reason(ValidateResidentId(WithCheck("11010519990230002"), kToday, "f")),
