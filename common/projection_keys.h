@@ -14,7 +14,9 @@
 namespace qunzu::projection {
 
 // Hash written by identity: fields `verified` ("0"/"1"), `agreement_version`
-// (the version accepted, "" when none), `state` (account state name).
+// (the service agreement version accepted, "" when none),
+// `convention_version` (the platform convention version accepted, "" when
+// none), `state` (account state name).
 inline std::string AccountIdentityKey(uint64_t account_id) {
   return absl::StrCat("{a:", account_id, "}:identity");
 }

@@ -115,7 +115,13 @@ absl::StatusOr<v1::GetAccountResponse> IdentityLogic::GetAccount(const RequestCo
         } else {
           ASSIGN_OR_RETURN(row, LoadAccountByPlatformUserId(conn, req.platform_user_id()));
         }
-        if (!row) return AccountNotFound(req.account_id());
+        if (!row && req.key_case() == v1::GetAccountRequest::kAccountId) {
+          return AccountNotFound(req.account_id());
+        }
+        if (!row) {
+          return MakeError(absl::StatusCode::kNotFound, "ACCOUNT_NOT_FOUND",
+                           "no account has this platform_user_id");
+        }
         v1::GetAccountResponse out;
         ASSIGN_OR_RETURN(*out.mutable_account(), ToAccount(conn, *row));
         return out;
