@@ -3,6 +3,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <cstdlib>
+
 #include "common/handler.h"
 #include "common/log.h"
 #include "services/identity/account_store.h"
@@ -66,6 +68,24 @@ class OwningIdentityService final : public IdentityServiceImpl {
   std::unique_ptr<Parts> parts_;
 };
 
+// The keys from --pii-keys-file, else from the QUNZU_IDENTITY_KEYS variable
+// itself (kept off the command line, where `ps` would show it).
+absl::StatusOr<PiiCrypto> LoadKeys(const std::string& file) {
+  if (!file.empty()) return PiiCrypto::LoadFile(file);
+  const char* inline_keys = std::getenv("QUNZU_IDENTITY_KEYS");
+  if (inline_keys == nullptr || *inline_keys == '\0') {
+    return InvalidField("--pii-keys-file",
+                        "is required (or set QUNZU_IDENTITY_KEYS_FILE, or QUNZU_IDENTITY_KEYS "
+                        "to the keys themselves)");
+  }
+  absl::StatusOr<PiiCrypto> crypto = PiiCrypto::Parse(inline_keys);
+  if (!crypto.ok()) {
+    return MakeError(crypto.status().code(), ErrorReason(crypto.status()),
+                     absl::StrCat("QUNZU_IDENTITY_KEYS: ", crypto.status().message()));
+  }
+  return crypto;
+}
+
 }  // namespace
 
 #define QUNZU_IDENTITY_HANDLER(Name)                                                \
@@ -127,12 +147,9 @@ void AddIdentityFlags(FlagSet& flags) {
 
 absl::StatusOr<std::unique_ptr<grpc::Service>> MakeIdentityService(ServiceDeps& deps) {
   const IdentityFlags& f = Flags();
-  if (f.pii_keys_file.empty()) {
-    return InvalidField("--pii-keys-file", "is required (or set QUNZU_IDENTITY_KEYS_FILE)");
-  }
   auto parts = std::make_unique<OwningIdentityService::Parts>();
   parts->metrics = std::make_unique<IdentityMetrics>(deps.metrics);
-  ASSIGN_OR_RETURN(PiiCrypto crypto, PiiCrypto::LoadFile(f.pii_keys_file));
+  ASSIGN_OR_RETURN(PiiCrypto crypto, LoadKeys(f.pii_keys_file));
   parts->crypto = std::make_unique<PiiCrypto>(std::move(crypto));
   if (f.verifier == "provider") {
     if (f.provider_target.empty()) {

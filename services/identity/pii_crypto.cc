@@ -62,7 +62,7 @@ const unsigned char* Bytes(absl::string_view s) {
 absl::StatusOr<PiiCrypto> PiiCrypto::Parse(absl::string_view text) {
   PiiCrypto crypto;
   int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+  for (absl::string_view line : absl::StrSplit(text, absl::ByAnyChar("\n;"))) {
     ++line_number;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;

@@ -4,8 +4,9 @@
 // keys can rotate; and an HMAC-SHA256 blind index under its own key for
 // equality lookups (how many accounts one ID number verified).
 //
-// Keys come from a file (never from code). Its format, one entry a line,
-// `#` comments and blank lines ignored:
+// Keys come from a file or the environment (never from code). The format,
+// one entry a line (`;` also separates entries, for a one-line environment
+// value), `#` comments and blank entries ignored:
 //   hmac <64 hex digits>            the blind-index key (exactly one)
 //   key <version> <64 hex digits>   an AES-256 key; version 1..65535
 // The highest version encrypts; every listed version decrypts.

@@ -69,6 +69,13 @@ TEST(PiiCryptoTest, BlindIndexIsKeyedAndKindSeparated) {
   EXPECT_NE(a.BlindIndex("id", "v"), a.BlindIndex("phone", "v"));
 }
 
+TEST(PiiCryptoTest, OneLineFormForTheEnvironment) {
+  absl::StatusOr<PiiCrypto> crypto =
+      PiiCrypto::Parse("hmac " + kHmac + "; key 1 " + kKey1 + "; key 2 " + kKey2);
+  ASSERT_TRUE(crypto.ok()) << crypto.status();
+  EXPECT_EQ(crypto->newest_version(), 2u);
+}
+
 TEST(PiiCryptoTest, KeyFileErrorsNameTheLine) {
   EXPECT_FALSE(PiiCrypto::Parse("").ok());
   EXPECT_FALSE(PiiCrypto::Parse("key 1 " + kKey1).ok());
