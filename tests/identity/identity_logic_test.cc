@@ -3,7 +3,12 @@
 // the credit and audit outbox rows.
 #include "services/identity/identity_logic.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 #include <vector>
@@ -11,6 +16,7 @@
 #include "common/status.h"
 #include "qunzu/audit/v1/audit.pb.h"
 #include "qunzu/credit/v1/credit.pb.h"
+#include "services/identity/provider_verifier.h"
 #include "services/identity/validators.h"
 #include "tests/identity/identity_fixture.h"
 
@@ -187,6 +193,38 @@ TEST_F(IdentityLogicTest, MismatchIsRejectedAndVerifierFailureIsUnavailable) {
   EXPECT_EQ(Metric("qunzu_identity_verifications_total",
                    {{"method", "resident_id"}, {"outcome", "verifier_unavailable"}}),
             1);
+}
+
+TEST_F(IdentityLogicTest, ProviderThatIsDownNeverVerifies) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);  // nothing listens there now
+  ProviderOptions options;
+  options.deadline = absl::Milliseconds(300);
+  options.backoff = absl::Milliseconds(1);
+  ProviderVerifier down(grpc::CreateChannel("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                                            grpc::InsecureChannelCredentials()),
+                        options);
+  IdentityLogic logic(
+      IdentityDeps{*pool_, nullptr, clock_, *crypto_, down, options_, nullptr, nullptr});
+  const uint64_t account = NewAccount();
+  v1::SubmitRealNameRequest req;
+  req.set_request_id("down-1");
+  req.set_actor_account_id(account);
+  req.mutable_resident_identity()->set_legal_name(kLegalName);
+  req.mutable_resident_identity()->set_resident_id_number(kIdNumber);
+  absl::Status status = logic.SubmitRealName(Platform("SubmitRealName"), req).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorReason(status), "VERIFIER_UNAVAILABLE");
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM accounts WHERE verification_state = 3"), 0);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM outbox WHERE topic = 'credit'"), 0);
+  // The failed attempt left no idempotency record: the same request may be retried.
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM idempotency_keys"), 1);
 }
 
 TEST_F(IdentityLogicTest, AttemptsAreRateLimitedWithRetryTime) {
