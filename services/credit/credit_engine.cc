@@ -75,6 +75,46 @@ absl::StatusOr<std::optional<Response>> BeginIdempotent(CreditTransaction& tx,
   return std::optional<Response>(std::move(response));
 }
 
+// The delta of a REVERSAL: the cancelled event's applied delta, negated.
+absl::StatusOr<int32_t> ReversalDelta(CreditTransaction& tx, const RequestContext& context,
+                                      const v1::RecordEventRequest& request) {
+  ASSIGN_OR_RETURN(std::optional<StoredEvent> original, tx.FindEvent(request.reverses_event_id()));
+  if (!original || original->entry.account_id() != request.account_id() ||
+      original->entry.event_type() == v1::CREDIT_EVENT_TYPE_REVERSAL) {
+    return MakeError(absl::StatusCode::kNotFound, "REVERSED_EVENT_NOT_FOUND",
+                     "no reversible event " + request.reverses_event_id() + " on this account",
+                     {{"field", "reverses_event_id"}});
+  }
+  if (original->entry.source_service() != context.caller.service) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "EVENT_NOT_REVERSIBLE",
+                     "only the service that recorded an event may reverse it",
+                     {{"field", "reverses_event_id"}});
+  }
+  ASSIGN_OR_RETURN(const bool reversed, tx.IsReversed(request.reverses_event_id()));
+  if (reversed) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "EVENT_ALREADY_REVERSED",
+                     "event " + request.reverses_event_id() + " was already reversed");
+  }
+  return -original->entry.delta();
+}
+
+// The ledger entry of a recorded event, explained by the caller's reason or
+// else the policy rule's description.
+v1::LedgerEntry EventEntry(const RequestContext& context, const v1::RecordEventRequest& request,
+                           const Policy& policy) {
+  v1::LedgerEntry entry;
+  entry.set_kind(v1::CHANGE_KIND_EVENT);
+  entry.set_event_type(request.event_type());
+  entry.set_event_id(request.request_id());
+  entry.set_source_service(context.caller.service);
+  entry.set_reference(request.reference());
+  entry.set_reason(request.reason().empty() ? policy.DescriptionOf(request.event_type())
+                                            : request.reason());
+  entry.set_reverses_event_id(request.reverses_event_id());
+  if (request.has_occurred_at()) *entry.mutable_occurred_at() = request.occurred_at();
+  return entry;
+}
+
 }  // namespace
 
 bool ServiceMayRecord(const std::string& service, v1::CreditEventType type) {
@@ -133,38 +173,10 @@ absl::StatusOr<v1::RecordEventResponse> CreditEngine::RecordEvent(
                        "the account's verification was already recorded");
     }
     if (request.event_type() == v1::CREDIT_EVENT_TYPE_REVERSAL) {
-      ASSIGN_OR_RETURN(std::optional<StoredEvent> original,
-                       tx.FindEvent(request.reverses_event_id()));
-      if (!original || original->entry.account_id() != request.account_id() ||
-          original->entry.event_type() == v1::CREDIT_EVENT_TYPE_REVERSAL) {
-        return MakeError(absl::StatusCode::kNotFound, "REVERSED_EVENT_NOT_FOUND",
-                         "no reversible event " + request.reverses_event_id() + " on this account",
-                         {{"field", "reverses_event_id"}});
-      }
-      if (original->entry.source_service() != context.caller.service) {
-        return MakeError(absl::StatusCode::kFailedPrecondition, "EVENT_NOT_REVERSIBLE",
-                         "only the service that recorded an event may reverse it",
-                         {{"field", "reverses_event_id"}});
-      }
-      ASSIGN_OR_RETURN(const bool reversed, tx.IsReversed(request.reverses_event_id()));
-      if (reversed) {
-        return MakeError(absl::StatusCode::kFailedPrecondition, "EVENT_ALREADY_REVERSED",
-                         "event " + request.reverses_event_id() + " was already reversed");
-      }
-      delta = -original->entry.delta();
+      ASSIGN_OR_RETURN(delta, ReversalDelta(tx, context, request));
     }
-    v1::LedgerEntry entry;
-    entry.set_kind(v1::CHANGE_KIND_EVENT);
-    entry.set_event_type(request.event_type());
-    entry.set_event_id(request.request_id());
-    entry.set_source_service(context.caller.service);
-    entry.set_reference(request.reference());
-    entry.set_reason(request.reason().empty() ? policy_.DescriptionOf(request.event_type())
-                                              : request.reason());
-    entry.set_reverses_event_id(request.reverses_event_id());
-    if (request.has_occurred_at()) *entry.mutable_occurred_at() = request.occurred_at();
     ASSIGN_OR_RETURN(*response.mutable_entry(),
-                     update.Append(std::move(entry), delta, fingerprint));
+                     update.Append(EventEntry(context, request, policy_), delta, fingerprint));
     if (request.event_type() == v1::CREDIT_EVENT_TYPE_IDENTITY_VERIFIED) {
       update.row().verified = true;
     }

@@ -58,7 +58,7 @@ class CreditEngineTest : public ::testing::Test {
     projection_ = std::make_unique<RedisCreditProjection>(*redis_);
     engine_ = std::make_unique<CreditEngine>(*store_, *projection_, *policy_, clock_);
     // Account ids unique to this run, so tests sharing the Redis never meet.
-    base_account_ = (std::random_device{}() % 1000000 + 1) * 1000;
+    base_account_ = (uint64_t{std::random_device{}()} % 1000000 + 1) * 1000;
   }
 
   void TearDown() override {
@@ -206,6 +206,7 @@ TEST_F(CreditEngineTest, LedgerReplayEqualsMaterialisedScore) {
 TEST_F(CreditEngineTest, FiftyConcurrentEventsLoseNoUpdate) {
   ASSERT_TRUE(Verify(Account(3)).ok());
   std::vector<std::thread> threads;
+  threads.reserve(50);
   std::atomic<int> failures{0};
   for (int i = 0; i < 50; ++i) {
     threads.emplace_back([&, i] {

@@ -22,7 +22,7 @@ v1::CreditPolicy DefaultPolicy() {
 }
 
 std::string WriteFile(const std::string& text) {
-  const std::string path = "/tmp/" + testing::UniqueName("credit_policy") + ".textproto";
+  std::string path = "/tmp/" + testing::UniqueName("credit_policy") + ".textproto";
   std::ofstream(path) << text;
   return path;
 }
