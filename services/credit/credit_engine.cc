@@ -373,15 +373,25 @@ absl::StatusOr<int> CreditEngine::CatchUpDue(int limit) {
   return static_cast<int>(due.size());
 }
 
-absl::Status CreditEngine::Rebuild() {
+absl::StatusOr<CreditEngine::RebuildReport> CreditEngine::Rebuild() {
+  RebuildReport report;
   uint64_t after = 0;
   while (true) {
     ASSIGN_OR_RETURN(std::vector<uint64_t> ids, store_.ListAccounts(after, kRebuildBatch));
-    if (ids.empty()) return absl::OkStatus();
+    if (ids.empty()) return report;
     std::vector<v1::CreditStatus> statuses;
+    statuses.reserve(ids.size());
     for (uint64_t id : ids) {
       ASSIGN_OR_RETURN(v1::CreditStatus status, Refresh(id));
       statuses.push_back(std::move(status));
+      absl::Status verified = VerifyLedger(id);
+      if (ErrorReason(verified) == "LEDGER_MISMATCH" ||
+          ErrorReason(verified) == "LEDGER_INCONSISTENT") {
+        report.mismatched.push_back(id);
+      } else {
+        RETURN_IF_ERROR(verified);
+      }
+      ++report.accounts;
     }
     RETURN_IF_ERROR(projection_.Publish(statuses));
     after = ids.back();

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/auth.h"
@@ -69,10 +70,17 @@ class CreditEngine {
   // Catches up to `limit` accounts with work due and republishes them;
   // returns how many were processed.
   absl::StatusOr<int> CatchUpDue(int limit);
+  // What a Rebuild found.
+  struct RebuildReport {
+    int accounts = 0;
+    // Accounts whose ledger does not replay to their materialised row.
+    std::vector<uint64_t> mismatched;
+  };
   // Recomputes every account under the current policy (recording
-  // POLICY_CHANGED where the level moved, catching up what is due) and
-  // rewrites the whole Redis projection.
-  absl::Status Rebuild();
+  // POLICY_CHANGED where the level moved, catching up what is due), runs
+  // the ledger replay check on each, and rewrites the whole Redis
+  // projection.
+  absl::StatusOr<RebuildReport> Rebuild();
 
  private:
   // Runs a catch-up transaction on one account when it needs one; returns

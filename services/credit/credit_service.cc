@@ -18,6 +18,15 @@ RequestContext ContextOf(const CallInfo& call, const char* method) {
   return RequestContext{call.caller, call.peer, std::string(kMethodPrefix) + method};
 }
 
+void ReportRebuild(const CreditEngine::RebuildReport& report) {
+  LogInfo("credit_projection_rebuilt",
+          {{"accounts", report.accounts},
+           {"ledger_mismatches", static_cast<int64_t>(report.mismatched.size())}});
+  for (uint64_t account_id : report.mismatched) {
+    LogError("credit_ledger_mismatch", {{"account_id", account_id}});
+  }
+}
+
 }  // namespace
 
 CreditServiceImpl::CreditServiceImpl(MysqlPool& mysql, RedisClient& redis,
@@ -41,10 +50,16 @@ void CreditServiceImpl::MaintenanceLoop() {
   bool rebuilt = false;
   absl::Duration wait = absl::ZeroDuration();
   while (!stop_.WaitForNotificationWithTimeout(wait)) {
-    absl::Status status = rebuilt ? engine_.CatchUpDue(kCatchUpBatch).status() : engine_.Rebuild();
-    if (status.ok() && !rebuilt) {
-      rebuilt = true;
-      LogInfo("credit_projection_rebuilt");
+    absl::Status status = absl::OkStatus();
+    if (rebuilt) {
+      status = engine_.CatchUpDue(kCatchUpBatch).status();
+    } else {
+      absl::StatusOr<CreditEngine::RebuildReport> report = engine_.Rebuild();
+      status = report.status();
+      if (report.ok()) {
+        rebuilt = true;
+        ReportRebuild(*report);
+      }
     }
     if (!status.ok()) {
       LogWarning("credit_maintenance_failed", {{"error", std::string(status.message())}});

@@ -201,6 +201,10 @@ TEST_F(CreditEngineTest, LedgerReplayEqualsMaterialisedScore) {
       Execute(**lease, "UPDATE credit_accounts SET score = 900 WHERE account_id = ?", {Account(2)})
           .ok());
   EXPECT_EQ(ErrorReason(engine_->VerifyLedger(Account(2))), "LEDGER_MISMATCH");
+  // The check also runs over every account when the service starts.
+  auto report = engine_->Rebuild();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->mismatched, std::vector<uint64_t>{Account(2)});
 }
 
 TEST_F(CreditEngineTest, FiftyConcurrentEventsLoseNoUpdate) {
@@ -398,6 +402,7 @@ TEST_F(CreditEngineTest, RebuildRestoresTheProjectionAndRecordsPolicyChanges) {
   ASSERT_TRUE(Verify(Account(9)).ok());
   ASSERT_TRUE(redis_->Command({"DEL", projection::AccountCreditKey(Account(9))}).ok());
   ASSERT_TRUE(engine_->Rebuild().ok());
+  EXPECT_TRUE(engine_->Rebuild()->mismatched.empty());
   EXPECT_EQ(Projected(Account(9), "level"), "2");
 
   // A new policy that puts 600 at level 3 moves the level, explained.
