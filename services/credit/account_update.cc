@@ -108,7 +108,10 @@ absl::StatusOr<v1::LedgerEntry> AccountUpdate::Append(v1::LedgerEntry entry,
   ASSIGN_OR_RETURN(const uint64_t entry_id, tx_->AppendEntry(entry, fingerprint));
   entry.set_entry_id(entry_id);
   if (entry.kind() == v1::CHANGE_KIND_EVENT) {
-    if (!row_.rated || requested_delta < 0) row_.recovery_anchor = as_of_;
+    // A reversal undoes a decision; it is not itself a negative event.
+    const bool negative =
+        requested_delta < 0 && entry.event_type() != v1::CREDIT_EVENT_TYPE_REVERSAL;
+    if (!row_.rated || negative) row_.recovery_anchor = as_of_;
     row_.rated = true;
   }
   row_.score = after;

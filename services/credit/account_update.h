@@ -33,7 +33,8 @@ class AccountUpdate {
   // Appends `entry` (its kind, event, reference, reason and source set by
   // the caller) moving the score by requested_delta, clamped to 0..1000; the
   // entry records the applied delta and the score and level before and
-  // after. A negative requested delta restarts the clean period. Returns the
+  // after. A negative requested delta (other than a REVERSAL's) restarts the
+  // clean period. Returns the
   // stored entry with its id.
   absl::StatusOr<v1::LedgerEntry> Append(v1::LedgerEntry entry, int32_t requested_delta,
                                          const std::string& fingerprint = "");
