@@ -147,6 +147,36 @@ class PurgeTracker {
   uint64_t boundary_ = 0;
 };
 
+// Checkpoints of trees the purge has cut off can no longer be recomputed
+// from leaves; each must instead be consistent (RFC 6962 proof from the kept
+// subtree hashes) with the signed checkpoint at the purge boundary.
+bool CheckPurgedCheckpoints(sql::Connection& conn, LogVerifier& v,
+                            const std::vector<v1::Checkpoint>& checkpoints, uint64_t start) {
+  if (start == 0) return true;
+  std::optional<Hash> boundary_root;
+  for (const v1::Checkpoint& cp : checkpoints) {
+    if (cp.tree_size() == start) {
+      absl::StatusOr<Hash> h = HashFromBytes(cp.root_hash());
+      if (h.ok()) boundary_root = *h;
+    }
+  }
+  if (!boundary_root) return true;  // Start() already failed on it
+  for (const v1::Checkpoint& cp : checkpoints) {
+    if (cp.tree_size() == 0 || cp.tree_size() >= start) continue;
+    absl::StatusOr<Hash> root = HashFromBytes(cp.root_hash());
+    absl::StatusOr<std::vector<Hash>> proof = BuildConsistencyProof(
+        cp.tree_size(), start,
+        [&](const std::vector<NodeId>& ids) { return ReadTreeNodes(conn, ids); });
+    if (!root.ok() || !proof.ok() ||
+        !VerifyConsistency(cp.tree_size(), start, *root, *boundary_root, *proof).ok()) {
+      return v.Fail(v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, 0, cp.tree_size(),
+                    absl::StrCat("the purged-era checkpoint at tree size ", cp.tree_size(),
+                                 " is not consistent with the boundary checkpoint at ", start));
+    }
+  }
+  return true;
+}
+
 VerifyReport Report(const LogVerifier& v, uint64_t start) {
   VerifyReport r;
   r.ok = v.ok();
@@ -233,7 +263,7 @@ absl::StatusOr<VerifyReport> VerifyDatabase(sql::Connection& conn, const std::st
     if (!frontier.ok()) {
       v.Fail(v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, start, start,
              std::string(frontier.status().message()));
-    } else if (v.Start(*frontier)) {
+    } else if (v.Start(*frontier) && CheckPurgedCheckpoints(conn, v, checkpoints, start)) {
       RETURN_IF_ERROR(ForEachStoredEntry(
           conn, [&](uint64_t index, const std::string& bytes, std::optional<Hash> stored) {
             if (index >= head.tree_size) {

@@ -374,6 +374,46 @@ TEST_F(VerifyTest, ExportTampering) {
   }
 }
 
+TEST_F(VerifyTest, AfterAPurgeVerificationResumesAtTheBoundary) {
+  // April's entries, then a year on: March (leaves 0..19) is purged.
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 4, 2, 0, 0, 0), absl::UTCTimeZone()));
+  for (uint64_t i = 101; i <= 103; ++i) {
+    v1::AppendRequest request;
+    *request.add_events() = testing::Event("moderation", i, "REPORT_RESOLVED");
+    ASSERT_TRUE(
+        log_->Append(Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"}, request)
+            .ok());
+  }
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2027, 4, 15, 0, 0, 0), absl::UTCTimeZone()));
+  auto run = log_->Purge();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->months_size(), 1);
+  EXPECT_EQ(run->entries_purged(), kSize);
+  clock_.Advance(absl::Hours(2));
+  ASSERT_TRUE(log_->MaybeCheckpoint().ok());
+
+  VerifyReport db = VerifyDb();
+  EXPECT_TRUE(db.ok) << db.failure.detail();
+  EXPECT_EQ(db.start_leaf_index, kSize);
+  EXPECT_EQ(db.entries_checked, 4u);  // April's three and the purge record
+  VerifyReport exported = VerifyLines(Export());
+  EXPECT_TRUE(exported.ok) << exported.failure.detail();
+
+  // A signed checkpoint of the purged era that the kept hashes contradict.
+  v1::Checkpoint forged;
+  forged.set_tree_size(3);
+  forged.set_root_hash(std::string(32, 'z'));
+  forged.mutable_time()->set_seconds(absl::ToUnixSeconds(
+      absl::FromCivil(absl::CivilSecond(2026, 3, 3, 9, 0, 3), absl::UTCTimeZone())));
+  forged.set_key_id(signer_->key_id());
+  forged.set_signature(signer_->Sign(CheckpointSignedMessage(forged)));
+  EXPECT_FAILS(VerifyDb({forged}), v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, -1);
+
+  // Dropping the first kept month's rows as well is not a purge.
+  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 20").ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 20);
+}
+
 std::string VerifyBinary() {
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
