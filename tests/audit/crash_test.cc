@@ -55,7 +55,7 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-class CrashTest : public ::testing::Test {
+class AuditCrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dsn_ = qunzu::testing::MysqlDsnOrDie();
@@ -140,7 +140,7 @@ class CrashTest : public ::testing::Test {
   prometheus::Registry registry_;
 };
 
-TEST_F(CrashTest, SigkillMidStreamLosesAndDuplicatesNothing) {
+TEST_F(AuditCrashTest, SigkillMidStreamLosesAndDuplicatesNothing) {
   constexpr int kEvents = 3000;
   StartAudit();
 

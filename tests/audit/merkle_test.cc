@@ -137,7 +137,7 @@ MemoryTree ReferenceTree() {
   return tree;
 }
 
-TEST(MerkleTest, EmptyTreeAndSingleLeaf) {
+TEST(AuditMerkleTest, EmptyTreeAndSingleLeaf) {
   EXPECT_EQ(HashToHex(EmptyRootHash()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(LeafHash(""), Roots()[0]);
@@ -145,7 +145,7 @@ TEST(MerkleTest, EmptyTreeAndSingleLeaf) {
   EXPECT_EQ(f.Root(), EmptyRootHash());
 }
 
-TEST(MerkleTest, RootsOfEveryPrefixMatchTheVectors) {
+TEST(AuditMerkleTest, RootsOfEveryPrefixMatchTheVectors) {
   Frontier f;
   for (size_t i = 0; i < Leaves().size(); ++i) {
     f.Append(LeafHash(Leaves()[i]));
@@ -159,7 +159,7 @@ TEST(MerkleTest, RootsOfEveryPrefixMatchTheVectors) {
   }
 }
 
-TEST(MerkleTest, InclusionProofsMatchAndVerify) {
+TEST(AuditMerkleTest, InclusionProofsMatchAndVerify) {
   MemoryTree tree = ReferenceTree();
   for (const InclusionVector& v : InclusionVectors()) {
     auto proof = BuildInclusionProof(
@@ -172,7 +172,7 @@ TEST(MerkleTest, InclusionProofsMatchAndVerify) {
   }
 }
 
-TEST(MerkleTest, ConsistencyProofsMatchAndVerify) {
+TEST(AuditMerkleTest, ConsistencyProofsMatchAndVerify) {
   MemoryTree tree = ReferenceTree();
   for (const ConsistencyVector& v : ConsistencyVectors()) {
     auto proof = BuildConsistencyProof(
@@ -190,7 +190,7 @@ Hash Flip(Hash h, int bit) {
   return h;
 }
 
-TEST(MerkleTest, CorruptedInclusionProofsAreRejected) {
+TEST(AuditMerkleTest, CorruptedInclusionProofsAreRejected) {
   const Hash some = H("abacaba000000000000000000000000000000000000000000060061e00123456");
   for (const InclusionVector& v : InclusionVectors()) {
     const Hash leaf = LeafHash(Leaves()[v.index]);
@@ -230,7 +230,7 @@ TEST(MerkleTest, CorruptedInclusionProofsAreRejected) {
   }
 }
 
-TEST(MerkleTest, CorruptedConsistencyProofsAreRejected) {
+TEST(AuditMerkleTest, CorruptedConsistencyProofsAreRejected) {
   for (const ConsistencyVector& v : ConsistencyVectors()) {
     const Hash r1 = Roots()[v.size1 - 1];
     const Hash r2 = Roots()[v.size2 - 1];
@@ -267,7 +267,7 @@ TEST(MerkleTest, CorruptedConsistencyProofsAreRejected) {
   }
 }
 
-TEST(MerkleTest, EdgeCasesOfVerifiers) {
+TEST(AuditMerkleTest, EdgeCasesOfVerifiers) {
   const Hash a = LeafHash("a");
   const Hash b = LeafHash("b");
   EXPECT_TRUE(VerifyConsistency(0, 0, a, a, {}).ok());
@@ -282,7 +282,7 @@ TEST(MerkleTest, EdgeCasesOfVerifiers) {
 
 // Every pair of sizes up to 64: stored-node proofs verify against the
 // RFC's recursive MTH.
-TEST(MerkleTest, ExhaustiveAgainstReference) {
+TEST(AuditMerkleTest, ExhaustiveAgainstReference) {
   MemoryTree tree;
   std::vector<Hash> leaves;
   for (int i = 0; i < 64; ++i) {

@@ -27,7 +27,7 @@ namespace {
 
 constexpr uint64_t kSize = 20;
 
-class VerifyTest : public ::testing::Test {
+class AuditVerifyTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dsn_ = qunzu::testing::MysqlDsnOrDie();
@@ -137,7 +137,7 @@ class VerifyTest : public ::testing::Test {
     }                                                                                              \
   } while (false)
 
-TEST_F(VerifyTest, IntactLogVerifies) {
+TEST_F(AuditVerifyTest, IntactLogVerifies) {
   VerifyReport db = VerifyDb();
   EXPECT_TRUE(db.ok) << db.failure.detail();
   EXPECT_EQ(db.entries_checked, kSize);
@@ -147,7 +147,7 @@ TEST_F(VerifyTest, IntactLogVerifies) {
   EXPECT_EQ(exported.entries_checked, kSize);
 }
 
-TEST_F(VerifyTest, OneByteOfAnEntryChanged) {
+TEST_F(AuditVerifyTest, OneByteOfAnEntryChanged) {
   ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), "
                   "CHAR(ASCII(SUBSTRING(entry, 31, 1)) ^ 4), SUBSTRING(entry, 32)) "
                   "WHERE leaf_index = 7")
@@ -158,7 +158,7 @@ TEST_F(VerifyTest, OneByteOfAnEntryChanged) {
   EXPECT_EQ(r.failing_entry->leaf_index(), 7u);
 }
 
-TEST_F(VerifyTest, OneByteChangedAndItsLeafHashToo) {
+TEST_F(AuditVerifyTest, OneByteChangedAndItsLeafHashToo) {
   // A thorough forger also rewrites the stored leaf hash: the checkpoint
   // root still gives it away.
   ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), "
@@ -171,19 +171,19 @@ TEST_F(VerifyTest, OneByteChangedAndItsLeafHashToo) {
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
 }
 
-TEST_F(VerifyTest, RowDeleted) {
+TEST_F(AuditVerifyTest, RowDeleted) {
   ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 9").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 9);
 }
 
-TEST_F(VerifyTest, TwoRowsSwapped) {
+TEST_F(AuditVerifyTest, TwoRowsSwapped) {
   ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
                   "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 4);
 }
 
-TEST_F(VerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
+TEST_F(AuditVerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
   ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
                   "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
                   .ok());
@@ -196,7 +196,7 @@ TEST_F(VerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
   EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 5);
 }
 
-TEST_F(VerifyTest, RowInsertedInTheMiddle) {
+TEST_F(AuditVerifyTest, RowInsertedInTheMiddle) {
   // Shift entries 12.. up by one and slip a forged entry in at 12.
   ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_index = leaf_index + 1 WHERE leaf_index >= 12 "
                   "ORDER BY leaf_index DESC")
@@ -219,7 +219,7 @@ TEST_F(VerifyTest, RowInsertedInTheMiddle) {
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 13);
 }
 
-TEST_F(VerifyTest, RowInsertedAtTheTail) {
+TEST_F(AuditVerifyTest, RowInsertedAtTheTail) {
   const std::string forged =
       EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
   ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
@@ -230,7 +230,7 @@ TEST_F(VerifyTest, RowInsertedAtTheTail) {
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 20);
 }
 
-TEST_F(VerifyTest, TailTruncated) {
+TEST_F(AuditVerifyTest, TailTruncated) {
   ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index >= 17").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 17);
   // Also when the head is moved back to match.
@@ -238,7 +238,7 @@ TEST_F(VerifyTest, TailTruncated) {
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 17);
 }
 
-TEST_F(VerifyTest, CheckpointReplaced) {
+TEST_F(AuditVerifyTest, CheckpointReplaced) {
   // Another checkpoint's root and signature under this tree size.
   ASSERT_TRUE(Sql("UPDATE audit_checkpoints a JOIN audit_checkpoints b ON a.tree_size = 11 AND "
                   "b.tree_size = 6 SET a.root_hash = b.root_hash, a.signature = b.signature")
@@ -248,7 +248,7 @@ TEST_F(VerifyTest, CheckpointReplaced) {
   EXPECT_EQ(r.failure.tree_size(), 11u);
 }
 
-TEST_F(VerifyTest, CheckpointSignedByAnotherKey) {
+TEST_F(AuditVerifyTest, CheckpointSignedByAnotherKey) {
   auto forger = Signer::FromPem(testing::NewKeyPem()).value();
   std::string root;
   for (const v1::Checkpoint& cp : Checkpoints()) {
@@ -264,7 +264,7 @@ TEST_F(VerifyTest, CheckpointSignedByAnotherKey) {
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
 }
 
-TEST_F(VerifyTest, SignatureAltered) {
+TEST_F(AuditVerifyTest, SignatureAltered) {
   ASSERT_TRUE(Sql("UPDATE audit_checkpoints SET signature = CONCAT(CHAR(ASCII(LEFT(signature, "
                   "1)) ^ 1), SUBSTRING(signature, 2)) WHERE tree_size = 6")
                   .ok());
@@ -273,7 +273,7 @@ TEST_F(VerifyTest, SignatureAltered) {
   EXPECT_EQ(r.failure.tree_size(), 6u);
 }
 
-TEST_F(VerifyTest, LogRolledBackBelowExportedCheckpoints) {
+TEST_F(AuditVerifyTest, LogRolledBackBelowExportedCheckpoints) {
   const std::vector<v1::Checkpoint> exported = Checkpoints();
   // Roll the whole database back to its state at 11 entries.
   ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index >= 11").ok());
@@ -284,7 +284,7 @@ TEST_F(VerifyTest, LogRolledBackBelowExportedCheckpoints) {
   EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 11);
 }
 
-TEST_F(VerifyTest, CheckpointRolledBack) {
+TEST_F(AuditVerifyTest, CheckpointRolledBack) {
   // A validly signed checkpoint of an older tree dated after a newer one:
   // the signer went back in time (a rollback or a fork).
   std::string root6;
@@ -307,7 +307,7 @@ TEST_F(VerifyTest, CheckpointRolledBack) {
   EXPECT_FAILS(VerifyDb({fork}), v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, -1);
 }
 
-TEST_F(VerifyTest, ExportTampering) {
+TEST_F(AuditVerifyTest, ExportTampering) {
   const std::vector<v1::ExportLine> intact = Export();
   {
     auto lines = intact;
@@ -374,7 +374,7 @@ TEST_F(VerifyTest, ExportTampering) {
   }
 }
 
-TEST_F(VerifyTest, AfterAPurgeVerificationResumesAtTheBoundary) {
+TEST_F(AuditVerifyTest, AfterAPurgeVerificationResumesAtTheBoundary) {
   // April's entries, then a year on: March (leaves 0..19) is purged.
   clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 4, 2, 0, 0, 0), absl::UTCTimeZone()));
   for (uint64_t i = 101; i <= 103; ++i) {
@@ -433,7 +433,7 @@ std::pair<int, std::string> RunCommand(const std::string& command) {
   return {WEXITSTATUS(status), out};
 }
 
-TEST_F(VerifyTest, TheBinary) {
+TEST_F(AuditVerifyTest, TheBinary) {
   const std::string dir = ::testing::TempDir();
   const std::string key = dir + "/" + schema_ + ".pub.pem";
   std::ofstream(key) << testing::PublicKeyPem(signer_->public_key());
