@@ -20,7 +20,7 @@ std::string Sha(const std::string& body) {
   return std::string(reinterpret_cast<char*>(d), sizeof(d));
 }
 
-class AgreementLogicTest : public IdentityFixture {
+class IdentityAgreementLogicTest : public IdentityFixture {
  protected:
   absl::StatusOr<v1::PublishAgreementResponse> Publish(
       v1::AgreementKind kind, const std::string& body,
@@ -59,7 +59,7 @@ class AgreementLogicTest : public IdentityFixture {
   }
 };
 
-TEST_F(AgreementLogicTest, PublishAcceptAndStatus) {
+TEST_F(IdentityAgreementLogicTest, PublishAcceptAndStatus) {
   const uint64_t account = NewAccount();
   auto v1 = Publish(v1::AGREEMENT_KIND_SERVICE_AGREEMENT, "# 协议 v1\n条款一");
   ASSERT_TRUE(v1.ok()) << v1.status();
@@ -107,7 +107,7 @@ TEST_F(AgreementLogicTest, PublishAcceptAndStatus) {
   EXPECT_FALSE(logic_->GetAccount(As(ROLE_REGULATOR), get)->account().agreements_current());
 }
 
-TEST_F(AgreementLogicTest, FutureVersionIsNotCurrentYetAndPastIsRefused) {
+TEST_F(IdentityAgreementLogicTest, FutureVersionIsNotCurrentYetAndPastIsRefused) {
   ASSERT_TRUE(Publish(v1::AGREEMENT_KIND_PLATFORM_CONVENTION, "v1").ok());
   auto future = Publish(v1::AGREEMENT_KIND_PLATFORM_CONVENTION, "v2", absl::Hours(24));
   ASSERT_TRUE(future.ok()) << future.status();
@@ -122,7 +122,7 @@ TEST_F(AgreementLogicTest, FutureVersionIsNotCurrentYetAndPastIsRefused) {
       "EFFECTIVE_TIME_IN_PAST");
 }
 
-TEST_F(AgreementLogicTest, BadInputAndOwnership) {
+TEST_F(IdentityAgreementLogicTest, BadInputAndOwnership) {
   v1::PublishAgreementRequest empty;
   EXPECT_EQ(logic_->PublishAgreement(As(ROLE_OPERATOR), empty).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -144,7 +144,7 @@ TEST_F(AgreementLogicTest, BadInputAndOwnership) {
             "body_sha256");
 }
 
-TEST_F(AgreementLogicTest, ProjectionsWrittenOnChangeAndRebuiltAtStart) {
+TEST_F(IdentityAgreementLogicTest, ProjectionsWrittenOnChangeAndRebuiltAtStart) {
   UseRedis();
   const uint64_t account = NewAccount();
   EXPECT_EQ(Projection(account)["verified"], "0");

@@ -42,7 +42,7 @@ class FakeCredit final : public credit::v1::CreditService::Service {
   std::vector<credit::v1::RecordEventRequest> events ABSL_GUARDED_BY(mu);
 };
 
-class CreditEventsTest : public IdentityFixture {
+class IdentityCreditEventsTest : public IdentityFixture {
  protected:
   void SetUp() override {
     IdentityFixture::SetUp();
@@ -73,7 +73,7 @@ class CreditEventsTest : public IdentityFixture {
   std::unique_ptr<OutboxRelay> relay_;
 };
 
-TEST_F(CreditEventsTest, VerificationDeliversIdentityVerifiedWithTheServiceToken) {
+TEST_F(IdentityCreditEventsTest, VerificationDeliversIdentityVerifiedWithTheServiceToken) {
   const uint64_t account = NewAccount();
   ASSERT_TRUE(SubmitId(account).ok());
   auto pass = relay_->RunOnce();
@@ -87,7 +87,7 @@ TEST_F(CreditEventsTest, VerificationDeliversIdentityVerifiedWithTheServiceToken
   EXPECT_EQ(credit_.events[0].request_id(), absl::StrCat("identity:verified:", account));
 }
 
-TEST_F(CreditEventsTest, EventWaitsWhileCreditIsDownAndArrivesAfter) {
+TEST_F(IdentityCreditEventsTest, EventWaitsWhileCreditIsDownAndArrivesAfter) {
   {
     absl::MutexLock lock(&credit_.mu);
     credit_.down = true;
@@ -108,7 +108,7 @@ TEST_F(CreditEventsTest, EventWaitsWhileCreditIsDownAndArrivesAfter) {
   EXPECT_EQ(credit_.events.size(), 1u);
 }
 
-TEST_F(CreditEventsTest, RejectedVerificationSendsNothing) {
+TEST_F(IdentityCreditEventsTest, RejectedVerificationSendsNothing) {
   verifier_.match = false;
   ASSERT_TRUE(SubmitId(NewAccount()).ok());
   auto pass = relay_->RunOnce();

@@ -19,7 +19,7 @@ PiiCrypto Keys(const std::string& text) {
   return *std::move(crypto);
 }
 
-TEST(PiiCryptoTest, RoundTripWithVersionPrefix) {
+TEST(IdentityPiiCryptoTest, RoundTripWithVersionPrefix) {
   PiiCrypto crypto = Keys("hmac " + kHmac + "\nkey 1 " + kKey1 + "\n");
   absl::StatusOr<std::string> sealed = crypto.Encrypt("王五", 42, kFieldLegalName);
   ASSERT_TRUE(sealed.ok()) << sealed.status();
@@ -31,7 +31,7 @@ TEST(PiiCryptoTest, RoundTripWithVersionPrefix) {
   EXPECT_NE(*crypto.Encrypt("王五", 42, kFieldLegalName), *sealed);
 }
 
-TEST(PiiCryptoTest, CiphertextMovedToAnotherRowOrFieldDoesNotDecrypt) {
+TEST(IdentityPiiCryptoTest, CiphertextMovedToAnotherRowOrFieldDoesNotDecrypt) {
   PiiCrypto crypto = Keys("hmac " + kHmac + "\nkey 1 " + kKey1 + "\n");
   std::string sealed = *crypto.Encrypt("11010519491231002X", 42, kFieldResidentId);
   EXPECT_EQ(crypto.Decrypt(sealed, 43, kFieldResidentId).status().code(),
@@ -46,7 +46,7 @@ TEST(PiiCryptoTest, CiphertextMovedToAnotherRowOrFieldDoesNotDecrypt) {
   EXPECT_FALSE(crypto.Decrypt("", 42, kFieldResidentId).ok());
 }
 
-TEST(PiiCryptoTest, RotationKeepsOldRecordsReadable) {
+TEST(IdentityPiiCryptoTest, RotationKeepsOldRecordsReadable) {
   PiiCrypto old_keys = Keys("hmac " + kHmac + "\nkey 1 " + kKey1 + "\n");
   std::string old_sealed = *old_keys.Encrypt("13812341234", 7, kFieldContactPhone);
   PiiCrypto rotated = Keys("hmac " + kHmac + "\nkey 1 " + kKey1 + "\nkey 2 " + kKey2 + "\n");
@@ -60,7 +60,7 @@ TEST(PiiCryptoTest, RotationKeepsOldRecordsReadable) {
   EXPECT_EQ(old_keys.BlindIndex("id", "x"), rotated.BlindIndex("id", "x"));
 }
 
-TEST(PiiCryptoTest, BlindIndexIsKeyedAndKindSeparated) {
+TEST(IdentityPiiCryptoTest, BlindIndexIsKeyedAndKindSeparated) {
   PiiCrypto a = Keys("hmac " + kHmac + "\nkey 1 " + kKey1 + "\n");
   PiiCrypto b = Keys("hmac " + std::string(64, 'b') + "\nkey 1 " + kKey1 + "\n");
   EXPECT_EQ(a.BlindIndex("id", "v").size(), 32u);
@@ -69,14 +69,14 @@ TEST(PiiCryptoTest, BlindIndexIsKeyedAndKindSeparated) {
   EXPECT_NE(a.BlindIndex("id", "v"), a.BlindIndex("phone", "v"));
 }
 
-TEST(PiiCryptoTest, OneLineFormForTheEnvironment) {
+TEST(IdentityPiiCryptoTest, OneLineFormForTheEnvironment) {
   absl::StatusOr<PiiCrypto> crypto =
       PiiCrypto::Parse("hmac " + kHmac + "; key 1 " + kKey1 + "; key 2 " + kKey2);
   ASSERT_TRUE(crypto.ok()) << crypto.status();
   EXPECT_EQ(crypto->newest_version(), 2u);
 }
 
-TEST(PiiCryptoTest, KeyFileErrorsNameTheLine) {
+TEST(IdentityPiiCryptoTest, KeyFileErrorsNameTheLine) {
   EXPECT_FALSE(PiiCrypto::Parse("").ok());
   EXPECT_FALSE(PiiCrypto::Parse("key 1 " + kKey1).ok());
   EXPECT_FALSE(PiiCrypto::Parse("hmac " + kHmac).ok());

@@ -54,7 +54,7 @@ std::vector<std::string> ValidIdNumbersIn(const std::string& haystack) {
   return found;
 }
 
-class PiiLeakTest : public IdentityFixture {
+class IdentityPiiLeakTest : public IdentityFixture {
  protected:
   std::string DumpMysql() {
     auto lease = pool_->Acquire(absl::Seconds(5));
@@ -94,7 +94,7 @@ class PiiLeakTest : public IdentityFixture {
   }
 };
 
-TEST_F(PiiLeakTest, NoPersonalDataInClearAfterARealisticRun) {
+TEST_F(IdentityPiiLeakTest, NoPersonalDataInClearAfterARealisticRun) {
   auto sink = std::make_shared<CapturingSink>();
   InitLogging({"identity", LogLevel::kDebug, sink, nullptr});
   UseRedis();

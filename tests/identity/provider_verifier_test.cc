@@ -51,7 +51,7 @@ class FakeProvider final : public v1::VerificationProvider::Service {
   absl::Notification release;
 };
 
-class ProviderVerifierTest : public ::testing::Test {
+class IdentityProviderVerifierTest : public ::testing::Test {
  protected:
   void SetUp() override {
     grpc::ServerBuilder builder;
@@ -90,7 +90,7 @@ class ProviderVerifierTest : public ::testing::Test {
   std::string target_;
 };
 
-TEST_F(ProviderVerifierTest, ReturnsTheProvidersDecision) {
+TEST_F(IdentityProviderVerifierTest, ReturnsTheProvidersDecision) {
   ProviderVerifier verifier = Make(target_);
   EXPECT_EQ(verifier.name(), "fake-provider");
   auto match = verifier.Verify(Resident("王小明"), "attempt-1");
@@ -104,7 +104,7 @@ TEST_F(ProviderVerifierTest, ReturnsTheProvidersDecision) {
   EXPECT_EQ(mismatch->rejection_reason, v1::REJECTION_REASON_NAME_ID_MISMATCH);
 }
 
-TEST_F(ProviderVerifierTest, RetriesOnlyUnavailable) {
+TEST_F(IdentityProviderVerifierTest, RetriesOnlyUnavailable) {
   provider_.script = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "busy"),
                       grpc::Status(grpc::StatusCode::UNAVAILABLE, "busy")};
   auto decision = Make(target_).Verify(Resident("王小明"), "a");
@@ -113,7 +113,7 @@ TEST_F(ProviderVerifierTest, RetriesOnlyUnavailable) {
   EXPECT_EQ(provider_.calls, 3);
 }
 
-TEST_F(ProviderVerifierTest, FailsClosedAfterTheLastAttempt) {
+TEST_F(IdentityProviderVerifierTest, FailsClosedAfterTheLastAttempt) {
   for (int i = 0; i < 5; ++i) {
     provider_.script.push_back(grpc::Status(grpc::StatusCode::UNAVAILABLE, "busy"));
   }
@@ -123,14 +123,14 @@ TEST_F(ProviderVerifierTest, FailsClosedAfterTheLastAttempt) {
   EXPECT_EQ(provider_.calls, 3);
 }
 
-TEST_F(ProviderVerifierTest, OtherErrorsAreNotRetried) {
+TEST_F(IdentityProviderVerifierTest, OtherErrorsAreNotRetried) {
   provider_.script = {grpc::Status(grpc::StatusCode::INTERNAL, "bug")};
   auto decision = Make(target_).Verify(Resident("王小明"), "a");
   EXPECT_EQ(decision.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(provider_.calls, 1);
 }
 
-TEST_F(ProviderVerifierTest, SlowProviderHitsTheDeadlineAndFailsClosed) {
+TEST_F(IdentityProviderVerifierTest, SlowProviderHitsTheDeadlineAndFailsClosed) {
   provider_.slow = true;
   const absl::Time start = absl::Now();
   auto decision = Make(target_, absl::Milliseconds(200)).Verify(Resident("王小明"), "a");
@@ -139,7 +139,7 @@ TEST_F(ProviderVerifierTest, SlowProviderHitsTheDeadlineAndFailsClosed) {
   provider_.release.Notify();
 }
 
-TEST_F(ProviderVerifierTest, ProviderThatIsDownFailsClosed) {
+TEST_F(IdentityProviderVerifierTest, ProviderThatIsDownFailsClosed) {
   // A port nothing listens on.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

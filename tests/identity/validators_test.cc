@@ -14,18 +14,18 @@ std::string Reason(const absl::StatusOr<std::string>& result) {
   return ErrorReason(result.status());
 }
 
-TEST(ResidentIdTest, AcceptsTheIssueVector) {
+TEST(IdentityResidentIdTest, AcceptsTheIssueVector) {
   absl::StatusOr<std::string> id = ValidateResidentId("11010519491231002X", kToday, "id");
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(*id, "11010519491231002X");
   EXPECT_EQ(ResidentIdCheckCharacter("11010519491231002"), 'X');
 }
 
-TEST(ResidentIdTest, NormalisesLowerCaseX) {
+TEST(IdentityResidentIdTest, NormalisesLowerCaseX) {
   EXPECT_EQ(*ValidateResidentId("11010519491231002x", kToday, "id"), "11010519491231002X");
 }
 
-TEST(ResidentIdTest, RejectsWrongCheckCharacter) {
+TEST(IdentityResidentIdTest, RejectsWrongCheckCharacter) {
   absl::StatusOr<std::string> id = ValidateResidentId("110105194912310021", kToday, "f");
   EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Reason(id), "ID_NUMBER_CHECK_FAILED");
@@ -36,7 +36,7 @@ std::string WithCheck(const std::string& first17) {
   return first17 + ResidentIdCheckCharacter(first17);
 }
 
-TEST(ResidentIdTest, RejectsImpossibleDate) {
+TEST(IdentityResidentIdTest, RejectsImpossibleDate) {
   EXPECT_EQ(Reason(ValidateResidentId(WithCheck("11010519990230002"), kToday, "f")),
             "ID_BIRTH_DATE_INVALID");
   EXPECT_EQ(Reason(ValidateResidentId(WithCheck("11010519991301002"), kToday, "f")),
@@ -46,20 +46,20 @@ TEST(ResidentIdTest, RejectsImpossibleDate) {
   EXPECT_TRUE(ValidateResidentId(WithCheck("11010520000229002"), kToday, "f").ok());
 }
 
-TEST(ResidentIdTest, RejectsFutureDateByInjectedClock) {
+TEST(IdentityResidentIdTest, RejectsFutureDateByInjectedClock) {
   const std::string id = WithCheck("11010520260602002");
   EXPECT_EQ(Reason(ValidateResidentId(id, kToday, "f")), "ID_BIRTH_DATE_INVALID");
   EXPECT_TRUE(ValidateResidentId(id, kToday + absl::Hours(24), "f").ok());
 }
 
-TEST(ResidentIdTest, RejectsUnknownRegion) {
+TEST(IdentityResidentIdTest, RejectsUnknownRegion) {
   EXPECT_EQ(Reason(ValidateResidentId(WithCheck("99010519491231002"), kToday, "f")),
             "ID_REGION_UNKNOWN");
   EXPECT_EQ(Reason(ValidateResidentId(WithCheck("10010519491231002"), kToday, "f")),
             "ID_REGION_UNKNOWN");
 }
 
-TEST(ResidentIdTest, RejectsWrongLengthAndFullWidth) {
+TEST(IdentityResidentIdTest, RejectsWrongLengthAndFullWidth) {
   EXPECT_EQ(Reason(ValidateResidentId("11010519491231002", kToday, "f")), "INVALID_FIELD");
   EXPECT_EQ(Reason(ValidateResidentId("11010519491231002X1", kToday, "f")), "INVALID_FIELD");
   // Full-width digits: ＡＢ... are 3 bytes each; a full-width 1 in place of '1'.
@@ -73,7 +73,7 @@ TEST(ResidentIdTest, RejectsWrongLengthAndFullWidth) {
   EXPECT_EQ(Reason(ValidateResidentId("", kToday, "f")), "INVALID_FIELD");
 }
 
-TEST(LegalNameTest, AcceptsChineseEthnicAndLatin) {
+TEST(IdentityLegalNameTest, AcceptsChineseEthnicAndLatin) {
   EXPECT_TRUE(ValidateLegalName("王五", "n").ok());
   EXPECT_TRUE(ValidateLegalName("欧阳修文", "n").ok());
   EXPECT_TRUE(ValidateLegalName("阿依古丽·买买提", "n").ok());
@@ -82,7 +82,7 @@ TEST(LegalNameTest, AcceptsChineseEthnicAndLatin) {
   EXPECT_TRUE(ValidateLegalName("José Müller", "n").ok());
 }
 
-TEST(LegalNameTest, RejectsBadNames) {
+TEST(IdentityLegalNameTest, RejectsBadNames) {
   for (const char* bad : {"王", "", "王 五", "·王五", "王五·", "王··五", "王John", "John  Smith",
                           " John", "John1", "王五\n", "\xff\xfe", "<script>"}) {
     absl::StatusOr<std::string> name = ValidateLegalName(bad, "n");
@@ -93,7 +93,7 @@ TEST(LegalNameTest, RejectsBadNames) {
   EXPECT_TRUE(ValidateLegalName(std::string(64, 'a'), "n").ok());
 }
 
-TEST(PhoneTest, MainlandMobileOnly) {
+TEST(IdentityPhoneTest, MainlandMobileOnly) {
   EXPECT_TRUE(ValidatePhone("13812341234", "p").ok());
   EXPECT_TRUE(ValidatePhone("19912341234", "p").ok());
   for (const char* bad : {"12812341234", "1381234123", "138123412345", "+8613812341234",
@@ -102,7 +102,7 @@ TEST(PhoneTest, MainlandMobileOnly) {
   }
 }
 
-TEST(MaskTest, MasksAsTheIssueShows) {
+TEST(IdentityMaskTest, MasksAsTheIssueShows) {
   EXPECT_EQ(MaskLegalName("王五"), "王*");
   EXPECT_EQ(MaskLegalName("欧阳修文"), "欧阳**");
   EXPECT_EQ(MaskLegalName("阿依古丽·买买提"), "阿***·***");
