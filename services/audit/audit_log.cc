@@ -184,84 +184,90 @@ const std::vector<Migration>& AuditLogMigrations() {
       {1,
        "audit_log",
        {
-           "CREATE TABLE IF NOT EXISTS audit_entries ("
-           " leaf_index BIGINT UNSIGNED NOT NULL,"
-           " appended_at DATETIME(6) NOT NULL,"
-           " event_time DATETIME(6) NULL,"
-           " service VARCHAR(32) NOT NULL,"
-           " source_id BIGINT UNSIGNED NOT NULL,"
-           " action VARCHAR(64) NOT NULL,"
-           " principal VARCHAR(255) NOT NULL,"
-           " actor_account_id BIGINT UNSIGNED NOT NULL,"
-           " request_id VARCHAR(128) NOT NULL,"
-           " entry MEDIUMBLOB NOT NULL,"
-           " leaf_hash BINARY(32) NOT NULL,"
-           " PRIMARY KEY (leaf_index, appended_at),"
-           " KEY by_source (service, source_id),"
-           " KEY by_event_time (event_time),"
-           " KEY by_action (action),"
-           " KEY by_principal (principal),"
-           " KEY by_actor (actor_account_id)"
-           ") ENGINE=InnoDB"
-           " PARTITION BY RANGE (TO_DAYS(appended_at))"
-           " (PARTITION p_start VALUES LESS THAN (730485))",
-           "CREATE TABLE IF NOT EXISTS audit_nodes ("
-           " level TINYINT UNSIGNED NOT NULL,"
-           " node_index BIGINT UNSIGNED NOT NULL,"
-           " hash BINARY(32) NOT NULL,"
-           " PRIMARY KEY (level, node_index)) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_subjects ("
-           " kind INT UNSIGNED NOT NULL,"
-           " subject_id BIGINT UNSIGNED NOT NULL,"
-           " leaf_index BIGINT UNSIGNED NOT NULL,"
-           " PRIMARY KEY (kind, subject_id, leaf_index),"
-           " KEY by_leaf (leaf_index)) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_tree_head ("
-           " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
-           " tree_size BIGINT UNSIGNED NOT NULL,"
-           " frontier VARBINARY(2048) NOT NULL,"
-           " last_appended_at DATETIME(6) NULL,"
-           " last_checkpoint_size BIGINT UNSIGNED NOT NULL,"
-           " last_checkpoint_at DATETIME(6) NULL,"
-           " oldest_leaf_index BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
-           "INSERT IGNORE INTO audit_tree_head VALUES (1, 0, '', NULL, 0, NULL, 0)",
-           "CREATE TABLE IF NOT EXISTS audit_checkpoints ("
-           " tree_size BIGINT UNSIGNED NOT NULL PRIMARY KEY,"
-           " root_hash BINARY(32) NOT NULL,"
-           " created_at DATETIME(6) NOT NULL,"
-           " key_id CHAR(64) NOT NULL,"
-           " signature VARBINARY(64) NOT NULL) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_signing_keys ("
-           " key_id CHAR(64) NOT NULL PRIMARY KEY,"
-           " public_key VARBINARY(32) NOT NULL,"
-           " first_used_at DATETIME(6) NOT NULL) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_purged_partitions ("
-           " name VARCHAR(16) NOT NULL PRIMARY KEY,"
-           " month CHAR(7) NOT NULL,"
-           " start_time DATETIME(6) NULL,"
-           " end_time DATETIME(6) NOT NULL,"
-           " entry_count BIGINT UNSIGNED NOT NULL,"
-           " boundary_tree_size BIGINT UNSIGNED NOT NULL,"
-           " purged_at DATETIME(6) NOT NULL) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_purges ("
-           " purge_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
-           " purged_at DATETIME(6) NOT NULL,"
-           " months VARCHAR(1024) NOT NULL,"
-           " entries_purged BIGINT UNSIGNED NOT NULL,"
-           " audit_leaf_index BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
-           "CREATE TABLE IF NOT EXISTS audit_legal_holds ("
-           " legal_hold_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
-           " request_id VARCHAR(128) NOT NULL,"
-           " placed_by VARCHAR(255) NOT NULL,"
-           " start_time DATETIME(6) NOT NULL,"
-           " end_time DATETIME(6) NOT NULL,"
-           " case_reference VARCHAR(255) NOT NULL,"
-           " reason VARCHAR(1024) NOT NULL,"
-           " placed_at DATETIME(6) NOT NULL,"
-           " released_at DATETIME(6) NULL,"
-           " released_by VARCHAR(255) NULL,"
-           " release_reason VARCHAR(1024) NULL,"
-           " UNIQUE KEY by_request (placed_by, request_id)) ENGINE=InnoDB",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_entries (
+  leaf_index BIGINT UNSIGNED NOT NULL,
+  appended_at DATETIME(6) NOT NULL,
+  event_time DATETIME(6) NULL,
+  service VARCHAR(32) NOT NULL,
+  source_id BIGINT UNSIGNED NOT NULL,
+  action VARCHAR(64) NOT NULL,
+  principal VARCHAR(255) NOT NULL,
+  actor_account_id BIGINT UNSIGNED NOT NULL,
+  request_id VARCHAR(128) NOT NULL,
+  entry MEDIUMBLOB NOT NULL,
+  leaf_hash BINARY(32) NOT NULL,
+  PRIMARY KEY (leaf_index, appended_at),
+  KEY by_source (service, source_id),
+  KEY by_event_time (event_time),
+  KEY by_action (action),
+  KEY by_principal (principal),
+  KEY by_actor (actor_account_id)
+) ENGINE=InnoDB PARTITION BY RANGE (TO_DAYS(appended_at)) (PARTITION p_start VALUES LESS THAN (730485)))sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_nodes (
+  level TINYINT UNSIGNED NOT NULL,
+  node_index BIGINT UNSIGNED NOT NULL,
+  hash BINARY(32) NOT NULL,
+  PRIMARY KEY (level, node_index)
+) ENGINE=InnoDB)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_subjects (
+  kind INT UNSIGNED NOT NULL,
+  subject_id BIGINT UNSIGNED NOT NULL,
+  leaf_index BIGINT UNSIGNED NOT NULL,
+  PRIMARY KEY (kind, subject_id, leaf_index),
+  KEY by_leaf (leaf_index)
+) ENGINE=InnoDB)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_tree_head (
+  id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+  tree_size BIGINT UNSIGNED NOT NULL,
+  frontier VARBINARY(2048) NOT NULL,
+  last_appended_at DATETIME(6) NULL,
+  last_checkpoint_size BIGINT UNSIGNED NOT NULL,
+  last_checkpoint_at DATETIME(6) NULL,
+  oldest_leaf_index BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB)sql",
+           R"sql(INSERT IGNORE INTO audit_tree_head VALUES (1, 0, '', NULL, 0, NULL, 0))sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  tree_size BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  root_hash BINARY(32) NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+  key_id CHAR(64) NOT NULL,
+  signature VARBINARY(64) NOT NULL
+) ENGINE=InnoDB)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_signing_keys (
+  key_id CHAR(64) NOT NULL PRIMARY KEY,
+  public_key VARBINARY(32) NOT NULL,
+  first_used_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_purged_partitions (
+  name VARCHAR(16) NOT NULL PRIMARY KEY,
+  month CHAR(7) NOT NULL,
+  start_time DATETIME(6) NULL,
+  end_time DATETIME(6) NOT NULL,
+  entry_count BIGINT UNSIGNED NOT NULL,
+  boundary_tree_size BIGINT UNSIGNED NOT NULL,
+  purged_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_purges (
+  purge_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  purged_at DATETIME(6) NOT NULL,
+  months VARCHAR(1024) NOT NULL,
+  entries_purged BIGINT UNSIGNED NOT NULL,
+  audit_leaf_index BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_legal_holds (
+  legal_hold_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  request_id VARCHAR(128) NOT NULL,
+  placed_by VARCHAR(255) NOT NULL,
+  start_time DATETIME(6) NOT NULL,
+  end_time DATETIME(6) NOT NULL,
+  case_reference VARCHAR(255) NOT NULL,
+  reason VARCHAR(1024) NOT NULL,
+  placed_at DATETIME(6) NOT NULL,
+  released_at DATETIME(6) NULL,
+  released_by VARCHAR(255) NULL,
+  release_reason VARCHAR(1024) NULL,
+  UNIQUE KEY by_request (placed_by, request_id)
+) ENGINE=InnoDB)sql",
        }},
   };
   return *migrations;

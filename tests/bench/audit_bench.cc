@@ -161,6 +161,7 @@ int RunAuditBench() {
     const absl::Time start = absl::Now() + absl::Milliseconds(100);
     const absl::Time end = start + kDuration;
     std::vector<std::thread> senders;
+    senders.reserve(4);
     for (int t = 0; t < 4; ++t) {
       senders.emplace_back([&, t] {
         absl::Time due = start + period * t / 4;
@@ -186,8 +187,9 @@ int RunAuditBench() {
     auto pct = [&](double p) {
       return latencies_ms.empty()
                  ? 0.0
-                 : latencies_ms[std::min(latencies_ms.size() - 1,
-                                         static_cast<size_t>(p * latencies_ms.size()))];
+                 : latencies_ms[std::min(
+                       latencies_ms.size() - 1,
+                       static_cast<size_t>(p * static_cast<double>(latencies_ms.size())))];
     };
     std::printf(
         "\npaced 20,000 entries/s (batches of 100, 4 senders, %s): %zu batches, "
