@@ -203,6 +203,14 @@ const std::vector<Migration>& AuditLogMigrations() {
   KEY by_principal (principal),
   KEY by_actor (actor_account_id)
 ) ENGINE=InnoDB PARTITION BY RANGE (TO_DAYS(appended_at)) (PARTITION p_start VALUES LESS THAN (730485)))sql",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_append_requests (
+  service VARCHAR(32) NOT NULL,
+  request_id VARCHAR(128) NOT NULL,
+  digest BINARY(32) NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (service, request_id),
+  KEY by_time (created_at)
+) ENGINE=InnoDB)sql",
            R"sql(CREATE TABLE IF NOT EXISTS audit_nodes (
   level TINYINT UNSIGNED NOT NULL,
   node_index BIGINT UNSIGNED NOT NULL,
@@ -278,6 +286,9 @@ absl::Status ValidateAppend(const Caller& caller, const v1::AppendRequest& reque
   if (request.events_size() > kMaxBatch) {
     return Bad("BATCH_TOO_LARGE", absl::StrCat("an Append carries at most ", kMaxBatch,
                                                " events, not ", request.events_size()));
+  }
+  if (request.request_id().size() > 128 || !IsValidUtf8(request.request_id())) {
+    return InvalidField("request_id", "must be valid UTF-8 of at most 128 bytes");
   }
   for (int i = 0; i < request.events_size(); ++i) {
     const v1::AuditEvent& e = request.events(i);
@@ -505,16 +516,20 @@ absl::StatusOr<v1::AppendResponse> AuditLog::Append(const Caller& caller,
                                                     const v1::AppendRequest& request) {
   RETURN_IF_ERROR(ValidateAppend(caller, request));
   std::vector<v1::AuditEvent> events(request.events().begin(), request.events().end());
-  return AppendEvents(std::move(events), false);
+  // The batch's content, to tell a retry from a reuse of its request_id.
+  std::string content;
+  for (const v1::AuditEvent& e : events) content += EncodeEntry(e, absl::UnixEpoch());
+  return AppendEvents(std::move(events), false, request.request_id(), HashToBytes(Sha256(content)));
 }
 
 absl::StatusOr<v1::AppendResponse> AuditLog::AppendOwn(std::vector<v1::AuditEvent> events) {
   for (v1::AuditEvent& e : events) e.set_service(kOwnService);
-  return AppendEvents(std::move(events), true);
+  return AppendEvents(std::move(events), true, "", "");
 }
 
 absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditEvent> events,
-                                                          bool own) {
+                                                          bool own, const std::string& request_id,
+                                                          const std::string& digest) {
   const absl::Time started = absl::Now();
   RETURN_IF_ERROR(EnsurePartitionFor(Now()));
   // Group commit: batches that arrive while one transaction runs are
@@ -522,6 +537,8 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
   PendingAppend pending;
   pending.events = &events;
   pending.own = own;
+  pending.request_id = request_id;
+  pending.digest = digest;
   {
     absl::MutexLock lock(&queue_mu_);
     queue_.push_back(&pending);
@@ -561,6 +578,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
   uint64_t checkpoints = 0;
   uint64_t final_size = 0;
   std::vector<v1::AppendResponse> responses;
+  std::vector<absl::Status> refused;
   absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
     appended = 0;
     duplicates = 0;
@@ -568,11 +586,62 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     responses.assign(group.size(), v1::AppendResponse());
     ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
     const absl::Time now = std::max(Now(), head.last_appended_at);
+    // A request_id seen before must carry the same batch (a retry);
+    // otherwise that batch alone is refused.
+    refused.assign(group.size(), absl::OkStatus());
+    {
+      std::map<std::pair<std::string, std::string>, std::string> known;
+      std::vector<SqlValue> lookup;
+      std::vector<std::string> marks;
+      for (const PendingAppend* p : group) {
+        if (p->own || p->request_id.empty()) continue;
+        lookup.emplace_back(p->events->front().service());
+        lookup.emplace_back(p->request_id);
+        marks.push_back("(service = ? AND request_id = ?)");
+      }
+      if (!marks.empty()) {
+        RETURN_IF_ERROR(
+            qunzu::Query(conn,
+                         "SELECT service, request_id, digest FROM audit_append_requests WHERE " +
+                             absl::StrJoin(marks, " OR "),
+                         lookup, [&](const sql::ResultSet& row) {
+                           known[{Bytes(row, 1), Bytes(row, 2)}] = Bytes(row, 3);
+                           return absl::OkStatus();
+                         }));
+      }
+      std::vector<SqlValue> fresh;
+      size_t fresh_rows = 0;
+      for (size_t g = 0; g < group.size(); ++g) {
+        const PendingAppend* p = group[g];
+        if (p->own || p->request_id.empty()) continue;
+        const std::pair<std::string, std::string> key = {p->events->front().service(),
+                                                         p->request_id};
+        auto it = known.find(key);
+        if (it == known.end()) {
+          known[key] = p->digest;
+          fresh.insert(fresh.end(), {key.first, key.second, p->digest, now});
+          ++fresh_rows;
+        } else if (it->second != p->digest) {
+          refused[g] =
+              MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                        "request_id " + p->request_id + " was used before for a different batch");
+        }
+      }
+      if (fresh_rows > 0) {
+        RETURN_IF_ERROR(Execute(conn,
+                                "INSERT INTO audit_append_requests (service, request_id, digest, "
+                                "created_at) VALUES " +
+                                    SqlPlaceholders(4, fresh_rows),
+                                fresh)
+                            .status());
+      }
+    }
     // Which events are already in the log, by (service, source_id). The
     // head row lock makes this read-then-insert race-free across replicas.
     std::map<std::string, std::set<uint64_t>> wanted;
-    for (const PendingAppend* p : group) {
-      if (p->own) continue;
+    for (size_t g = 0; g < group.size(); ++g) {
+      const PendingAppend* p = group[g];
+      if (p->own || !refused[g].ok()) continue;
       for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
     }
     std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
@@ -605,6 +674,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     size_t entries = 0, nodes = 0, subjects = 0;
     for (size_t g = 0; g < group.size(); ++g) {
       const bool own = group[g]->own;
+      if (!refused[g].ok()) continue;
       for (v1::AuditEvent& e : *group[g]->events) {
         v1::AppendResult* result = responses[g].add_results();
         if (!own) {
@@ -703,7 +773,9 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     return absl::OkStatus();
   });
   for (size_t g = 0; g < group.size(); ++g) {
-    if (status.ok()) {
+    if (status.ok() && !refused[g].ok()) {
+      group[g]->result = refused[g];
+    } else if (status.ok()) {
       group[g]->result = std::move(responses[g]);
     } else {
       group[g]->result = status;
@@ -1232,6 +1304,9 @@ absl::StatusOr<v1::PurgeRun> AuditLog::Purge() {
                       .status());
   RETURN_IF_ERROR(
       Execute(*lease, "ALTER TABLE audit_entries DROP PARTITION " + absl::StrJoin(names, ", "))
+          .status());
+  RETURN_IF_ERROR(
+      Execute(*lease, "DELETE FROM audit_append_requests WHERE created_at < ?", {boundary_time})
           .status());
   RETURN_IF_ERROR(
       Execute(*lease, "DELETE FROM audit_subjects WHERE leaf_index < ?", {boundary}).status());

@@ -134,10 +134,15 @@ class AuditLog {
   struct PendingAppend {
     std::vector<v1::AuditEvent>* events = nullptr;
     bool own = false;
+    // The batch's request_id and the SHA-256 of its content (ours only).
+    std::string request_id;
+    std::string digest;
     bool done = false;
     absl::StatusOr<v1::AppendResponse> result = absl::UnknownError("not written");
   };
-  absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own);
+  absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own,
+                                                  const std::string& request_id,
+                                                  const std::string& digest);
   // Writes the batches of group in one transaction and sets their results.
   void WriteGroup(const std::vector<PendingAppend*>& group);
   // The head row, locked FOR UPDATE when for_update (the writer lock).

@@ -141,6 +141,26 @@ TEST_F(AuditLogTest, AppendsInOrderAndDeduplicatesBySource) {
   EXPECT_TRUE(Verify(0, 6).ok());
 }
 
+TEST_F(AuditLogTest, ARequestIdReusedForAnotherBatchIsRefused) {
+  AppendRange("groups", 1, 2);  // request_id "groups-1"
+  v1::AppendRequest other;
+  other.set_request_id("groups-1");
+  *other.add_events() = Event("groups", 40);
+  auto r = log_->Append(Service("groups"), other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ErrorReason(r.status()), "REQUEST_ID_REUSED");
+  // The retry of the first batch is still fine, and nothing was added.
+  v1::AppendResponse retry = AppendRange("groups", 1, 2);
+  EXPECT_TRUE(retry.results(0).duplicate());
+  EXPECT_EQ(retry.tree_size(), 2u);
+  // Another service may use the same request_id.
+  v1::AppendRequest credit;
+  credit.set_request_id("groups-1");
+  *credit.add_events() = Event("credit", 1);
+  EXPECT_TRUE(log_->Append(Service("credit"), credit).ok());
+}
+
 TEST_F(AuditLogTest, BadBatchesAreRefusedWhole) {
   auto reason = [&](const Caller& caller, const v1::AppendRequest& request) {
     auto r = log_->Append(caller, request);
