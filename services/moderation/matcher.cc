@@ -1,0 +1,303 @@
+#include "services/moderation/matcher.h"
+
+#include <hs.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace qunzu::moderation {
+namespace {
+
+// A compiled regex set larger than this is a pathological pattern.
+constexpr size_t kMaxRegexDatabaseBytes = 2 << 20;
+
+constexpr unsigned kRegexFlags = HS_FLAG_UTF8 | HS_FLAG_UCP | HS_FLAG_DOTALL | HS_FLAG_SOM_LEFTMOST;
+
+std::atomic<uint64_t> next_serial{1};
+
+// Counted repetitions are what make a regex slow to compile (each bound
+// unrolls into automaton states); this refuses large ones before compiling.
+constexpr int kMaxRepeatBound = 100;
+constexpr int kMaxRepeatTotal = 150;
+
+std::string CheckRepeats(absl::string_view pattern) {
+  int total = 0;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (pattern[i] != '{') continue;
+    int bound = 0;
+    bool digits = false;
+    for (size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
+      if (pattern[j] >= '0' && pattern[j] <= '9') {
+        bound = std::min(bound * 10 + (pattern[j] - '0'), 1000000);
+        digits = true;
+      } else if (pattern[j] == ',') {
+        total += bound;
+        bound = 0;
+      } else {
+        break;
+      }
+      if (bound > kMaxRepeatBound) {
+        return absl::StrCat("a counted repetition above ", kMaxRepeatBound, " (pathological)");
+      }
+    }
+    if (digits) total += bound;
+    if (total > kMaxRepeatTotal) {
+      return absl::StrCat("counted repetitions adding up to more than ", kMaxRepeatTotal,
+                          " (pathological)");
+    }
+  }
+  return "";
+}
+
+absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
+  return MakeError(absl::StatusCode::kInvalidArgument, "REGEX_REJECTED",
+                   absl::StrCat("regex of rule ", rule_index, " rejected: ", why),
+                   {{"rule_index", absl::StrCat(rule_index)}, {"why", std::string(why)}});
+}
+
+// Per-thread scratch, grown for every compiled set the thread scans with.
+struct ThreadScratch {
+  hs_scratch_t* scratch = nullptr;
+  uint64_t serial = 0;
+  ThreadScratch() = default;
+  ThreadScratch(const ThreadScratch&) = delete;
+  ThreadScratch& operator=(const ThreadScratch&) = delete;
+  ~ThreadScratch() {
+    if (scratch != nullptr) hs_free_scratch(scratch);
+  }
+};
+
+}  // namespace
+
+CompiledRules::~CompiledRules() {
+  if (literal_db_ != nullptr) hs_free_database(literal_db_);
+  if (regex_db_ != nullptr) hs_free_database(regex_db_);
+}
+
+absl::Status CompiledRules::CheckRegex(absl::string_view pattern, size_t rule_index) {
+  if (pattern.empty()) return RegexRejected(rule_index, "empty");
+  if (pattern.size() > kMaxRegexLength) {
+    return RegexRejected(rule_index, absl::StrCat("longer than ", kMaxRegexLength, " bytes"));
+  }
+  if (std::string why = CheckRepeats(pattern); !why.empty()) return RegexRejected(rule_index, why);
+  const std::string expression(pattern);
+  hs_expr_info_t* info = nullptr;
+  hs_compile_error_t* error = nullptr;
+  if (hs_expression_info(expression.c_str(), kRegexFlags, &info, &error) != HS_SUCCESS) {
+    std::string why = error != nullptr ? error->message : "cannot be compiled";
+    hs_free_compile_error(error);
+    return RegexRejected(rule_index, why);
+  }
+  const bool matches_empty = info->min_width == 0;
+  free(info);  // NOLINT(cppcoreguidelines-no-malloc): allocated by Vectorscan with malloc
+  if (matches_empty) return RegexRejected(rule_index, "can match the empty string");
+  hs_database_t* db = nullptr;
+  if (hs_compile(expression.c_str(), kRegexFlags, HS_MODE_BLOCK, nullptr, &db, &error) !=
+      HS_SUCCESS) {
+    std::string why = error != nullptr ? error->message : "cannot be compiled";
+    hs_free_compile_error(error);
+    return RegexRejected(rule_index, why);
+  }
+  size_t size = 0;
+  hs_database_size(db, &size);
+  hs_free_database(db);
+  if (size > kMaxRegexDatabaseBytes) {
+    return RegexRejected(rule_index, absl::StrCat("compiles to ", size, " bytes (pathological)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledRules>> CompiledRules::Compile(
+    std::vector<Rule> rules) {
+  std::shared_ptr<CompiledRules> compiled(new CompiledRules());
+  compiled->rules_ = std::move(rules);
+  RETURN_IF_ERROR(compiled->Build());
+  return std::shared_ptr<const CompiledRules>(std::move(compiled));
+}
+
+absl::Status CompiledRules::Build() {
+  serial_ = next_serial.fetch_add(1);
+  const Normalizer& normalizer = Normalizer::Get();
+  absl::flat_hash_map<std::string, uint32_t> literal_index;
+  std::vector<const char*> regex_patterns;
+  std::vector<unsigned> regex_flags;
+  std::vector<unsigned> regex_ids;
+  NormalizedText term;
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const Rule& rule = rules_[i];
+    if (rule.kind == RuleKind::kRegex) {
+      RETURN_IF_ERROR(CheckRegex(rule.pattern, i));
+      regex_ids.push_back(static_cast<unsigned>(regex_rules_.size()));
+      regex_rules_.push_back(static_cast<uint32_t>(i));
+      continue;
+    }
+    RETURN_IF_ERROR(
+        normalizer.Normalize(rule.pattern, &term, absl::StrCat("rules[", i, "].pattern")));
+    if (term.text.empty()) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "PATTERN_EMPTY",
+                       absl::StrCat("rule ", i, " has nothing left after normalisation"),
+                       {{"rule_index", absl::StrCat(i)}});
+    }
+    auto [it, inserted] = literal_index.try_emplace(term.text, literals_.size());
+    if (inserted) {
+      Literal literal;
+      literal.text = term.text;
+      literal.left_boundary = (term.bytes.front().flags & kWordChar) != 0;
+      literal.right_boundary = (term.bytes.back().flags & kWordChar) != 0;
+      const bool needs_check = std::any_of(term.bytes.begin(), term.bytes.end(), [](const auto& b) {
+        return b.run > 1 || (b.flags & kDigit) != 0;
+      });
+      if (needs_check) literal.bytes = term.bytes;
+      literals_.push_back(std::move(literal));
+    }
+    literals_[it->second].rule_indexes.push_back(static_cast<uint32_t>(i));
+  }
+  hs_compile_error_t* error = nullptr;
+  if (!literals_.empty()) {
+    std::vector<const char*> patterns;
+    std::vector<size_t> lengths;
+    std::vector<unsigned> flags(literals_.size(), 0);
+    std::vector<unsigned> ids;
+    for (size_t i = 0; i < literals_.size(); ++i) {
+      patterns.push_back(literals_[i].text.data());
+      lengths.push_back(literals_[i].text.size());
+      ids.push_back(static_cast<unsigned>(i));
+    }
+    if (hs_compile_lit_multi(patterns.data(), flags.data(), ids.data(), lengths.data(),
+                             static_cast<unsigned>(patterns.size()), HS_MODE_BLOCK, nullptr,
+                             &literal_db_, &error) != HS_SUCCESS) {
+      std::string why = error != nullptr ? error->message : "literal compile failed";
+      hs_free_compile_error(error);
+      return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED", why);
+    }
+  }
+  if (!regex_rules_.empty()) {
+    for (uint32_t rule_index : regex_rules_) {
+      regex_patterns.push_back(rules_[rule_index].pattern.c_str());
+      regex_flags.push_back(kRegexFlags);
+    }
+    if (hs_compile_multi(regex_patterns.data(), regex_flags.data(), regex_ids.data(),
+                         static_cast<unsigned>(regex_patterns.size()), HS_MODE_BLOCK, nullptr,
+                         &regex_db_, &error) != HS_SUCCESS) {
+      std::string why = error != nullptr ? error->message : "regex compile failed";
+      const size_t index = error != nullptr && error->expression >= 0
+                               ? regex_rules_[static_cast<size_t>(error->expression)]
+                               : 0;
+      hs_free_compile_error(error);
+      return RegexRejected(index, why);
+    }
+  }
+  return absl::OkStatus();
+}
+
+int CompiledRules::OnMatch(unsigned int id, unsigned long long from, unsigned long long to,
+                           unsigned int /*flags*/, void* context) {
+  auto* raw = static_cast<std::vector<RawMatch>*>(context);
+  raw->push_back(RawMatch{id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
+  return 0;
+}
+
+bool CompiledRules::LiteralMatchHolds(const Literal& literal, const NormalizedText& text,
+                                      uint32_t begin, uint32_t end) const {
+  const auto& bytes = text.bytes;
+  if (literal.left_boundary && begin > 0 && (bytes[begin].flags & kGapBefore) == 0 &&
+      (bytes[begin - 1].flags & kWordChar) != 0) {
+    return false;
+  }
+  if (literal.right_boundary && end < bytes.size() && (bytes[end].flags & kGapBefore) == 0 &&
+      (bytes[end].flags & kWordChar) != 0) {
+    return false;
+  }
+  for (size_t k = 0; k < literal.bytes.size(); ++k) {
+    const NormalizedByte& want = literal.bytes[k];
+    const NormalizedByte& got = bytes[begin + k];
+    if ((want.flags & kDigit) != 0 ? got.run != want.run : got.run < want.run) return false;
+  }
+  return true;
+}
+
+absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanResult* out) const {
+  out->verdict = Verdict::kAllow;
+  out->matches.clear();
+  if (text.text.empty()) return absl::OkStatus();
+  thread_local ThreadScratch scratch;
+  thread_local std::vector<RawMatch> raw;
+  thread_local std::vector<RawMatch> allowed;
+  if (scratch.serial != serial_) {
+    for (hs_database_t* db : {literal_db_, regex_db_}) {
+      if (db != nullptr && hs_alloc_scratch(db, &scratch.scratch) != HS_SUCCESS) {
+        return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "hs_alloc_scratch failed");
+      }
+    }
+    scratch.serial = serial_;
+  }
+  raw.clear();
+  allowed.clear();
+  const auto length = static_cast<unsigned>(text.text.size());
+  if (literal_db_ != nullptr && hs_scan(literal_db_, text.text.data(), length, 0, scratch.scratch,
+                                        &OnMatch, &raw) != HS_SUCCESS) {
+    return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "literal scan failed");
+  }
+  const size_t literal_matches = raw.size();
+  if (regex_db_ != nullptr && hs_scan(regex_db_, text.text.data(), length, 0, scratch.scratch,
+                                      &OnMatch, &raw) != HS_SUCCESS) {
+    return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "regex scan failed");
+  }
+  auto add = [&](uint32_t rule_index, uint32_t begin, uint32_t end) {
+    out->matches.push_back(
+        RuleMatch{rule_index, begin, end, text.OriginalBegin(begin), text.OriginalEnd(end), 0});
+  };
+  for (size_t m = 0; m < raw.size(); ++m) {
+    const RawMatch& match = raw[m];
+    if (m >= literal_matches) {
+      // Vectorscan reports every end of a regex match; the first is enough.
+      const uint32_t rule_index = regex_rules_[match.id];
+      const bool seen = std::any_of(out->matches.begin(), out->matches.end(),
+                                    [&](const RuleMatch& r) { return r.rule_index == rule_index; });
+      if (!seen) add(rule_index, match.begin, match.end);
+      continue;
+    }
+    const Literal& literal = literals_[match.id];
+    const auto begin = static_cast<uint32_t>(match.end - literal.text.size());
+    if (!LiteralMatchHolds(literal, text, begin, match.end)) continue;
+    for (uint32_t rule_index : literal.rule_indexes) {
+      if (rules_[rule_index].kind == RuleKind::kAllow) {
+        allowed.push_back(RawMatch{rule_index, begin, match.end});
+      } else {
+        add(rule_index, begin, match.end);
+      }
+    }
+  }
+  size_t kept = 0;
+  for (RuleMatch& match : out->matches) {
+    for (const RawMatch& allow : allowed) {
+      if (allow.begin <= match.normalized_begin && match.normalized_end <= allow.end) {
+        match.suppressed_by = rules_[allow.id].id;
+        break;
+      }
+    }
+    if (match.suppressed_by == 0) {
+      const RuleAction action = rules_[match.rule_index].action;
+      if (action == RuleAction::kBlock) {
+        out->verdict = Verdict::kBlock;
+      } else if (out->verdict == Verdict::kAllow) {
+        out->verdict = Verdict::kHold;
+      }
+    }
+    if (explain || match.suppressed_by == 0) out->matches[kept++] = match;
+  }
+  out->matches.resize(kept);
+  return absl::OkStatus();
+}
+
+}  // namespace qunzu::moderation

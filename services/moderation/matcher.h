@@ -1,0 +1,125 @@
+// The content matcher (R10.1): a compiled, immutable set of rules — literal
+// terms, a few regexes, and allow terms — scanned with Vectorscan over the
+// normalised text (normalizer.h). Literal terms go through the same
+// normaliser as the text, so one term catches its disguised forms.
+//
+// A term that starts (ends) with a letter or digit of an alphabetic script
+// matches only at a word boundary there: "ass" does not match in "class".
+// Runs of a character collapse in both the term and the text, and a match
+// needs at least the term's run length of every letter (exactly that of
+// every digit): "fuuuck" matches "fuck", "as" does not match "ass", "1000"
+// does not match "100". A blocking match that lies inside an allow match
+// is suppressed ("assessment" allowed suppresses "ass"). Regexes run on the
+// normalised text, without boundary or run checks.
+//
+// A CompiledRules is immutable and thread-safe; share it by shared_ptr and
+// swap in a new one to change the rules.
+#ifndef QUNZU_SERVICES_MODERATION_MATCHER_H_
+#define QUNZU_SERVICES_MODERATION_MATCHER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "services/moderation/normalizer.h"
+
+struct hs_database;
+
+namespace qunzu::moderation {
+
+enum class RuleKind { kLiteral, kRegex, kAllow };
+enum class RuleAction { kBlock, kHold };
+enum class Verdict { kAllow, kBlock, kHold };
+
+struct Rule {
+  uint64_t id = 0;
+  RuleKind kind = RuleKind::kLiteral;
+  std::string pattern;
+  // A qunzu.moderation.v1.ContentCategory value; unused for allow rules.
+  int category = 0;
+  RuleAction action = RuleAction::kBlock;
+};
+
+// One rule matching, in normalised and original byte offsets.
+struct RuleMatch {
+  // Index into CompiledRules::rules().
+  uint32_t rule_index = 0;
+  uint32_t normalized_begin = 0;
+  uint32_t normalized_end = 0;
+  uint32_t original_begin = 0;
+  uint32_t original_end = 0;
+  // The id of the allow rule that suppressed this match; 0 when it stands.
+  uint64_t suppressed_by = 0;
+};
+
+struct ScanResult {
+  Verdict verdict = Verdict::kAllow;
+  // Blocking and holding matches, in order of end offset; suppressed ones
+  // only when the scan was asked to explain.
+  std::vector<RuleMatch> matches;
+};
+
+// Hard limits that keep a regex cheap to compile and to run.
+inline constexpr size_t kMaxRegexLength = 1000;
+
+class CompiledRules {
+ public:
+  // Compiles rules. Errors: INVALID_ARGUMENT PATTERN_EMPTY (a term that is
+  // all noise) or REGEX_REJECTED (metadata `rule_index`, `why`).
+  static absl::StatusOr<std::shared_ptr<const CompiledRules>> Compile(std::vector<Rule> rules);
+
+  // Refuses a regex that Vectorscan cannot compile, that can match the
+  // empty string, that is longer than kMaxRegexLength, or whose compiled
+  // form is large (a pathological bounded repeat): REGEX_REJECTED with `why`.
+  static absl::Status CheckRegex(absl::string_view pattern, size_t rule_index);
+
+  ~CompiledRules();
+  CompiledRules(const CompiledRules&) = delete;
+  CompiledRules& operator=(const CompiledRules&) = delete;
+
+  // Scans normalised text. With explain, suppressed matches are listed too.
+  // Reuses out's capacity. Fails only if Vectorscan fails (INTERNAL).
+  absl::Status Scan(const NormalizedText& text, bool explain, ScanResult* out) const;
+
+  const std::vector<Rule>& rules() const { return rules_; }
+
+ private:
+  struct Literal {
+    std::string text;
+    // Per byte of text: the term's run length and digit flag (empty when
+    // every run is 1 and there is no digit, so no check is needed).
+    std::vector<NormalizedByte> bytes;
+    bool left_boundary = false;
+    bool right_boundary = false;
+    std::vector<uint32_t> rule_indexes;
+  };
+  struct RawMatch {
+    uint32_t id;
+    uint32_t begin;
+    uint32_t end;
+  };
+
+  CompiledRules() = default;
+  absl::Status Build();
+  bool LiteralMatchHolds(const Literal& literal, const NormalizedText& text, uint32_t begin,
+                         uint32_t end) const;
+  static int OnMatch(unsigned int id, unsigned long long from, unsigned long long to,
+                     unsigned int flags, void* context);
+
+  std::vector<Rule> rules_;
+  std::vector<Literal> literals_;
+  // Rule indexes of the regexes, by Vectorscan id minus literals_.size().
+  std::vector<uint32_t> regex_rules_;
+  hs_database* literal_db_ = nullptr;
+  hs_database* regex_db_ = nullptr;
+  // Distinguishes compiled sets for the per-thread scratch space.
+  uint64_t serial_ = 0;
+};
+
+}  // namespace qunzu::moderation
+
+#endif  // QUNZU_SERVICES_MODERATION_MATCHER_H_

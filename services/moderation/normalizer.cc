@@ -1,0 +1,323 @@
+#include "services/moderation/normalizer.h"
+
+#include <opencc.h>
+#include <unicode/normalizer2.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/status.h"
+#include "services/moderation/utf8.h"
+
+namespace qunzu::moderation {
+namespace {
+
+constexpr uint32_t kCountShift = 24;
+constexpr uint32_t kPayloadMask = (1U << kCountShift) - 1;
+
+// Styles of digits and letters that NFKC leaves alone.
+std::u32string PreMap(char32_t cp) {
+  auto number = [](int n) {
+    std::u32string out;
+    if (n >= 10) out.push_back(U'0' + static_cast<char32_t>(n / 10));
+    out.push_back(U'0' + static_cast<char32_t>(n % 10));
+    return out;
+  };
+  if (cp >= 0x2776 && cp <= 0x277F) return number(static_cast<int>(cp - 0x2776) + 1);   // ❶..❿
+  if (cp >= 0x2780 && cp <= 0x2789) return number(static_cast<int>(cp - 0x2780) + 1);   // ➀..➉
+  if (cp >= 0x278A && cp <= 0x2793) return number(static_cast<int>(cp - 0x278A) + 1);   // ➊..➓
+  if (cp >= 0x24EB && cp <= 0x24F4) return number(static_cast<int>(cp - 0x24EB) + 11);  // ⓫..⓴
+  if (cp >= 0x24F5 && cp <= 0x24FE) return number(static_cast<int>(cp - 0x24F5) + 1);   // ⓵..⓾
+  if (cp == 0x24FF || cp == 0x24EA) return U"0";                                        // ⓿ ⓪
+  if (cp >= 0x1F150 && cp <= 0x1F169) return {U'a' + (cp - 0x1F150)};  // 🅐..🅩
+  if (cp >= 0x1F170 && cp <= 0x1F189) return {U'a' + (cp - 0x1F170)};  // 🅰..🆉
+  if (cp >= 0x1F1E6 && cp <= 0x1F1FF) return {U'a' + (cp - 0x1F1E6)};  // 🇦..🇿
+  if (cp >= 0x1F130 && cp <= 0x1F149) return {U'a' + (cp - 0x1F130)};  // 🄰..🅉
+  return {};
+}
+
+// Financial numerals and look-alike letters, applied after case folding.
+char32_t PostMap(char32_t cp) {
+  static const auto* const kMap = new absl::flat_hash_map<char32_t, char32_t>{
+      // Financial numerals (simplified forms; traditional ones were folded first).
+      {U'壹', U'一'},
+      {U'贰', U'二'},
+      {U'叁', U'三'},
+      {U'肆', U'四'},
+      {U'伍', U'五'},
+      {U'陆', U'六'},
+      {U'柒', U'七'},
+      {U'捌', U'八'},
+      {U'玖', U'九'},
+      {U'拾', U'十'},
+      {U'佰', U'百'},
+      {U'仟', U'千'},
+      {U'〇', U'零'},
+      // Cyrillic look-alikes.
+      {U'а', U'a'},
+      {U'в', U'b'},
+      {U'е', U'e'},
+      {U'к', U'k'},
+      {U'м', U'm'},
+      {U'н', U'h'},
+      {U'о', U'o'},
+      {U'р', U'p'},
+      {U'с', U'c'},
+      {U'т', U't'},
+      {U'у', U'y'},
+      {U'х', U'x'},
+      {U'і', U'i'},
+      {U'ј', U'j'},
+      {U'ѕ', U's'},
+      {U'ԁ', U'd'},
+      {U'ԛ', U'q'},
+      {U'ԝ', U'w'},
+      {U'һ', U'h'},
+      {U'ӏ', U'l'},
+      {U'ё', U'e'},
+      {U'ї', U'i'},
+      // Greek look-alikes.
+      {U'α', U'a'},
+      {U'β', U'b'},
+      {U'ε', U'e'},
+      {U'η', U'n'},
+      {U'ι', U'i'},
+      {U'κ', U'k'},
+      {U'ν', U'v'},
+      {U'ο', U'o'},
+      {U'ρ', U'p'},
+      {U'τ', U't'},
+      {U'υ', U'u'},
+      {U'χ', U'x'},
+      {U'ω', U'w'},
+      {U'ϲ', U'c'},
+      {U'ϳ', U'j'},
+      // Latin look-alikes NFKC keeps.
+      {U'ı', U'i'},
+      {U'ȷ', U'j'},
+      {U'ł', U'l'},
+      {U'ø', U'o'},
+      {U'đ', U'd'},
+      {U'ħ', U'h'},
+  };
+  auto it = kMap->find(cp);
+  return it == kMap->end() ? cp : it->second;
+}
+
+bool IsNoise(char32_t cp) {
+  switch (u_charType(static_cast<UChar32>(cp))) {
+    case U_SPACE_SEPARATOR:
+    case U_LINE_SEPARATOR:
+    case U_PARAGRAPH_SEPARATOR:
+    case U_CONTROL_CHAR:
+    case U_FORMAT_CHAR:
+    case U_NON_SPACING_MARK:
+    case U_ENCLOSING_MARK:
+    case U_CONNECTOR_PUNCTUATION:
+    case U_DASH_PUNCTUATION:
+    case U_START_PUNCTUATION:
+    case U_END_PUNCTUATION:
+    case U_INITIAL_PUNCTUATION:
+    case U_FINAL_PUNCTUATION:
+    case U_OTHER_PUNCTUATION:
+    case U_MATH_SYMBOL:
+    case U_CURRENCY_SYMBOL:
+    case U_MODIFIER_SYMBOL:
+    case U_OTHER_SYMBOL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsWordCodePoint(char32_t cp) {
+  if (cp < 0x80) return (cp >= U'a' && cp <= U'z') || (cp >= U'0' && cp <= U'9');
+  return cp < 0x530 && u_isalnum(static_cast<UChar32>(cp));
+}
+
+std::u32string ToU32(const icu::UnicodeString& s) {
+  std::u32string out;
+  for (int32_t i = 0; i < s.length();) {
+    UChar32 c = s.char32At(i);
+    out.push_back(static_cast<char32_t>(c));
+    i += U16_LENGTH(c);
+  }
+  return out;
+}
+
+// OpenCC's traditional-to-simplified mapping of single characters, read
+// once through one conversion of every CJK ideograph, each on its own line
+// so no phrase rule spans two of them.
+absl::flat_hash_map<char32_t, char32_t> LoadTraditionalToSimplified() {
+  // opencc_open signals failure with (opencc_t)-1.
+  auto failed = [](opencc_t handle) { return reinterpret_cast<intptr_t>(handle) == -1; };
+  opencc_t cc = opencc_open("/usr/share/opencc/t2s.json");
+  if (failed(cc)) cc = opencc_open("t2s.json");
+  if (failed(cc)) {
+    std::fprintf(stderr, "{\"level\":\"FATAL\",\"msg\":\"cannot open OpenCC t2s.json\"}\n");
+    std::abort();
+  }
+  const std::pair<char32_t, char32_t> ranges[] = {
+      {0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xF900, 0xFAFF}, {0x20000, 0x2EBEF}, {0x2F800, 0x2FA1F}};
+  std::string input;
+  std::vector<char32_t> order;
+  for (const auto& [lo, hi] : ranges) {
+    for (char32_t cp = lo; cp <= hi; ++cp) {
+      AppendUtf8(cp, &input);
+      input.push_back('\n');
+      order.push_back(cp);
+    }
+  }
+  char* converted = opencc_convert_utf8(cc, input.data(), input.size());
+  absl::flat_hash_map<char32_t, char32_t> map;
+  if (converted != nullptr) {
+    absl::string_view out(converted);
+    size_t line = 0;
+    size_t pos = 0;
+    while (pos < out.size() && line < order.size()) {
+      size_t nl = out.find('\n', pos);
+      if (nl == absl::string_view::npos) nl = out.size();
+      absl::string_view one = out.substr(pos, nl - pos);
+      char32_t cp = 0;
+      size_t len = DecodeUtf8(one, 0, &cp);
+      if (len != 0 && len == one.size() && cp != order[line]) map[order[line]] = cp;
+      pos = nl + 1;
+      ++line;
+    }
+    opencc_convert_utf8_free(converted);
+  }
+  opencc_close(cc);
+  return map;
+}
+
+}  // namespace
+
+const Normalizer& Normalizer::Get() {
+  static const Normalizer* const kNormalizer = new Normalizer();
+  return *kNormalizer;
+}
+
+Normalizer::Normalizer() { Build(); }
+
+void Normalizer::Build() {
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* nfkc_cf = icu::Normalizer2::getNFKCCasefoldInstance(err);
+  const icu::Normalizer2* nfd = icu::Normalizer2::getNFDInstance(err);
+  if (U_FAILURE(err)) {
+    std::fprintf(stderr, "{\"level\":\"FATAL\",\"msg\":\"ICU normalizers unavailable\"}\n");
+    std::abort();
+  }
+  const absl::flat_hash_map<char32_t, char32_t> t2s = LoadTraditionalToSimplified();
+  auto simplify = [&](char32_t c) {
+    auto it = t2s.find(c);
+    return it == t2s.end() ? c : it->second;
+  };
+  table_.assign(kNormalizerTableSize, 0);
+  for (char32_t cp = 0; cp < kNormalizerTableSize; ++cp) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    std::u32string seq = PreMap(cp);
+    if (seq.empty()) {
+      err = U_ZERO_ERROR;
+      icu::UnicodeString folded =
+          nfkc_cf->normalize(icu::UnicodeString(static_cast<UChar32>(cp)), err);
+      seq = U_SUCCESS(err) ? ToU32(folded) : std::u32string(1, cp);
+    }
+    std::u32string out;
+    for (char32_t c : seq) {
+      c = PostMap(simplify(c));
+      if (c >= 0xC0 && c < 0x530) {  // strip accents from alphabetic letters
+        err = U_ZERO_ERROR;
+        std::u32string parts =
+            ToU32(nfd->normalize(icu::UnicodeString(static_cast<UChar32>(c)), err));
+        if (U_SUCCESS(err) && !parts.empty() && parts[0] < 0x530) c = PostMap(parts[0]);
+      }
+      if (!IsNoise(c)) out.push_back(c);
+    }
+    if (out.size() == 1) {
+      table_[cp] = (1U << kCountShift) | static_cast<uint32_t>(out[0]);
+    } else if (!out.empty()) {
+      table_[cp] =
+          (static_cast<uint32_t>(out.size()) << kCountShift) | static_cast<uint32_t>(pool_.size());
+      pool_.insert(pool_.end(), out.begin(), out.end());
+    }
+  }
+}
+
+std::u32string Normalizer::MapCodePoint(char32_t cp) const {
+  if (cp >= kNormalizerTableSize) {
+    if (cp >= 0xE0000 && cp <= 0xE0FFF) return {};
+    return std::u32string(1, cp);
+  }
+  uint32_t entry = table_[cp];
+  uint32_t count = entry >> kCountShift;
+  if (count == 1) return std::u32string(1, static_cast<char32_t>(entry & kPayloadMask));
+  const char32_t* start = pool_.data() + (entry & kPayloadMask);
+  return std::u32string(start, start + count);
+}
+
+absl::Status Normalizer::Normalize(absl::string_view text, NormalizedText* out,
+                                   absl::string_view field) const {
+  out->text.clear();
+  out->bytes.clear();
+  out->text.reserve(text.size());
+  out->bytes.reserve(text.size());
+  char32_t last = 0;
+  size_t last_start = 0;
+  bool have_last = false;
+  bool gap = false;
+  for (size_t i = 0; i < text.size();) {
+    char32_t cp = 0;
+    const size_t len = DecodeUtf8(text, i, &cp);
+    if (len == 0) return InvalidField(field, "is not valid UTF-8");
+    const auto begin = static_cast<uint32_t>(i);
+    const auto end = static_cast<uint32_t>(i + len);
+    i += len;
+    char32_t single = cp;
+    const char32_t* mapped = &single;
+    uint32_t count = 1;
+    if (cp < kNormalizerTableSize) {
+      const uint32_t entry = table_[cp];
+      count = entry >> kCountShift;
+      if (count == 1) {
+        single = static_cast<char32_t>(entry & kPayloadMask);
+      } else {
+        mapped = pool_.data() + (entry & kPayloadMask);
+      }
+    } else if (cp >= 0xE0000 && cp <= 0xE0FFF) {
+      count = 0;
+    }
+    if (count == 0) {
+      gap = true;
+      continue;
+    }
+    for (uint32_t k = 0; k < count; ++k) {
+      const char32_t c = mapped[k];
+      if (have_last && c == last) {
+        for (size_t b = last_start; b < out->bytes.size(); ++b) {
+          NormalizedByte& info = out->bytes[b];
+          if (info.run < 0xFFFF) ++info.run;
+          info.end = end;
+        }
+        continue;
+      }
+      uint8_t flags = gap ? kGapBefore : 0;
+      if (IsWordCodePoint(c)) flags |= kWordChar;
+      if (c >= U'0' && c <= U'9') flags |= kDigit;
+      last_start = out->text.size();
+      AppendUtf8(c, &out->text);
+      out->bytes.resize(out->text.size(), NormalizedByte{begin, end, 1, flags});
+      last = c;
+      have_last = true;
+      gap = false;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qunzu::moderation

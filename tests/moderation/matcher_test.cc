@@ -1,0 +1,144 @@
+#include "services/moderation/matcher.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "common/status.h"
+#include "gtest/gtest.h"
+
+namespace qunzu::moderation {
+namespace {
+
+Rule Literal(uint64_t id, std::string term, RuleAction action = RuleAction::kBlock) {
+  return Rule{id, RuleKind::kLiteral, std::move(term), 2, action};
+}
+Rule Allow(uint64_t id, std::string term) { return Rule{id, RuleKind::kAllow, std::move(term), 0}; }
+Rule Regex(uint64_t id, std::string pattern) {
+  return Rule{id, RuleKind::kRegex, std::move(pattern), 1, RuleAction::kBlock};
+}
+
+class ModerationMatcherTest : public ::testing::Test {
+ protected:
+  void Use(std::vector<Rule> rules) {
+    auto compiled = CompiledRules::Compile(std::move(rules));
+    ASSERT_TRUE(compiled.ok()) << compiled.status();
+    rules_ = *std::move(compiled);
+  }
+  ScanResult Scan(absl::string_view text, bool explain = false) {
+    NormalizedText normalized;
+    EXPECT_TRUE(Normalizer::Get().Normalize(text, &normalized).ok());
+    ScanResult result;
+    EXPECT_TRUE(rules_->Scan(normalized, explain, &result).ok());
+    return result;
+  }
+  std::vector<uint64_t> Ids(absl::string_view text) {
+    std::vector<uint64_t> ids;
+    for (const RuleMatch& m : Scan(text).matches) ids.push_back(rules_->rules()[m.rule_index].id);
+    return ids;
+  }
+  std::shared_ptr<const CompiledRules> rules_;
+};
+
+TEST_F(ModerationMatcherTest, ChineseTermsThroughEveryDisguise) {
+  Use({Literal(1, "赌博网站")});
+  EXPECT_EQ(Ids("欢迎来到赌博网站"), std::vector<uint64_t>{1});
+  EXPECT_EQ(Ids("賭博網站"), std::vector<uint64_t>{1});           // traditional
+  EXPECT_EQ(Ids("赌 博 网 站"), std::vector<uint64_t>{1});        // spaces
+  EXPECT_EQ(Ids("赌😀博\u200B网，站"), std::vector<uint64_t>{1});  // emoji, zero width, punctuation
+  EXPECT_EQ(Ids("赌赌赌博网站站"), std::vector<uint64_t>{1});     // repeats
+  EXPECT_TRUE(Ids("赌球网站").empty());
+  EXPECT_TRUE(Ids("赌博").empty());
+}
+
+TEST_F(ModerationMatcherTest, SpanIsInTheOriginalText) {
+  Use({Literal(1, "赌博")});
+  const std::string text = "来 賭 . 博 吧";
+  ScanResult result = Scan(text);
+  ASSERT_EQ(result.matches.size(), 1U);
+  const RuleMatch& m = result.matches[0];
+  EXPECT_EQ(text.substr(m.original_begin, m.original_end - m.original_begin), "賭 . 博");
+  EXPECT_EQ(result.verdict, Verdict::kBlock);
+}
+
+TEST_F(ModerationMatcherTest, EnglishWholeWords) {
+  Use({Literal(1, "ass"), Literal(2, "fuck")});
+  EXPECT_TRUE(Ids("a class act").empty());
+  EXPECT_TRUE(Ids("assume nothing").empty());
+  EXPECT_TRUE(Ids("as you wish").empty());  // a shorter run is not the term
+  EXPECT_EQ(Ids("you ass!"), std::vector<uint64_t>{1});
+  EXPECT_EQ(Ids("ASSSSS"), std::vector<uint64_t>{1});
+  EXPECT_EQ(Ids("Ａｓｓ"), std::vector<uint64_t>{1});
+  EXPECT_EQ(Ids("f.u.c.k"), std::vector<uint64_t>{2});
+  EXPECT_EQ(Ids("fuuuuck"), std::vector<uint64_t>{2});
+  EXPECT_EQ(Ids("ｆüсk"), std::vector<uint64_t>{2});  // full width, accent, Cyrillic с
+  EXPECT_EQ(Ids("Ⓕⓤⓒⓚ"), std::vector<uint64_t>{2});
+  EXPECT_TRUE(Ids("fuckit").empty());
+}
+
+TEST_F(ModerationMatcherTest, DigitsMatchExactRuns) {
+  Use({Literal(1, "100")});
+  EXPECT_EQ(Ids("pay 100 now"), std::vector<uint64_t>{1});
+  EXPECT_EQ(Ids("pay ①⓪⓪ now"), std::vector<uint64_t>{1});
+  EXPECT_TRUE(Ids("pay 1000 now").empty());
+  EXPECT_TRUE(Ids("pay 10 now").empty());
+}
+
+TEST_F(ModerationMatcherTest, AllowListWinsWhereItContainsTheTerm) {
+  Use({Literal(1, "法轮"), Allow(2, "法轮功能"), Literal(3, "ass"), Allow(4, "ass kicking")});
+  EXPECT_TRUE(Ids("这个法轮功能很好").empty());
+  EXPECT_EQ(Ids("法轮"), std::vector<uint64_t>{1});
+  ScanResult explained = Scan("法轮功能", true);
+  ASSERT_EQ(explained.matches.size(), 1U);
+  EXPECT_EQ(explained.matches[0].suppressed_by, 2U);
+  EXPECT_EQ(explained.verdict, Verdict::kAllow);
+  EXPECT_TRUE(Ids("an ass kicking game").empty());
+  EXPECT_EQ(Ids("an ass"), std::vector<uint64_t>{3});
+}
+
+TEST_F(ModerationMatcherTest, HoldUnlessSomethingBlocks) {
+  Use({Literal(1, "代开发票", RuleAction::kHold), Literal(2, "枪支", RuleAction::kBlock)});
+  EXPECT_EQ(Scan("代开发票").verdict, Verdict::kHold);
+  EXPECT_EQ(Scan("代开发票 枪支").verdict, Verdict::kBlock);
+  EXPECT_EQ(Scan("你好").verdict, Verdict::kAllow);
+}
+
+TEST_F(ModerationMatcherTest, RegexOnNormalisedText) {
+  Use({Regex(1, "加微信?[0-9a-z]{6,}")});
+  EXPECT_EQ(Ids("加微 wx123456"), std::vector<uint64_t>{1});
+  EXPECT_EQ(Ids("加 微 信：ＡＢＣ１２３４"), std::vector<uint64_t>{1});
+  EXPECT_TRUE(Ids("加微信 abc").empty());
+}
+
+TEST_F(ModerationMatcherTest, BadRulesRefusedWithTheReason) {
+  auto status = CompiledRules::CheckRegex("(a", 3);
+  EXPECT_EQ(ErrorReason(status), "REGEX_REJECTED");
+  EXPECT_EQ(ErrorMetadata(status, "rule_index"), "3");
+  EXPECT_FALSE(ErrorMetadata(status, "why").empty());
+  EXPECT_EQ(ErrorReason(CompiledRules::CheckRegex("a*", 0)), "REGEX_REJECTED");      // empty match
+  EXPECT_EQ(ErrorReason(CompiledRules::CheckRegex("(a)\\1", 0)), "REGEX_REJECTED");  // backref
+  EXPECT_EQ(ErrorReason(CompiledRules::CheckRegex(std::string(2000, 'a'), 0)), "REGEX_REJECTED");
+  status = CompiledRules::CheckRegex("[a-z]{100,5000}", 7);
+  EXPECT_EQ(ErrorReason(status), "REGEX_REJECTED") << status;
+  EXPECT_NE(ErrorMetadata(status, "why").find("pathological"), std::string::npos);
+  status = CompiledRules::CheckRegex("((\\w+\\s?){90}(x|y){90}){90}", 7);
+  EXPECT_EQ(ErrorReason(status), "REGEX_REJECTED") << status;
+  EXPECT_TRUE(CompiledRules::CheckRegex("[0-9]{6,12}", 0).ok());
+  EXPECT_TRUE(CompiledRules::CheckRegex("赌[博球]", 0).ok());
+  auto compiled = CompiledRules::Compile({Literal(1, " ，!! ")});
+  EXPECT_EQ(ErrorReason(compiled.status()), "PATTERN_EMPTY");
+  compiled = CompiledRules::Compile({Literal(1, "ok"), Regex(2, "(")});
+  EXPECT_EQ(ErrorReason(compiled.status()), "REGEX_REJECTED");
+}
+
+TEST_F(ModerationMatcherTest, EmptyRulesAndEmptyText) {
+  Use({});
+  EXPECT_EQ(Scan("anything").verdict, Verdict::kAllow);
+  Use({Literal(1, "x")});
+  EXPECT_EQ(Scan("").verdict, Verdict::kAllow);
+  EXPECT_EQ(Scan("😀😀").verdict, Verdict::kAllow);
+}
+
+}  // namespace
+}  // namespace qunzu::moderation

@@ -1,0 +1,110 @@
+#include "services/moderation/normalizer.h"
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "common/status.h"
+#include "gtest/gtest.h"
+
+namespace qunzu::moderation {
+namespace {
+
+std::string Norm(absl::string_view text) {
+  NormalizedText out;
+  absl::Status status = Normalizer::Get().Normalize(text, &out);
+  EXPECT_TRUE(status.ok()) << status;
+  return out.text;
+}
+
+TEST(ModerationNormalizerTest, CaseFoldAndWidth) {
+  EXPECT_EQ(Norm("HeLLo"), "helo");
+  EXPECT_EQ(Norm("ＦＵＣＫ"), "fuck");  // full width
+  EXPECT_EQ(Norm("ｶﾀｶﾅ"), "カタカナ");  // half-width katakana widened
+  EXPECT_EQ(Norm("ﬁre"), "fire");       // ligature
+  EXPECT_NE(Norm("fare"), "fire");
+}
+
+TEST(ModerationNormalizerTest, TraditionalToSimplified) {
+  EXPECT_EQ(Norm("賭博"), "赌博");
+  EXPECT_EQ(Norm("發票"), "发票");
+  EXPECT_EQ(Norm("赌博"), "赌博");  // already simplified: unchanged
+  EXPECT_EQ(Norm("貳"), "二");      // traditional financial numeral, then ordinary
+}
+
+TEST(ModerationNormalizerTest, NumberAndLetterStyles) {
+  EXPECT_EQ(Norm("①"), "1");
+  EXPECT_EQ(Norm("⑴"), "1");
+  EXPECT_EQ(Norm("⒈"), "1");
+  EXPECT_EQ(Norm("❶"), "1");
+  EXPECT_EQ(Norm("➓"), "10");
+  EXPECT_EQ(Norm("⓬"), "12");
+  EXPECT_EQ(Norm("⑳"), "20");
+  EXPECT_EQ(Norm("㈠"), "一");
+  EXPECT_EQ(Norm("壹"), "一");
+  EXPECT_EQ(Norm("Ⓐ"), "a");
+  EXPECT_EQ(Norm("⒜"), "a");
+  EXPECT_EQ(Norm("🅐🅑"), "ab");
+  EXPECT_EQ(Norm("𝐟𝐮𝐜𝐤"), "fuck");  // mathematical bold
+  EXPECT_EQ(Norm("9"), "9");
+  EXPECT_NE(Norm("②"), "1");
+}
+
+TEST(ModerationNormalizerTest, LookAlikeLetters) {
+  EXPECT_EQ(Norm("рас"), "pac");          // Cyrillic
+  EXPECT_EQ(Norm("ΑΡΕ"), "ape");          // Greek capitals, folded then mapped
+  EXPECT_EQ(Norm("fück"), "fuck");        // accent stripped
+  EXPECT_EQ(Norm("fu\u0308ck"), "fuck");  // combining mark dropped
+  EXPECT_EQ(Norm("д"), "д");              // a Cyrillic letter with no Latin twin stays
+}
+
+TEST(ModerationNormalizerTest, NoiseRemoved) {
+  EXPECT_EQ(Norm("赌 博"), "赌博");
+  EXPECT_EQ(Norm("赌.博"), "赌博");
+  EXPECT_EQ(Norm("赌\u200B博"), "赌博");      // zero width space
+  EXPECT_EQ(Norm("赌😀博"), "赌博");           // emoji
+  EXPECT_EQ(Norm("赌👍🏽博"), "赌博");  // emoji with skin tone
+  EXPECT_EQ(Norm("赌，博！"), "赌博");        // full-width punctuation
+  EXPECT_EQ(Norm("f*u_c-k"), "fuck");
+  EXPECT_EQ(Norm("赌x博"), "赌x博");  // a letter is not noise
+}
+
+TEST(ModerationNormalizerTest, RepeatsCollapseAndRemember) {
+  NormalizedText out;
+  ASSERT_TRUE(Normalizer::Get().Normalize("fuuu uck", &out).ok());
+  EXPECT_EQ(out.text, "fuck");
+  EXPECT_EQ(out.bytes[1].run, 4);
+  EXPECT_EQ(out.bytes[0].run, 1);
+  EXPECT_EQ(Norm("赌赌赌博"), "赌博");
+  EXPECT_EQ(Norm("abab"), "abab");  // only the same character in a row
+}
+
+TEST(ModerationNormalizerTest, OffsetsPointIntoTheOriginal) {
+  NormalizedText out;
+  const std::string text = "x ＦＵ！Ｃ";
+  ASSERT_TRUE(Normalizer::Get().Normalize(text, &out).ok());
+  ASSERT_EQ(out.text, "xfuc");
+  EXPECT_EQ(text.substr(out.OriginalBegin(1), out.OriginalEnd(4) - out.OriginalBegin(1)),
+            "ＦＵ！Ｃ");
+  EXPECT_EQ(out.bytes[1].flags & kGapBefore, kGapBefore);
+  EXPECT_EQ(out.bytes[2].flags & kGapBefore, 0);
+  // A multi-byte normalised character maps every byte to its source.
+  ASSERT_TRUE(Normalizer::Get().Normalize("a賭", &out).ok());
+  EXPECT_EQ(out.text, "a赌");
+  EXPECT_EQ(out.OriginalBegin(1), 1U);
+  EXPECT_EQ(out.OriginalEnd(out.text.size()), 4U);
+}
+
+TEST(ModerationNormalizerTest, InvalidUtf8IsRefusedWithTheField) {
+  NormalizedText out;
+  for (absl::string_view bad : {absl::string_view("a\xff"), absl::string_view("\xe8\xb5"),
+                                absl::string_view("\xc0\xaf"), absl::string_view("\xed\xa0\x80")}) {
+    absl::Status status = Normalizer::Get().Normalize(bad, &out, "message.text");
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(ErrorMetadata(status, "field"), "message.text");
+  }
+  EXPECT_TRUE(Normalizer::Get().Normalize("", &out).ok());
+  EXPECT_TRUE(out.text.empty());
+}
+
+}  // namespace
+}  // namespace qunzu::moderation
