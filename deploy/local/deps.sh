@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libhiredis-dev libmysqlcppconn-dev prometheus-cpp-dev libgtest-dev libgmock-dev
-  libssl-dev libvectorscan-dev libicu-dev libopencc-dev
+  libssl-dev libvectorscan-dev libicu-dev libopencc-dev python3-jieba
   mariadb-server mariadb-client redis-server redis-tools
   prometheus python3 python3-grpcio python3-protobuf
   clang-format clang-tidy

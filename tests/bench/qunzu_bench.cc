@@ -130,5 +130,6 @@ int main() {
   int rpc = wanted("rpc") ? qunzu::bench::RunRpcBench() : 0;
   int outbox = wanted("outbox") ? qunzu::bench::RunOutboxBench() : 0;
   int audit = wanted("audit") ? qunzu::bench::RunAuditBench() : 0;
-  return rpc != 0 ? rpc : outbox != 0 ? outbox : audit;
+  int moderation = wanted("moderation") ? qunzu::bench::RunModerationBench() : 0;
+  return rpc != 0 ? rpc : outbox != 0 ? outbox : audit != 0 ? audit : moderation;
 }

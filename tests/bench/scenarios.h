@@ -16,6 +16,10 @@ int RunOutboxBench();
 // raw multi-row INSERTs of same-size rows (audit_bench.cc).
 int RunAuditBench();
 
+// The content screen with every normalisation against raw Vectorscan on the
+// same terms, at 10k and 100k jieba terms (moderation_bench.cc).
+int RunModerationBench();
+
 }  // namespace qunzu::bench
 
 #endif  // QUNZU_TESTS_BENCH_SCENARIOS_H_
