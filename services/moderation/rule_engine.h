@@ -1,0 +1,91 @@
+// The rules in force on this replica (R10.1): every rule set's active
+// version, merged and compiled into one CompiledRules off the request path,
+// and swapped in atomically. A poller asks the RuleSource for its
+// generation every poll interval and recompiles when it moved, so a new
+// version is in force on every replica within about one interval plus its
+// compile time. Screening never waits on a compile: it reads the snapshot in
+// force; if a compile fails, the previous snapshot stays.
+#ifndef QUNZU_SERVICES_MODERATION_RULE_ENGINE_H_
+#define QUNZU_SERVICES_MODERATION_RULE_ENGINE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "services/moderation/matcher.h"
+
+namespace qunzu::moderation {
+
+// A rule of an active rule-set version.
+struct ActiveRule {
+  Rule rule;
+  uint64_t rule_set_id = 0;
+  uint32_t version = 0;
+};
+
+// Where the active rules come from (MySQL in production).
+class RuleSource {
+ public:
+  virtual ~RuleSource() = default;
+  // A number that changes whenever the set of active versions changes.
+  virtual absl::StatusOr<int64_t> Generation() = 0;
+  // The generation and every rule of every active version, read together.
+  virtual absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) = 0;
+};
+
+// One compiled generation of the active rules.
+struct RuleSnapshot {
+  int64_t generation = 0;
+  std::shared_ptr<const CompiledRules> compiled;
+  // Per rule index of compiled: the rule set and version it belongs to.
+  std::vector<std::pair<uint64_t, uint32_t>> origin;
+};
+
+class RuleEngine {
+ public:
+  explicit RuleEngine(RuleSource& source) : source_(source) {}
+  ~RuleEngine();
+  RuleEngine(const RuleEngine&) = delete;
+  RuleEngine& operator=(const RuleEngine&) = delete;
+
+  // Starts polling on a thread of its own (the destructor stops it).
+  void Start(absl::Duration poll_interval);
+
+  // One poll: when the source's generation differs from the snapshot's,
+  // loads, compiles and swaps. Errors leave the snapshot in force.
+  absl::Status Refresh();
+
+  // The snapshot in force; null until the first successful Refresh.
+  std::shared_ptr<const RuleSnapshot> Current() const;
+
+  // Normalises and scans text with the snapshot in force. UNAVAILABLE
+  // RULES_NOT_LOADED before the first compile; INVALID_ARGUMENT for invalid
+  // UTF-8 (naming `field`). `snapshot` receives the snapshot used.
+  absl::Status Screen(absl::string_view text, absl::string_view field, bool explain,
+                      NormalizedText* normalized, ScanResult* result,
+                      std::shared_ptr<const RuleSnapshot>* snapshot) const;
+
+  // The error of the last failed compile, "" after a success.
+  std::string LastError() const;
+
+ private:
+  RuleSource& source_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const RuleSnapshot> current_ ABSL_GUARDED_BY(mu_);
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread poller_;
+};
+
+}  // namespace qunzu::moderation
+
+#endif  // QUNZU_SERVICES_MODERATION_RULE_ENGINE_H_
