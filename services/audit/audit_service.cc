@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth_interceptor.h"
 #include "common/handler.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -58,13 +59,43 @@ void AuditServiceImpl::Background() {
   }
 }
 
-grpc::Status AuditServiceImpl::Append(grpc::ServerContext* context,
-                                      const v1::AppendRequest* request,
-                                      v1::AppendResponse* response) {
-  return Serve(context, [&](const CallInfo& call) -> absl::Status {
-    ASSIGN_OR_RETURN(*response, log_->Append(call.caller, *request));
+grpc::ServerUnaryReactor* AuditServiceImpl::Append(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request,
+                                                   grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto run = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, CallerOf(context));
+    std::vector<grpc::Slice> slices;
+    if (!request->Dump(&slices).ok()) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_UNPARSABLE",
+                       "the request could not be read");
+    }
+    std::string bytes;
+    for (const grpc::Slice& slice : slices) {
+      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+    v1::AppendRequest parsed;
+    if (!parsed.ParseFromString(bytes)) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_UNPARSABLE",
+                       "the request is not a valid AppendRequest (a string field holds "
+                       "invalid UTF-8, or the bytes are corrupt); nothing was appended");
+    }
+    ASSIGN_OR_RETURN(v1::AppendResponse out, log_->Append(caller, parsed));
+    const std::string serialized = out.SerializeAsString();
+    grpc::Slice slice(serialized);
+    *response = grpc::ByteBuffer(&slice, 1);
     return absl::OkStatus();
-  });
+  };
+  absl::Status status;
+  try {
+    status = run();
+  } catch (const std::exception& e) {
+    LogError("handler_exception", {{"what", e.what()}});
+    status =
+        MakeError(absl::StatusCode::kInternal, "INTERNAL_ERROR", "the request failed unexpectedly");
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 grpc::Status AuditServiceImpl::Query(grpc::ServerContext* context, const v1::QueryRequest* request,

@@ -33,13 +33,18 @@ struct AuditConfig {
 // --checkpoint-every-entries, --checkpoint-interval, --purge-interval).
 void AddAuditFlags(FlagSet& flags, AuditConfig& config);
 
-class AuditServiceImpl final : public v1::AuditService::Service {
+// Append takes its request as raw bytes, so a request that protobuf cannot
+// parse (a string field holding invalid UTF-8 among them) is answered
+// INVALID_ARGUMENT rather than gRPC's bare INTERNAL.
+class AuditServiceImpl final
+    : public v1::AuditService::WithRawCallbackMethod_Append<v1::AuditService::Service> {
  public:
   AuditServiceImpl(std::unique_ptr<AuditLog> log, absl::Duration purge_interval);
   ~AuditServiceImpl() override;
 
-  grpc::Status Append(grpc::ServerContext* context, const v1::AppendRequest* request,
-                      v1::AppendResponse* response) override;
+  grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::Status Query(grpc::ServerContext* context, const v1::QueryRequest* request,
                      v1::QueryResponse* response) override;
   grpc::Status GetCheckpoint(grpc::ServerContext* context, const v1::GetCheckpointRequest* request,

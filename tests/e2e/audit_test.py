@@ -115,6 +115,20 @@ class AuditTest(unittest.TestCase):
         self.assertEqual(too_large.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertEqual(error_reason(too_large.exception), "ENTRY_TOO_LARGE")
 
+        # Invalid UTF-8 on the wire (Python will not encode it, so patch the
+        # bytes): INVALID_ARGUMENT, nothing appended.
+        wire = audit_pb2.AppendRequest(request_id="utf8", events=[
+            self.event("groups", 900005)]).SerializeToString()
+        wire = wire.replace(b"chat-backend", b"chat\xc3\x28backend")
+        raw = self.suite.services["audit"].channel.unary_unary(
+            SERVICE + "Append", request_serializer=lambda b: b,
+            response_deserializer=audit_pb2.AppendResponse.FromString)
+        with self.assertRaises(grpc.RpcError) as utf8:
+            raw(wire, metadata=(("authorization", f"Bearer {self.as_service('groups')}"),),
+                timeout=30)
+        self.assertEqual(utf8.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(error_reason(utf8.exception), "REQUEST_UNPARSABLE")
+
     def test_2_checkpoint_and_inclusion_proofs_verify(self):
         cp = self.rpc("GetCheckpoint", audit_pb2.GetCheckpointRequest(),
                       audit_pb2.GetCheckpointResponse, self.as_role("regulator"))
