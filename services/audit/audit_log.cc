@@ -1218,6 +1218,18 @@ bool Overlaps(const HoldRow& hold, absl::Time start, absl::Time end) {
 }  // namespace
 
 absl::StatusOr<v1::PurgeRun> AuditLog::Purge() {
+  // One purge at a time across replicas; a replica that finds it taken
+  // leaves this round to the holder.
+  ASSIGN_OR_RETURN(std::unique_ptr<sql::Connection> lock_conn, pool_.OpenDedicated());
+  const std::string lock_name = "qunzu_audit_purge_" + pool_.schema();
+  ASSIGN_OR_RETURN(bool locked, GetNamedLock(*lock_conn, lock_name, absl::ZeroDuration()));
+  if (!locked) return v1::PurgeRun();
+  absl::StatusOr<v1::PurgeRun> run = PurgeLocked();
+  (void)ReleaseNamedLock(*lock_conn, lock_name);
+  return run;
+}
+
+absl::StatusOr<v1::PurgeRun> AuditLog::PurgeLocked() {
   const absl::Time now = Now();
   const absl::Time cutoff = now - options_.retention;
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(absl::Seconds(5)));

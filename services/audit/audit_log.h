@@ -149,6 +149,8 @@ class AuditLog {
   absl::StatusOr<Head> LoadHead(sql::Connection& conn, bool for_update);
   absl::Status WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time);
   absl::Status SaveHead(sql::Connection& conn, const Head& head);
+  // Purge() under its named lock.
+  absl::StatusOr<v1::PurgeRun> PurgeLocked();
   absl::StatusOr<std::vector<Hash>> ReadNodes(sql::Connection& conn,
                                               const std::vector<NodeId>& nodes);
   absl::StatusOr<std::optional<v1::Checkpoint>> ReadCheckpoint(sql::Connection& conn,
