@@ -1,0 +1,45 @@
+#include "services/moderation/moderation_metrics.h"
+
+#include <string>
+
+namespace qunzu::moderation {
+
+ModerationMetrics::ModerationMetrics(prometheus::Registry& registry) {
+  auto& screened = prometheus::BuildCounter()
+                       .Name("qunzu_moderation_screened_total")
+                       .Help("Texts screened by the content rules, by verdict.")
+                       .Register(registry);
+  for (int v = 0; v <= v1::ScreenVerdict_MAX; ++v) {
+    screened_.push_back(
+        &screened.Add({{"verdict", v1::ScreenVerdict_Name(static_cast<v1::ScreenVerdict>(v))}}));
+  }
+  auto& matches = prometheus::BuildCounter()
+                      .Name("qunzu_moderation_rule_matches_total")
+                      .Help("Content rule matches that blocked or held a text, by category.")
+                      .Register(registry);
+  for (int c = 0; c <= v1::ContentCategory_MAX; ++c) {
+    const std::string name = v1::ContentCategory_Name(static_cast<v1::ContentCategory>(c));
+    blocked_.push_back(&matches.Add({{"category", name}, {"action", "BLOCK"}}));
+    held_.push_back(&matches.Add({{"category", name}, {"action", "HOLD"}}));
+  }
+  latency_ = &prometheus::BuildHistogram()
+                  .Name("qunzu_moderation_screen_seconds")
+                  .Help("Time to normalise and match one text.")
+                  .Register(registry)
+                  .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.00003, 0.0001, 0.0003,
+                                                                   0.001, 0.003, 0.01, 0.03});
+}
+
+void ModerationMetrics::Screened(v1::ScreenVerdict verdict, absl::Duration elapsed) {
+  const auto index = static_cast<size_t>(verdict);
+  if (index < screened_.size()) screened_[index]->Increment();
+  latency_->Observe(absl::ToDoubleSeconds(elapsed));
+}
+
+void ModerationMetrics::Matched(v1::ContentCategory category, v1::RuleAction action) {
+  const auto index = static_cast<size_t>(category);
+  if (index >= blocked_.size()) return;
+  (action == v1::RULE_ACTION_HOLD ? held_ : blocked_)[index]->Increment();
+}
+
+}  // namespace qunzu::moderation

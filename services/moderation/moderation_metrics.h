@@ -1,0 +1,38 @@
+// Domain metrics of the content screen, with bounded labels only (verdicts
+// and content categories from the proto enums; never an account or group).
+#ifndef QUNZU_SERVICES_MODERATION_MODERATION_METRICS_H_
+#define QUNZU_SERVICES_MODERATION_MODERATION_METRICS_H_
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <vector>
+
+#include "absl/time/time.h"
+#include "qunzu/moderation/v1/moderation.pb.h"
+
+namespace qunzu::moderation {
+
+// Every series exists from start with value 0. Thread-safe.
+class ModerationMetrics {
+ public:
+  explicit ModerationMetrics(prometheus::Registry& registry);
+
+  // qunzu_moderation_screened_total{verdict}: texts screened, and
+  // qunzu_moderation_screen_seconds: time to normalise and match one.
+  void Screened(v1::ScreenVerdict verdict, absl::Duration elapsed);
+  // qunzu_moderation_rule_matches_total{category,action}: content rules that
+  // decided a BLOCK or HOLD.
+  void Matched(v1::ContentCategory category, v1::RuleAction action);
+
+ private:
+  std::vector<prometheus::Counter*> screened_;
+  std::vector<prometheus::Counter*> blocked_;
+  std::vector<prometheus::Counter*> held_;
+  prometheus::Histogram* latency_;
+};
+
+}  // namespace qunzu::moderation
+
+#endif  // QUNZU_SERVICES_MODERATION_MODERATION_METRICS_H_

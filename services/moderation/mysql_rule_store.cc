@@ -1,0 +1,349 @@
+#include "services/moderation/mysql_rule_store.h"
+
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/audit_outbox.h"
+#include "common/idempotency.h"
+#include "common/status.h"
+
+namespace qunzu::moderation {
+namespace {
+
+constexpr absl::Duration kAcquireTimeout = absl::Seconds(5);
+constexpr size_t kInsertBatch = 500;
+constexpr char kRuleColumns[] = "rule_id, kind, pattern, category, action, note";
+
+google::protobuf::Timestamp ProtoTime(absl::Time time) {
+  google::protobuf::Timestamp out;
+  const int64_t micros = absl::ToUnixMicros(time);
+  out.set_seconds(micros / 1000000);
+  out.set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  return out;
+}
+
+v1::Rule ReadRule(const sql::ResultSet& row) {
+  v1::Rule rule;
+  rule.set_rule_id(row.getUInt64(1));
+  rule.set_kind(static_cast<v1::RuleKind>(row.getInt(2)));
+  rule.set_pattern(row.getString(3));
+  rule.set_category(static_cast<v1::ContentCategory>(row.getInt(4)));
+  rule.set_action(static_cast<v1::RuleAction>(row.getInt(5)));
+  rule.set_note(row.getString(6));
+  return rule;
+}
+
+absl::Status InsertRules(sql::Connection& conn, uint64_t rule_set_id, uint32_t version,
+                         const std::vector<v1::Rule>& rules) {
+  for (size_t start = 0; start < rules.size(); start += kInsertBatch) {
+    const size_t end = std::min(rules.size(), start + kInsertBatch);
+    std::string sql =
+        "INSERT INTO rule_set_rules (rule_set_id, version, rule_id, kind, pattern, category, "
+        "action, note) VALUES ";
+    std::vector<SqlValue> params;
+    for (size_t i = start; i < end; ++i) {
+      absl::StrAppend(&sql, i == start ? "" : ",", "(?,?,?,?,?,?,?,?)");
+      const v1::Rule& r = rules[i];
+      params.insert(params.end(),
+                    {rule_set_id, version, r.rule_id(), static_cast<int>(r.kind()), r.pattern(),
+                     static_cast<int>(r.category()), static_cast<int>(r.action()), r.note()});
+    }
+    RETURN_IF_ERROR(Execute(conn, sql, params).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::Rule>> LoadRules(sql::Connection& conn, uint64_t rule_set_id,
+                                                uint32_t version) {
+  std::vector<v1::Rule> rules;
+  RETURN_IF_ERROR(Query(conn,
+                        absl::StrCat("SELECT ", kRuleColumns,
+                                     " FROM rule_set_rules WHERE rule_set_id = ? AND version = ?"
+                                     " ORDER BY rule_id"),
+                        {rule_set_id, version}, [&](const sql::ResultSet& row) {
+                          rules.push_back(ReadRule(row));
+                          return absl::OkStatus();
+                        }));
+  return rules;
+}
+
+// The rules of the new version: the request's on their own (REPLACE) or
+// on top of the base version's (MERGE). New rules get ids from next_id.
+absl::StatusOr<std::vector<v1::Rule>> NewRuleList(sql::Connection& conn,
+                                                  const v1::UpsertRuleSetRequest& request,
+                                                  uint32_t base_version) {
+  std::map<uint64_t, v1::Rule> base;
+  if (base_version > 0) {
+    ASSIGN_OR_RETURN(std::vector<v1::Rule> rules,
+                     LoadRules(conn, request.rule_set_id(), base_version));
+    for (v1::Rule& rule : rules) base.emplace(rule.rule_id(), std::move(rule));
+  }
+  std::map<uint64_t, v1::Rule> next;
+  if (request.mode() == v1::RULE_SET_UPDATE_MODE_MERGE) next = base;
+  for (uint64_t id : request.remove_rule_ids()) {
+    if (next.erase(id) == 0) {
+      return MakeError(absl::StatusCode::kNotFound, "RULE_NOT_FOUND",
+                       absl::StrCat("rule ", id, " is not in version ", base_version),
+                       {{"rule_id", absl::StrCat(id)}});
+    }
+  }
+  size_t fresh = 0;
+  for (const v1::Rule& rule : request.rules()) {
+    if (rule.rule_id() == 0) {
+      ++fresh;
+    } else if (base.count(rule.rule_id()) == 0) {
+      return MakeError(absl::StatusCode::kNotFound, "RULE_NOT_FOUND",
+                       absl::StrCat("rule ", rule.rule_id(), " is not in version ", base_version),
+                       {{"rule_id", absl::StrCat(rule.rule_id())}});
+    }
+  }
+  uint64_t next_id = 0;
+  if (fresh > 0) {
+    RETURN_IF_ERROR(Execute(conn,
+                            "UPDATE rule_generation SET next_rule_id = "
+                            "LAST_INSERT_ID(next_rule_id) + ? WHERE id = 1",
+                            {static_cast<uint64_t>(fresh)})
+                        .status());
+    RETURN_IF_ERROR(Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
+      next_id = row.getUInt64(1);
+      return absl::OkStatus();
+    }));
+  }
+  std::vector<v1::Rule> ordered;
+  for (const v1::Rule& rule : request.rules()) {
+    v1::Rule copy = rule;
+    if (copy.rule_id() == 0) copy.set_rule_id(next_id++);
+    next[copy.rule_id()] = copy;
+    ordered.push_back(copy);
+  }
+  std::vector<v1::Rule> out;
+  out.reserve(next.size());
+  for (auto& [id, rule] : next) out.push_back(std::move(rule));
+  // The request's rules, in request order, go last so rule_ids can be read
+  // back from the tail.
+  out.insert(out.end(), ordered.begin(), ordered.end());
+  return out;
+}
+
+}  // namespace
+
+Rule RuleFromProto(const v1::Rule& rule) {
+  Rule out;
+  out.id = rule.rule_id();
+  out.pattern = rule.pattern();
+  out.category = static_cast<int>(rule.category());
+  if (rule.kind() == v1::RULE_KIND_REGEX) {
+    out.kind = RuleKind::kRegex;
+  } else if (rule.action() == v1::RULE_ACTION_ALLOW) {
+    out.kind = RuleKind::kAllow;
+  }
+  out.action = rule.action() == v1::RULE_ACTION_HOLD ? RuleAction::kHold : RuleAction::kBlock;
+  return out;
+}
+
+absl::StatusOr<int64_t> MysqlRuleStore::Generation() {
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
+  int64_t generation = 0;
+  RETURN_IF_ERROR(Query(*lease, "SELECT generation FROM rule_generation WHERE id = 1", {},
+                        [&](const sql::ResultSet& row) {
+                          generation = row.getInt64(1);
+                          return absl::OkStatus();
+                        }));
+  return generation;
+}
+
+absl::Status MysqlRuleStore::LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) {
+  // One snapshot: the generation matches the rules read with it.
+  TransactionOptions options;
+  options.isolation = Isolation::kRepeatableRead;
+  return WithTransaction(
+      pool_,
+      [&](sql::Connection& conn) -> absl::Status {
+        rules->clear();
+        RETURN_IF_ERROR(Query(conn, "SELECT generation FROM rule_generation WHERE id = 1", {},
+                              [&](const sql::ResultSet& row) {
+                                *generation = row.getInt64(1);
+                                return absl::OkStatus();
+                              }));
+        return Query(conn,
+                     "SELECT r.rule_id, r.kind, r.pattern, r.category, r.action, r.note, "
+                     "s.rule_set_id, s.active_version FROM rule_sets s JOIN rule_set_rules r "
+                     "ON r.rule_set_id = s.rule_set_id AND r.version = s.active_version "
+                     "WHERE s.active_version > 0",
+                     {}, [&](const sql::ResultSet& row) {
+                       rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), row.getUInt64(7),
+                                                   static_cast<uint32_t>(row.getUInt(8))});
+                       return absl::OkStatus();
+                     });
+      },
+      options);
+}
+
+absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
+    const RequestContext& context, const v1::UpsertRuleSetRequest& request) {
+  const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
+  return WithTransaction(pool_, [&](sql::Connection& conn) {
+    return RunIdempotent<v1::UpsertRuleSetResponse>(
+        conn, key, request, [&]() -> absl::StatusOr<v1::UpsertRuleSetResponse> {
+          const absl::Time now = clock_.Now();
+          uint64_t rule_set_id = request.rule_set_id();
+          uint32_t latest = 0;
+          uint32_t active = 0;
+          std::string name = request.name();
+          std::string description = request.description();
+          if (rule_set_id == 0) {
+            absl::StatusOr<int64_t> inserted =
+                Execute(conn,
+                        "INSERT INTO rule_sets (name, description, latest_version, active_version, "
+                        "rule_count, updated_by, updated_at) VALUES (?, ?, 0, 0, 0, ?, ?)",
+                        {name, description, context.caller.principal, now});
+            if (!inserted.ok() && inserted.status().code() == absl::StatusCode::kAlreadyExists) {
+              return MakeError(absl::StatusCode::kAlreadyExists, "RULE_SET_NAME_TAKEN",
+                               "a rule set with this name exists", {{"name", name}});
+            }
+            RETURN_IF_ERROR(inserted.status());
+            RETURN_IF_ERROR(
+                Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
+                  rule_set_id = row.getUInt64(1);
+                  return absl::OkStatus();
+                }));
+          } else {
+            bool found = false;
+            RETURN_IF_ERROR(Query(conn,
+                                  "SELECT latest_version, active_version, name, description FROM "
+                                  "rule_sets WHERE rule_set_id = ? FOR UPDATE",
+                                  {rule_set_id}, [&](const sql::ResultSet& row) {
+                                    found = true;
+                                    latest = row.getUInt(1);
+                                    active = row.getUInt(2);
+                                    if (name.empty()) name = row.getString(3);
+                                    if (description.empty()) description = row.getString(4);
+                                    return absl::OkStatus();
+                                  }));
+            if (!found) {
+              return MakeError(absl::StatusCode::kNotFound, "RULE_SET_NOT_FOUND",
+                               absl::StrCat("no rule set ", rule_set_id));
+            }
+            if (request.base_version() != latest) {
+              return MakeError(absl::StatusCode::kAborted, "RULE_SET_VERSION_CONFLICT",
+                               absl::StrCat("base_version ", request.base_version(),
+                                            " is not the latest version ", latest),
+                               {{"latest_version", absl::StrCat(latest)}});
+            }
+          }
+          v1::UpsertRuleSetRequest scoped = request;
+          scoped.set_rule_set_id(rule_set_id);
+          ASSIGN_OR_RETURN(std::vector<v1::Rule> rules, NewRuleList(conn, scoped, latest));
+          const uint32_t version = latest + 1;
+          const size_t own = static_cast<size_t>(request.rules_size());
+          v1::UpsertRuleSetResponse response;
+          for (size_t i = rules.size() - own; i < rules.size(); ++i) {
+            response.add_rule_ids(rules[i].rule_id());
+          }
+          rules.resize(rules.size() - own);
+          RETURN_IF_ERROR(InsertRules(conn, rule_set_id, version, rules));
+          if (request.activate()) active = version;
+          RETURN_IF_ERROR(
+              Execute(conn,
+                      "UPDATE rule_sets SET name = ?, description = ?, "
+                      "latest_version = ?, active_version = ?, rule_count = ?, "
+                      "updated_by = ?, updated_at = ? WHERE rule_set_id = ?",
+                      {name, description, version, active, static_cast<uint64_t>(rules.size()),
+                       context.caller.principal, now, rule_set_id})
+                  .status());
+          if (request.activate()) {
+            RETURN_IF_ERROR(
+                Execute(conn, "UPDATE rule_generation SET generation = generation + 1 WHERE id = 1")
+                    .status());
+          }
+          audit::v1::AuditEvent event = AuditEventFor(
+              context.caller, context.peer, context.method,
+              request.activate() ? "RULE_SET_VERSION_ACTIVATED" : "RULE_SET_VERSION_CREATED",
+              request.request_id());
+          *event.mutable_time() = ProtoTime(now);
+          (*event.mutable_details())["rule_set_id"] = absl::StrCat(rule_set_id);
+          (*event.mutable_details())["name"] = name;
+          (*event.mutable_details())["version"] = absl::StrCat(version);
+          (*event.mutable_details())["rule_count"] = absl::StrCat(rules.size());
+          RETURN_IF_ERROR(RecordAuditEvent(conn, event).status());
+          v1::RuleSet* set = response.mutable_rule_set();
+          set->set_rule_set_id(rule_set_id);
+          set->set_name(name);
+          set->set_description(description);
+          set->set_latest_version(version);
+          set->set_active_version(active);
+          set->set_rule_count(rules.size());
+          set->set_updated_by(context.caller.principal);
+          *set->mutable_updated_at() = ProtoTime(now);
+          response.set_version(version);
+          return response;
+        });
+  });
+}
+
+absl::StatusOr<v1::ListRuleSetsResponse> MysqlRuleStore::List(
+    const v1::ListRuleSetsRequest& request) {
+  const int page_size = request.page().page_size() == 0 ? 50 : request.page().page_size();
+  uint64_t after = 0;
+  if (!request.page().page_token().empty() &&
+      !absl::SimpleAtoi(request.page().page_token(), &after)) {
+    return InvalidField("page.page_token", "is not a token this service issued");
+  }
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
+  v1::ListRuleSetsResponse response;
+  RETURN_IF_ERROR(Query(
+      *lease,
+      "SELECT rule_set_id, name, description, latest_version, active_version, rule_count, "
+      "updated_by, updated_at FROM rule_sets WHERE rule_set_id > ? ORDER BY rule_set_id LIMIT ?",
+      {after, page_size + 1}, [&](const sql::ResultSet& row) -> absl::Status {
+        if (response.rule_sets_size() == page_size) {
+          response.mutable_page()->set_next_page_token(
+              absl::StrCat(response.rule_sets(page_size - 1).rule_set_id()));
+          return absl::OkStatus();
+        }
+        v1::RuleSet* set = response.add_rule_sets();
+        set->set_rule_set_id(row.getUInt64(1));
+        set->set_name(row.getString(2));
+        set->set_description(row.getString(3));
+        set->set_latest_version(row.getUInt(4));
+        set->set_active_version(row.getUInt(5));
+        set->set_rule_count(row.getUInt64(6));
+        set->set_updated_by(row.getString(7));
+        ASSIGN_OR_RETURN(absl::Time updated, ParseSqlDateTime(row.getString(8)));
+        *set->mutable_updated_at() = ProtoTime(updated);
+        return absl::OkStatus();
+      }));
+  return response;
+}
+
+const std::vector<Migration>& RuleSetMigrations() {
+  static const auto* migrations = new std::vector<Migration>{
+      {1,
+       "rule sets with versions",
+       {"CREATE TABLE IF NOT EXISTS rule_sets ("
+        " rule_set_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+        " name VARCHAR(128) NOT NULL, description VARCHAR(1000) NOT NULL,"
+        " latest_version INT UNSIGNED NOT NULL, active_version INT UNSIGNED NOT NULL,"
+        " rule_count BIGINT UNSIGNED NOT NULL, updated_by VARCHAR(255) NOT NULL,"
+        " updated_at DATETIME(6) NOT NULL, UNIQUE KEY uk_name (name)) ENGINE=InnoDB",
+        "CREATE TABLE IF NOT EXISTS rule_set_rules ("
+        " rule_set_id BIGINT UNSIGNED NOT NULL, version INT UNSIGNED NOT NULL,"
+        " rule_id BIGINT UNSIGNED NOT NULL, kind TINYINT NOT NULL,"
+        " pattern VARBINARY(1024) NOT NULL, category INT NOT NULL, action INT NOT NULL,"
+        " note VARCHAR(500) NOT NULL,"
+        " PRIMARY KEY (rule_set_id, version, rule_id)) ENGINE=InnoDB",
+        "CREATE TABLE IF NOT EXISTS rule_generation ("
+        " id TINYINT UNSIGNED NOT NULL PRIMARY KEY, generation BIGINT NOT NULL,"
+        " next_rule_id BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
+        "INSERT IGNORE INTO rule_generation (id, generation, next_rule_id) VALUES (1, 0, 1)"}},
+  };
+  return *migrations;
+}
+
+}  // namespace qunzu::moderation

@@ -1,0 +1,62 @@
+// Rule sets in MySQL (R10.1): every UpsertRuleSet makes a version holding
+// its full rule list; activating a version bumps one generation counter that
+// every replica's RuleEngine polls, so the new rules are in force everywhere
+// within a poll interval plus the compile. Writes are idempotent by
+// request_id and audited in the same transaction.
+#ifndef QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
+#define QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/auth.h"
+#include "common/clock.h"
+#include "common/migrations.h"
+#include "common/mysql_pool.h"
+#include "qunzu/moderation/v1/moderation.pb.h"
+#include "services/moderation/rule_engine.h"
+
+namespace qunzu::moderation {
+
+// Who is asking, for idempotency and audit.
+struct RequestContext {
+  Caller caller;
+  std::string peer;
+  // Full gRPC method name.
+  std::string method;
+};
+
+class MysqlRuleStore final : public RuleSource {
+ public:
+  MysqlRuleStore(MysqlPool& pool, const Clock& clock) : pool_(pool), clock_(clock) {}
+
+  absl::StatusOr<int64_t> Generation() override;
+  absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override;
+
+  // Creates a rule set or a version of one from a validated request.
+  // Errors: NOT_FOUND RULE_SET_NOT_FOUND, RULE_NOT_FOUND; ABORTED
+  // RULE_SET_VERSION_CONFLICT; ALREADY_EXISTS RULE_SET_NAME_TAKEN,
+  // REQUEST_ID_REUSED.
+  absl::StatusOr<v1::UpsertRuleSetResponse> Upsert(const RequestContext& context,
+                                                   const v1::UpsertRuleSetRequest& request);
+
+  // Rule sets by id, without their rules; compile_state is left for the
+  // caller, who knows what this replica compiled.
+  absl::StatusOr<v1::ListRuleSetsResponse> List(const v1::ListRuleSetsRequest& request);
+
+ private:
+  MysqlPool& pool_;
+  const Clock& clock_;
+};
+
+// Moderation's schema migrations for rule sets.
+const std::vector<Migration>& RuleSetMigrations();
+
+// The internal rule of a stored one (an ALLOW literal becomes kAllow).
+Rule RuleFromProto(const v1::Rule& rule);
+
+}  // namespace qunzu::moderation
+
+#endif  // QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_

@@ -1,0 +1,191 @@
+// Rule sets in real MariaDB (through `make test` or with-servers.sh):
+// versions, REPLACE and MERGE, conflicts, idempotent retries, the audit
+// outbox row, and the RuleEngine picking up an activated version.
+#include "services/moderation/mysql_rule_store.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "common/migrations.h"
+#include "common/mysql_pool.h"
+#include "common/status.h"
+#include "services/moderation/rule_engine.h"
+#include "services/moderation/rule_validation.h"
+#include "tests/test_support.h"
+
+namespace qunzu::moderation {
+namespace {
+
+class ModerationRuleStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto options = ParseMysqlDsn(testing::MysqlDsnOrDie());
+    ASSERT_TRUE(options.ok()) << options.status();
+    schema_ = testing::UniqueName("moderation");
+    auto pool = MysqlPool::Create(*options, schema_, 8);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
+    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
+    ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", RuleSetMigrations()).ok());
+    store_ = std::make_unique<MysqlRuleStore>(*pool_, SystemClock::Get());
+  }
+  void TearDown() override {
+    if (!pool_) return;
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    ASSERT_TRUE(lease.ok());
+    EXPECT_TRUE(Execute(**lease, "DROP DATABASE `" + schema_ + "`").ok());
+  }
+  static RequestContext Operator() {
+    return RequestContext{Caller{"ops", common::v1::ROLE_OPERATOR, ""}, "ipv4:127.0.0.1:1",
+                          "/qunzu.moderation.v1.ModerationService/UpsertRuleSet"};
+  }
+  static v1::Rule MakeRule(const std::string& pattern,
+                           v1::RuleAction action = v1::RULE_ACTION_BLOCK) {
+    v1::Rule rule;
+    rule.set_kind(v1::RULE_KIND_LITERAL);
+    rule.set_pattern(pattern);
+    rule.set_category(v1::CONTENT_CATEGORY_GAMBLING);
+    rule.set_action(action);
+    return rule;
+  }
+  absl::StatusOr<v1::UpsertRuleSetResponse> Upsert(const v1::UpsertRuleSetRequest& request) {
+    RETURN_IF_ERROR(ValidateUpsertRuleSet(request));
+    return store_->Upsert(Operator(), request);
+  }
+  int64_t Count(const std::string& sql) {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    int64_t n = -1;
+    EXPECT_TRUE(Query(**lease, sql, {}, [&](const sql::ResultSet& row) {
+                  n = row.getInt64(1);
+                  return absl::OkStatus();
+                }).ok());
+    return n;
+  }
+  Verdict Screen(const RuleEngine& engine, absl::string_view text) {
+    NormalizedText normalized;
+    ScanResult result;
+    std::shared_ptr<const RuleSnapshot> snapshot;
+    EXPECT_TRUE(engine.Screen(text, "text", false, &normalized, &result, &snapshot).ok());
+    return result.verdict;
+  }
+
+  std::string schema_;
+  std::unique_ptr<MysqlPool> pool_;
+  std::unique_ptr<MysqlRuleStore> store_;
+};
+
+TEST_F(ModerationRuleStoreTest, VersionsMergeAndActivation) {
+  RuleEngine engine(*store_);
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Screen(engine, "赌博"), Verdict::kAllow);
+
+  v1::UpsertRuleSetRequest create;
+  create.set_request_id("r1");
+  create.set_name("gambling");
+  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  *create.add_rules() = MakeRule("赌博");
+  *create.add_rules() = MakeRule("赌球");
+  create.set_activate(true);
+  auto created = Upsert(create);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->version(), 1U);
+  ASSERT_EQ(created->rule_ids_size(), 2);
+  EXPECT_EQ(created->rule_set().active_version(), 1U);
+  // A retry returns the first answer and writes nothing more.
+  auto again = Upsert(create);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->SerializeAsString(), created->SerializeAsString());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM outbox"), 1);
+
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Screen(engine, "賭 博"), Verdict::kBlock);
+
+  v1::UpsertRuleSetRequest merge;
+  merge.set_request_id("r2");
+  merge.set_rule_set_id(created->rule_set().rule_set_id());
+  merge.set_mode(v1::RULE_SET_UPDATE_MODE_MERGE);
+  merge.set_base_version(1);
+  merge.add_remove_rule_ids(created->rule_ids(0));
+  *merge.add_rules() = MakeRule("代开发票", v1::RULE_ACTION_HOLD);
+  // Not activated: the engine keeps version 1.
+  auto merged = Upsert(merge);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->version(), 2U);
+  EXPECT_EQ(merged->rule_set().rule_count(), 2U);
+  EXPECT_EQ(merged->rule_set().active_version(), 1U);
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Screen(engine, "赌博"), Verdict::kBlock);
+
+  v1::UpsertRuleSetRequest activate;
+  activate.set_request_id("r3");
+  activate.set_rule_set_id(created->rule_set().rule_set_id());
+  activate.set_mode(v1::RULE_SET_UPDATE_MODE_MERGE);
+  activate.set_base_version(2);
+  activate.set_activate(true);
+  ASSERT_TRUE(Upsert(activate).ok());
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Screen(engine, "赌博"), Verdict::kAllow);
+  EXPECT_EQ(Screen(engine, "赌球"), Verdict::kBlock);
+  EXPECT_EQ(Screen(engine, "代 开 發 票"), Verdict::kHold);
+
+  v1::ListRuleSetsRequest list;
+  auto listed = store_->List(list);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->rule_sets_size(), 1);
+  EXPECT_EQ(listed->rule_sets(0).latest_version(), 3U);
+  EXPECT_EQ(listed->rule_sets(0).active_version(), 3U);
+}
+
+TEST_F(ModerationRuleStoreTest, RefusalsLeaveNoTrace) {
+  v1::UpsertRuleSetRequest create;
+  create.set_request_id("c1");
+  create.set_name("set");
+  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  *create.add_rules() = MakeRule("x1");
+  auto created = Upsert(create);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const uint64_t id = created->rule_set().rule_set_id();
+
+  create.set_request_id("c2");
+  EXPECT_EQ(ErrorReason(Upsert(create).status()), "RULE_SET_NAME_TAKEN");
+  create.set_request_id("c1");
+  create.set_description("changed");
+  EXPECT_EQ(ErrorReason(Upsert(create).status()), "REQUEST_ID_REUSED");
+
+  v1::UpsertRuleSetRequest stale;
+  stale.set_request_id("s1");
+  stale.set_rule_set_id(id);
+  stale.set_mode(v1::RULE_SET_UPDATE_MODE_MERGE);
+  stale.set_base_version(0);
+  EXPECT_EQ(ErrorReason(Upsert(stale).status()), "RULE_SET_VERSION_CONFLICT");
+  stale.set_base_version(1);
+  stale.add_remove_rule_ids(999999);
+  EXPECT_EQ(ErrorReason(Upsert(stale).status()), "RULE_NOT_FOUND");
+  stale.clear_remove_rule_ids();
+  stale.set_rule_set_id(id + 100);
+  EXPECT_EQ(ErrorReason(Upsert(stale).status()), "RULE_SET_NOT_FOUND");
+
+  v1::UpsertRuleSetRequest bad;
+  bad.set_request_id("b1");
+  bad.set_name("bad");
+  bad.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  v1::Rule regex = MakeRule("[a-z]{100,5000}");
+  regex.set_kind(v1::RULE_KIND_REGEX);
+  *bad.add_rules() = regex;
+  auto refused = Upsert(bad);
+  EXPECT_EQ(ErrorReason(refused.status()), "REGEX_REJECTED");
+  EXPECT_FALSE(ErrorMetadata(refused.status(), "why").empty());
+  bad.mutable_rules(0)->set_pattern("\xff");
+  EXPECT_EQ(ErrorMetadata(Upsert(bad).status(), "field"), "rules[0].pattern");
+
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_sets"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM outbox"), 1);
+}
+
+}  // namespace
+}  // namespace qunzu::moderation
