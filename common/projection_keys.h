@@ -28,17 +28,28 @@ inline std::string AccountCreditKey(uint64_t account_id) {
   return absl::StrCat("{a:", account_id, "}:credit");
 }
 
-// Hash written by groups: fields `state`, `category`, `tier`,
-// `member_count`, `posting_suspended_until` (unix seconds, "0" when none).
+// Hash written by groups: fields `state` (GroupState name, e.g.
+// "GROUP_STATE_ACTIVE"), `category` (GroupCategory name), `tier` (ScaleTier
+// name), `member_count`, `posting_suspended_until` (unix seconds, "0" when
+// none).
 inline std::string GroupKey(uint64_t group_id) { return absl::StrCat("{g:", group_id, "}:group"); }
 
-// Hash written by groups: member account id -> role name; mutes live in
-// GroupMutesKey as account id -> muted-until unix seconds.
+// Hash written by groups: member account id -> role name (MemberRole name,
+// e.g. "MEMBER_ROLE_ADMIN"); mutes live in GroupMutesKey as account id ->
+// muted-until unix seconds (an expired entry may linger: compare with now).
 inline std::string GroupMembersKey(uint64_t group_id) {
   return absl::StrCat("{g:", group_id, "}:members");
 }
 inline std::string GroupMutesKey(uint64_t group_id) {
   return absl::StrCat("{g:", group_id, "}:mutes");
+}
+
+// Hash written by moderation's hot path (HINCRBY per screened message) and
+// read by groups for the activity level (R7.1): field = hour since the Unix
+// epoch (unix seconds / 3600), value = messages counted in that hour. The
+// writer should EXPIRE the key a little beyond the activity window.
+inline std::string GroupActivityKey(uint64_t group_id) {
+  return absl::StrCat("{g:", group_id, "}:activity");
 }
 
 // Written by moderation: blacklist entries (value: expiry unix seconds).

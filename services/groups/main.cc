@@ -3,6 +3,7 @@
 #include "services/groups/groups_service.h"
 
 int main(int argc, char** argv) {
+  qunzu::groups::GroupsFlags flags;
   qunzu::ServiceDefinition definition;
   definition.name = "groups";
   definition.grpc_service = "qunzu.groups.v1.GroupService";
@@ -10,6 +11,9 @@ int main(int argc, char** argv) {
   definition.default_metrics_port = 9102;
   definition.uses_redis = true;
   definition.migrations = qunzu::groups::GroupServiceMigrations();
-  definition.make_service = qunzu::groups::MakeGroupService;
+  definition.add_flags = [&](qunzu::FlagSet& f) { qunzu::groups::AddGroupsFlags(f, &flags); };
+  definition.make_service = [&](qunzu::ServiceDeps& deps) {
+    return qunzu::groups::MakeGroupService(deps, flags);
+  };
   return qunzu::RunService(argc, argv, definition);
 }

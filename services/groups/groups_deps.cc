@@ -1,0 +1,178 @@
+#include "services/groups/groups_deps.h"
+
+#include <grpcpp/client_context.h>
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/projection_keys.h"
+#include "common/status.h"
+
+namespace qunzu::groups {
+namespace {
+
+absl::Status ProjectionUnavailable(const std::string& what) {
+  return MakeError(absl::StatusCode::kUnavailable, "PROJECTION_UNAVAILABLE",
+                   "cannot read " + what + "; refusing rather than allowing");
+}
+
+uint32_t Uint(const std::string& s) {
+  uint32_t v = 0;
+  return absl::SimpleAtoi(s, &v) ? v : 0;
+}
+
+int64_t UnixSeconds(const google::protobuf::Timestamp& t) { return t.seconds(); }
+
+}  // namespace
+
+absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
+  absl::StatusOr<std::vector<RedisReply>> replies =
+      redis_.Pipeline({{"HGETALL", projection::AccountIdentityKey(account_id)},
+                       {"HGETALL", projection::AccountCreditKey(account_id)}});
+  if (!replies.ok() || replies->size() != 2 || (*replies)[0].is_error() ||
+      (*replies)[1].is_error()) {
+    return ProjectionUnavailable("the account projections");
+  }
+  auto fields = [](const RedisReply& reply) {
+    std::map<std::string, std::string> out;
+    const auto& e = reply.elements();
+    for (size_t i = 0; i + 1 < e.size(); i += 2) out[e[i].str()] = e[i + 1].str();
+    return out;
+  };
+  std::map<std::string, std::string> identity = fields((*replies)[0]);
+  std::map<std::string, std::string> credit = fields((*replies)[1]);
+  if (identity.empty()) {
+    return MakeError(absl::StatusCode::kNotFound, "ACCOUNT_NOT_FOUND", "no such account",
+                     {{"account_id", absl::StrCat(account_id)}});
+  }
+  AccountView view;
+  view.verified = identity["verified"] == "1";
+  view.state = identity["state"];
+  if (view.verified && credit.empty()) return ProjectionUnavailable("the account's credit");
+  view.level = Uint(credit["level"]);
+  view.groups_may_create = Uint(credit["groups_may_create"]);
+  view.groups_may_join = Uint(credit["groups_may_join"]);
+  view.max_create_tier = static_cast<int>(Uint(credit["max_create_tier"]));
+  view.may_be_admin = credit["may_be_admin"] == "1";
+  return view;
+}
+
+GrpcTextScreener::GrpcTextScreener(std::shared_ptr<grpc::Channel> channel, std::string token,
+                                   absl::Duration deadline)
+    : stub_(moderation::v1::ModerationService::NewStub(std::move(channel))),
+      token_(std::move(token)),
+      deadline_(deadline) {}
+
+absl::StatusOr<ScreenResult> GrpcTextScreener::Screen(moderation::v1::TextPurpose purpose,
+                                                      const std::string& text, uint64_t actor,
+                                                      uint64_t group_id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
+  context.AddMetadata("authorization", "Bearer " + token_);
+  moderation::v1::ScreenTextRequest request;
+  request.set_purpose(purpose);
+  request.set_text(text);
+  request.set_actor_account_id(actor);
+  request.set_group_id(group_id);
+  moderation::v1::ScreenTextResponse response;
+  grpc::Status status = stub_->ScreenText(&context, request, &response);
+  if (!status.ok()) {
+    return MakeError(absl::StatusCode::kUnavailable, "MODERATION_UNAVAILABLE",
+                     "the text screen could not answer: " + status.error_message());
+  }
+  ScreenResult result;
+  result.verdict = response.verdict();
+  if (result.verdict == moderation::v1::SCREEN_VERDICT_UNSPECIFIED) {
+    return MakeError(absl::StatusCode::kUnavailable, "MODERATION_UNAVAILABLE",
+                     "the text screen gave no verdict");
+  }
+  for (const auto& reason : response.reasons()) {
+    if (reason.rule_id() != 0) {
+      result.rule_id = reason.rule_id();
+      break;
+    }
+  }
+  return result;
+}
+
+absl::Status GroupProjection::PublishGroup(const v1::Group& group) {
+  if (redis_ == nullptr) return absl::OkStatus();
+  return redis_
+      ->Command({"HSET", projection::GroupKey(group.group_id()), "state",
+                 v1::GroupState_Name(group.state()), "category",
+                 common::v1::GroupCategory_Name(group.category()), "tier",
+                 common::v1::ScaleTier_Name(group.scale_tier()), "member_count",
+                 absl::StrCat(group.member_count()), "posting_suspended_until",
+                 absl::StrCat(group.state() == v1::GROUP_STATE_POSTING_SUSPENDED
+                                  ? UnixSeconds(group.posting_suspended_until())
+                                  : 0)})
+      .status();
+}
+
+absl::Status GroupProjection::PublishMember(const v1::Member& member) {
+  if (redis_ == nullptr) return absl::OkStatus();
+  std::vector<RedisCommand> commands = {{"HSET", projection::GroupMembersKey(member.group_id()),
+                                         absl::StrCat(member.account_id()),
+                                         v1::MemberRole_Name(member.role())}};
+  if (member.has_muted_until()) {
+    commands.push_back({"HSET", projection::GroupMutesKey(member.group_id()),
+                        absl::StrCat(member.account_id()),
+                        absl::StrCat(UnixSeconds(member.muted_until()))});
+  } else {
+    commands.push_back(
+        {"HDEL", projection::GroupMutesKey(member.group_id()), absl::StrCat(member.account_id())});
+  }
+  return redis_->Pipeline(commands).status();
+}
+
+absl::Status GroupProjection::RemoveMember(uint64_t group_id, uint64_t account_id) {
+  if (redis_ == nullptr) return absl::OkStatus();
+  return redis_
+      ->Pipeline({{"HDEL", projection::GroupMembersKey(group_id), absl::StrCat(account_id)},
+                  {"HDEL", projection::GroupMutesKey(group_id), absl::StrCat(account_id)}})
+      .status();
+}
+
+absl::Status GroupProjection::ReplaceMembers(uint64_t group_id,
+                                             const std::vector<v1::Member>& members) {
+  if (redis_ == nullptr) return absl::OkStatus();
+  std::vector<RedisCommand> commands = {{"DEL", projection::GroupMembersKey(group_id)},
+                                        {"DEL", projection::GroupMutesKey(group_id)}};
+  RedisCommand roles = {"HSET", projection::GroupMembersKey(group_id)};
+  RedisCommand mutes = {"HSET", projection::GroupMutesKey(group_id)};
+  for (const v1::Member& m : members) {
+    roles.push_back(absl::StrCat(m.account_id()));
+    roles.push_back(v1::MemberRole_Name(m.role()));
+    if (m.has_muted_until()) {
+      mutes.push_back(absl::StrCat(m.account_id()));
+      mutes.push_back(absl::StrCat(UnixSeconds(m.muted_until())));
+    }
+  }
+  if (roles.size() > 2) commands.push_back(std::move(roles));
+  if (mutes.size() > 2) commands.push_back(std::move(mutes));
+  return redis_->Pipeline(commands).status();
+}
+
+absl::StatusOr<uint64_t> GroupProjection::ActivityCount(uint64_t group_id, absl::Time now,
+                                                        absl::Duration window) {
+  if (redis_ == nullptr) return 0;
+  ASSIGN_OR_RETURN(RedisReply reply,
+                   redis_->Command({"HGETALL", projection::GroupActivityKey(group_id)}));
+  // Buckets are hours since the epoch -> messages in that hour.
+  const int64_t now_hour = absl::ToUnixSeconds(now) / 3600;
+  const int64_t hours = absl::ToInt64Hours(window);
+  uint64_t total = 0;
+  const auto& e = reply.elements();
+  for (size_t i = 0; i + 1 < e.size(); i += 2) {
+    int64_t hour = 0;
+    uint64_t count = 0;
+    if (!absl::SimpleAtoi(e[i].str(), &hour) || !absl::SimpleAtoi(e[i + 1].str(), &count)) {
+      continue;
+    }
+    if (hour > now_hour - hours && hour <= now_hour) total += count;
+  }
+  return total;
+}
+
+}  // namespace qunzu::groups
