@@ -70,6 +70,18 @@ class GroupsLogic {
   absl::StatusOr<v1::ListMembersResponse> ListMembers(const RequestContext& ctx,
                                                       const v1::ListMembersRequest& request);
   absl::StatusOr<v1::ListGroupsResponse> ListGroups(const v1::ListGroupsRequest& request);
+  absl::StatusOr<v1::ListGroupsOfAccountResponse> ListGroupsOfAccount(
+      const RequestContext& ctx, const v1::ListGroupsOfAccountRequest& request);
+  absl::StatusOr<v1::ListJoinRequestsResponse> ListJoinRequests(
+      const RequestContext& ctx, const v1::ListJoinRequestsRequest& request);
+  absl::StatusOr<v1::GetManagementTierResponse> GetManagementTier(
+      const v1::GetManagementTierRequest& request);
+  absl::StatusOr<v1::ExportFilingDocumentResponse> ExportFilingDocument(
+      const v1::ExportFilingDocumentRequest& request);
+  // The owner's nickname is not filled in yet (identity's projection does
+  // not carry it).
+  absl::StatusOr<v1::GetGroupInfoPageResponse> GetGroupInfoPage(
+      const v1::GetGroupInfoPageRequest& request);
 
   // Rewrites the Redis projection of every group from MySQL.
   absl::Status RebuildProjection();

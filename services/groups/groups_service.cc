@@ -102,6 +102,56 @@ grpc::Status GroupServiceImpl::ListMembers(grpc::ServerContext* c, const v1::Lis
   });
 }
 
+grpc::Status GroupServiceImpl::ListGroupsOfAccount(grpc::ServerContext* c,
+                                                   const v1::ListGroupsOfAccountRequest* q,
+                                                   v1::ListGroupsOfAccountResponse* r) {
+  return Serve(c, [&](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(Validate(*q, call.caller.role == common::v1::ROLE_PLATFORM));
+    ASSIGN_OR_RETURN(*r, logic_.ListGroupsOfAccount(ContextOf(call, "ListGroupsOfAccount"), *q));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status GroupServiceImpl::ListJoinRequests(grpc::ServerContext* c,
+                                                const v1::ListJoinRequestsRequest* q,
+                                                v1::ListJoinRequestsResponse* r) {
+  return Serve(c, [&](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(Validate(*q, call.caller.role == common::v1::ROLE_PLATFORM));
+    ASSIGN_OR_RETURN(*r, logic_.ListJoinRequests(ContextOf(call, "ListJoinRequests"), *q));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status GroupServiceImpl::GetManagementTier(grpc::ServerContext* c,
+                                                 const v1::GetManagementTierRequest* q,
+                                                 v1::GetManagementTierResponse* r) {
+  return Serve(c, [&](const CallInfo&) -> absl::Status {
+    RETURN_IF_ERROR(Validate(*q));
+    ASSIGN_OR_RETURN(*r, logic_.GetManagementTier(*q));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status GroupServiceImpl::ExportFilingDocument(grpc::ServerContext* c,
+                                                    const v1::ExportFilingDocumentRequest* q,
+                                                    v1::ExportFilingDocumentResponse* r) {
+  return Serve(c, [&](const CallInfo&) -> absl::Status {
+    RETURN_IF_ERROR(Validate(*q));
+    ASSIGN_OR_RETURN(*r, logic_.ExportFilingDocument(*q));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status GroupServiceImpl::GetGroupInfoPage(grpc::ServerContext* c,
+                                                const v1::GetGroupInfoPageRequest* q,
+                                                v1::GetGroupInfoPageResponse* r) {
+  return Serve(c, [&](const CallInfo&) -> absl::Status {
+    RETURN_IF_ERROR(Validate(*q));
+    ASSIGN_OR_RETURN(*r, logic_.GetGroupInfoPage(*q));
+    return absl::OkStatus();
+  });
+}
+
 std::string DefaultPolicyFile() { return QUNZU_GROUPS_DEFAULT_POLICY_FILE; }
 
 void AddGroupsFlags(FlagSet& flags, GroupsFlags* out) {

@@ -1,8 +1,7 @@
 // The gRPC face of the groups service: groups, members and roles, caps,
 // join review (R7, R8, R9, R11.1). Thin handlers: validate, call
 // GroupsLogic, map its status. Callers outside an RPC's declared roles are
-// refused before that by the auth interceptor. RPCs not built yet answer
-// UNIMPLEMENTED.
+// refused before that by the auth interceptor.
 #ifndef QUNZU_SERVICES_GROUPS_GROUPS_SERVICE_H_
 #define QUNZU_SERVICES_GROUPS_GROUPS_SERVICE_H_
 
@@ -60,6 +59,17 @@ class GroupServiceImpl final : public v1::GroupService::Service {
                            v1::ListMembersResponse* r) override;
   grpc::Status SetGroupState(grpc::ServerContext* c, const v1::SetGroupStateRequest* q,
                              v1::SetGroupStateResponse* r) override;
+  grpc::Status ListGroupsOfAccount(grpc::ServerContext* c, const v1::ListGroupsOfAccountRequest* q,
+                                   v1::ListGroupsOfAccountResponse* r) override;
+  grpc::Status ListJoinRequests(grpc::ServerContext* c, const v1::ListJoinRequestsRequest* q,
+                                v1::ListJoinRequestsResponse* r) override;
+  grpc::Status GetManagementTier(grpc::ServerContext* c, const v1::GetManagementTierRequest* q,
+                                 v1::GetManagementTierResponse* r) override;
+  grpc::Status ExportFilingDocument(grpc::ServerContext* c,
+                                    const v1::ExportFilingDocumentRequest* q,
+                                    v1::ExportFilingDocumentResponse* r) override;
+  grpc::Status GetGroupInfoPage(grpc::ServerContext* c, const v1::GetGroupInfoPageRequest* q,
+                                v1::GetGroupInfoPageResponse* r) override;
 
   GroupsLogic& logic() { return logic_; }
 

@@ -239,4 +239,45 @@ absl::Status Validate(const v1::SetGroupStateRequest& r) {
   return CheckText("reason", r.reason(), 1, 2000);
 }
 
+absl::Status Validate(const v1::ListGroupsOfAccountRequest& r, bool platform) {
+  RETURN_IF_ERROR(Id("account_id", r.account_id()));
+  if (platform) RETURN_IF_ERROR(Id("actor_account_id", r.actor_account_id()));
+  if (!v1::MemberRole_IsValid(r.role())) return InvalidField("role", "is not a known role");
+  return Page(r.page());
+}
+
+absl::Status Validate(const v1::ListJoinRequestsRequest& r, bool platform) {
+  if (platform) {
+    RETURN_IF_ERROR(Id("actor_account_id", r.actor_account_id()));
+  } else {
+    RETURN_IF_ERROR(Id("group_id", r.group_id()));
+  }
+  if (!v1::JoinRequestState_IsValid(r.state())) {
+    return InvalidField("state", "is not a known state");
+  }
+  return Page(r.page());
+}
+
+absl::Status Validate(const v1::GetManagementTierRequest& r) {
+  return Id("group_id", r.group_id());
+}
+
+absl::Status Validate(const v1::ExportFilingDocumentRequest& r) {
+  if (r.format() != v1::DOCUMENT_FORMAT_MARKDOWN && r.format() != v1::DOCUMENT_FORMAT_JSON) {
+    return InvalidField("format", "must be MARKDOWN or JSON");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::GetGroupInfoPageRequest& r) {
+  if (r.key_case() == v1::GetGroupInfoPageRequest::kCode) {
+    if (!IsValidGroupCode(r.code())) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "GROUP_CODE_INVALID",
+                       "code is not a valid group code", {{"field", "code"}});
+    }
+    return absl::OkStatus();
+  }
+  return Id("group_id", r.group_id());
+}
+
 }  // namespace qunzu::groups

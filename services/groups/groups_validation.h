@@ -29,6 +29,11 @@ absl::Status Validate(const v1::UpdateGroupInfoRequest& r);
 absl::Status Validate(const v1::DissolveGroupRequest& r);
 absl::Status Validate(const v1::ListMembersRequest& r, bool platform);
 absl::Status Validate(const v1::SetGroupStateRequest& r);
+absl::Status Validate(const v1::ListGroupsOfAccountRequest& r, bool platform);
+absl::Status Validate(const v1::ListJoinRequestsRequest& r, bool platform);
+absl::Status Validate(const v1::GetManagementTierRequest& r);
+absl::Status Validate(const v1::ExportFilingDocumentRequest& r);
+absl::Status Validate(const v1::GetGroupInfoPageRequest& r);
 
 }  // namespace qunzu::groups
 

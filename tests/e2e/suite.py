@@ -192,12 +192,16 @@ class Suite:
                 f"--signing-key-file={self.write_audit_signing_key()}"])
             self.services["audit"] = audit
             # credit first, so identity knows where to send its credit events.
-            for name in ["credit", "identity", "groups", "moderation"]:
+            # moderation before groups: groups screens text through it.
+            for name in ["credit", "identity", "moderation", "groups"]:
                 args = self.base_args(name, auth_config) + [
                     f"--audit-target=127.0.0.1:{audit.grpc_port}"]
                 if name == "identity":
                     args += [f"--pii-keys-file={self.write_identity_keys()}",
                              f"--credit-target=127.0.0.1:{self.services['credit'].grpc_port}"]
+                if name == "groups":
+                    args += [f"--moderation-target=127.0.0.1:"
+                             f"{self.services['moderation'].grpc_port}"]
                 self.services[name] = self.start_service(name, args)
         except BaseException:
             self.__exit__(None, None, None)

@@ -21,7 +21,6 @@ class GroupsRolesTest : public GroupsFixture {
   };
 
  protected:
-
   // A fresh APPROVAL group with two admins, two members, an outsider and
   // one pending join request.
   Cast NewCast() {
