@@ -131,5 +131,10 @@ int main() {
   int outbox = wanted("outbox") ? qunzu::bench::RunOutboxBench() : 0;
   int audit = wanted("audit") ? qunzu::bench::RunAuditBench() : 0;
   int moderation = wanted("moderation") ? qunzu::bench::RunModerationBench() : 0;
-  return rpc != 0 ? rpc : outbox != 0 ? outbox : audit != 0 ? audit : moderation;
+  int groups = wanted("groups") ? qunzu::bench::RunGroupsBench() : 0;
+  return rpc != 0          ? rpc
+         : outbox != 0     ? outbox
+         : audit != 0      ? audit
+         : moderation != 0 ? moderation
+                           : groups;
 }

@@ -19,6 +19,9 @@ int RunAuditBench();
 // The content screen with every normalisation against raw Vectorscan on the
 // same terms, at 10k and 100k jieba terms (moderation_bench.cc).
 int RunModerationBench();
+// JoinGroup with both caps, idempotency and audit, 32 threads, against the
+// bare member INSERT on the same MariaDB (groups_bench.cc).
+int RunGroupsBench();
 
 }  // namespace qunzu::bench
 
