@@ -10,11 +10,6 @@
 namespace qunzu::moderation {
 namespace {
 
-// The group's activity hash (field: hour since the epoch, value: messages),
-// the layout groups reads for R7.1. Its definition moves to
-// common/projection_keys.h (GroupActivityKey) with the groups issue.
-std::string ActivityKey(uint64_t group_id) { return absl::StrCat("{g:", group_id, "}:activity"); }
-
 // Keep a group's activity hours a little beyond a 30-day window.
 constexpr int64_t kActivityTtlSeconds = int64_t{32} * 24 * 3600;
 
@@ -85,7 +80,7 @@ absl::StatusOr<std::optional<CheckFailure>> EvaluateChecks(const HotPathView& vi
 absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, uint64_t sender_id,
                                             uint64_t group_id, absl::Time now) {
   const std::string sender = absl::StrCat(sender_id);
-  const std::string activity = ActivityKey(group_id);
+  const std::string activity = projection::GroupActivityKey(group_id);
   const std::vector<RedisCommand> commands = {
       {"GET", projection::AccountBlacklistKey(sender_id)},
       {"GET", projection::GroupBlacklistKey(group_id)},

@@ -111,7 +111,7 @@ TEST(ModerationHotPathChecksTest, ReadsOneRoundTripAndCountsActivity) {
   EXPECT_EQ(view->member_role, "MEMBER_ROLE_MEMBER");
   EXPECT_EQ(CodeOf(*view), v1::SCREEN_REASON_CODE_UNSPECIFIED);
   ASSERT_TRUE(ReadHotPathView(**redis, account, group, kNow).ok());
-  auto count = (*redis)->Command({"HGET", absl::StrCat("{g:", group, "}:activity"),
+  auto count = (*redis)->Command({"HGET", projection::GroupActivityKey(group),
                                   absl::StrCat(absl::ToUnixSeconds(kNow) / 3600)});
   ASSERT_TRUE(count.ok());
   EXPECT_EQ(count->str(), "2");
