@@ -240,6 +240,7 @@ absl::StatusOr<v1::UpdateGroupInfoResponse> GroupsLogic::UpdateGroupInfo(
     return MakeError(absl::StatusCode::kFailedPrecondition, "CONTENT_HELD",
                      "the text was held for review; rephrase it");
   }
+  ASSIGN_OR_RETURN(AccountView actor_view, accounts_.Read(actor));
   ASSIGN_OR_RETURN(
       v1::UpdateGroupInfoResponse response,
       Mutate<v1::UpdateGroupInfoResponse>(
@@ -247,7 +248,8 @@ absl::StatusOr<v1::UpdateGroupInfoResponse> GroupsLogic::UpdateGroupInfo(
           [&](sql::Connection& conn) -> absl::StatusOr<v1::UpdateGroupInfoResponse> {
             ASSIGN_OR_RETURN(v1::Group g, ReadGroup(conn, request.group_id(), true));
             RETURN_IF_ERROR(internal::RequireOpen(g));
-            RETURN_IF_ERROR(internal::RequireAdmin(conn, g.group_id(), actor).status());
+            ASSIGN_OR_RETURN(v1::Member me, internal::RequireAdmin(conn, g.group_id(), actor));
+            RETURN_IF_ERROR(internal::RequireAdminRights(me, actor_view));
             if (request.has_name()) g.set_name(request.name());
             if (request.has_description()) g.set_description(request.description());
             if (request.has_announcement()) g.set_announcement(request.announcement());

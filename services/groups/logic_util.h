@@ -95,6 +95,16 @@ inline absl::StatusOr<v1::Member> RequireAdmin(sql::Connection& conn, uint64_t g
   return m;
 }
 
+// The owner's and admins' powers are suspended while their credit
+// entitlement may_be_admin is off (R11.2).
+inline absl::Status RequireAdminRights(const v1::Member& actor, const AccountView& view) {
+  if (actor.role() != v1::MEMBER_ROLE_MEMBER && !view.may_be_admin) {
+    return MakeError(absl::StatusCode::kPermissionDenied, "ADMIN_RIGHTS_SUSPENDED",
+                     "the acting account's admin rights are suspended");
+  }
+  return absl::OkStatus();
+}
+
 inline absl::StatusOr<v1::Member> RequireOwner(sql::Connection& conn, uint64_t group_id,
                                                uint64_t account_id) {
   ASSIGN_OR_RETURN(v1::Member m, RequireMember(conn, group_id, account_id, "NOT_GROUP_OWNER"));

@@ -139,6 +139,7 @@ absl::StatusOr<v1::DecideJoinRequestResponse> GroupsLogic::DecideJoinRequest(
     const RequestContext& ctx, const v1::DecideJoinRequestRequest& request) {
   const uint64_t actor = request.actor_account_id();
   const absl::Time now = clock_.Now();
+  ASSIGN_OR_RETURN(AccountView actor_view, accounts_.Read(actor));
   v1::Group group_after;
   ASSIGN_OR_RETURN(
       v1::DecideJoinRequestResponse response,
@@ -148,7 +149,8 @@ absl::StatusOr<v1::DecideJoinRequestResponse> GroupsLogic::DecideJoinRequest(
             ASSIGN_OR_RETURN(v1::JoinRequest jr,
                              ReadJoinRequest(conn, request.join_request_id(), false));
             ASSIGN_OR_RETURN(v1::Group g, ReadGroup(conn, jr.group_id(), true));
-            RETURN_IF_ERROR(internal::RequireAdmin(conn, g.group_id(), actor).status());
+            ASSIGN_OR_RETURN(v1::Member me, internal::RequireAdmin(conn, g.group_id(), actor));
+            RETURN_IF_ERROR(internal::RequireAdminRights(me, actor_view));
             RETURN_IF_ERROR(internal::RequireOpen(g));
             ASSIGN_OR_RETURN(jr, ReadJoinRequest(conn, request.join_request_id(), true));
             if (jr.state() != v1::JOIN_REQUEST_STATE_PENDING ||
@@ -258,6 +260,7 @@ absl::StatusOr<v1::LeaveGroupResponse> GroupsLogic::LeaveGroup(
 absl::StatusOr<v1::RemoveMemberResponse> GroupsLogic::RemoveMember(
     const RequestContext& ctx, const v1::RemoveMemberRequest& request) {
   const uint64_t actor = request.actor_account_id();
+  ASSIGN_OR_RETURN(AccountView actor_view, accounts_.Read(actor));
   v1::Group group_after;
   ASSIGN_OR_RETURN(
       v1::RemoveMemberResponse response,
@@ -266,6 +269,7 @@ absl::StatusOr<v1::RemoveMemberResponse> GroupsLogic::RemoveMember(
           [&](sql::Connection& conn) -> absl::StatusOr<v1::RemoveMemberResponse> {
             ASSIGN_OR_RETURN(v1::Group g, ReadGroup(conn, request.group_id(), true));
             ASSIGN_OR_RETURN(v1::Member me, internal::RequireAdmin(conn, g.group_id(), actor));
+            RETURN_IF_ERROR(internal::RequireAdminRights(me, actor_view));
             RETURN_IF_ERROR(internal::RequireOpen(g));
             RETURN_IF_ERROR(
                 internal::RequireOutranked(conn, me, request.member_account_id()).status());
@@ -297,6 +301,7 @@ absl::StatusOr<v1::MuteMemberResponse> GroupsLogic::MuteMember(
                      "the mute is longer than the policy allows", {{"field", "duration"}});
   }
   const absl::Time now = clock_.Now();
+  ASSIGN_OR_RETURN(AccountView actor_view, accounts_.Read(actor));
   ASSIGN_OR_RETURN(
       v1::MuteMemberResponse response,
       Mutate<v1::MuteMemberResponse>(
@@ -304,6 +309,7 @@ absl::StatusOr<v1::MuteMemberResponse> GroupsLogic::MuteMember(
           [&](sql::Connection& conn) -> absl::StatusOr<v1::MuteMemberResponse> {
             ASSIGN_OR_RETURN(v1::Group g, ReadGroup(conn, request.group_id(), true));
             ASSIGN_OR_RETURN(v1::Member me, internal::RequireAdmin(conn, g.group_id(), actor));
+            RETURN_IF_ERROR(internal::RequireAdminRights(me, actor_view));
             RETURN_IF_ERROR(internal::RequireOpen(g));
             ASSIGN_OR_RETURN(v1::Member target,
                              internal::RequireOutranked(conn, me, request.member_account_id()));

@@ -213,6 +213,22 @@ TEST_F(GroupsRolesTest, UpdateInfoIsScreenedAndFailsClosed) {
   EXPECT_TRUE(Update(c, c.admin, "fine").ok());
 }
 
+TEST_F(GroupsRolesTest, AdminPowersSuspendedWithTheCreditEntitlement) {
+  Cast c = NewCast();
+  ASSERT_TRUE(
+      redis_->Command({"HSET", projection::AccountCreditKey(c.admin), "may_be_admin", "0"}).ok());
+  EXPECT_EQ(ErrorReason(Mute(c, c.admin, c.member)), "ADMIN_RIGHTS_SUSPENDED");
+  EXPECT_EQ(ErrorReason(Remove(c, c.admin, c.member)), "ADMIN_RIGHTS_SUSPENDED");
+  EXPECT_EQ(ErrorReason(Decide(c, c.admin)), "ADMIN_RIGHTS_SUSPENDED");
+  EXPECT_EQ(ErrorReason(Update(c, c.admin)), "ADMIN_RIGHTS_SUSPENDED");
+  EXPECT_TRUE(Mute(c, c.owner, c.member).ok());
+  // Appointing needs the entitlement too.
+  ASSERT_TRUE(
+      redis_->Command({"HSET", projection::AccountCreditKey(c.member2), "may_be_admin", "0"}).ok());
+  EXPECT_EQ(ErrorReason(SetRole(c, c.owner, c.member2, v1::MEMBER_ROLE_ADMIN)),
+            "ADMIN_NOT_ENTITLED");
+}
+
 TEST_F(GroupsRolesTest, TransferMakesOldOwnerAdmin) {
   Cast c = NewCast();
   ASSERT_TRUE(Transfer(c, c.owner, c.member).ok());
