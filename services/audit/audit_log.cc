@@ -144,11 +144,80 @@ absl::Status ValidateEvent(const v1::AuditEvent& e, int index) {
   return absl::OkStatus();
 }
 
-std::string SqlPlaceholders(int columns, size_t rows) {
-  std::string one = "(" + absl::StrJoin(std::vector<std::string>(columns, "?"), ",") + ")";
-  std::vector<std::string> all(rows, one);
-  return absl::StrJoin(all, ",");
+// Literal SQL values for the append path's multi-row INSERTs. A statement
+// without parameters runs over the text protocol in one round trip (a
+// prepared one costs prepare, execute and close), so the append path builds
+// its statements from literals: numbers in decimal, every string and byte
+// string as a hex literal (no escaping to get wrong), text with an
+// explicit utf8mb4 introducer (ValidateAppend checked it is UTF-8).
+void AppendHex(std::string& out, absl::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  out += "X'";
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  out += "'";
 }
+
+void AppendText(std::string& out, absl::string_view text) {
+  if (text.empty()) {
+    out += "''";
+    return;
+  }
+  out += "_utf8mb4 ";
+  AppendHex(out, text);
+}
+
+void AppendTime(std::string& out, absl::Time t) {
+  out += "'";
+  out += absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, absl::UTCTimeZone());
+  out += "'";
+}
+
+// Statements of literal rows, cut so none exceeds kMaxStatementBytes (well
+// under max_allowed_packet's default of 16 MiB).
+constexpr size_t kMaxStatementBytes = 4 * 1024 * 1024;
+
+class LiteralInsert {
+ public:
+  explicit LiteralInsert(std::string prefix) : prefix_(std::move(prefix)) {}
+  // Starts a row; the caller appends "v1,v2,..." to the returned string.
+  std::string& Row() {
+    if (current_.size() >= kMaxStatementBytes) {
+      current_ += ")";
+      statements_.push_back(std::move(current_));
+      current_.clear();
+    }
+    if (current_.empty()) {
+      current_ = prefix_;
+      current_ += "(";
+    } else {
+      current_ += "),(";
+    }
+    ++rows_;
+    return current_;
+  }
+  size_t rows() const { return rows_; }
+  absl::Status Run(sql::Connection& conn) {
+    if (!current_.empty()) {
+      current_ += ")";
+      statements_.push_back(std::move(current_));
+      current_.clear();
+    }
+    for (const std::string& statement : statements_) {
+      RETURN_IF_ERROR(Execute(conn, statement).status());
+    }
+    statements_.clear();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string prefix_;
+  std::string current_;
+  std::vector<std::string> statements_;
+  size_t rows_ = 0;
+};
 
 absl::StatusOr<uint64_t> ParsePageToken(const std::string& token) {
   if (token.empty()) return 0;
@@ -532,8 +601,11 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
                                                           const std::string& digest) {
   const absl::Time started = absl::Now();
   RETURN_IF_ERROR(EnsurePartitionFor(Now()));
-  // Group commit: batches that arrive while one transaction runs are
-  // written together in the next, one fsync for all, in arrival order.
+  // Group commit: batches that arrive while one transaction is being built
+  // are written together in the next, in arrival order. The next group's
+  // transaction starts as soon as the previous one has sent its COMMIT: its
+  // SELECT ... FOR UPDATE of the head row waits on the server until that
+  // commit releases the row, and the two commits' log flushes overlap.
   PendingAppend pending;
   pending.events = &events;
   pending.own = own;
@@ -543,16 +615,17 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
     absl::MutexLock lock(&queue_mu_);
     queue_.push_back(&pending);
     while (!pending.done) {
-      if (writing_) {
+      if (building_ || pending.taken) {
         queue_cv_.Wait(&queue_mu_);
         continue;
       }
-      writing_ = true;
+      building_ = true;
       std::vector<PendingAppend*> group;
       size_t entries = 0;
       while (!queue_.empty() &&
              (group.empty() || entries + queue_.front()->events->size() <= kMaxGroupEntries)) {
         entries += queue_.front()->events->size();
+        queue_.front()->taken = true;
         group.push_back(queue_.front());
         queue_.pop_front();
       }
@@ -560,7 +633,6 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
       WriteGroup(group);
       queue_mu_.Lock();
       for (PendingAppend* p : group) p->done = true;
-      writing_ = false;
       queue_cv_.SignalAll();
     }
   }
@@ -572,97 +644,120 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
 }
 
 void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
-  absl::MutexLock lock(&append_mu_);
+  // Lets the next group start building (see AppendEvents); once.
+  bool released = false;
+  auto release = [&] {
+    if (released) return;
+    released = true;
+    absl::MutexLock lock(&queue_mu_);
+    building_ = false;
+    queue_cv_.SignalAll();
+  };
   uint64_t appended = 0;
   uint64_t duplicates = 0;
   uint64_t checkpoints = 0;
   uint64_t final_size = 0;
   std::vector<v1::AppendResponse> responses;
   std::vector<absl::Status> refused;
-  absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
+  auto body = [&](sql::Connection& conn) -> absl::Status {
     appended = 0;
     duplicates = 0;
     checkpoints = 0;
     responses.assign(group.size(), v1::AppendResponse());
     ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
     const absl::Time now = std::max(Now(), head.last_appended_at);
-    // A request_id seen before must carry the same batch (a retry);
-    // otherwise that batch alone is refused.
     refused.assign(group.size(), absl::OkStatus());
+    // One read, under the head row lock (which makes read-then-insert
+    // race-free across replicas), answers both questions: which request_ids
+    // were seen before (a request_id must carry the same batch again, else
+    // that batch alone is refused), and which events are already in the
+    // log by (service, source_id).
+    std::map<std::pair<std::string, std::string>, std::string> known;
+    std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
     {
-      std::map<std::pair<std::string, std::string>, std::string> known;
-      std::vector<SqlValue> lookup;
-      std::vector<std::string> marks;
+      std::vector<std::string> parts;
+      std::string requests;
       for (const PendingAppend* p : group) {
         if (p->own || p->request_id.empty()) continue;
-        lookup.emplace_back(p->events->front().service());
-        lookup.emplace_back(p->request_id);
-        marks.push_back("(service = ? AND request_id = ?)");
+        requests += requests.empty() ? "SELECT 0, service, request_id, digest FROM "
+                                       "audit_append_requests WHERE "
+                                     : " OR ";
+        requests += "(service = ";
+        AppendText(requests, p->events->front().service());
+        requests += " AND request_id = ";
+        AppendText(requests, p->request_id);
+        requests += ")";
       }
-      if (!marks.empty()) {
-        RETURN_IF_ERROR(
-            qunzu::Query(conn,
-                         "SELECT service, request_id, digest FROM audit_append_requests WHERE " +
-                             absl::StrJoin(marks, " OR "),
-                         lookup, [&](const sql::ResultSet& row) {
-                           known[{Bytes(row, 1), Bytes(row, 2)}] = Bytes(row, 3);
-                           return absl::OkStatus();
-                         }));
+      if (!requests.empty()) parts.push_back(std::move(requests));
+      std::map<std::string, std::set<uint64_t>> wanted;
+      for (const PendingAppend* p : group) {
+        if (p->own) continue;
+        for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
       }
-      std::vector<SqlValue> fresh;
-      size_t fresh_rows = 0;
-      for (size_t g = 0; g < group.size(); ++g) {
-        const PendingAppend* p = group[g];
-        if (p->own || p->request_id.empty()) continue;
-        const std::pair<std::string, std::string> key = {p->events->front().service(),
-                                                         p->request_id};
-        auto it = known.find(key);
-        if (it == known.end()) {
-          known[key] = p->digest;
-          fresh.insert(fresh.end(), {key.first, key.second, p->digest, now});
-          ++fresh_rows;
-        } else if (it->second != p->digest) {
-          refused[g] =
-              MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
-                        "request_id " + p->request_id + " was used before for a different batch");
+      for (const auto& [service, ids] : wanted) {
+        // At most 1,000 values per IN list keeps it a plain index range.
+        size_t n = 0;
+        std::string part;
+        for (uint64_t id : ids) {
+          if (n % 1000 == 0) {
+            if (!part.empty()) parts.push_back(part + ")");
+            part =
+                "SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY) FROM "
+                "audit_entries WHERE service = ";
+            AppendText(part, service);
+            part += " AND source_id IN (";
+          } else {
+            part += ",";
+          }
+          absl::StrAppend(&part, id);
+          ++n;
         }
+        if (!part.empty()) parts.push_back(part + ")");
       }
-      if (fresh_rows > 0) {
-        RETURN_IF_ERROR(Execute(conn,
-                                "INSERT INTO audit_append_requests (service, request_id, digest, "
-                                "created_at) VALUES " +
-                                    SqlPlaceholders(4, fresh_rows),
-                                fresh)
-                            .status());
-      }
-    }
-    // Which events are already in the log, by (service, source_id). The
-    // head row lock makes this read-then-insert race-free across replicas.
-    std::map<std::string, std::set<uint64_t>> wanted;
-    for (size_t g = 0; g < group.size(); ++g) {
-      const PendingAppend* p = group[g];
-      if (p->own || !refused[g].ok()) continue;
-      for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
-    }
-    std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
-    for (const auto& [service, ids] : wanted) {
-      std::vector<uint64_t> list(ids.begin(), ids.end());
-      for (size_t begin = 0; begin < list.size(); begin += 1000) {
-        const size_t end = std::min(list.size(), begin + 1000);
-        std::vector<SqlValue> params = {service};
-        for (size_t i = begin; i < end; ++i) params.emplace_back(list[i]);
-        const std::string& name = service;
+      if (!parts.empty()) {
         RETURN_IF_ERROR(qunzu::Query(
-            conn,
-            absl::StrCat("SELECT source_id, leaf_index FROM audit_entries WHERE service = ? AND "
-                         "source_id IN (",
-                         absl::StrJoin(std::vector<std::string>(end - begin, "?"), ","), ")"),
-            params, [&](const sql::ResultSet& row) {
-              existing[{name, row.getUInt64(1)}] = row.getUInt64(2);
+            conn, absl::StrJoin(parts, " UNION ALL "), {},
+            [&](const sql::ResultSet& row) -> absl::Status {
+              if (row.getInt(1) == 0) {
+                known[{Bytes(row, 2), Bytes(row, 3)}] = Bytes(row, 4);
+                return absl::OkStatus();
+              }
+              uint64_t source_id = 0;
+              uint64_t leaf_index = 0;
+              if (!absl::SimpleAtoi(Bytes(row, 3), &source_id) ||
+                  !absl::SimpleAtoi(Bytes(row, 4), &leaf_index)) {
+                return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
+                                 "audit_entries returned a non-numeric source_id or leaf_index");
+              }
+              existing[{Bytes(row, 2), source_id}] = leaf_index;
               return absl::OkStatus();
             }));
       }
     }
+    LiteralInsert request_rows(
+        "INSERT INTO audit_append_requests (service, request_id, digest, created_at) VALUES ");
+    for (size_t g = 0; g < group.size(); ++g) {
+      const PendingAppend* p = group[g];
+      if (p->own || p->request_id.empty()) continue;
+      const std::pair<std::string, std::string> key = {p->events->front().service(), p->request_id};
+      auto it = known.find(key);
+      if (it == known.end()) {
+        known[key] = p->digest;
+        std::string& row = request_rows.Row();
+        AppendText(row, key.first);
+        row += ",";
+        AppendText(row, key.second);
+        row += ",";
+        AppendHex(row, p->digest);
+        row += ",";
+        AppendTime(row, now);
+      } else if (it->second != p->digest) {
+        refused[g] =
+            MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                      "request_id " + p->request_id + " was used before for a different batch");
+      }
+    }
+    RETURN_IF_ERROR(request_rows.Run(conn));
     // A month boundary: sign the tree as it stood when the month closed.
     if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
         MonthOf(now) != MonthOf(head.last_appended_at) &&
@@ -670,8 +765,13 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
       RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
       ++checkpoints;
     }
-    std::vector<SqlValue> entry_rows, node_rows, subject_rows;
-    size_t entries = 0, nodes = 0, subjects = 0;
+    LiteralInsert entry_rows(
+        "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, source_id, "
+        "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES ");
+    LiteralInsert node_rows("INSERT INTO audit_nodes (level, node_index, hash) VALUES ");
+    LiteralInsert subject_rows("INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES ");
+    std::string now_literal;
+    AppendTime(now_literal, now);
     for (size_t g = 0; g < group.size(); ++g) {
       const bool own = group[g]->own;
       if (!refused[g].ok()) continue;
@@ -694,67 +794,43 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
         const Hash leaf = LeafHash(bytes);
         head.frontier.Append(leaf, [&](const NodeId& id, const Hash& h) {
           if (id.level < kStoredLevel) return;
-          node_rows.emplace_back(id.level);
-          node_rows.emplace_back(id.index);
-          node_rows.emplace_back(HashToBytes(h));
-          ++nodes;
+          std::string& row = node_rows.Row();
+          absl::StrAppend(&row, id.level, ",", id.index, ",");
+          AppendHex(row, HashToBytes(h));
         });
-        entry_rows.emplace_back(leaf_index);
-        entry_rows.emplace_back(now);
-        entry_rows.push_back(e.has_time() ? SqlValue(ToMicros(FromProto(e.time())))
-                                          : SqlValue(nullptr));
-        entry_rows.emplace_back(e.service());
-        entry_rows.emplace_back(e.source_id());
-        entry_rows.emplace_back(e.action());
-        entry_rows.emplace_back(e.principal());
-        entry_rows.emplace_back(e.actor_account_id());
-        entry_rows.emplace_back(e.request_id());
-        entry_rows.emplace_back(bytes);
-        entry_rows.emplace_back(HashToBytes(leaf));
-        ++entries;
+        std::string& row = entry_rows.Row();
+        absl::StrAppend(&row, leaf_index, ",", now_literal, ",");
+        if (e.has_time()) {
+          AppendTime(row, ToMicros(FromProto(e.time())));
+        } else {
+          row += "NULL";
+        }
+        row += ",";
+        AppendText(row, e.service());
+        absl::StrAppend(&row, ",", e.source_id(), ",");
+        AppendText(row, e.action());
+        row += ",";
+        AppendText(row, e.principal());
+        absl::StrAppend(&row, ",", e.actor_account_id(), ",");
+        AppendText(row, e.request_id());
+        row += ",";
+        AppendHex(row, bytes);
+        row += ",";
+        AppendHex(row, HashToBytes(leaf));
         std::set<std::pair<int, uint64_t>> seen;
         for (const v1::Subject& s : e.subjects()) {
           if (!seen.insert({s.kind(), s.id()}).second) continue;
-          subject_rows.emplace_back(static_cast<int64_t>(s.kind()));
-          subject_rows.emplace_back(s.id());
-          subject_rows.emplace_back(leaf_index);
-          ++subjects;
+          absl::StrAppend(&subject_rows.Row(), static_cast<int64_t>(s.kind()), ",", s.id(), ",",
+                          leaf_index);
         }
         head.tree_size = head.frontier.size();
         ++appended;
       }
     }
-    if (entries > 0) {
-      // At most 1,000 rows per statement keeps the parameters bounded.
-      for (size_t begin = 0; begin < entries; begin += 1000) {
-        const size_t end = std::min(entries, begin + 1000);
-        RETURN_IF_ERROR(
-            Execute(conn,
-                    "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, "
-                    "source_id, action, principal, actor_account_id, request_id, entry, "
-                    "leaf_hash) VALUES " +
-                        SqlPlaceholders(11, end - begin),
-                    std::vector<SqlValue>(entry_rows.begin() + static_cast<ptrdiff_t>(begin * 11),
-                                          entry_rows.begin() + static_cast<ptrdiff_t>(end * 11)))
-                .status());
-      }
-      if (nodes > 0) {
-        RETURN_IF_ERROR(Execute(conn,
-                                "INSERT INTO audit_nodes (level, node_index, hash) VALUES " +
-                                    SqlPlaceholders(3, nodes),
-                                node_rows)
-                            .status());
-      }
-      for (size_t begin = 0; begin < subjects; begin += 2000) {
-        const size_t end = std::min(subjects, begin + 2000);
-        RETURN_IF_ERROR(
-            Execute(conn,
-                    "INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES " +
-                        SqlPlaceholders(3, end - begin),
-                    std::vector<SqlValue>(subject_rows.begin() + static_cast<ptrdiff_t>(begin * 3),
-                                          subject_rows.begin() + static_cast<ptrdiff_t>(end * 3)))
-                .status());
-      }
+    if (entry_rows.rows() > 0) {
+      RETURN_IF_ERROR(entry_rows.Run(conn));
+      RETURN_IF_ERROR(node_rows.Run(conn));
+      RETURN_IF_ERROR(subject_rows.Run(conn));
       head.last_appended_at = now;
       const bool by_count = head.tree_size - head.last_checkpoint_size >=
                             static_cast<uint64_t>(options_.checkpoint_every_entries);
@@ -771,7 +847,54 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     for (v1::AppendResponse& r : responses) r.set_tree_size(head.tree_size);
     final_size = head.tree_size;
     return absl::OkStatus();
-  });
+  };
+  // WithTransaction's loop, but the next group may start building once
+  // this one's body is done and only its COMMIT is outstanding.
+  absl::Status status;
+  constexpr int kAttempts = 4;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    absl::StatusOr<MysqlPool::Lease> lease = pool_.Acquire(absl::Seconds(5));
+    if (!lease.ok()) {
+      status = lease.status();
+      break;
+    }
+    sql::Connection& conn = **lease;
+    bool failed_at_begin = false;
+    {
+      absl::MutexLock lock(&append_mu_);
+      status = Execute(conn, "START TRANSACTION").status();
+      if (!status.ok()) {
+        failed_at_begin = true;
+      } else {
+        status = body(conn);
+        if (!status.ok() && !conn.isClosed() && !Execute(conn, "ROLLBACK").ok()) {
+          lease->MarkBroken();
+        }
+      }
+    }
+    if (status.ok()) {
+      release();
+      status = Execute(conn, "COMMIT").status();
+      if (!status.ok()) {
+        if (conn.isClosed()) {
+          status = MakeError(absl::StatusCode::kUnavailable, kMysqlUnavailable,
+                             absl::StrCat("COMMIT failed on a broken connection; its outcome is "
+                                          "unknown: ",
+                                          status.message()));
+        } else if (!Execute(conn, "ROLLBACK").ok()) {
+          lease->MarkBroken();
+        }
+      }
+      break;
+    }
+    const std::string reason = ErrorReason(status);
+    if (reason == kMysqlConflict) {
+      absl::SleepFor(absl::Milliseconds(attempt * 5));
+      continue;
+    }
+    if (!(failed_at_begin && reason == kMysqlUnavailable)) break;
+  }
+  release();
   for (size_t g = 0; g < group.size(); ++g) {
     if (status.ok() && !refused[g].ok()) {
       group[g]->result = refused[g];

@@ -137,6 +137,8 @@ class AuditLog {
     // The batch's request_id and the SHA-256 of its content (ours only).
     std::string request_id;
     std::string digest;
+    // Taken into a group being written.
+    bool taken = false;
     bool done = false;
     absl::StatusOr<v1::AppendResponse> result = absl::UnknownError("not written");
   };
@@ -171,13 +173,16 @@ class AuditLog {
   std::shared_ptr<const Signer> signer_;
   const AuditLogOptions options_;
   Metrics metrics_;
-  // Serialises this process's writers before they queue on the head row.
+  // Serialises this process's transaction bodies (appends, checkpoints,
+  // purges) before they queue on the head row; an append's COMMIT runs
+  // outside it.
   absl::Mutex append_mu_;
   // Batches waiting for the group commit; one of their callers writes.
   absl::Mutex queue_mu_;
   absl::CondVar queue_cv_;
   std::deque<PendingAppend*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // A group's transaction is being built (its COMMIT not yet sent).
+  bool building_ ABSL_GUARDED_BY(queue_mu_) = false;
   absl::Mutex partition_mu_;
   absl::Time covered_until_ ABSL_GUARDED_BY(partition_mu_) = absl::InfinitePast();
 };
