@@ -31,7 +31,8 @@ inline std::string AccountCreditKey(uint64_t account_id) {
 // Hash written by groups: fields `state` (GroupState name, e.g.
 // "GROUP_STATE_ACTIVE"), `category` (GroupCategory name), `tier` (ScaleTier
 // name), `member_count`, `posting_suspended_until` (unix seconds, "0" when
-// none).
+// none), `version` (the group row's updated_at in unix microseconds; groups
+// never overwrites a newer version with an older one).
 inline std::string GroupKey(uint64_t group_id) { return absl::StrCat("{g:", group_id, "}:group"); }
 
 // Hash written by groups: member account id -> role name (MemberRole name,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/projection_keys.h"
 #include "common/status.h"
+#include "services/groups/groups_store.h"
 
 namespace qunzu::groups {
 namespace {
@@ -98,15 +99,24 @@ absl::StatusOr<ScreenResult> GrpcTextScreener::Screen(moderation::v1::TextPurpos
 
 absl::Status GroupProjection::PublishGroup(const v1::Group& group) {
   if (redis_ == nullptr) return absl::OkStatus();
+  // Writes after commit may arrive out of order: keep the newest version
+  // (updated_at in microseconds, strictly increasing per group).
+  static const auto* script = new RedisScript(R"lua(
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if current > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 2))
+return 1
+)lua");
+  const int64_t version = absl::ToUnixMicros(FromProtoTime(group.updated_at()));
   return redis_
-      ->Command({"HSET", projection::GroupKey(group.group_id()), "state",
-                 v1::GroupState_Name(group.state()), "category",
-                 common::v1::GroupCategory_Name(group.category()), "tier",
-                 common::v1::ScaleTier_Name(group.scale_tier()), "member_count",
-                 absl::StrCat(group.member_count()), "posting_suspended_until",
-                 absl::StrCat(group.state() == v1::GROUP_STATE_POSTING_SUSPENDED
-                                  ? UnixSeconds(group.posting_suspended_until())
-                                  : 0)})
+      ->Eval(*script, {projection::GroupKey(group.group_id())},
+             {absl::StrCat(version), "state", v1::GroupState_Name(group.state()), "category",
+              common::v1::GroupCategory_Name(group.category()), "tier",
+              common::v1::ScaleTier_Name(group.scale_tier()), "member_count",
+              absl::StrCat(group.member_count()), "posting_suspended_until",
+              absl::StrCat(group.state() == v1::GROUP_STATE_POSTING_SUSPENDED
+                               ? UnixSeconds(group.posting_suspended_until())
+                               : 0)})
       .status();
 }
 

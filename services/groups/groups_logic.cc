@@ -150,7 +150,7 @@ absl::StatusOr<v1::ReviewGroupCreationResponse> GroupsLogic::ReviewGroupCreation
             const bool approve = request.decision() == v1::REVIEW_DECISION_APPROVE;
             g.set_state(approve ? v1::GROUP_STATE_ACTIVE : v1::GROUP_STATE_REJECTED);
             g.set_state_reason(request.reason());
-            *g.mutable_updated_at() = ToProtoTime(clock_.Now());
+            Touch(g, clock_.Now());
             if (!approve) {
               RETURN_IF_ERROR(DeleteAllMembers(conn, g.group_id()));
               g.set_member_count(0);
@@ -203,7 +203,7 @@ absl::StatusOr<v1::SetGroupStateResponse> GroupsLogic::SetGroupState(
                          if (request.state() == v1::GROUP_STATE_POSTING_SUSPENDED) {
                            *g.mutable_posting_suspended_until() = request.until();
                          }
-                         *g.mutable_updated_at() = ToProtoTime(now);
+                         Touch(g, now);
                          RETURN_IF_ERROR(UpdateGroup(conn, g));
                          RETURN_IF_ERROR(Audit(
                              conn, ctx, "group.set_state", request.request_id(), 0, g.group_id(), 0,
@@ -260,7 +260,7 @@ absl::StatusOr<v1::UpdateGroupInfoResponse> GroupsLogic::UpdateGroupInfo(
                 (g.join_question().empty() || g.join_answer().empty())) {
               return InvalidField("join_question", "is required with the QUESTION policy");
             }
-            *g.mutable_updated_at() = ToProtoTime(clock_.Now());
+            Touch(g, clock_.Now());
             RETURN_IF_ERROR(UpdateGroup(conn, g));
             RETURN_IF_ERROR(
                 Audit(conn, ctx, "group.update_info", request.request_id(), actor, g.group_id()));

@@ -32,6 +32,11 @@ absl::StatusOr<v1::Group> ReadGroupByCode(sql::Connection& conn, const std::stri
 // Inserts with a fresh random code (retried on a code collision); returns
 // the group with id and code set.
 absl::StatusOr<v1::Group> InsertGroup(sql::Connection& conn, v1::Group group);
+// Sets updated_at to `now`, or 1 µs past its previous value when that is
+// not earlier: on a row read FOR UPDATE this orders the versions of a group
+// by commit, so the projection can refuse to go back to an older one.
+void Touch(v1::Group& group, absl::Time now);
+
 // Writes every mutable column of the group.
 absl::Status UpdateGroup(sql::Connection& conn, const v1::Group& group);
 

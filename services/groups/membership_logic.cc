@@ -46,7 +46,7 @@ absl::StatusOr<v1::Member> GroupsLogic::Admit(sql::Connection& conn, const Reque
   *m.mutable_joined_at() = ToProtoTime(now);
   RETURN_IF_ERROR(InsertMember(conn, m));
   group.set_member_count(group.member_count() + 1);
-  *group.mutable_updated_at() = ToProtoTime(now);
+  Touch(group, now);
   RETURN_IF_ERROR(UpdateGroup(conn, group));
   RETURN_IF_ERROR(Audit(conn, ctx, "group.member_join", request_id,
                         admitted_by != 0 ? admitted_by : account, group.group_id(), account,
@@ -241,7 +241,7 @@ absl::StatusOr<v1::LeaveGroupResponse> GroupsLogic::LeaveGroup(
             }
             RETURN_IF_ERROR(DeleteMember(conn, g.group_id(), actor));
             g.set_member_count(g.member_count() - 1);
-            *g.mutable_updated_at() = ToProtoTime(clock_.Now());
+            Touch(g, clock_.Now());
             RETURN_IF_ERROR(UpdateGroup(conn, g));
             RETURN_IF_ERROR(
                 Audit(conn, ctx, "group.member_leave", request.request_id(), actor, g.group_id()));
@@ -275,7 +275,7 @@ absl::StatusOr<v1::RemoveMemberResponse> GroupsLogic::RemoveMember(
                 internal::RequireOutranked(conn, me, request.member_account_id()).status());
             RETURN_IF_ERROR(DeleteMember(conn, g.group_id(), request.member_account_id()));
             g.set_member_count(g.member_count() - 1);
-            *g.mutable_updated_at() = ToProtoTime(clock_.Now());
+            Touch(g, clock_.Now());
             RETURN_IF_ERROR(UpdateGroup(conn, g));
             RETURN_IF_ERROR(Audit(conn, ctx, "group.member_remove", request.request_id(), actor,
                                   g.group_id(), request.member_account_id(),

@@ -94,7 +94,7 @@ absl::StatusOr<v1::TransferOwnershipResponse> GroupsLogic::TransferOwnership(
             RETURN_IF_ERROR(UpdateMember(conn, target));
             RETURN_IF_ERROR(UpdateMember(conn, me));
             g.set_owner_account_id(heir);
-            *g.mutable_updated_at() = ToProtoTime(clock_.Now());
+            Touch(g, clock_.Now());
             RETURN_IF_ERROR(UpdateGroup(conn, g));
             RETURN_IF_ERROR(Audit(conn, ctx, "group.transfer_ownership", request.request_id(),
                                   actor, g.group_id(), heir));
@@ -124,7 +124,7 @@ absl::StatusOr<v1::DissolveGroupResponse> GroupsLogic::DissolveGroup(
             g.set_member_count(0);
             g.set_state(v1::GROUP_STATE_DISSOLVED);
             g.set_state_reason(request.reason());
-            *g.mutable_updated_at() = ToProtoTime(clock_.Now());
+            Touch(g, clock_.Now());
             RETURN_IF_ERROR(UpdateGroup(conn, g));
             RETURN_IF_ERROR(Audit(conn, ctx, "group.dissolve", request.request_id(), actor,
                                   g.group_id(), 0, {{"reason", request.reason()}}));

@@ -76,6 +76,13 @@ class GroupsFixture : public ::testing::Test {
                                            clock_);
     absl::BitGen gen;
     next_account_ = absl::Uniform<uint64_t>(gen, 1000000000ULL, 9000000000000ULL);
+    // Group ids of their own, so this test's Redis keys never meet another's
+    // (every test schema starts its AUTO_INCREMENT at 1).
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    ASSERT_TRUE(lease.ok());
+    ASSERT_TRUE(Execute(**lease, absl::StrCat("ALTER TABLE groups_groups AUTO_INCREMENT = ",
+                                              absl::Uniform<uint64_t>(gen, 1000000, 1000000000000)))
+                    .ok());
   }
 
   // A new account with identity and credit projections.
@@ -152,7 +159,7 @@ class GroupsFixture : public ::testing::Test {
     return n;
   }
 
-  FakeClock clock_{absl::FromUnixSeconds(1790000000)};
+  FakeClock clock_{absl::Now()};
   FakeScreener screener_;
   std::unique_ptr<MysqlPool> pool_;
   std::unique_ptr<RedisClient> redis_;
