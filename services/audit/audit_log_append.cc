@@ -1,0 +1,480 @@
+// AuditLog's append path: batches queued for a group commit, written as
+// literal multi-row INSERTs in one transaction, and periodic checkpoints.
+
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
+#include "common/audit_outbox.h"
+#include "common/log.h"
+#include "common/mysql.h"
+#include "common/status.h"
+#include "services/audit/audit_log.h"
+#include "services/audit/audit_log_internal.h"
+#include "services/audit/entry_codec.h"
+#include "services/audit/log_verifier.h"
+#include "services/audit/node_store.h"
+
+namespace qunzu::audit {
+
+using internal::Bytes;
+using internal::FromProto;
+using internal::MonthOf;
+using internal::ToMicros;
+
+namespace {
+
+constexpr char kOwnService[] = "audit";
+// The most entries one group commit writes.
+constexpr size_t kMaxGroupEntries = 5000;
+
+// Literal SQL values for the append path's multi-row INSERTs. A statement
+// without parameters runs over the text protocol in one round trip (a
+// prepared one costs prepare, execute and close), so the append path builds
+// its statements from literals: numbers in decimal, every string and byte
+// string as a hex literal (no escaping to get wrong), text with an
+// explicit utf8mb4 introducer (ValidateAppend checked it is UTF-8).
+void AppendHex(std::string& out, absl::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  out += "X'";
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  out += "'";
+}
+
+void AppendText(std::string& out, absl::string_view text) {
+  if (text.empty()) {
+    out += "''";
+    return;
+  }
+  out += "_utf8mb4 ";
+  AppendHex(out, text);
+}
+
+void AppendTime(std::string& out, absl::Time t) {
+  out += "'";
+  out += absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, absl::UTCTimeZone());
+  out += "'";
+}
+
+// Statements of literal rows, cut so none exceeds kMaxStatementBytes (well
+// under max_allowed_packet's default of 16 MiB).
+constexpr size_t kMaxStatementBytes = 4 * 1024 * 1024;
+
+class LiteralInsert {
+ public:
+  explicit LiteralInsert(std::string prefix) : prefix_(std::move(prefix)) {}
+  // Starts a row; the caller appends "v1,v2,..." to the returned string.
+  std::string& Row() {
+    if (current_.size() >= kMaxStatementBytes) {
+      current_ += ")";
+      statements_.push_back(std::move(current_));
+      current_.clear();
+    }
+    if (current_.empty()) {
+      current_ = prefix_;
+      current_ += "(";
+    } else {
+      current_ += "),(";
+    }
+    ++rows_;
+    return current_;
+  }
+  size_t rows() const { return rows_; }
+  absl::Status Run(sql::Connection& conn) {
+    if (!current_.empty()) {
+      current_ += ")";
+      statements_.push_back(std::move(current_));
+      current_.clear();
+    }
+    for (const std::string& statement : statements_) {
+      RETURN_IF_ERROR(Execute(conn, statement).status());
+    }
+    statements_.clear();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string prefix_;
+  std::string current_;
+  std::vector<std::string> statements_;
+  size_t rows_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<v1::AppendResponse> AuditLog::Append(const Caller& caller,
+                                                    const v1::AppendRequest& request) {
+  RETURN_IF_ERROR(ValidateAppend(caller, request));
+  std::vector<v1::AuditEvent> events(request.events().begin(), request.events().end());
+  // The batch's content, to tell a retry from a reuse of its request_id.
+  std::string content;
+  for (const v1::AuditEvent& e : events) content += EncodeEntry(e, absl::UnixEpoch());
+  return AppendEvents(std::move(events), false, request.request_id(), HashToBytes(Sha256(content)));
+}
+
+absl::StatusOr<v1::AppendResponse> AuditLog::AppendOwn(std::vector<v1::AuditEvent> events) {
+  for (v1::AuditEvent& e : events) e.set_service(kOwnService);
+  return AppendEvents(std::move(events), true, "", "");
+}
+
+absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditEvent> events,
+                                                          bool own, const std::string& request_id,
+                                                          const std::string& digest) {
+  const absl::Time started = absl::Now();
+  RETURN_IF_ERROR(EnsurePartitionFor(Now()));
+  // Group commit: batches that arrive while one transaction is being built
+  // are written together in the next, in arrival order. The next group's
+  // transaction starts as soon as the previous one has sent its COMMIT: its
+  // SELECT ... FOR UPDATE of the head row waits on the server until that
+  // commit releases the row, and the two commits' log flushes overlap.
+  PendingAppend pending;
+  pending.events = &events;
+  pending.own = own;
+  pending.request_id = request_id;
+  pending.digest = digest;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    queue_.push_back(&pending);
+    while (!pending.done) {
+      if (building_ || pending.taken) {
+        queue_cv_.Wait(&queue_mu_);
+        continue;
+      }
+      building_ = true;
+      std::vector<PendingAppend*> group;
+      size_t entries = 0;
+      while (!queue_.empty() &&
+             (group.empty() || entries + queue_.front()->events->size() <= kMaxGroupEntries)) {
+        entries += queue_.front()->events->size();
+        queue_.front()->taken = true;
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      queue_mu_.Unlock();
+      WriteGroup(group);
+      queue_mu_.Lock();
+      for (PendingAppend* p : group) p->done = true;
+      queue_cv_.SignalAll();
+    }
+  }
+  if (pending.result.ok()) {
+    metrics_.batch_size->Observe(static_cast<double>(events.size()));
+    metrics_.latency->Observe(absl::ToDoubleSeconds(absl::Now() - started));
+  }
+  return std::move(pending.result);
+}
+
+void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
+  // Lets the next group start building (see AppendEvents); once.
+  bool released = false;
+  auto release = [&] {
+    if (released) return;
+    released = true;
+    absl::MutexLock lock(&queue_mu_);
+    building_ = false;
+    queue_cv_.SignalAll();
+  };
+  uint64_t appended = 0;
+  uint64_t duplicates = 0;
+  uint64_t checkpoints = 0;
+  uint64_t final_size = 0;
+  std::vector<v1::AppendResponse> responses;
+  std::vector<absl::Status> refused;
+  auto body = [&](sql::Connection& conn) -> absl::Status {
+    appended = 0;
+    duplicates = 0;
+    checkpoints = 0;
+    responses.assign(group.size(), v1::AppendResponse());
+    ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
+    const absl::Time now = std::max(Now(), head.last_appended_at);
+    refused.assign(group.size(), absl::OkStatus());
+    // One read, under the head row lock (which makes read-then-insert
+    // race-free across replicas), answers both questions: which request_ids
+    // were seen before (a request_id must carry the same batch again, else
+    // that batch alone is refused), and which events are already in the
+    // log by (service, source_id).
+    std::map<std::pair<std::string, std::string>, std::string> known;
+    std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
+    {
+      std::vector<std::string> parts;
+      std::string requests;
+      for (const PendingAppend* p : group) {
+        if (p->own || p->request_id.empty()) continue;
+        requests += requests.empty() ? "SELECT 0, service, request_id, digest FROM "
+                                       "audit_append_requests WHERE "
+                                     : " OR ";
+        requests += "(service = ";
+        AppendText(requests, p->events->front().service());
+        requests += " AND request_id = ";
+        AppendText(requests, p->request_id);
+        requests += ")";
+      }
+      if (!requests.empty()) parts.push_back(std::move(requests));
+      std::map<std::string, std::set<uint64_t>> wanted;
+      for (const PendingAppend* p : group) {
+        if (p->own) continue;
+        for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
+      }
+      for (const auto& [service, ids] : wanted) {
+        // At most 1,000 values per IN list keeps it a plain index range.
+        size_t n = 0;
+        std::string part;
+        for (uint64_t id : ids) {
+          if (n % 1000 == 0) {
+            if (!part.empty()) parts.push_back(part + ")");
+            part =
+                "SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY) FROM "
+                "audit_entries WHERE service = ";
+            AppendText(part, service);
+            part += " AND source_id IN (";
+          } else {
+            part += ",";
+          }
+          absl::StrAppend(&part, id);
+          ++n;
+        }
+        if (!part.empty()) parts.push_back(part + ")");
+      }
+      if (!parts.empty()) {
+        RETURN_IF_ERROR(qunzu::Query(
+            conn, absl::StrJoin(parts, " UNION ALL "), {},
+            [&](const sql::ResultSet& row) -> absl::Status {
+              if (row.getInt(1) == 0) {
+                known[{Bytes(row, 2), Bytes(row, 3)}] = Bytes(row, 4);
+                return absl::OkStatus();
+              }
+              uint64_t source_id = 0;
+              uint64_t leaf_index = 0;
+              if (!absl::SimpleAtoi(Bytes(row, 3), &source_id) ||
+                  !absl::SimpleAtoi(Bytes(row, 4), &leaf_index)) {
+                return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
+                                 "audit_entries returned a non-numeric source_id or leaf_index");
+              }
+              existing[{Bytes(row, 2), source_id}] = leaf_index;
+              return absl::OkStatus();
+            }));
+      }
+    }
+    LiteralInsert request_rows(
+        "INSERT INTO audit_append_requests (service, request_id, digest, created_at) VALUES ");
+    for (size_t g = 0; g < group.size(); ++g) {
+      const PendingAppend* p = group[g];
+      if (p->own || p->request_id.empty()) continue;
+      const std::pair<std::string, std::string> key = {p->events->front().service(), p->request_id};
+      auto it = known.find(key);
+      if (it == known.end()) {
+        known[key] = p->digest;
+        std::string& row = request_rows.Row();
+        AppendText(row, key.first);
+        row += ",";
+        AppendText(row, key.second);
+        row += ",";
+        AppendHex(row, p->digest);
+        row += ",";
+        AppendTime(row, now);
+      } else if (it->second != p->digest) {
+        refused[g] =
+            MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                      "request_id " + p->request_id + " was used before for a different batch");
+      }
+    }
+    RETURN_IF_ERROR(request_rows.Run(conn));
+    // A month boundary: sign the tree as it stood when the month closed.
+    if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
+        MonthOf(now) != MonthOf(head.last_appended_at) &&
+        head.last_checkpoint_size != head.tree_size) {
+      RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
+      ++checkpoints;
+    }
+    LiteralInsert entry_rows(
+        "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, source_id, "
+        "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES ");
+    LiteralInsert node_rows("INSERT INTO audit_nodes (level, node_index, hash) VALUES ");
+    LiteralInsert subject_rows("INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES ");
+    std::string now_literal;
+    AppendTime(now_literal, now);
+    for (size_t g = 0; g < group.size(); ++g) {
+      const bool own = group[g]->own;
+      if (!refused[g].ok()) continue;
+      for (v1::AuditEvent& e : *group[g]->events) {
+        v1::AppendResult* result = responses[g].add_results();
+        if (!own) {
+          auto it = existing.find({e.service(), e.source_id()});
+          if (it != existing.end()) {
+            result->set_leaf_index(it->second);
+            result->set_duplicate(true);
+            ++duplicates;
+            continue;
+          }
+        }
+        const uint64_t leaf_index = head.tree_size;
+        if (own) e.set_source_id(leaf_index + 1);
+        existing[{e.service(), e.source_id()}] = leaf_index;
+        result->set_leaf_index(leaf_index);
+        const std::string bytes = EncodeEntry(e, now);
+        const Hash leaf = LeafHash(bytes);
+        head.frontier.Append(leaf, [&](const NodeId& id, const Hash& h) {
+          if (id.level < kStoredLevel) return;
+          std::string& row = node_rows.Row();
+          absl::StrAppend(&row, id.level, ",", id.index, ",");
+          AppendHex(row, HashToBytes(h));
+        });
+        std::string& row = entry_rows.Row();
+        absl::StrAppend(&row, leaf_index, ",", now_literal, ",");
+        if (e.has_time()) {
+          AppendTime(row, ToMicros(FromProto(e.time())));
+        } else {
+          row += "NULL";
+        }
+        row += ",";
+        AppendText(row, e.service());
+        absl::StrAppend(&row, ",", e.source_id(), ",");
+        AppendText(row, e.action());
+        row += ",";
+        AppendText(row, e.principal());
+        absl::StrAppend(&row, ",", e.actor_account_id(), ",");
+        AppendText(row, e.request_id());
+        row += ",";
+        AppendHex(row, bytes);
+        row += ",";
+        AppendHex(row, HashToBytes(leaf));
+        std::set<std::pair<int, uint64_t>> seen;
+        for (const v1::Subject& s : e.subjects()) {
+          if (!seen.insert({s.kind(), s.id()}).second) continue;
+          absl::StrAppend(&subject_rows.Row(), static_cast<int64_t>(s.kind()), ",", s.id(), ",",
+                          leaf_index);
+        }
+        head.tree_size = head.frontier.size();
+        ++appended;
+      }
+    }
+    if (entry_rows.rows() > 0) {
+      RETURN_IF_ERROR(entry_rows.Run(conn));
+      RETURN_IF_ERROR(node_rows.Run(conn));
+      RETURN_IF_ERROR(subject_rows.Run(conn));
+      head.last_appended_at = now;
+      const bool by_count = head.tree_size - head.last_checkpoint_size >=
+                            static_cast<uint64_t>(options_.checkpoint_every_entries);
+      const bool by_time = head.last_checkpoint_at == absl::InfinitePast() ||
+                           now - head.last_checkpoint_at >= options_.checkpoint_interval;
+      if (by_count || by_time) {
+        RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
+        ++checkpoints;
+      }
+      RETURN_IF_ERROR(SaveHead(conn, head));
+    } else if (checkpoints > 0) {
+      RETURN_IF_ERROR(SaveHead(conn, head));
+    }
+    for (v1::AppendResponse& r : responses) r.set_tree_size(head.tree_size);
+    final_size = head.tree_size;
+    return absl::OkStatus();
+  };
+  // WithTransaction's loop, but the next group may start building once
+  // this one's body is done and only its COMMIT is outstanding.
+  absl::Status status;
+  constexpr int kAttempts = 4;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    absl::StatusOr<MysqlPool::Lease> lease = pool_.Acquire(absl::Seconds(5));
+    if (!lease.ok()) {
+      status = lease.status();
+      break;
+    }
+    sql::Connection& conn = **lease;
+    bool failed_at_begin = false;
+    {
+      absl::MutexLock lock(&append_mu_);
+      status = Execute(conn, "START TRANSACTION").status();
+      if (!status.ok()) {
+        failed_at_begin = true;
+      } else {
+        status = body(conn);
+        if (!status.ok() && !conn.isClosed() && !Execute(conn, "ROLLBACK").ok()) {
+          lease->MarkBroken();
+        }
+      }
+    }
+    if (status.ok()) {
+      release();
+      status = Execute(conn, "COMMIT").status();
+      if (!status.ok()) {
+        if (conn.isClosed()) {
+          status = MakeError(absl::StatusCode::kUnavailable, kMysqlUnavailable,
+                             absl::StrCat("COMMIT failed on a broken connection; its outcome is "
+                                          "unknown: ",
+                                          status.message()));
+        } else if (!Execute(conn, "ROLLBACK").ok()) {
+          lease->MarkBroken();
+        }
+      }
+      break;
+    }
+    const std::string reason = ErrorReason(status);
+    if (reason == kMysqlConflict) {
+      absl::SleepFor(absl::Milliseconds(attempt * 5));
+      continue;
+    }
+    if (!(failed_at_begin && reason == kMysqlUnavailable)) break;
+  }
+  release();
+  for (size_t g = 0; g < group.size(); ++g) {
+    if (status.ok() && !refused[g].ok()) {
+      group[g]->result = refused[g];
+    } else if (status.ok()) {
+      group[g]->result = std::move(responses[g]);
+    } else {
+      group[g]->result = status;
+    }
+  }
+  if (!status.ok()) return;
+  metrics_.appended->Increment(static_cast<double>(appended));
+  metrics_.duplicates->Increment(static_cast<double>(duplicates));
+  metrics_.checkpoints->Increment(static_cast<double>(checkpoints));
+  metrics_.tree_size->Set(static_cast<double>(final_size));
+  if (checkpoints > 0) metrics_.checkpoint_age->Set(0);
+}
+
+absl::Status AuditLog::MaybeCheckpoint() {
+  absl::MutexLock lock(&append_mu_);
+  bool signed_one = false;
+  absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
+    signed_one = false;
+    ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
+    const absl::Time now = std::max(Now(), head.last_appended_at);
+    if (head.tree_size == head.last_checkpoint_size) return absl::OkStatus();
+    if (head.last_checkpoint_at != absl::InfinitePast() &&
+        now - head.last_checkpoint_at < options_.checkpoint_interval) {
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
+    signed_one = true;
+    return SaveHead(conn, head);
+  });
+  RETURN_IF_ERROR(status);
+  if (signed_one) metrics_.checkpoints->Increment();
+  return absl::OkStatus();
+}
+
+void AuditLog::UpdateGauges() {
+  absl::StatusOr<MysqlPool::Lease> lease = pool_.Acquire(absl::Seconds(1));
+  if (!lease.ok()) return;
+  absl::StatusOr<Head> head = LoadHead(**lease, false);
+  if (!head.ok()) return;
+  metrics_.tree_size->Set(static_cast<double>(head->tree_size));
+  if (head->last_checkpoint_at != absl::InfinitePast()) {
+    metrics_.checkpoint_age->Set(absl::ToDoubleSeconds(Now() - head->last_checkpoint_at));
+  }
+}
+
+}  // namespace qunzu::audit
