@@ -70,7 +70,7 @@ void AppendTime(std::string& out, absl::Time t) {
 
 // Statements of literal rows, cut so none exceeds kMaxStatementBytes (well
 // under max_allowed_packet's default of 16 MiB).
-constexpr size_t kMaxStatementBytes = 4 * 1024 * 1024;
+constexpr size_t kMaxStatementBytes = size_t{4} * 1024 * 1024;
 
 class LiteralInsert {
  public:
