@@ -47,17 +47,6 @@ def root_from_inclusion(index, size, leaf, proof):
     return r if sn == 0 else None
 
 
-def error_reason(error):
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            details = common_pb2.StatusDetails.FromString(value)
-            for any_detail in details.details:
-                info = common_pb2.ErrorInfo()
-                if any_detail.Unpack(info):
-                    return info.reason
-    return ""
-
-
 class AuditTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -104,7 +93,7 @@ class AuditTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as mismatch:
             self.rpc("Append", request, audit_pb2.AppendResponse, self.as_service("credit"))
         self.assertEqual(mismatch.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
-        self.assertEqual(error_reason(mismatch.exception), "SOURCE_MISMATCH")
+        self.assertEqual(suite_lib.error_reason(mismatch.exception), "SOURCE_MISMATCH")
         big = self.event("groups", 900003)
         for i in range(8):
             big.details[f"k{i}"] = "x" * 4000
@@ -113,7 +102,7 @@ class AuditTest(unittest.TestCase):
                 self.event("groups", 900004), big]), audit_pb2.AppendResponse,
                 self.as_service("groups"))
         self.assertEqual(too_large.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertEqual(error_reason(too_large.exception), "ENTRY_TOO_LARGE")
+        self.assertEqual(suite_lib.error_reason(too_large.exception), "ENTRY_TOO_LARGE")
 
         # Invalid UTF-8 on the wire (Python will not encode it, so patch the
         # bytes): INVALID_ARGUMENT, nothing appended.
@@ -127,7 +116,7 @@ class AuditTest(unittest.TestCase):
             raw(wire, metadata=(("authorization", f"Bearer {self.as_service('groups')}"),),
                 timeout=30)
         self.assertEqual(utf8.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertEqual(error_reason(utf8.exception), "REQUEST_UNPARSABLE")
+        self.assertEqual(suite_lib.error_reason(utf8.exception), "REQUEST_UNPARSABLE")
 
     def test_2_checkpoint_and_inclusion_proofs_verify(self):
         cp = self.rpc("GetCheckpoint", audit_pb2.GetCheckpointRequest(),

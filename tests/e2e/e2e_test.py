@@ -26,18 +26,6 @@ ROLE_BY_ENUM = {common_pb2.ROLE_PLATFORM: "platform", common_pb2.ROLE_MODERATOR:
                 common_pb2.ROLE_REGULATOR: "regulator", common_pb2.ROLE_OPERATOR: "operator"}
 
 
-def error_reason(error):
-    """The ErrorInfo reason from the rich status trailer, or ''."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            details = common_pb2.StatusDetails.FromString(value)
-            for any_detail in details.details:
-                info = common_pb2.ErrorInfo()
-                if any_detail.Unpack(info):
-                    return info.reason
-    return ""
-
-
 def methods_of(name):
     """(method name, AccessPolicy) for every RPC of a service."""
     descriptor = MODULES[name].DESCRIPTOR.services_by_name[
@@ -77,11 +65,11 @@ class SuiteTest(unittest.TestCase):
                 with self.assertRaises(grpc.RpcError, msg=f"{name}.{method}") as caught:
                     self.call(name, method)
                 self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
-                self.assertEqual(error_reason(caught.exception), "TOKEN_MISSING")
+                self.assertEqual(suite_lib.error_reason(caught.exception), "TOKEN_MISSING")
         with self.assertRaises(grpc.RpcError) as caught:
             self.call("identity", "GetAccount", (("authorization", "Bearer forged"),))
         self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
-        self.assertEqual(error_reason(caught.exception), "TOKEN_INVALID")
+        self.assertEqual(suite_lib.error_reason(caught.exception), "TOKEN_INVALID")
 
     def test_04_wrong_role_is_permission_denied_everywhere(self):
         for name in suite_lib.SERVICES:
@@ -93,7 +81,7 @@ class SuiteTest(unittest.TestCase):
                         self.call(name, method, self.suite.metadata(role))
                     self.assertEqual(c.exception.code(), grpc.StatusCode.PERMISSION_DENIED,
                                      f"{name}.{method} as {role}")
-                    self.assertEqual(error_reason(c.exception), "ROLE_NOT_ALLOWED")
+                    self.assertEqual(suite_lib.error_reason(c.exception), "ROLE_NOT_ALLOWED")
                 for role in allowed:
                     try:
                         self.call(name, method, self.suite.metadata(role))

@@ -268,5 +268,19 @@ class Suite:
         return (("authorization", f"Bearer {self.tokens[role]}"),)
 
 
+def error_reason(error):
+    """The ErrorInfo reason from a failed call's rich status trailer, or ''.
+    Needs the build's Python modules on sys.path."""
+    from qunzu.common.v1 import common_pb2
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            details = common_pb2.StatusDetails.FromString(value)
+            for any_detail in details.details:
+                info = common_pb2.ErrorInfo()
+                if any_detail.Unpack(info):
+                    return info.reason
+    return ""
+
+
 def python_path(build_dir):
     sys.path.insert(0, os.path.join(build_dir, "python"))
