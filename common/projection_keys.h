@@ -53,7 +53,25 @@ inline std::string GroupActivityKey(uint64_t group_id) {
   return absl::StrCat("{g:", group_id, "}:activity");
 }
 
-// Written by moderation: blacklist entries (value: expiry unix seconds).
+// Written by identity: the agreement versions currently in force, fields
+// `agreement_version` (service agreement) and `convention_version`
+// (platform convention), "" when none is published. A sender whose
+// AccountIdentityKey versions differ has not accepted the current ones
+// (R5.4). The `{platform}` tag keeps every platform-wide key in one slot.
+inline std::string PlatformAgreementKey() { return "{platform}:agreement"; }
+
+// Written by moderation (dispositions, R11.2), read by groups and the hot
+// path: hash with `admin_suspended_until` (SUSPEND_ADMIN) and
+// `creation_revoked_until` (REVOKE_CREATION), unix seconds; an absent field
+// or a time in the past means no restriction.
+inline std::string AccountRestrictionsKey(uint64_t account_id) {
+  return absl::StrCat("{a:", account_id, "}:restrictions");
+}
+
+// Written by moderation (R11.3): a string whose value is the entry's expiry
+// in unix seconds ("0" for none); the key also carries that expiry as its
+// Redis TTL, so an entry lifts at expiry without anyone acting. Readers
+// still compare the value with now.
 inline std::string AccountBlacklistKey(uint64_t account_id) {
   return absl::StrCat("{a:", account_id, "}:blacklist");
 }
