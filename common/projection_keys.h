@@ -16,7 +16,8 @@ namespace qunzu::projection {
 // Hash written by identity: fields `verified` ("0"/"1"), `agreement_version`
 // (the service agreement version accepted, "" when none),
 // `convention_version` (the platform convention version accepted, "" when
-// none), `state` (account state name).
+// none), `state` (account state name), `nickname` (the public nickname, R6.2;
+// never the real name).
 inline std::string AccountIdentityKey(uint64_t account_id) {
   return absl::StrCat("{a:", account_id, "}:identity");
 }

@@ -50,6 +50,7 @@ absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
   AccountView view;
   view.verified = identity["verified"] == "1";
   view.state = identity["state"];
+  view.nickname = identity["nickname"];
   if (view.verified && credit.empty()) return ProjectionUnavailable("the account's credit");
   view.level = Uint(credit["level"]);
   view.groups_may_create = Uint(credit["groups_may_create"]);

@@ -24,6 +24,8 @@ namespace qunzu::groups {
 struct AccountView {
   bool verified = false;
   std::string state;
+  // The public nickname (identity's projection).
+  std::string nickname;
   uint32_t level = 0;
   uint32_t groups_may_create = 0;
   uint32_t groups_may_join = 0;

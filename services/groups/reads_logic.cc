@@ -230,6 +230,14 @@ absl::StatusOr<v1::GetGroupInfoPageResponse> GroupsLogic::GetGroupInfoPage(
   *page->mutable_created_at() = group->created_at();
   page->set_announcement(group->announcement());
   page->set_description(group->description());
+  // The nickname comes from identity's projection; an account identity no
+  // longer knows leaves it empty, an unreadable projection fails the call.
+  absl::StatusOr<AccountView> owner = accounts_.Read(group->owner_account_id());
+  if (owner.ok()) {
+    page->set_owner_nickname(owner->nickname);
+  } else if (owner.status().code() != absl::StatusCode::kNotFound) {
+    return owner.status();
+  }
   return response;
 }
 

@@ -165,7 +165,7 @@ void IdentityLogic::Project(uint64_t account_id) {
     ASSIGN_OR_RETURN(auto accepted, AcceptedVersions(conn, account_id));
     return d_.projections->Write(
         {{account_id, row->verification_state == v1::VERIFICATION_STATE_VERIFIED, row->state,
-          accepted}});
+          accepted, row->nickname}});
   });
   if (!status.ok()) {
     if (d_.metrics != nullptr) d_.metrics->CountProjectionFailure();
@@ -184,7 +184,7 @@ absl::Status IdentityLogic::RebuildProjections() {
       for (const AccountRow& row : rows) {
         ASSIGN_OR_RETURN(auto accepted, AcceptedVersions(conn, row.account_id));
         batch.push_back({row.account_id, row.verification_state == v1::VERIFICATION_STATE_VERIFIED,
-                         row.state, accepted});
+                         row.state, accepted, row.nickname});
       }
       return absl::OkStatus();
     }));

@@ -23,7 +23,8 @@ absl::Status RedisProjectionWriter::Write(const std::vector<AccountProjection>& 
     commands.push_back({"HSET", projection::AccountIdentityKey(a.account_id), "verified",
                         a.verified ? "1" : "0", "state", a.state, "agreement_version",
                         VersionOf(a, v1::AGREEMENT_KIND_SERVICE_AGREEMENT), "convention_version",
-                        VersionOf(a, v1::AGREEMENT_KIND_PLATFORM_CONVENTION)});
+                        VersionOf(a, v1::AGREEMENT_KIND_PLATFORM_CONVENTION), "nickname",
+                        a.nickname});
   }
   ASSIGN_OR_RETURN(std::vector<RedisReply> replies, redis_.Pipeline(commands));
   for (const RedisReply& reply : replies) RETURN_IF_ERROR(reply.ErrorStatus());

@@ -23,6 +23,8 @@ struct AccountProjection {
   std::string state;
   // AgreementKind -> highest version accepted.
   std::map<int, uint32_t> accepted;
+  // The public nickname (R6.2), shown on group information pages.
+  std::string nickname;
 };
 
 class ProjectionWriter {

@@ -91,7 +91,7 @@ class GroupsFixture : public ::testing::Test {
     const uint64_t id = next_account_++;
     auto r = redis_->Pipeline(
         {{"HSET", projection::AccountIdentityKey(id), "verified", verified ? "1" : "0", "state",
-          "ACTIVE"},
+          "ACTIVE", "nickname", absl::StrCat("nick-", id)},
          {"HSET", projection::AccountCreditKey(id), "score", "600", "level", absl::StrCat(level),
           "groups_may_create", absl::StrCat(may_create), "groups_may_join", absl::StrCat(may_join),
           "max_create_tier", absl::StrCat(max_tier), "may_be_admin", may_be_admin ? "1" : "0",

@@ -93,7 +93,8 @@ TEST_F(GroupsReadsTest, FilingDocumentInBothFormats) {
 }
 
 TEST_F(GroupsReadsTest, InfoPageOnlyAtOrOverTheThreshold) {
-  auto g = Create(Account());
+  const uint64_t owner = Account();
+  auto g = Create(owner);
   ASSERT_TRUE(g.ok());
   const uint64_t id = g->group().group_id();
   for (int i = 1; i < 99; ++i) ASSERT_TRUE(Join(Account(), id).ok());
@@ -106,6 +107,7 @@ TEST_F(GroupsReadsTest, InfoPageOnlyAtOrOverTheThreshold) {
   EXPECT_EQ(page->page().member_count(), 100u);
   EXPECT_EQ(page->page().code(), g->group().code());
   EXPECT_EQ(page->page().state(), v1::GROUP_STATE_ACTIVE);
+  EXPECT_EQ(page->page().owner_nickname(), absl::StrCat("nick-", owner));
 }
 
 }  // namespace

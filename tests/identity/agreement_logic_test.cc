@@ -149,6 +149,7 @@ TEST_F(IdentityAgreementLogicTest, ProjectionsWrittenOnChangeAndRebuiltAtStart) 
   const uint64_t account = NewAccount();
   EXPECT_EQ(Projection(account)["verified"], "0");
   EXPECT_EQ(Projection(account)["state"], "ACTIVE");
+  EXPECT_EQ(Projection(account)["nickname"], "小明");
   ASSERT_TRUE(SubmitId(account).ok());
   EXPECT_EQ(Projection(account)["verified"], "1");
   ASSERT_TRUE(Publish(v1::AGREEMENT_KIND_SERVICE_AGREEMENT, "body").ok());
@@ -162,6 +163,7 @@ TEST_F(IdentityAgreementLogicTest, ProjectionsWrittenOnChangeAndRebuiltAtStart) 
   ASSERT_TRUE(logic_->RebuildProjections().ok());
   EXPECT_EQ(Projection(account)["verified"], "1");
   EXPECT_EQ(Projection(account)["agreement_version"], "1");
+  EXPECT_EQ(Projection(account)["nickname"], "小明");
   EXPECT_EQ(Projection(other)["verified"], "0");
   (void)redis_->Command(
       {"DEL", projection::AccountIdentityKey(account), projection::AccountIdentityKey(other)});
