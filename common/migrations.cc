@@ -22,8 +22,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   PRIMARY KEY (component, version)
 ) ENGINE=InnoDB)sql";
 
-// The outbox (outbox.h). Rows are kept after delivery; the index serves the
-// relay's "undelivered rows of a topic in id order".
+// The outbox (outbox.h). Delivered rows are kept for a while
+// (housekeeping.h); the index serves the relay's "undelivered rows of a
+// topic in id order".
 constexpr char kCreateOutbox[] = R"sql(
 CREATE TABLE IF NOT EXISTS outbox (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
@@ -162,6 +163,10 @@ const std::vector<Migration>& CommonMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "create_outbox", {kCreateOutbox}},
       {2, "create_idempotency_keys", {kCreateIdempotencyKeys}},
+      // Serves housekeeping's "delivered before the cutoff" (housekeeping.h).
+      {3,
+       "index_outbox_delivered_at",
+       {"ALTER TABLE outbox ADD INDEX IF NOT EXISTS outbox_delivered (delivered_at)"}},
   };
   return *migrations;
 }

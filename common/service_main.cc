@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/audit_outbox.h"
 #include "common/auth.h"
+#include "common/clock.h"
 #include "common/health.h"
+#include "common/housekeeping.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/mysql.h"
@@ -38,6 +40,8 @@ struct CommonFlags {
   absl::Duration health_interval;
   absl::Duration drain_timeout;
   std::string log_level;
+  absl::Duration idempotency_retention;
+  absl::Duration outbox_retention;
 };
 
 void AddCommonFlags(FlagSet& flags, const ServiceDefinition& def, CommonFlags& f) {
@@ -82,6 +86,14 @@ void AddCommonFlags(FlagSet& flags, const ServiceDefinition& def, CommonFlags& f
   flags.AddDuration({"drain-timeout", "QUNZU_DRAIN_TIMEOUT",
                      "On SIGTERM, how long calls in flight may take to finish."},
                     &f.drain_timeout, absl::Seconds(10), absl::ZeroDuration(), absl::Minutes(10));
+  flags.AddDuration({"idempotency-retention", "QUNZU_IDEMPOTENCY_RETENTION",
+                     "How long request ids are remembered for retries, then deleted."},
+                    &f.idempotency_retention, absl::Hours(24 * 7), absl::Hours(1),
+                    absl::Hours(24 * 365));
+  flags.AddDuration({"outbox-retention", "QUNZU_OUTBOX_RETENTION",
+                     "How long delivered outbox rows are kept, then deleted."},
+                    &f.outbox_retention, absl::Hours(24 * 7), absl::Hours(1),
+                    absl::Hours(24 * 365));
   flags.AddChoice({"log-level", "QUNZU_LOG_LEVEL", "Least severe level logged."}, &f.log_level,
                   "info", {"debug", "info", "warning", "error"});
 }
@@ -239,6 +251,14 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
     relay = *std::move(created);
     relay->Start();
   }
+  // Idempotency keys and delivered outbox rows are kept bounded.
+  HousekeepingOptions housekeeping_options;
+  housekeeping_options.idempotency_retention = f.idempotency_retention;
+  housekeeping_options.outbox_retention = f.outbox_retention;
+  absl::StatusOr<std::unique_ptr<Housekeeper>> housekeeper = Housekeeper::Create(
+      **mysql, (*metrics)->registry(), SystemClock::Get(), housekeeping_options);
+  if (!housekeeper.ok()) return Fail(program, housekeeper.status());
+  (*housekeeper)->Start();
   LogInfo("listening", {{"grpc_port", (*server)->port()}, {"metrics_port", (*metrics)->port()}});
 
   int signal_number = 0;
@@ -247,6 +267,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   monitor.Stop();
   (*server)->Shutdown(f.drain_timeout);
   if (relay) relay->Stop();
+  (*housekeeper)->Stop();
   LogInfo("stopped");
   return 0;
 }
