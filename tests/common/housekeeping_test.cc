@@ -17,6 +17,7 @@
 #include "common/mysql.h"
 #include "common/mysql_pool.h"
 #include "common/status.h"
+#include "tests/common/common_schema_fixture.h"
 #include "tests/test_support.h"
 
 namespace qunzu {
@@ -25,22 +26,9 @@ namespace {
 constexpr absl::Duration kWait = absl::Seconds(10);
 const absl::Time kNow = absl::FromUnixSeconds(1800000000);
 
-class HousekeepingTest : public ::testing::Test {
+class HousekeepingTest : public testing::CommonSchemaTest {
  protected:
-  void SetUp() override {
-    MysqlOptions options = ParseMysqlDsn(testing::MysqlDsnOrDie()).value();
-    schema_ = testing::UniqueName("housekeeping");
-    absl::StatusOr<std::unique_ptr<MysqlPool>> pool = MysqlPool::Create(options, schema_, 4);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
-  }
-
-  void TearDown() override {
-    if (pool_ == nullptr) return;
-    MysqlPool::Lease lease = pool_->Acquire(kWait).value();
-    EXPECT_TRUE(Execute(*lease, "DROP DATABASE `" + schema_ + "`").ok());
-  }
+  HousekeepingTest() : CommonSchemaTest("housekeeping", 4) {}
 
   void AddKey(const std::string& request_id, absl::Duration age) {
     MysqlPool::Lease lease = pool_->Acquire(kWait).value();
@@ -97,8 +85,6 @@ class HousekeepingTest : public ::testing::Test {
     return options;
   }
 
-  std::string schema_;
-  std::unique_ptr<MysqlPool> pool_;
   prometheus::Registry registry_;
   FakeClock clock_{kNow};
 };

@@ -9,6 +9,7 @@
 #include "common/migrations.h"
 #include "common/status.h"
 #include "qunzu/common/v1/common.pb.h"
+#include "tests/common/common_schema_fixture.h"
 #include "tests/test_support.h"
 
 namespace qunzu {
@@ -55,23 +56,15 @@ TEST(FingerprintTest, EqualMessagesMatchRegardlessOfMapOrder) {
   EXPECT_NE(FingerprintMessage(Message()), FingerprintMessage(common::v1::StatusDetails()));
 }
 
-class IdempotencyTest : public ::testing::Test {
+class IdempotencyTest : public testing::CommonSchemaTest {
  protected:
+  IdempotencyTest() : CommonSchemaTest("idem", 20) {}
+
   void SetUp() override {
-    MysqlOptions options = ParseMysqlDsn(testing::MysqlDsnOrDie()).value();
-    schema_ = testing::UniqueName("idem");
-    absl::StatusOr<std::unique_ptr<MysqlPool>> pool = MysqlPool::Create(options, schema_, 20);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
+    CommonSchemaTest::SetUp();
+    if (HasFatalFailure()) return;
     MysqlPool::Lease lease = pool_->Acquire(kWait).value();
     ASSERT_TRUE(Execute(*lease, "CREATE TABLE effects (id INT AUTO_INCREMENT PRIMARY KEY)").ok());
-  }
-
-  void TearDown() override {
-    if (pool_ == nullptr) return;
-    MysqlPool::Lease lease = pool_->Acquire(kWait).value();
-    EXPECT_TRUE(Execute(*lease, "DROP DATABASE `" + schema_ + "`").ok());
   }
 
   // One request as a handler runs it: its effect and response, once per key.
@@ -95,9 +88,6 @@ class IdempotencyTest : public ::testing::Test {
                 }).ok());
     return count;
   }
-
-  std::string schema_;
-  std::unique_ptr<MysqlPool> pool_;
 };
 
 TEST_F(IdempotencyTest, RetryReplaysTheFirstResponse) {

@@ -12,6 +12,7 @@
 
 #include "common/migrations.h"
 #include "common/status.h"
+#include "tests/common/common_schema_fixture.h"
 #include "tests/test_support.h"
 
 namespace qunzu {
@@ -102,22 +103,9 @@ double Metric(prometheus::Registry& registry, const std::string& name) {
   return -1;
 }
 
-class OutboxTest : public ::testing::Test {
+class OutboxTest : public testing::CommonSchemaTest {
  protected:
-  void SetUp() override {
-    MysqlOptions options = ParseMysqlDsn(testing::MysqlDsnOrDie()).value();
-    schema_ = testing::UniqueName("outbox");
-    absl::StatusOr<std::unique_ptr<MysqlPool>> pool = MysqlPool::Create(options, schema_, 4);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
-  }
-
-  void TearDown() override {
-    if (pool_ == nullptr) return;
-    MysqlPool::Lease lease = pool_->Acquire(kWait).value();
-    EXPECT_TRUE(Execute(*lease, "DROP DATABASE `" + schema_ + "`").ok());
-  }
+  OutboxTest() : CommonSchemaTest("outbox", 4) {}
 
   std::unique_ptr<OutboxRelay> MakeRelay(OutboxReceiver& receiver, OutboxRelayOptions options) {
     options.topic = kTopic;
@@ -146,8 +134,6 @@ class OutboxTest : public ::testing::Test {
     return value;
   }
 
-  std::string schema_;
-  std::unique_ptr<MysqlPool> pool_;
   prometheus::Registry registry_;
 };
 
