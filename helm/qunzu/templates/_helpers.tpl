@@ -91,7 +91,6 @@ in lint mode. helm template and install stop on them.)
 */}}
 {{- define "qunzu.validate" -}}
 {{- $root := . -}}
-{{- $ports := dict -}}
 {{- range $name := splitList " " (include "qunzu.serviceNames" .) }}
 {{- $service := index $root.Values.services $name -}}
 {{- $settings := include "qunzu.settings" (dict "root" $root "name" $name) | fromYaml -}}
