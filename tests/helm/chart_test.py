@@ -323,6 +323,13 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertNotIn("kind: ServiceMonitor", out)
 
+    def test_prometheus_rule_is_the_tested_alerts_file(self):
+        self.assertEqual(by_kind(self.rendered["defaults"][1], "PrometheusRule"), {})
+        _, objects = self.rendered["service-monitor-api"]
+        (rule,) = by_kind(objects, "PrometheusRule").values()
+        with open(os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")) as f:
+            self.assertEqual(rule["spec"]["groups"], yaml.safe_load(f)["groups"])
+
     def test_service_ports_reach_named_container_ports(self):
         for name, _, objects in self.each():
             with self.subTest(values=name):
