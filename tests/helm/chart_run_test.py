@@ -13,18 +13,15 @@ Run by CTest as
 """
 
 import hashlib
-import json
 import os
 import re
 import secrets
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.request
 
@@ -178,32 +175,12 @@ class ChartRunTest(unittest.TestCase):
                 env[var["name"]] = cls.secret_data[ref["name"]][ref["key"]]
             else:
                 env[var["name"]] = expand(var["value"], env)
-        proc = subprocess.Popen([binary] + args, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        lines, buffer = [], b""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            if not chunk:
-                break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                lines.append(line.decode(errors="replace"))
-                try:
-                    if json.loads(line).get("event") == "listening":
-                        return proc
-                except ValueError:
-                    pass
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"qunzu-{name} from the chart's manifest did not start:\n"
-                           + " ".join([binary] + args) + "\n" + "\n".join(lines[-30:]))
+        try:
+            proc, _, _ = suite_lib.start_listening([binary] + args, env=env)
+        except RuntimeError as e:
+            raise RuntimeError(f"qunzu-{name} from the chart's manifest: "
+                               + " ".join([binary] + args) + f"\n{e}") from None
+        return proc
 
     def container(self, name):
         return self.deployments[f"{RELEASE}-qunzu-{name}"]["spec"]["template"]["spec"][
