@@ -81,6 +81,39 @@ class Redis:
         self.proc = None
 
 
+def start_listening(argv, env=None, timeout=60):
+    """Starts a Qunzu binary and reads its JSON log until it says "listening".
+    Returns (process, the listening event, the log lines so far); a binary
+    that exits or stays silent is killed and its last lines raised."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines = []
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(proc.stderr.fileno(), 65536)
+        if not chunk:
+            break
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            lines.append(line.decode(errors="replace"))
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "listening":
+                return proc, event, lines
+    proc.kill()
+    proc.wait()
+    proc.stderr.close()
+    raise RuntimeError(f"{os.path.basename(argv[0])} did not start:\n" + "\n".join(lines[-30:]))
+
+
 class Service:
     def __init__(self, name, proc, grpc_port, metrics_port):
         self.name = name
@@ -154,35 +187,10 @@ class Suite:
         ]
 
     def start_service(self, name, extra_args):
-        proc = subprocess.Popen([self.binary(name)] + extra_args,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        lines = []
-        deadline = time.monotonic() + 60
-        buffer = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            if not chunk:
-                break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                lines.append(line.decode(errors="replace"))
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == "listening":
-                    service = Service(name, proc, event["grpc_port"], event["metrics_port"])
-                    service.stderr_lines = lines
-                    return service
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"qunzu-{name} did not start:\n" + "\n".join(lines[-30:]))
+        proc, event, lines = start_listening([self.binary(name)] + extra_args)
+        service = Service(name, proc, event["grpc_port"], event["metrics_port"])
+        service.stderr_lines = lines
+        return service
 
     def __enter__(self):
         try:
