@@ -16,6 +16,7 @@
 #include "services/qunzuctl/commands.h"
 #include "services/qunzuctl/compliance.h"
 #include "services/qunzuctl/exit_codes.h"
+#include "services/qunzuctl/field_setter.h"
 #include "services/qunzuctl/request_builder.h"
 
 namespace qunzu::ctl {
@@ -34,7 +35,7 @@ constexpr ServicePort kDefaultPorts[] = {{"identity", 50051},
                                          {"audit", 50055}};
 
 struct GlobalValues {
-  std::string target, token, token_file, as, token_dir, output;
+  std::string target, token, token_file, as, token_dir, output, print;
   std::map<std::string, std::string> service_targets;
   absl::Duration deadline;
 };
@@ -64,6 +65,9 @@ void RegisterGlobals(FlagSet& flags, GlobalValues* values) {
                     absl::Seconds(10), absl::Milliseconds(1), absl::Hours(1));
   flags.AddChoice({"output", "QUNZUCTL_OUTPUT", "table (for people) or json (protobuf JSON)."},
                   &values->output, "table", {"table", "json"});
+  flags.AddString(
+      {"print", "", "Print only this response field (dotted path, e.g. account.account_id)."},
+      &values->print, "");
 }
 
 const std::set<std::string>& GlobalNames() {
@@ -71,7 +75,8 @@ const std::set<std::string>& GlobalNames() {
       new std::set<std::string>{"target",        "identity-target",   "groups-target",
                                 "credit-target", "moderation-target", "audit-target",
                                 "token",         "token-file",        "as",
-                                "token-dir",     "deadline",          "output"};
+                                "token-dir",     "deadline",          "output",
+                                "print"};
   return *names;
 }
 
@@ -190,11 +195,20 @@ int RunCommand(const Invocation& invocation, const Command& command,
       google::protobuf::MessageFactory::generated_factory()
           ->GetPrototype(method->output_type())
           ->New());
+  if (!invocation.print.empty()) {
+    if (absl::StatusOr<FieldPath> path = ResolveFieldPath(*response, invocation.print);
+        !path.ok()) {
+      err << kProgram << " " << command.words << ": --print: " << path.status().message() << "\n";
+      return kExitUsage;
+    }
+  }
   if (absl::Status called = caller.Call(*method, *request, response.get()); !called.ok()) {
     err << kProgram << " " << command.words << ": " << DescribeError(called) << "\n";
     return ExitCodeForStatus(called);
   }
-  if (invocation.output == OutputFormat::kJson) {
+  if (!invocation.print.empty()) {
+    out << FormatPath(*response, invocation.print) << "\n";
+  } else if (invocation.output == OutputFormat::kJson) {
     if (absl::Status rendered = RenderJson(*response, out); !rendered.ok()) {
       err << kProgram << ": " << rendered.message() << "\n";
       return kExitCheckFailed;
@@ -271,6 +285,7 @@ absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& args,
   ASSIGN_OR_RETURN(invocation.connection.token, ResolveToken(values));
   invocation.connection.deadline = values.deadline;
   invocation.output = values.output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
+  invocation.print = values.print;
   return invocation;
 }
 

@@ -2,7 +2,8 @@
 //
 //   qunzuctl [--target HOST:PORT | --<service>-target HOST:PORT]
 //            [--token T | --token-file F | --as ROLE [--token-dir D]]
-//            [--deadline 10s] [--output table|json] COMMAND... [flags]
+//            [--deadline 10s] [--output table|json] [--print FIELD]
+//            COMMAND... [flags]
 //
 // Every global flag has a QUNZUCTL_* environment fallback. Targets default
 // to the local ports of `make run` (identity 50051 ... audit 50055).
@@ -23,6 +24,8 @@ namespace qunzu::ctl {
 struct Invocation {
   ConnectionOptions connection;
   OutputFormat output = OutputFormat::kTable;
+  // --print PATH: only this response field's value, for scripts.
+  std::string print;
   // The command words and their flags, global flags removed.
   std::vector<std::string> command;
   // --help / -h given before any command word (usage of qunzuctl itself).

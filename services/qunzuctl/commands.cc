@@ -196,6 +196,8 @@ std::vector<Command> ModerationCommands() {
                     "compile_state", "updated_at"}),
       Def("rules test", kModeration, "TestRules", "What would match in a text, and why.")
           .Pos({"text"})
+          .Columns({"rule.rule_id", "rule.pattern", "rule.category", "rule.action", "matched_text",
+                    "span.start", "span.end", "suppressed_by_rule_id"})
           .Req({"text"}),
       Def("emergency set", kModeration, "SetEmergencyMode",
           "Put the platform, a category or a group into HOLD_ALL or SUSPEND_POSTING, or OFF.")

@@ -24,6 +24,26 @@ using google::protobuf::Reflection;
 
 constexpr size_t kMaxDefaultColumns = 8;
 
+// Terminal columns of UTF-8 text: East Asian wide characters take two.
+size_t DisplayWidth(absl::string_view text) {
+  size_t width = 0;
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    int length = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    uint32_t code = length == 1 ? c : (c & (0x3F >> (length - 1)));
+    for (int k = 1; k < length && i + k < text.size(); ++k) {
+      code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    }
+    const bool wide = (code >= 0x1100 && code <= 0x115F) || (code >= 0x2E80 && code <= 0xA4CF) ||
+                      (code >= 0xAC00 && code <= 0xD7A3) || (code >= 0xF900 && code <= 0xFAFF) ||
+                      (code >= 0xFE30 && code <= 0xFE4F) || (code >= 0xFF00 && code <= 0xFF60) ||
+                      (code >= 0xFFE0 && code <= 0xFFE6) || code >= 0x20000;
+    width += wide ? 2 : 1;
+    i += static_cast<size_t>(length);
+  }
+  return width;
+}
+
 bool IsWellKnownScalar(const FieldDescriptor& field) {
   if (field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) return true;
   const std::string& type = field.message_type()->full_name();
@@ -96,19 +116,26 @@ bool HasValue(const Message& message, const FieldDescriptor& field) {
   return field.is_repeated() ? r.FieldSize(message, &field) > 0 : r.HasField(message, &field);
 }
 
-// The value at a dotted path, "" when a message on the way is unset.
+}  // namespace
+
 std::string FormatPath(const Message& message, absl::string_view path) {
   const Message* current = &message;
   std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
   for (size_t i = 0; i < parts.size(); ++i) {
     const FieldDescriptor* field = current->GetDescriptor()->FindFieldByName(std::string(parts[i]));
-    if (field == nullptr || !HasValue(*current, *field)) return "";
+    if (field == nullptr) return "";
+    // A plain scalar shows its value even when it is the default (leaf 0).
+    const bool scalar =
+        !field->is_repeated() && field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE;
+    if (!scalar && !HasValue(*current, *field)) return "";
     if (i + 1 == parts.size()) return FormatField(*current, *field);
     if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || field->is_repeated()) return "";
     current = &current->GetReflection()->GetMessage(*current, field);
   }
   return "";
 }
+
+namespace {
 
 void RenderLines(const Message& message, const std::string& indent, std::ostream& out) {
   const auto* d = message.GetDescriptor();
@@ -171,13 +198,13 @@ void RenderList(const Message& message, const FieldDescriptor& list,
   }
   std::vector<size_t> widths(columns.size(), 0);
   for (const auto& row : rows) {
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
   }
   for (const auto& row : rows) {
     std::string line;
     for (size_t c = 0; c < row.size(); ++c) {
       absl::StrAppend(&line, row[c]);
-      if (c + 1 < row.size()) line.append(widths[c] - row[c].size() + 2, ' ');
+      if (c + 1 < row.size()) line.append(widths[c] - DisplayWidth(row[c]) + 2, ' ');
     }
     out << line << "\n";
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace google::protobuf {
 class FieldDescriptor;
@@ -36,6 +37,10 @@ void RenderTable(const google::protobuf::Message& message, const TableOptions& o
 // One field's value as text (singular fields; lists joined with commas).
 std::string FormatField(const google::protobuf::Message& message,
                         const google::protobuf::FieldDescriptor& field);
+
+// The value at a dotted path ("account.account_id") as text; "" when a
+// message on the way is unset or the path does not exist.
+std::string FormatPath(const google::protobuf::Message& message, absl::string_view path);
 
 }  // namespace qunzu::ctl
 
