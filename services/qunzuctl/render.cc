@@ -56,6 +56,9 @@ std::string FormatWellKnown(const Message& value) {
   int64_t seconds = r.GetInt64(value, d->FindFieldByName("seconds"));
   int32_t nanos = r.GetInt32(value, d->FindFieldByName("nanos"));
   if (d->full_name() == "google.protobuf.Timestamp") {
+    // Some services send the epoch for "never" (muted_until of a member
+    // never muted); it reads as unset.
+    if (seconds == 0 && nanos == 0) return "";
     return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(seconds),
                             absl::UTCTimeZone());
   }
@@ -143,7 +146,10 @@ void RenderLines(const Message& message, const std::string& indent, std::ostream
     const FieldDescriptor& field = *d->field(i);
     if (!HasValue(message, field)) continue;
     if (field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || IsWellKnownScalar(field)) {
-      out << indent << field.name() << ": " << FormatField(message, field) << "\n";
+      std::string value = FormatField(message, field);
+      if (!value.empty() || field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+        out << indent << field.name() << ": " << value << "\n";
+      }
       continue;
     }
     const Reflection& r = *message.GetReflection();
