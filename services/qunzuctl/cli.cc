@@ -70,6 +70,10 @@ void RegisterGlobals(FlagSet& flags, GlobalValues* values) {
       &values->print, "");
 }
 
+EnvLookup NoEnv() {
+  return [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+}
+
 const std::set<std::string>& GlobalNames() {
   static const auto* names =
       new std::set<std::string>{"target",        "identity-target",   "groups-target",
@@ -268,16 +272,26 @@ absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& args,
       global_args.push_back(args[++i]);
     }
   }
+  std::vector<const char*> argv;
+  for (const std::string& arg : global_args) argv.push_back(arg.c_str());
   FlagSet flags(kProgram, "");
   GlobalValues values;
   RegisterGlobals(flags, &values);
-  std::vector<const char*> argv;
-  for (const std::string& arg : global_args) argv.push_back(arg.c_str());
   absl::StatusOr<ParseOutcome> parsed =
       flags.Parse(static_cast<int>(argv.size()), argv.data(), env);
   if (!parsed.ok()) return parsed.status();
+  // The command line alone, so that --target given there beats a
+  // per-service target from the environment.
+  FlagSet command_line(kProgram, "");
+  GlobalValues given;
+  RegisterGlobals(command_line, &given);
+  if (!command_line.Parse(static_cast<int>(argv.size()), argv.data(), NoEnv()).ok()) {
+    return absl::InternalError("global flags parse differently without the environment");
+  }
   for (const ServicePort& service : kDefaultPorts) {
-    std::string target = values.service_targets[service.name];
+    std::string target = given.service_targets[service.name];
+    if (target.empty()) target = given.target;
+    if (target.empty()) target = values.service_targets[service.name];
     if (target.empty()) target = values.target;
     if (target.empty()) target = absl::StrCat("127.0.0.1:", service.port);
     invocation.connection.targets[service.name] = target;

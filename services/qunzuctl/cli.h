@@ -5,8 +5,10 @@
 //            [--deadline 10s] [--output table|json] [--print FIELD]
 //            COMMAND... [flags]
 //
-// Every global flag has a QUNZUCTL_* environment fallback. Targets default
-// to the local ports of `make run` (identity 50051 ... audit 50055).
+// Every global flag has a QUNZUCTL_* environment fallback. A service's
+// target is, first found: --<service>-target, --target (command line), then
+// QUNZUCTL_<SERVICE>_TARGET, QUNZUCTL_TARGET, and the local ports of
+// `make run` (identity 50051 ... audit 50055).
 #ifndef QUNZU_SERVICES_QUNZUCTL_CLI_H_
 #define QUNZU_SERVICES_QUNZUCTL_CLI_H_
 

@@ -46,6 +46,11 @@ TEST(CliTest, PerServiceTargetBeatsTargetBeatsDefaultAndEnvFallsBack) {
   EXPECT_EQ(invocation->connection.targets.at("groups"), "g:1");
   EXPECT_EQ(invocation->connection.targets.at("credit"), "gateway:443");
   EXPECT_EQ(invocation->output, OutputFormat::kJson);
+
+  absl::StatusOr<Invocation> flag_wins = ParseInvocation(
+      {"--target", "cli:1", "health"}, Env({{"QUNZUCTL_AUDIT_TARGET", "env-audit:2"}}));
+  ASSERT_TRUE(flag_wins.ok());
+  EXPECT_EQ(flag_wins->connection.targets.at("audit"), "cli:1");
 }
 
 TEST(CliTest, TokenFromFileOrRoleDirectory) {
