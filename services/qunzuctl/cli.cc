@@ -273,6 +273,7 @@ absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& args,
     }
   }
   std::vector<const char*> argv;
+  argv.reserve(global_args.size());
   for (const std::string& arg : global_args) argv.push_back(arg.c_str());
   FlagSet flags(kProgram, "");
   GlobalValues values;

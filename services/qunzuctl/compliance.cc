@@ -79,6 +79,16 @@ std::string AtLeast(int count) {
   return count >= kCountLimit ? absl::StrCat("at least ", count) : absl::StrCat(count);
 }
 
+// One call for an item's evidence; when it fails, *item becomes MISSING
+// naming what failed.
+bool Ask(RpcCaller& rpc, const std::string& method, const std::string& what,
+         const google::protobuf::Message& request, google::protobuf::Message* response,
+         ComplianceItem* item) {
+  absl::Status called = CallMethod(rpc, method, request, response);
+  if (!called.ok()) *item = Missing(*item, what, called);
+  return called.ok();
+}
+
 ComplianceItem RuleSets(RpcCaller& rpc) {
   ComplianceItem item = Item(5, "R5.2, R10.1", "information review: content rules in force");
   std::vector<std::string> in_force;
@@ -134,9 +144,11 @@ ComplianceItem EmergencyModes(RpcCaller& rpc) {
 ComplianceItem Agreements(RpcCaller& rpc) {
   ComplianceItem item = Item(5, "R5.4", "service agreement in force; acceptance required");
   identity::v1::GetAgreementStatusResponse status;
-  absl::Status called = CallMethod(rpc, "qunzu.identity.v1.IdentityService.GetAgreementStatus",
-                                   identity::v1::GetAgreementStatusRequest(), &status);
-  if (!called.ok()) return Missing(item, "identity GetAgreementStatus", called);
+  if (!Ask(rpc, "qunzu.identity.v1.IdentityService.GetAgreementStatus",
+           "identity GetAgreementStatus", identity::v1::GetAgreementStatusRequest(), &status,
+           &item)) {
+    return item;
+  }
   std::vector<std::string> current;
   for (const identity::v1::Agreement& agreement : status.current()) {
     current.push_back(
@@ -289,9 +301,10 @@ ComplianceItem Reports(RpcCaller& rpc, const ComplianceOptions& options) {
       TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(options.now - options.stats_window));
   *request.mutable_end_time() = TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(options.now));
   mod::GetHandlingStatsResponse stats;
-  absl::Status called =
-      CallMethod(rpc, absl::StrCat(kModeration, "GetHandlingStats"), request, &stats);
-  if (!called.ok()) return Missing(item, "moderation GetHandlingStats", called);
+  if (!Ask(rpc, absl::StrCat(kModeration, "GetHandlingStats"), "moderation GetHandlingStats",
+           request, &stats, &item)) {
+    return item;
+  }
   const mod::HandlingStats& t = stats.total();
   item.evidence = absl::StrCat(
       "last ", absl::FormatDuration(options.stats_window), ": received ", t.received(),
@@ -306,9 +319,10 @@ ComplianceItem Reports(RpcCaller& rpc, const ComplianceOptions& options) {
 ComplianceItem Retention(RpcCaller& rpc) {
   ComplianceItem item = Item(13, "R13.2", "logs kept at least 180 days");
   audit::v1::GetRetentionStatusResponse status;
-  absl::Status called = CallMethod(rpc, "qunzu.audit.v1.AuditService.GetRetentionStatus",
-                                   audit::v1::GetRetentionStatusRequest(), &status);
-  if (!called.ok()) return Missing(item, "audit GetRetentionStatus", called);
+  if (!Ask(rpc, "qunzu.audit.v1.AuditService.GetRetentionStatus", "audit GetRetentionStatus",
+           audit::v1::GetRetentionStatusRequest(), &status, &item)) {
+    return item;
+  }
   int holds = 0;
   for (const audit::v1::LegalHold& hold : status.legal_holds()) {
     if (!hold.has_released_at()) ++holds;
@@ -320,7 +334,7 @@ ComplianceItem Retention(RpcCaller& rpc) {
       " (leaf ", status.oldest_leaf_index(), ") of ", status.tree_size(), "; ", holds,
       " active legal hold(s); last purge ",
       status.has_last_purge() ? Time(status.last_purge().time()) : std::string("never"));
-  constexpr int64_t kFloorSeconds = 180 * 86400;
+  constexpr int64_t kFloorSeconds = int64_t{180} * 86400;
   if (status.retention().seconds() < kFloorSeconds ||
       status.retention().seconds() < status.minimum_retention().seconds()) {
     item.verdict = Verdict::kFail;

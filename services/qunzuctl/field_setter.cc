@@ -42,6 +42,7 @@ std::string EnumPrefix(const EnumDescriptor& type) {
 
 std::string FieldNames(const Descriptor& type) {
   std::vector<std::string> names;
+  names.reserve(static_cast<size_t>(type.field_count()));
   for (int i = 0; i < type.field_count(); ++i) names.push_back(FlagName(type.field(i)->name()));
   return absl::StrJoin(names, " ");
 }
@@ -225,6 +226,7 @@ absl::StatusOr<absl::Duration> ParseDurationWithDays(absl::string_view text) {
 
 std::vector<std::string> ShortEnumNames(const EnumDescriptor& type) {
   std::vector<std::string> names;
+  names.reserve(static_cast<size_t>(type.value_count()));
   for (int i = 0; i < type.value_count(); ++i) {
     names.push_back(ShortEnumName(type, type.value(i)->number()));
   }

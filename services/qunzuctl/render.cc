@@ -191,12 +191,14 @@ void RenderList(const Message& message, const FieldDescriptor& list,
   std::vector<std::string> columns = wanted.empty() ? DefaultColumns(message, list) : wanted;
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header;
+  header.reserve(columns.size());
   for (const std::string& column : columns) {
     header.push_back(absl::AsciiStrToUpper(column));
   }
   rows.push_back(header);
   for (int i = 0; i < r.FieldSize(message, &list); ++i) {
     std::vector<std::string> row;
+    row.reserve(columns.size());
     for (const std::string& column : columns) {
       row.push_back(FormatPath(r.GetRepeatedMessage(message, &list, i), column));
     }
@@ -235,6 +237,7 @@ absl::Status RenderJson(const Message& message, std::ostream& out) {
 std::string FormatField(const Message& message, const FieldDescriptor& field) {
   if (!field.is_repeated()) return FormatOne(message, field, 0);
   std::vector<std::string> parts;
+  parts.reserve(static_cast<size_t>(message.GetReflection()->FieldSize(message, &field)));
   for (int i = 0; i < message.GetReflection()->FieldSize(message, &field); ++i) {
     parts.push_back(FormatOne(message, field, i));
   }

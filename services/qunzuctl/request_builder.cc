@@ -90,6 +90,7 @@ absl::Status CheckRequired(const Command& command, const Message& request) {
     for (const std::string& option : options) set = set || FieldIsSet(request, option);
     if (set) continue;
     std::vector<std::string> flags;
+    flags.reserve(options.size());
     for (const std::string& option : options) flags.push_back(FlagName(option));
     bool positional = false;
     for (const std::string& field : command.positional) positional |= field == options.front();
@@ -197,6 +198,7 @@ std::string CommandHelp(const Command& command) {
     for (const std::string& required : command.required) {
       std::vector<std::string> options = absl::StrSplit(required, '|');
       std::vector<std::string> names;
+      names.reserve(options.size());
       for (const std::string& option : options) names.push_back(FlagName(option));
       flags.push_back(absl::StrJoin(names, " or "));
     }

@@ -5,8 +5,6 @@
 #include <google/protobuf/message.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <functional>
 #include <map>
@@ -22,6 +20,7 @@
 #include "services/audit/merkle.h"
 #include "services/audit/signer.h"
 #include "services/qunzuctl/exit_codes.h"
+#include "tests/audit/audit_test_util.h"
 
 namespace qunzu::ctl {
 namespace {
@@ -49,22 +48,10 @@ T& As(google::protobuf::Message* message) {
   return *google::protobuf::DynamicCastToGenerated<T>(message);
 }
 
-std::string NewPem() {
-  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(size));
-  BIO_free(bio);
-  EVP_PKEY_free(key);
-  return pem;
-}
-
 class ComplianceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    signer_ = *audit::Signer::FromPem(NewPem());
+    signer_ = *audit::Signer::FromPem(audit::testing::NewKeyPem());
     leaf_a_ = audit::LeafHash("a");
     leaf_b_ = audit::LeafHash("b");
     first_ = Sign(1, audit::HashToBytes(leaf_a_));
@@ -193,7 +180,7 @@ TEST_F(ComplianceTest, ATamperedProofOrShortRetentionFails) {
 }
 
 TEST_F(ComplianceTest, ACheckpointSignedByAnotherKeyFails) {
-  std::unique_ptr<audit::Signer> other = *audit::Signer::FromPem(NewPem());
+  std::unique_ptr<audit::Signer> other = *audit::Signer::FromPem(audit::testing::NewKeyPem());
   second_.set_signature(other->Sign(audit::CheckpointSignedMessage(second_)));
   std::vector<ComplianceItem> items = CollectCompliance(rpc_, {});
   EXPECT_EQ(Find(items, "R13.3").verdict, Verdict::kFail);
