@@ -132,6 +132,9 @@ class QunzuctlTest(unittest.TestCase):
                                  role="compliance")["verification"]
         self.assertEqual(verification["state"], "VERIFICATION_STATE_VERIFIED")
         self.assertEqual(verification["masked"]["legal_name"], "王**")
+        revealed = self.json("accounts", "reveal", alice["account_id"], "--case", "e2e-case-1",
+                             "--reason", "e2e: inspection", role="compliance")
+        self.assertEqual(revealed["identity"]["legal_name"], "王小明")
         status = self.json("agreements", "status", role="operator")
         self.assertEqual(len(status["current"]), 2)
         # groups
@@ -188,6 +191,11 @@ class QunzuctlTest(unittest.TestCase):
         entries = self.json("audit", "query", "--service", "identity", "--purpose", "e2e",
                             role="regulator")["entries"]
         self.assertIn("IDENTITY_VERIFIED", [e["event"]["action"] for e in entries])
+        code, out, err = self.ctl("audit", "verify-range", role="compliance")
+        self.assertEqual(code, 0, err + out)
+        hold = self.json("audit", "legal-hold", "--start-time", "-1d", "--end-time", "+1d",
+                         "--case", "e2e-case-1", "--reason", "e2e: keep", role="compliance")
+        self.assertNotEqual(hold["legal_hold"]["legal_hold_id"], "0")
         retention = self.json("audit", "retention", role="compliance")
         self.assertGreaterEqual(int(retention["retention"].rstrip("s")), 180 * 86400)
 
