@@ -63,11 +63,17 @@ absl::Status VerifyConsistencyBetween(RpcCaller& rpc, const audit::v1::Checkpoin
   audit::v1::GetConsistencyProofResponse response;
   RETURN_IF_ERROR(
       CallMethod(rpc, absl::StrCat(kAuditService, "GetConsistencyProof"), request, &response));
+  return VerifyConsistencyProof(older, newer, response.hashes());
+}
+
+absl::Status VerifyConsistencyProof(const audit::v1::Checkpoint& older,
+                                    const audit::v1::Checkpoint& newer,
+                                    const google::protobuf::RepeatedPtrField<std::string>& hashes) {
   absl::StatusOr<audit::Hash> root1 = audit::HashFromBytes(older.root_hash());
   absl::StatusOr<audit::Hash> root2 = audit::HashFromBytes(newer.root_hash());
   if (!root1.ok() || !root2.ok()) return Failed("a checkpoint root is not 32 bytes");
   std::vector<audit::Hash> proof;
-  for (const std::string& bytes : response.hashes()) {
+  for (const std::string& bytes : hashes) {
     absl::StatusOr<audit::Hash> hash = audit::HashFromBytes(bytes);
     if (!hash.ok()) return Failed("a consistency proof hash is not 32 bytes");
     proof.push_back(*hash);

@@ -27,8 +27,13 @@ absl::Status VerifyCheckpoint(const audit::v1::Checkpoint& checkpoint, const std
 absl::StatusOr<audit::v1::GetCheckpointResponse> FetchCheckpoint(RpcCaller& rpc,
                                                                  uint64_t tree_size);
 
-// Fetches the consistency proof between two checkpoints and verifies it
-// against their roots; FAILED_PRECONDITION when it does not verify.
+// Verifies an RFC 6962 consistency proof between two checkpoints' roots;
+// FAILED_PRECONDITION when it does not verify.
+absl::Status VerifyConsistencyProof(const audit::v1::Checkpoint& older,
+                                    const audit::v1::Checkpoint& newer,
+                                    const google::protobuf::RepeatedPtrField<std::string>& proof);
+
+// Fetches the consistency proof between two checkpoints and verifies it.
 absl::Status VerifyConsistencyBetween(RpcCaller& rpc, const audit::v1::Checkpoint& older,
                                       const audit::v1::Checkpoint& newer);
 

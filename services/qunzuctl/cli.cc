@@ -4,6 +4,7 @@
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/message.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -202,7 +203,8 @@ int RunCommand(const Invocation& invocation, const Command& command,
   if (!invocation.print.empty()) {
     if (absl::StatusOr<FieldPath> path = ResolveFieldPath(*response, invocation.print);
         !path.ok()) {
-      err << kProgram << " " << command.words << ": --print: " << path.status().message() << "\n";
+      err << kProgram << " " << command.words << ": --print: " << method->output_type()->name()
+          << " has no field \"" << invocation.print << "\"\n";
       return kExitUsage;
     }
   }
@@ -241,7 +243,7 @@ std::string Suggestions(const std::vector<std::string>& words) {
     }
   }
   if (matches.empty()) return "see qunzuctl --help";
-  return absl::StrCat("did you mean: ", absl::StrJoin(matches, ", "));
+  return absl::StrCat("commands: ", absl::StrJoin(matches, ", "));
 }
 
 }  // namespace
@@ -323,6 +325,12 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   }
   size_t consumed = 0;
   const Command* command = FindCommand(words, &consumed);
+  const bool help = std::find(words.begin(), words.end(), "--help") != words.end() ||
+                    std::find(words.begin(), words.end(), "-h") != words.end();
+  if (command == nullptr && help) {
+    out << Suggestions(words) << "\n";
+    return kExitOk;
+  }
   if (command == nullptr) {
     err << kProgram << ": unknown command \"" << absl::StrJoin(words, " ") << "\"; "
         << Suggestions(words) << "\n";
