@@ -92,6 +92,11 @@ absl::StatusOr<std::string> ResolveToken(const GlobalValues& values) {
   } else if (!values.token_file.empty()) {
     ASSIGN_OR_RETURN(token, ReadFileForFlag("--token-file", values.token_file));
   } else if (!values.as.empty()) {
+    if (values.as.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos) {
+      return InvalidField("--as", absl::StrCat("\"", values.as,
+                                               "\" is not a role name (platform, moderator, "
+                                               "compliance, regulator, operator)"));
+    }
     if (values.token_dir.empty()) {
       return InvalidField("--as", "--as needs --token-dir (or QUNZUCTL_TOKEN_DIR)");
     }

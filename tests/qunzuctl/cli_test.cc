@@ -66,6 +66,9 @@ TEST(CliTest, TokenFromFileOrRoleDirectory) {
   EXPECT_EQ(by_file->connection.token, "mod-token");
   std::remove((dir + "/moderator.token").c_str());
 
+  EXPECT_THAT(
+      ParseInvocation({"--as", "../secrets/x", "rules", "list"}, Env({})).status().message(),
+      HasSubstr("not a role name"));
   absl::Status no_dir = ParseInvocation({"--as", "operator", "rules", "list"}, Env({})).status();
   EXPECT_THAT(no_dir.message(), HasSubstr("--token-dir"));
   absl::Status unreadable =
