@@ -2,8 +2,10 @@
 # Usage: deploy/local/run-suite.sh BUILD_DIR
 # Run by `make run` inside with-servers.sh (which exports QUNZU_MYSQL_DSN and
 # QUNZU_REDIS_ADDR): generates fresh tokens for this run, starts the five
-# services, waits until each reports SERVING, prints the endpoints, and stops
-# them all on Ctrl-C or when any of them exits.
+# services (credit with the demo policy, deploy/local/demo-credit-policy.sh),
+# waits until each reports SERVING, seeds the demo with qunzuctl
+# (deploy/local/seed-demo.sh, which prints a walkthrough), prints the
+# endpoints, and stops them all on Ctrl-C or when any of them exits.
 set -euo pipefail
 
 build_dir=$(cd "${1:-build}" && pwd)
@@ -59,12 +61,20 @@ if [[ ! -s "$audit_key" ]]; then
   openssl genpkey -algorithm ed25519 -out "$audit_key"
 fi
 export QUNZU_AUDIT_SIGNING_KEY_FILE="$audit_key"
+# Its public half, for verifiers (qunzuctl, qunzu-audit-verify) to pin.
+audit_public_key="$secrets_dir/audit-signing.pub.pem"
+openssl pkey -in "$audit_key" -pubout -out "$audit_public_key"
 chmod 600 "$secrets_dir"/*
+demo_credit_policy="$run_dir/demo-credit.textproto"
+"$root/deploy/local/demo-credit-policy.sh" "$demo_credit_policy"
 
 for name in "${services[@]}"; do
   extra=()
   if [[ $name == identity ]]; then
     extra=(--pii-keys-file="$identity_keys" --credit-target="127.0.0.1:${grpc_port[credit]}")
+  fi
+  if [[ $name == credit ]]; then
+    extra=(--policy-file="$demo_credit_policy")
   fi
   "$build_dir/services/$name/qunzu-$name" "${extra[@]}" \
     --listen-host=127.0.0.1 \
@@ -83,14 +93,22 @@ for name in "${services[@]}"; do
   fi
 done
 
+# The demo: seeded through qunzuctl, which also prints the walkthrough. A
+# failed seed leaves the suite running, with what failed said above.
+if ! QUNZUCTL_TOKEN_DIR="$secrets_dir" QUNZU_DEMO_AUDIT_PUBLIC_KEY="$audit_public_key" \
+  "$root/deploy/local/seed-demo.sh" "$build_dir" >&2; then
+  echo "[run] the demo seed did not complete; the suite keeps running" >&2
+fi
+
 cat >&2 <<MSG
 
 Qunzu is up. Endpoints (gRPC, plaintext, reflection on; metrics over HTTP):
 $(for name in "${services[@]}"; do printf '  %-11s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "${grpc_port[$name]}" "${metrics_port[$name]}"; done)
 
 Tokens for this run (one per role) are in $secrets_dir/<role>.token.
-Try, from another terminal:
-  /usr/bin/python3 deploy/local/wait_serving.py 127.0.0.1:${grpc_port[identity]} 5 && echo identity is SERVING
+Try, from another terminal (the walkthrough above goes further):
+  $build_dir/services/qunzuctl/qunzuctl --token-dir $secrets_dir --as regulator health
+  $build_dir/services/qunzuctl/qunzuctl --token-dir $secrets_dir --as regulator compliance report --audit-public-key $audit_public_key
   curl -s http://127.0.0.1:${metrics_port[groups]}/metrics | grep grpc_server_handled_total | head
 Logs: $logs_dir/. Press Ctrl-C to stop everything.
 MSG
