@@ -298,6 +298,32 @@ absl::Status RedisClient::Unavailable(absl::string_view what) const {
                    {{"address", options_.address}});
 }
 
+absl::Status RedisClient::Authenticate(redisContext& context) const {
+  if (options_.password.empty()) return absl::OkStatus();
+  std::vector<const char*> argv = {"AUTH"};
+  std::vector<size_t> lengths = {4};
+  if (!options_.username.empty()) {
+    argv.push_back(options_.username.data());
+    lengths.push_back(options_.username.size());
+  }
+  argv.push_back(options_.password.data());
+  lengths.push_back(options_.password.size());
+  std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
+      static_cast<redisReply*>(
+          redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(), lengths.data())),
+      freeReplyObject);
+  if (reply == nullptr) return Unavailable(absl::StrCat("AUTH failed: ", context.errstr));
+  if (reply->type == REDIS_REPLY_ERROR) {
+    // The server's words ("WRONGPASS invalid username-password pair") never
+    // quote the credentials.
+    return MakeError(absl::StatusCode::kUnavailable, "REDIS_AUTH_FAILED",
+                     absl::StrCat("redis at ", options_.address,
+                                  ": authentication failed: ", std::string(reply->str, reply->len)),
+                     {{"address", options_.address}});
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RedisClient::ContextPtr> RedisClient::Connect() const {
   const absl::Time deadline = absl::Now() + options_.connect_timeout;
   std::vector<std::string> hosts;
@@ -319,6 +345,7 @@ absl::StatusOr<RedisClient::ContextPtr> RedisClient::Connect() const {
     if (context->err == 0 &&
         redisSetTimeout(context.get(), TimevalOf(options_.command_timeout)) == REDIS_OK &&
         (!endpoint_.unix_path.empty() || redisEnableKeepAlive(context.get()) == REDIS_OK)) {
+      RETURN_IF_ERROR(Authenticate(*context));
       return context;
     }
     failure = absl::StrCat("cannot connect to ", host, ": ", context->errstr);

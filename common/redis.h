@@ -38,6 +38,11 @@ struct RedisOptions {
   absl::Duration command_timeout = absl::Seconds(1);
   // Most connections open at once; callers beyond it wait for a free one.
   int pool_size = 4;
+  // With a password, every new connection authenticates (AUTH, with the
+  // ACL user when one is set) before it is used. Neither appears in any
+  // status or log.
+  std::string username;
+  std::string password;
 };
 
 // A parsed RedisOptions::address.
@@ -173,6 +178,8 @@ class RedisClient {
   absl::StatusOr<ContextPtr> Acquire();
   void Release(ContextPtr context, bool healthy);
   absl::StatusOr<ContextPtr> Connect() const;
+  // AUTH on a fresh connection when a password is configured.
+  absl::Status Authenticate(redisContext& context) const;
   absl::StatusOr<std::vector<RedisReply>> RoundTrip(redisContext* context,
                                                     const std::vector<RedisCommand>& commands);
   absl::StatusOr<std::vector<RedisReply>> Run(const std::vector<RedisCommand>& commands);

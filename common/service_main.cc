@@ -34,6 +34,8 @@ struct CommonFlags {
   absl::Duration mysql_connect_timeout;
   std::string redis_addr;
   int64_t redis_pool_size = 0;
+  std::string redis_username;
+  std::string redis_password_file;
   std::string auth_config;
   std::string service_token_file;
   std::string audit_target;
@@ -67,6 +69,12 @@ void AddCommonFlags(FlagSet& flags, const ServiceDefinition& def, CommonFlags& f
                     &f.redis_addr, "127.0.0.1:63791");
     flags.AddInt64({"redis-pool-size", "QUNZU_REDIS_POOL_SIZE", "Most Redis connections open."},
                    &f.redis_pool_size, 16, 1, 1000);
+    flags.AddString({"redis-username", "QUNZU_REDIS_USERNAME",
+                     "Redis ACL user for AUTH (with --redis-password-file)."},
+                    &f.redis_username, "");
+    flags.AddString({"redis-password-file", "QUNZU_REDIS_PASSWORD_FILE",
+                     "File holding the Redis password; empty: no AUTH."},
+                    &f.redis_password_file, "");
   } else {
     // Accepted so one environment can serve every service; unused here.
     flags.AddString({"redis-addr", "QUNZU_REDIS_ADDR", "Unused by this service."}, &f.redis_addr,
@@ -98,6 +106,21 @@ void AddCommonFlags(FlagSet& flags, const ServiceDefinition& def, CommonFlags& f
                   "info", {"debug", "info", "warning", "error"});
 }
 
+// The one-line secret in the file `path` named by `flag`, surrounding
+// whitespace removed.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return MakeError(absl::StatusCode::kNotFound, "CONFIG_FILE_UNREADABLE",
+                     flag + ": cannot read " + path);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string secret(absl::StripAsciiWhitespace(text.str()));
+  if (secret.empty()) return InvalidField(flag, path + " is empty");
+  return secret;
+}
+
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path, bool required) {
   if (path.empty()) {
     if (!required) return std::string();
@@ -105,16 +128,7 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, bool required
                         "is required: this service delivers its audit events to the audit "
                         "service (or set QUNZU_SERVICE_TOKEN_FILE)");
   }
-  std::ifstream in(path);
-  if (!in) {
-    return MakeError(absl::StatusCode::kNotFound, "CONFIG_FILE_UNREADABLE",
-                     "--service-token-file: cannot read " + path);
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(text.str()));
-  if (token.empty()) return InvalidField("--service-token-file", path + " is empty");
-  return token;
+  return ReadSecretFile("--service-token-file", path);
 }
 
 absl::StatusOr<std::shared_ptr<const Authorizer>> LoadAuthorizer(const CommonFlags& f,
@@ -192,6 +206,15 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
     RedisOptions redis_options;
     redis_options.address = f.redis_addr;
     redis_options.pool_size = static_cast<int>(f.redis_pool_size);
+    redis_options.username = f.redis_username;
+    if (!f.redis_password_file.empty()) {
+      absl::StatusOr<std::string> password =
+          ReadSecretFile("--redis-password-file", f.redis_password_file);
+      if (!password.ok()) return Fail(program, password.status());
+      redis_options.password = *std::move(password);
+    } else if (!f.redis_username.empty()) {
+      return Fail(program, InvalidField("--redis-username", "needs --redis-password-file"));
+    }
     absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Create(redis_options);
     if (!client.ok()) return Fail(program, client.status());
     redis = *std::move(client);

@@ -21,6 +21,7 @@ namespace {
 using ::qunzu::testing::RedisAddrOrDie;
 using ::qunzu::testing::UniqueName;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::unique_ptr<RedisClient> NewClient(const std::string& address, int pool_size = 4) {
   RedisOptions options;
@@ -180,6 +181,33 @@ TEST(RedisClientTest, CommandRoundTripAndErrorReply) {
   EXPECT_EQ(ErrorReason(bad.status()), "REDIS_ERROR");
   EXPECT_THAT(bad.status().message(), HasSubstr("not an integer"));
   EXPECT_TRUE(client->Ping().ok()) << "an error reply must not cost the connection";
+}
+
+TEST(RedisClientTest, AuthenticatesAsAnAclUserAndRefusesWrongCredentials) {
+  // An ACL user of its own on the shared test server; the default user,
+  // which every other test uses, stays as it is.
+  auto admin = NewClient(RedisAddrOrDie());
+  const std::string user = Prefix() + "user";
+  const std::string password = "s3cret pass";
+  ASSERT_TRUE(admin->Command({"ACL", "SETUSER", user, "on", ">" + password, "~*", "+@all"}).ok());
+
+  RedisOptions options;
+  options.address = RedisAddrOrDie();
+  options.username = user;
+  options.password = password;
+  auto client = RedisClient::Create(options).value();
+  ASSERT_TRUE(client->Ping().ok());
+  auto whoami = client->Command({"ACL", "WHOAMI"});
+  ASSERT_TRUE(whoami.ok()) << whoami.status();
+  EXPECT_EQ(*whoami->AsString(), user);
+
+  options.password = "wrong password";
+  auto refused = RedisClient::Create(options).value()->Ping();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorReason(refused), "REDIS_AUTH_FAILED");
+  EXPECT_THAT(std::string(refused.message()), Not(HasSubstr("wrong password")));
+  EXPECT_THAT(std::string(refused.message()), Not(HasSubstr(user)));
+  EXPECT_TRUE(admin->Command({"ACL", "DELUSER", user}).ok());
 }
 
 TEST(RedisClientTest, ValuesAndKeysAreBinarySafe) {

@@ -135,6 +135,13 @@ class StartupTest(unittest.TestCase):
             f.write("not a key\n")
         self.assert_fails_naming(self.run_service("audit"), self.signing_key)
 
+    def test_redis_credentials_must_be_readable_and_complete(self):
+        missing = os.path.join(self.folder.name, "no-such-password")
+        result = self.run_service("groups", f"--redis-password-file={missing}")
+        self.assert_fails_naming(result, "--redis-password-file", missing)
+        self.assert_fails_naming(self.run_service("groups", "--redis-username=qunzu"),
+                                 "--redis-username", "--redis-password-file")
+
     def test_unreachable_database(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

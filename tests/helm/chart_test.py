@@ -237,7 +237,7 @@ class ChartTest(unittest.TestCase):
 
     def test_secrets_are_referenced_by_name_and_never_rendered(self):
         names = {"qunzu-mysql", "qunzu-service-tokens", "qunzu-identity-keys",
-                 "qunzu-audit-signing-key"}
+                 "qunzu-audit-signing-key", "qunzu-redis"}
         for name, text, objects in self.each():
             with self.subTest(values=name):
                 self.assertEqual(by_kind(objects, "Secret"), {}, "the chart creates no Secret")
@@ -284,6 +284,31 @@ class ChartTest(unittest.TestCase):
             for path in expected:
                 self.assertTrue(any(a.endswith("=/etc/qunzu/secrets/" + path) for a in args),
                                 f"{n} never passes {path}")
+
+    def test_redis_auth_comes_from_its_secret_where_redis_is_used(self):
+        _, objects = self.rendered["everything-set"]
+        for n, d in by_kind(objects, "Deployment").items():
+            pod = d["spec"]["template"]["spec"]
+            container = pod["containers"][0]
+            (secrets,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+            mounted = {(s["secret"]["name"], item["key"], item["path"])
+                       for s in secrets["projected"]["sources"] for item in s["secret"]["items"]}
+            user_refs = [e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+                         if e["name"] == "QUNZU_REDIS_USERNAME"]
+            flag = "--redis-password-file=/etc/qunzu/secrets/redis-password"
+            if n.endswith("-audit"):
+                self.assertNotIn(("qunzu-redis", "password", "redis-password"), mounted, n)
+                self.assertNotIn(flag, container["args"], n)
+                self.assertEqual(user_refs, [], n)
+            else:
+                self.assertIn(("qunzu-redis", "password", "redis-password"), mounted, n)
+                self.assertIn(flag, container["args"], n)
+                self.assertEqual(user_refs, [{"name": "qunzu-redis", "key": "username"}], n)
+        # Without a Secret there is no AUTH at all.
+        _, objects = self.rendered["defaults"]
+        for n, d in by_kind(objects, "Deployment").items():
+            args = d["spec"]["template"]["spec"]["containers"][0]["args"]
+            self.assertFalse([a for a in args if a.startswith("--redis-password-file")], n)
 
     def test_config_checksum_rolls_pods_when_a_policy_changes(self):
         def checksums(flags):
