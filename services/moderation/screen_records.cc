@@ -11,6 +11,7 @@ namespace {
 
 constexpr size_t kFingerprintBytes = 32;
 constexpr size_t kMaxBatch = 256;
+constexpr absl::Duration kGatherTime = absl::Microseconds(500);
 
 }  // namespace
 
@@ -33,7 +34,8 @@ void ScreenRecordWriter::Record(std::string key, const std::string& fingerprint,
   absl::MutexLock lock(&mu_);
   queue_.emplace_back(std::move(key), std::move(value));
   ++queued_;
-  changed_.SignalAll();
+  // Only an idle writer needs waking; a busy one finds the queue.
+  if (queue_.size() == 1) changed_.SignalAll();
 }
 
 void ScreenRecordWriter::Flush() {
@@ -50,6 +52,8 @@ void ScreenRecordWriter::Run() {
       absl::MutexLock lock(&mu_);
       while (!stopping_ && queue_.empty()) changed_.Wait(&mu_);
       if (queue_.empty()) return;
+      // Gather what arrives within a moment into the same pipeline.
+      if (!stopping_) changed_.WaitWithTimeout(&mu_, kGatherTime);
       while (!queue_.empty() && batch.size() < kMaxBatch) {
         batch.push_back(
             {"SET", std::move(queue_.front().first), std::move(queue_.front().second), "PX", ttl});
