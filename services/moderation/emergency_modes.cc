@@ -62,26 +62,37 @@ void EmergencyModes::Start(absl::Duration poll_interval) {
 absl::Status EmergencyModes::Refresh() {
   ASSIGN_OR_RETURN(int64_t generation, source_.Generation());
   {
-    absl::ReaderMutexLock lock(&mu_);
-    if (loaded_ != nullptr && loaded_->generation == generation) return absl::OkStatus();
+    absl::MutexLock lock(&mu_);
+    if (loaded_ != nullptr && loaded_->generation == generation) {
+      refreshed_at_ = absl::Now();
+      return absl::OkStatus();
+    }
   }
   auto loaded = std::make_shared<Loaded>();
   RETURN_IF_ERROR(source_.LoadOpen(&loaded->generation, &loaded->modes));
   absl::MutexLock lock(&mu_);
   loaded_ = std::move(loaded);
+  refreshed_at_ = absl::Now();
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<v1::EmergencyMode>> EmergencyModes::Find(
     uint64_t group_id, common::v1::GroupCategory category, absl::Time now) const {
   std::shared_ptr<const Loaded> loaded;
+  absl::Time refreshed_at;
   {
     absl::ReaderMutexLock lock(&mu_);
     loaded = loaded_;
+    refreshed_at = refreshed_at_;
   }
   if (loaded == nullptr) {
     return MakeError(absl::StatusCode::kUnavailable, "EMERGENCY_MODES_UNAVAILABLE",
                      "the emergency modes are not loaded yet");
+  }
+  if (absl::Now() - refreshed_at > stale_after_) {
+    return MakeError(absl::StatusCode::kUnavailable, "EMERGENCY_MODES_UNAVAILABLE",
+                     "the emergency modes could not be refreshed for " +
+                         absl::FormatDuration(absl::Now() - refreshed_at));
   }
   const v1::EmergencyMode* best = nullptr;
   for (const v1::EmergencyMode& mode : loaded->modes) {

@@ -40,7 +40,11 @@ class EmergencyModeSource {
 // The modes of this replica. Thread-safe.
 class EmergencyModes {
  public:
-  explicit EmergencyModes(EmergencyModeSource& source) : source_(source) {}
+  // Find fails closed once the last successful refresh is older than
+  // `stale_after`: a mode set since could be missing.
+  explicit EmergencyModes(EmergencyModeSource& source,
+                          absl::Duration stale_after = absl::Seconds(10))
+      : source_(source), stale_after_(stale_after) {}
   ~EmergencyModes();
   EmergencyModes(const EmergencyModes&) = delete;
   EmergencyModes& operator=(const EmergencyModes&) = delete;
@@ -49,13 +53,14 @@ class EmergencyModes {
   void Start(absl::Duration poll_interval);
 
   // One poll: reloads when the source's generation moved. An error keeps
-  // the modes loaded before, and Find fails closed until one succeeds.
+  // the modes loaded before, until they are stale.
   absl::Status Refresh();
 
   // The mode that applies to a post in `group_id` of `category` at `now`:
   // SUSPEND_POSTING wins over HOLD_ALL; among equals the narrowest scope
   // (group, then category, then platform). nullopt when none applies.
-  // UNAVAILABLE EMERGENCY_MODES_UNAVAILABLE before the first load.
+  // UNAVAILABLE EMERGENCY_MODES_UNAVAILABLE before the first load and
+  // while the modes are stale (the source unreachable for stale_after).
   absl::StatusOr<std::optional<v1::EmergencyMode>> Find(uint64_t group_id,
                                                         common::v1::GroupCategory category,
                                                         absl::Time now) const;
@@ -67,8 +72,11 @@ class EmergencyModes {
   };
 
   EmergencyModeSource& source_;
+  const absl::Duration stale_after_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Loaded> loaded_ ABSL_GUARDED_BY(mu_);
+  // When the source last answered (real time, not the request's clock).
+  absl::Time refreshed_at_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
   std::thread poller_;
 };

@@ -85,9 +85,13 @@ absl::Status MysqlEmergencyStore::LoadOpen(int64_t* generation,
                                 *generation = row.getInt64(1);
                                 return absl::OkStatus();
                               }));
+        // A mode that expired over an hour ago by this clock is of no use
+        // to any replica whose clock is within an hour of it.
         return Query(
-            conn, absl::StrCat("SELECT ", kColumns, " FROM emergency_modes WHERE ended_at IS NULL"),
-            {}, [&](const sql::ResultSet& row) -> absl::Status {
+            conn,
+            absl::StrCat("SELECT ", kColumns,
+                         " FROM emergency_modes WHERE ended_at IS NULL AND expires_at > ?"),
+            {now - absl::Hours(1)}, [&](const sql::ResultSet& row) -> absl::Status {
               ASSIGN_OR_RETURN(v1::EmergencyMode mode, ReadMode(row, now));
               // Loaded even when expired by this clock: another
               // replica's clock decides for itself in Find.

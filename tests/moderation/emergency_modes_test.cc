@@ -7,9 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/migrations.h"
 #include "common/mysql_pool.h"
@@ -215,17 +217,41 @@ TEST_F(ModerationEmergencyStoreTest, InForceOnTwoReplicasWithinOneSecondAndExpir
   EXPECT_FALSE(replica_a.Find(1, GROUP_CATEGORY_FINANCE, kStart + absl::Minutes(5))->has_value());
 }
 
+class FixedSource : public EmergencyModeSource {
+ public:
+  absl::StatusOr<int64_t> Generation() override {
+    if (down_) return MakeError(absl::StatusCode::kUnavailable, "MYSQL_UNAVAILABLE", "down");
+    return 1;
+  }
+  absl::Status LoadOpen(int64_t* generation, std::vector<v1::EmergencyMode>* modes) override {
+    *generation = 1;
+    *modes = modes_;
+    return absl::OkStatus();
+  }
+  std::vector<v1::EmergencyMode> modes_;
+  std::atomic<bool> down_{false};
+};
+
+TEST(ModerationEmergencyModesTest, FailsClosedWhenItCannotRefresh) {
+  FixedSource source;
+  EmergencyModes modes(source, absl::Milliseconds(100));
+  ASSERT_TRUE(modes.Refresh().ok());
+  EXPECT_TRUE(modes.Find(1, GROUP_CATEGORY_FINANCE, kStart).ok());
+  source.down_ = true;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  absl::Status found;
+  do {
+    EXPECT_FALSE(modes.Refresh().ok());
+    found = modes.Find(1, GROUP_CATEGORY_FINANCE, kStart).status();
+  } while (found.ok() && absl::Now() < deadline);
+  EXPECT_EQ(ErrorReason(found), "EMERGENCY_MODES_UNAVAILABLE");
+  source.down_ = false;
+  ASSERT_TRUE(modes.Refresh().ok());
+  EXPECT_TRUE(modes.Find(1, GROUP_CATEGORY_FINANCE, kStart).ok());
+}
+
 TEST(ModerationEmergencyModesTest, SuspendWinsThenNarrowestScope) {
-  class Source : public EmergencyModeSource {
-   public:
-    absl::StatusOr<int64_t> Generation() override { return 1; }
-    absl::Status LoadOpen(int64_t* generation, std::vector<v1::EmergencyMode>* modes) override {
-      *generation = 1;
-      *modes = modes_;
-      return absl::OkStatus();
-    }
-    std::vector<v1::EmergencyMode> modes_;
-  } source;
+  FixedSource source;
   auto mode = [&](uint64_t id, v1::EmergencyScope scope, v1::EmergencyLevel level) {
     v1::EmergencyMode m;
     m.set_emergency_mode_id(id);
