@@ -215,6 +215,8 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
   const std::string activity = projection::GroupActivityKey(keys.group_id);
   const std::string sender_rate = projection::AccountRateKey(keys.sender_id, unix_seconds / 60);
   const std::string group_rate = projection::GroupRateKey(keys.group_id, unix_seconds / 60);
+  // SET with both NX and GET (Redis 7.0 and later) claims the request id
+  // and returns an earlier claim in the same command.
   const std::vector<RedisCommand> commands = {
       {"SET", keys.request_key, "pending", "NX", "GET", "PX", absl::StrCat(kPendingTtlMillis)},
       {"GET", projection::AccountBlacklistKey(keys.sender_id)},
