@@ -56,9 +56,16 @@ inline std::string GroupActivityKey(uint64_t group_id) {
 
 // Written by identity: the agreement versions currently in force, fields
 // `agreement_version` (service agreement) and `convention_version`
-// (platform convention), "" when none is published. A sender whose
-// AccountIdentityKey versions differ has not accepted the current ones
-// (R5.4). The `{platform}` tag keeps every platform-wide key in one slot.
+// (platform convention), "" when none is published; and the newest version
+// published to take effect later, `next_agreement_version` /
+// `next_agreement_effective_at` and `next_convention_version` /
+// `next_convention_effective_at` (unix seconds; "" when none), so the
+// required version moves at its effective time without anyone acting. A
+// sender whose AccountIdentityKey version is lower than the version in
+// force has not accepted the current one (R5.4). identity writes the key
+// on every PublishAgreement and at start; a missing key means "unknown"
+// (readers fail closed). The `{platform}` tag keeps every platform-wide
+// key in one slot.
 inline std::string PlatformAgreementKey() { return "{platform}:agreement"; }
 
 // Written by moderation (dispositions, R11.2), read by groups and the hot
@@ -78,6 +85,26 @@ inline std::string AccountBlacklistKey(uint64_t account_id) {
 }
 inline std::string GroupBlacklistKey(uint64_t group_id) {
   return absl::StrCat("{g:", group_id, "}:blacklist");
+}
+
+// Written by moderation's hot path: fixed one-minute windows of messages
+// screened per sender and per group (INCR, EXPIRE after two minutes), for
+// the rate limits by credit level and group tier (R7.4). `minute` is unix
+// seconds / 60.
+inline std::string AccountRateKey(uint64_t account_id, int64_t minute) {
+  return absl::StrCat("{a:", account_id, "}:rate:", minute);
+}
+inline std::string GroupRateKey(uint64_t group_id, int64_t minute) {
+  return absl::StrCat("{g:", group_id, "}:rate:", minute);
+}
+
+// Written by moderation's ScreenMessage: the first verdict of one request
+// id (idempotency), a short-lived string "pending" while the first call
+// runs and then a 32-byte request fingerprint followed by the serialized
+// ScreenMessageResponse. Only moderation reads it.
+inline std::string ScreenRequestKey(uint64_t sender_id, const std::string& principal,
+                                    const std::string& request_id) {
+  return absl::StrCat("{a:", sender_id, "}:screen:", principal, ":", request_id);
 }
 
 }  // namespace qunzu::projection

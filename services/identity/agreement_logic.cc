@@ -50,35 +50,43 @@ absl::StatusOr<v1::PublishAgreementResponse> IdentityLogic::PublishAgreement(
   RETURN_IF_ERROR(ValidatePublish(req));
   const absl::Time now = d_.clock.Now();
   const absl::Time effective = req.has_effective_at() ? FromProto(req.effective_at()) : now;
-  return WithTransaction(d_.pool, [&](sql::Connection& conn) {
-    return RunIdempotent<v1::PublishAgreementResponse>(
-        conn, KeyOf(ctx, req.request_id()), req,
-        [&]() -> absl::StatusOr<v1::PublishAgreementResponse> {
-          // A minute of grace for clock skew between the operator and us.
-          if (effective < now - absl::Minutes(1)) {
-            return MakeError(absl::StatusCode::kFailedPrecondition, "EFFECTIVE_TIME_IN_PAST",
-                             "effective_at must not be in the past");
-          }
-          v1::PublishAgreementResponse out;
-          v1::Agreement* a = out.mutable_agreement();
-          a->set_kind(req.kind());
-          ASSIGN_OR_RETURN(uint32_t version, NextAgreementVersion(conn, req.kind()));
-          a->set_version(version);
-          a->set_label(req.label());
-          a->set_title(req.title());
-          a->set_body(req.body());
-          a->set_body_sha256(Sha256(req.body()));
-          *a->mutable_published_at() = ToProto(now);
-          *a->mutable_effective_at() = ToProto(std::max(effective, now));
-          a->set_published_by(ctx.caller.principal);
-          RETURN_IF_ERROR(InsertAgreement(conn, *a, now, std::max(effective, now)));
-          RETURN_IF_ERROR(Audit(conn, ctx, now, "AGREEMENT_PUBLISHED", req.request_id(), 0, 0,
-                                {{"kind", v1::AgreementKind_Name(req.kind())},
-                                 {"version", absl::StrCat(version)},
-                                 {"label", req.label()}}));
-          return out;
-        });
-  });
+  ASSIGN_OR_RETURN(
+      v1::PublishAgreementResponse response, WithTransaction(d_.pool, [&](sql::Connection& conn) {
+        return RunIdempotent<v1::PublishAgreementResponse>(
+            conn, KeyOf(ctx, req.request_id()), req,
+            [&]() -> absl::StatusOr<v1::PublishAgreementResponse> {
+              // A minute of grace for clock skew between the operator and us.
+              if (effective < now - absl::Minutes(1)) {
+                return MakeError(absl::StatusCode::kFailedPrecondition, "EFFECTIVE_TIME_IN_PAST",
+                                 "effective_at must not be in the past");
+              }
+              v1::PublishAgreementResponse out;
+              v1::Agreement* a = out.mutable_agreement();
+              a->set_kind(req.kind());
+              ASSIGN_OR_RETURN(uint32_t version, NextAgreementVersion(conn, req.kind()));
+              a->set_version(version);
+              a->set_label(req.label());
+              a->set_title(req.title());
+              a->set_body(req.body());
+              a->set_body_sha256(Sha256(req.body()));
+              *a->mutable_published_at() = ToProto(now);
+              *a->mutable_effective_at() = ToProto(std::max(effective, now));
+              a->set_published_by(ctx.caller.principal);
+              RETURN_IF_ERROR(InsertAgreement(conn, *a, now, std::max(effective, now)));
+              RETURN_IF_ERROR(Audit(conn, ctx, now, "AGREEMENT_PUBLISHED", req.request_id(), 0, 0,
+                                    {{"kind", v1::AgreementKind_Name(req.kind())},
+                                     {"version", absl::StrCat(version)},
+                                     {"label", req.label()}}));
+              return out;
+            });
+      }));
+  if (absl::Status status = ProjectAgreements(); !status.ok()) {
+    // The next start's rebuild repairs it; until then the hot path keeps
+    // the versions it had (or, with none, fails closed).
+    if (d_.metrics != nullptr) d_.metrics->CountProjectionFailure();
+    LogWarning("agreement_projection_write_failed", {{"reason", ErrorReason(status)}});
+  }
+  return response;
 }
 
 absl::StatusOr<v1::AcceptAgreementResponse> IdentityLogic::AcceptAgreement(
@@ -174,8 +182,25 @@ void IdentityLogic::Project(uint64_t account_id) {
   }
 }
 
+absl::Status IdentityLogic::ProjectAgreements() {
+  if (d_.projections == nullptr) return absl::OkStatus();
+  PlatformAgreements agreements;
+  const absl::Time now = d_.clock.Now();
+  RETURN_IF_ERROR(WithConnection(d_.pool, [&](sql::Connection& conn) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<v1::Agreement> current, CurrentAgreements(conn, now, false));
+    for (const v1::Agreement& a : current) agreements.current[a.kind()] = a.version();
+    ASSIGN_OR_RETURN(std::vector<v1::Agreement> pending, PendingAgreements(conn, now));
+    for (const v1::Agreement& a : pending) {
+      agreements.next[a.kind()] = {a.version(), FromProto(a.effective_at())};
+    }
+    return absl::OkStatus();
+  }));
+  return d_.projections->WritePlatformAgreements(agreements);
+}
+
 absl::Status IdentityLogic::RebuildProjections() {
   if (d_.projections == nullptr) return absl::OkStatus();
+  RETURN_IF_ERROR(ProjectAgreements());
   uint64_t after = 0;
   while (true) {
     std::vector<AccountProjection> batch;

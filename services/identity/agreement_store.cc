@@ -105,6 +105,20 @@ absl::StatusOr<std::vector<v1::Agreement>> CurrentAgreements(sql::Connection& co
   return current;
 }
 
+absl::StatusOr<std::vector<v1::Agreement>> PendingAgreements(sql::Connection& conn,
+                                                             absl::Time now) {
+  std::vector<v1::Agreement> pending;
+  RETURN_IF_ERROR(Query(conn,
+                        AgreementSelect(false) +
+                            "a WHERE version = (SELECT MAX(version) FROM agreements b WHERE "
+                            "b.kind = a.kind) AND effective_at > ? ORDER BY kind",
+                        {now}, [&](const sql::ResultSet& row) {
+                          pending.push_back(ReadAgreement(row));
+                          return absl::OkStatus();
+                        }));
+  return pending;
+}
+
 absl::StatusOr<v1::Acceptance> AcceptOnce(sql::Connection& conn, const v1::Acceptance& acceptance,
                                           absl::Time accepted_at) {
   RETURN_IF_ERROR(Execute(conn,

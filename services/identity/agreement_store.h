@@ -29,6 +29,10 @@ absl::StatusOr<std::optional<v1::Agreement>> LoadAgreement(sql::Connection& conn
 absl::StatusOr<std::vector<v1::Agreement>> CurrentAgreements(sql::Connection& conn, absl::Time now,
                                                              bool include_body);
 
+// Per kind, the newest version published to take effect after `now`
+// (none for a kind whose newest version is already effective).
+absl::StatusOr<std::vector<v1::Agreement>> PendingAgreements(sql::Connection& conn, absl::Time now);
+
 // Records an acceptance unless the account already accepted that version;
 // returns the stored (first) acceptance.
 absl::StatusOr<v1::Acceptance> AcceptOnce(sql::Connection& conn, const v1::Acceptance& acceptance,

@@ -99,6 +99,8 @@ class IdentityLogic {
   absl::StatusOr<v1::Account> ToAccount(sql::Connection& conn, const AccountRow& row);
   // Writes the projection of one account after a commit; logs a failure.
   void Project(uint64_t account_id);
+  // Writes the platform's agreement versions (PlatformAgreements).
+  absl::Status ProjectAgreements();
 
   IdentityDeps d_;
 };

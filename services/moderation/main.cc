@@ -3,6 +3,7 @@
 #include "services/moderation/moderation_service.h"
 
 int main(int argc, char** argv) {
+  qunzu::moderation::ModerationFlags flags;
   qunzu::ServiceDefinition definition;
   definition.name = "moderation";
   definition.grpc_service = "qunzu.moderation.v1.ModerationService";
@@ -10,6 +11,11 @@ int main(int argc, char** argv) {
   definition.default_metrics_port = 9104;
   definition.uses_redis = true;
   definition.migrations = qunzu::moderation::ModerationServiceMigrations();
-  definition.make_service = qunzu::moderation::MakeModerationService;
+  definition.add_flags = [&](qunzu::FlagSet& f) {
+    qunzu::moderation::AddModerationFlags(f, &flags);
+  };
+  definition.make_service = [&](qunzu::ServiceDeps& deps) {
+    return qunzu::moderation::MakeModerationService(deps, flags);
+  };
   return qunzu::RunService(argc, argv, definition);
 }

@@ -19,8 +19,6 @@ constexpr size_t kMaxRegexDatabaseBytes = 2 << 20;
 
 constexpr unsigned kRegexFlags = HS_FLAG_UTF8 | HS_FLAG_UCP | HS_FLAG_DOTALL | HS_FLAG_SOM_LEFTMOST;
 
-std::atomic<uint64_t> next_serial{1};
-
 // Counted repetitions are what make a regex slow to compile (each bound
 // unrolls into automaton states); this refuses large ones before compiling.
 constexpr int kMaxRepeatBound = 100;
@@ -65,23 +63,33 @@ absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
                    {{"rule_index", absl::StrCat(rule_index)}, {"why", std::string(why)}});
 }
 
-// Per-thread scratch, grown for every compiled set the thread scans with.
-struct ThreadScratch {
-  hs_scratch_t* scratch = nullptr;
-  uint64_t serial = 0;
-  ThreadScratch() = default;
-  ThreadScratch(const ThreadScratch&) = delete;
-  ThreadScratch& operator=(const ThreadScratch&) = delete;
-  ~ThreadScratch() {
-    if (scratch != nullptr) hs_free_scratch(scratch);
-  }
-};
-
 }  // namespace
 
 CompiledRules::~CompiledRules() {
+  absl::MutexLock lock(&scratch_mu_);
+  for (hs_scratch_t* scratch : free_scratch_) hs_free_scratch(scratch);
   if (literal_db_ != nullptr) hs_free_database(literal_db_);
   if (regex_db_ != nullptr) hs_free_database(regex_db_);
+}
+
+hs_scratch_t* CompiledRules::TakeScratch() const {
+  {
+    absl::MutexLock lock(&scratch_mu_);
+    if (free_scratch_.size() > 1) {
+      hs_scratch_t* scratch = free_scratch_.back();
+      free_scratch_.pop_back();
+      return scratch;
+    }
+  }
+  // The first stays as the prototype to clone.
+  hs_scratch_t* scratch = nullptr;
+  absl::MutexLock lock(&scratch_mu_);
+  return hs_clone_scratch(free_scratch_.front(), &scratch) == HS_SUCCESS ? scratch : nullptr;
+}
+
+void CompiledRules::ReturnScratch(hs_scratch_t* scratch) const {
+  absl::MutexLock lock(&scratch_mu_);
+  free_scratch_.push_back(scratch);
 }
 
 absl::Status CompiledRules::CheckRegex(absl::string_view pattern, size_t rule_index) {
@@ -126,7 +134,6 @@ absl::StatusOr<std::shared_ptr<const CompiledRules>> CompiledRules::Compile(
 }
 
 absl::Status CompiledRules::Build() {
-  serial_ = next_serial.fetch_add(1);
   const Normalizer& normalizer = Normalizer::Get();
   absl::flat_hash_map<std::string, uint32_t> literal_index;
   std::vector<const char*> regex_patterns;
@@ -197,6 +204,14 @@ absl::Status CompiledRules::Build() {
       return RegexRejected(index, why);
     }
   }
+  hs_scratch_t* prototype = nullptr;
+  for (hs_database_t* db : {literal_db_, regex_db_}) {
+    if (db != nullptr && hs_alloc_scratch(db, &prototype) != HS_SUCCESS) {
+      return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
+                       "hs_alloc_scratch failed");
+    }
+  }
+  if (prototype != nullptr) free_scratch_.push_back(prototype);
   return absl::OkStatus();
 }
 
@@ -230,28 +245,26 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   out->verdict = Verdict::kAllow;
   out->matches.clear();
   if (text.text.empty()) return absl::OkStatus();
-  thread_local ThreadScratch scratch;
+  size_t literal_matches = 0;
   thread_local std::vector<RawMatch> raw;
   thread_local std::vector<RawMatch> allowed;
-  if (scratch.serial != serial_) {
-    for (hs_database_t* db : {literal_db_, regex_db_}) {
-      if (db != nullptr && hs_alloc_scratch(db, &scratch.scratch) != HS_SUCCESS) {
-        return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "hs_alloc_scratch failed");
-      }
-    }
-    scratch.serial = serial_;
-  }
   raw.clear();
   allowed.clear();
-  const auto length = static_cast<unsigned>(text.text.size());
-  if (literal_db_ != nullptr && hs_scan(literal_db_, text.text.data(), length, 0, scratch.scratch,
-                                        &OnMatch, &raw) != HS_SUCCESS) {
-    return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "literal scan failed");
-  }
-  const size_t literal_matches = raw.size();
-  if (regex_db_ != nullptr && hs_scan(regex_db_, text.text.data(), length, 0, scratch.scratch,
-                                      &OnMatch, &raw) != HS_SUCCESS) {
-    return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "regex scan failed");
+  if (literal_db_ != nullptr || regex_db_ != nullptr) {
+    // From a pool, not per thread: gRPC's sync server starts and ends
+    // threads under load, and a fresh scratch for a large set is costly.
+    hs_scratch_t* scratch = TakeScratch();
+    if (scratch == nullptr) {
+      return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "hs_clone_scratch failed");
+    }
+    const auto length = static_cast<unsigned>(text.text.size());
+    bool ok = literal_db_ == nullptr || hs_scan(literal_db_, text.text.data(), length, 0, scratch,
+                                                &OnMatch, &raw) == HS_SUCCESS;
+    literal_matches = raw.size();
+    ok = ok && (regex_db_ == nullptr || hs_scan(regex_db_, text.text.data(), length, 0, scratch,
+                                                &OnMatch, &raw) == HS_SUCCESS);
+    ReturnScratch(scratch);
+    if (!ok) return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "scan failed");
   }
   auto add = [&](uint32_t rule_index, uint32_t begin, uint32_t end) {
     out->matches.push_back(

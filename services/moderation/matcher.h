@@ -25,9 +25,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "services/moderation/normalizer.h"
 
 struct hs_database;
+struct hs_scratch;
 
 namespace qunzu::moderation {
 
@@ -116,8 +118,12 @@ class CompiledRules {
   std::vector<uint32_t> regex_rules_;
   hs_database* literal_db_ = nullptr;
   hs_database* regex_db_ = nullptr;
-  // Distinguishes compiled sets for the per-thread scratch space.
-  uint64_t serial_ = 0;
+  // A scratch space for one scan at a time: taken from the pool (the
+  // first entry, allocated at Build, is kept as the prototype to clone).
+  hs_scratch* TakeScratch() const;
+  void ReturnScratch(hs_scratch* scratch) const;
+  mutable absl::Mutex scratch_mu_;
+  mutable std::vector<hs_scratch*> free_scratch_ ABSL_GUARDED_BY(scratch_mu_);
 };
 
 }  // namespace qunzu::moderation

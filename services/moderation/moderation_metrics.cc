@@ -22,6 +22,19 @@ ModerationMetrics::ModerationMetrics(prometheus::Registry& registry) {
     blocked_.push_back(&matches.Add({{"category", name}, {"action", "BLOCK"}}));
     held_.push_back(&matches.Add({{"category", name}, {"action", "HOLD"}}));
   }
+  auto& verdicts = prometheus::BuildCounter()
+                       .Name("qunzu_moderation_message_verdicts_total")
+                       .Help("ScreenMessage verdicts by the code of their first reason.")
+                       .Register(registry);
+  for (int v = 0; v <= v1::ScreenVerdict_MAX; ++v) {
+    const std::string verdict = v1::ScreenVerdict_Name(static_cast<v1::ScreenVerdict>(v));
+    verdicts_.emplace_back();
+    for (int c = 0; c <= v1::ScreenReasonCode_MAX; ++c) {
+      const std::string reason =
+          c == 0 ? "NONE" : v1::ScreenReasonCode_Name(static_cast<v1::ScreenReasonCode>(c));
+      verdicts_.back().push_back(&verdicts.Add({{"verdict", verdict}, {"reason", reason}}));
+    }
+  }
   latency_ = &prometheus::BuildHistogram()
                   .Name("qunzu_moderation_screen_seconds")
                   .Help("Time to normalise and match one text.")
@@ -40,6 +53,12 @@ void ModerationMetrics::Matched(v1::ContentCategory category, v1::RuleAction act
   const auto index = static_cast<size_t>(category);
   if (index >= blocked_.size()) return;
   (action == v1::RULE_ACTION_HOLD ? held_ : blocked_)[index]->Increment();
+}
+
+void ModerationMetrics::MessageVerdict(v1::ScreenVerdict verdict, v1::ScreenReasonCode reason) {
+  const auto v = static_cast<size_t>(verdict);
+  const auto r = static_cast<size_t>(reason);
+  if (v < verdicts_.size() && r < verdicts_[v].size()) verdicts_[v][r]->Increment();
 }
 
 }  // namespace qunzu::moderation

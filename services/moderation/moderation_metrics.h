@@ -25,12 +25,17 @@ class ModerationMetrics {
   // qunzu_moderation_rule_matches_total{category,action}: content rules that
   // decided a BLOCK or HOLD.
   void Matched(v1::ContentCategory category, v1::RuleAction action);
+  // qunzu_moderation_message_verdicts_total{verdict,reason}: ScreenMessage
+  // verdicts by the code of their first reason ("NONE" for ALLOW).
+  void MessageVerdict(v1::ScreenVerdict verdict, v1::ScreenReasonCode reason);
 
  private:
   std::vector<prometheus::Counter*> screened_;
   std::vector<prometheus::Counter*> blocked_;
   std::vector<prometheus::Counter*> held_;
   prometheus::Histogram* latency_;
+  // [verdict][reason code]
+  std::vector<std::vector<prometheus::Counter*>> verdicts_;
 };
 
 }  // namespace qunzu::moderation

@@ -1,8 +1,10 @@
 #include "services/moderation/moderation_service.h"
 
 #include <string>
+#include <utility>
 
 #include "common/handler.h"
+#include "common/projection_keys.h"
 #include "services/moderation/rule_validation.h"
 
 namespace qunzu::moderation {
@@ -14,37 +16,63 @@ RequestContext ContextOf(const CallInfo& call, const char* method) {
   return RequestContext{call.caller, call.peer, std::string(kMethodPrefix) + method};
 }
 
-v1::ScreenVerdict ToProto(Verdict verdict) {
-  switch (verdict) {
-    case Verdict::kBlock:
-      return v1::SCREEN_VERDICT_BLOCK;
-    case Verdict::kHold:
-      return v1::SCREEN_VERDICT_HOLD;
-    case Verdict::kAllow:
-      break;
-  }
-  return v1::SCREEN_VERDICT_ALLOW;
-}
-
-void FillReason(const RuleSnapshot& snapshot, const RuleMatch& match, v1::ScreenReason* reason) {
-  const Rule& rule = snapshot.compiled->rules()[match.rule_index];
-  reason->set_code(v1::SCREEN_REASON_CODE_CONTENT_RULE);
-  reason->set_rule_id(rule.id);
-  reason->set_rule_set_id(snapshot.origin[match.rule_index].first);
-  reason->set_rule_set_version(snapshot.origin[match.rule_index].second);
-  reason->set_category(static_cast<v1::ContentCategory>(rule.category));
-  reason->set_action(rule.action == RuleAction::kHold ? v1::RULE_ACTION_HOLD
-                                                      : v1::RULE_ACTION_BLOCK);
-  reason->mutable_span()->set_start(match.original_begin);
-  reason->mutable_span()->set_end(match.original_end);
-}
-
 }  // namespace
 
-ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, prometheus::Registry& metrics,
-                                             const Clock& clock)
-    : store_(mysql, clock), engine_(store_), metrics_(metrics) {
+ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redis,
+                                             prometheus::Registry& metrics, const Clock& clock,
+                                             std::unique_ptr<ReviewQueue> review,
+                                             GroupRateLimits group_limits)
+    : clock_(clock),
+      store_(mysql, clock),
+      engine_(store_),
+      emergency_store_(mysql, clock,
+                       [&redis](uint64_t group_id) -> absl::StatusOr<bool> {
+                         absl::StatusOr<RedisReply> reply =
+                             redis.Command({"EXISTS", projection::GroupKey(group_id)});
+                         if (!reply.ok()) {
+                           return MakeError(absl::StatusCode::kUnavailable,
+                                            "PROJECTION_UNAVAILABLE",
+                                            "cannot tell whether the group exists");
+                         }
+                         return reply->integer() == 1;
+                       }),
+      emergency_(emergency_store_),
+      metrics_(metrics),
+      review_(std::move(review)),
+      screener_(
+          ScreenerDeps{redis, engine_, emergency_, *review_, &metrics_, clock, group_limits}) {
   engine_.Start(kRulePollInterval);
+  emergency_.Start(kRulePollInterval);
+}
+
+grpc::Status ModerationServiceImpl::ScreenMessage(grpc::ServerContext* context,
+                                                  const v1::ScreenMessageRequest* request,
+                                                  v1::ScreenMessageResponse* response) {
+  return Serve(context, [&](const CallInfo& call) -> absl::Status {
+    ASSIGN_OR_RETURN(*response, screener_.Screen(call.caller, *request));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ModerationServiceImpl::SetEmergencyMode(grpc::ServerContext* context,
+                                                     const v1::SetEmergencyModeRequest* request,
+                                                     v1::SetEmergencyModeResponse* response) {
+  return Serve(context, [&](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(ValidateSetEmergencyMode(*request, clock_.Now()));
+    ASSIGN_OR_RETURN(*response,
+                     emergency_store_.Set(ContextOf(call, "SetEmergencyMode"), *request));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ModerationServiceImpl::ListEmergencyModes(grpc::ServerContext* context,
+                                                       const v1::ListEmergencyModesRequest* request,
+                                                       v1::ListEmergencyModesResponse* response) {
+  return Serve(context, [&](const CallInfo&) -> absl::Status {
+    RETURN_IF_ERROR(ValidateListEmergencyModes(*request));
+    ASSIGN_OR_RETURN(*response, emergency_store_.List(*request));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ModerationServiceImpl::ScreenText(grpc::ServerContext* context,
@@ -59,7 +87,7 @@ grpc::Status ModerationServiceImpl::ScreenText(grpc::ServerContext* context,
         engine_.Screen(request->text(), "text", false, &normalized, &result, &snapshot));
     response->set_verdict(ToProto(result.verdict));
     for (const RuleMatch& match : result.matches) {
-      FillReason(*snapshot, match, response->add_reasons());
+      FillContentReason(*snapshot, match, response->add_reasons());
     }
     return absl::OkStatus();
   });
@@ -155,10 +183,32 @@ grpc::Status ModerationServiceImpl::TestRules(grpc::ServerContext* context,
   });
 }
 
-absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps& deps) {
-  return std::make_unique<ModerationServiceImpl>(deps.mysql, deps.metrics, SystemClock::Get());
+void AddModerationFlags(FlagSet& flags, ModerationFlags* out) {
+  flags.AddString({"group-messages-per-minute", "QUNZU_MODERATION_GROUP_MESSAGES_PER_MINUTE",
+                   "Messages per minute a group may carry, by scale tier (R7.4)."},
+                  &out->group_messages_per_minute, ModerationFlags().group_messages_per_minute);
 }
 
-const std::vector<Migration>& ModerationServiceMigrations() { return RuleSetMigrations(); }
+absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps& deps,
+                                                                     const ModerationFlags& flags) {
+  ASSIGN_OR_RETURN(GroupRateLimits limits, ParseGroupRateLimits(flags.group_messages_per_minute,
+                                                                "--group-messages-per-minute"));
+  if (deps.redis == nullptr) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "REDIS_REQUIRED",
+                     "moderation reads the hot path's projections from Redis");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ReviewQueue> review, MakeReviewQueue(deps, SystemClock::Get()));
+  return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, deps.metrics,
+                                                 SystemClock::Get(), std::move(review), limits);
+}
+
+const std::vector<Migration>& ModerationServiceMigrations() {
+  static const auto* migrations = [] {
+    auto* all = new std::vector<Migration>(RuleSetMigrations());
+    for (const Migration& m : EmergencyModeMigrations()) all->push_back(m);
+    return all;
+  }();
+  return *migrations;
+}
 
 }  // namespace qunzu::moderation

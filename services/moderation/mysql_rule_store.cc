@@ -12,6 +12,7 @@
 #include "common/audit_outbox.h"
 #include "common/idempotency.h"
 #include "common/status.h"
+#include "services/moderation/proto_time.h"
 
 namespace qunzu::moderation {
 namespace {
@@ -19,14 +20,6 @@ namespace {
 constexpr absl::Duration kAcquireTimeout = absl::Seconds(5);
 constexpr size_t kInsertBatch = 500;
 constexpr char kRuleColumns[] = "rule_id, kind, pattern, category, action, note";
-
-google::protobuf::Timestamp ProtoTime(absl::Time time) {
-  google::protobuf::Timestamp out;
-  const int64_t micros = absl::ToUnixMicros(time);
-  out.set_seconds(micros / 1000000);
-  out.set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-  return out;
-}
 
 v1::Rule ReadRule(const sql::ResultSet& row) {
   v1::Rule rule;
@@ -266,7 +259,7 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
               context.caller, context.peer, context.method,
               request.activate() ? "RULE_SET_VERSION_ACTIVATED" : "RULE_SET_VERSION_CREATED",
               request.request_id());
-          *event.mutable_time() = ProtoTime(now);
+          *event.mutable_time() = ToProtoTime(now);
           (*event.mutable_details())["rule_set_id"] = absl::StrCat(rule_set_id);
           (*event.mutable_details())["name"] = name;
           (*event.mutable_details())["version"] = absl::StrCat(version);
@@ -280,7 +273,7 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
           set->set_active_version(active);
           set->set_rule_count(rules.size());
           set->set_updated_by(context.caller.principal);
-          *set->mutable_updated_at() = ProtoTime(now);
+          *set->mutable_updated_at() = ToProtoTime(now);
           response.set_version(version);
           return response;
         });
@@ -316,7 +309,7 @@ absl::StatusOr<v1::ListRuleSetsResponse> MysqlRuleStore::List(
         set->set_rule_count(row.getUInt64(6));
         set->set_updated_by(row.getString(7));
         ASSIGN_OR_RETURN(absl::Time updated, ParseSqlDateTime(row.getString(8)));
-        *set->mutable_updated_at() = ProtoTime(updated);
+        *set->mutable_updated_at() = ToProtoTime(updated);
         return absl::OkStatus();
       }));
   return response;

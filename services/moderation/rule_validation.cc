@@ -48,14 +48,14 @@ absl::Status ValidateRule(const v1::Rule& rule, int index) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
 absl::Status ValidatePage(const qunzu::common::v1::PageRequest& page) {
   if (page.page_size() < 0 || page.page_size() > 1000) {
     return InvalidField("page.page_size", "must be 0..1000");
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status ValidateText(absl::string_view field, absl::string_view text, size_t max_chars,
                           bool required) {

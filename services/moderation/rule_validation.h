@@ -19,6 +19,9 @@ inline constexpr int kMaxRulesPerCall = 50000;
 absl::Status ValidateText(absl::string_view field, absl::string_view text, size_t max_chars,
                           bool required = true);
 
+// INVALID_FIELD page.page_size unless 0..1000.
+absl::Status ValidatePage(const qunzu::common::v1::PageRequest& page);
+
 absl::Status ValidateUpsertRuleSet(const v1::UpsertRuleSetRequest& request);
 absl::Status ValidateListRuleSets(const v1::ListRuleSetsRequest& request);
 absl::Status ValidateTestRules(const v1::TestRulesRequest& request);

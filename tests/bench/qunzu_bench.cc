@@ -30,7 +30,6 @@ using testing::v1::EchoRequest;
 using testing::v1::EchoResponse;
 using testing::v1::TestService;
 
-constexpr char kToken[] = "bench-platform-token";
 constexpr int kThreads = 4;
 const absl::Duration kDuration = absl::Seconds(5);
 
@@ -42,31 +41,6 @@ class BareEcho final : public TestService::Service {
     return grpc::Status::OK;
   }
 };
-
-// What a Qunzu handler does around its logic.
-class QunzuEcho final : public TestService::Service {
-  grpc::Status PlatformEcho(grpc::ServerContext* context, const EchoRequest* request,
-                            EchoResponse* response) override {
-    absl::StatusOr<Caller> caller = CallerOf(context);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    response->set_text(request->text());
-    response->set_principal(caller->principal);
-    return ToGrpcStatus(absl::OkStatus());
-  }
-};
-
-std::function<bool()> EchoCall(int port) {
-  auto stub = std::shared_ptr<TestService::Stub>(TestService::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials())));
-  return [stub] {
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", std::string("Bearer ") + kToken);
-    EchoRequest request;
-    request.set_text("你好, qunzu");
-    EchoResponse response;
-    return stub->PlatformEcho(&context, request, &response).ok();
-  };
-}
 
 }  // namespace
 
@@ -82,15 +56,15 @@ int RunRpcBench() {
   auto* credential = config.add_credentials();
   credential->set_principal("bench");
   credential->set_role(common::v1::ROLE_PLATFORM);
-  credential->set_token_sha256(TokenDigest(kToken));
+  credential->set_token_sha256(TokenDigest(kBenchToken));
   prometheus::Registry registry;
   GrpcServer::Options options;
   options.address = "127.0.0.1:0";
   options.authorizer = std::make_shared<const Authorizer>(
       *Authorizer::Create(config, {"qunzu.testing.v1.TestService"}));
   options.registry = &registry;
-  QunzuEcho ours;
-  auto server = GrpcServer::Start(options, {&ours}, {"qunzu.testing.v1.TestService"});
+  std::unique_ptr<grpc::Service> ours = MakeQunzuEcho();
+  auto server = GrpcServer::Start(options, {ours.get()}, {"qunzu.testing.v1.TestService"});
   if (!server.ok() || bare_server == nullptr) {
     std::fprintf(stderr, "cannot start the servers\n");
     return 1;
@@ -132,9 +106,10 @@ int main() {
   int audit = wanted("audit") ? qunzu::bench::RunAuditBench() : 0;
   int moderation = wanted("moderation") ? qunzu::bench::RunModerationBench() : 0;
   int groups = wanted("groups") ? qunzu::bench::RunGroupsBench() : 0;
-  return rpc != 0          ? rpc
-         : outbox != 0     ? outbox
-         : audit != 0      ? audit
-         : moderation != 0 ? moderation
-                           : groups;
+  int screen = wanted("screen") ? qunzu::bench::RunScreenBench() : 0;
+  int compile = wanted("rule-compile") ? qunzu::bench::RunRuleCompileBench() : 0;
+  for (int code : {rpc, outbox, audit, moderation, groups, screen, compile}) {
+    if (code != 0) return code;
+  }
+  return 0;
 }

@@ -1,5 +1,7 @@
 #include "tests/bench/rpc_bench.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -9,6 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/auth_interceptor.h"
+#include "common/status.h"
+#include "qunzu/testing/v1/testing.grpc.pb.h"
 
 namespace qunzu::bench {
 namespace {
@@ -28,7 +33,82 @@ double Percentile(std::vector<double>& sorted, double p) {
   return sorted[index];
 }
 
+LoadResult Summarise(const std::string& name, std::vector<std::vector<double>>& latencies,
+                     long errors, double elapsed, double cpu) {
+  std::vector<double> all;
+  for (auto& per_thread : latencies) all.insert(all.end(), per_thread.begin(), per_thread.end());
+  std::sort(all.begin(), all.end());
+  LoadResult result;
+  result.name = name;
+  result.calls = static_cast<long>(all.size());
+  result.errors = errors;
+  result.qps = static_cast<double>(all.size()) / elapsed;
+  result.p50_us = Percentile(all, 0.50);
+  result.p99_us = Percentile(all, 0.99);
+  result.p999_us = Percentile(all, 0.999);
+  result.client_cpu_ms_per_kcall = all.empty() ? 0 : cpu * 1e6 / static_cast<double>(all.size());
+  return result;
+}
+
+class QunzuEcho final : public testing::v1::TestService::Service {
+  grpc::Status PlatformEcho(grpc::ServerContext* context, const testing::v1::EchoRequest* request,
+                            testing::v1::EchoResponse* response) override {
+    absl::StatusOr<Caller> caller = CallerOf(context);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    response->set_text(request->text());
+    response->set_principal(caller->principal);
+    return ToGrpcStatus(absl::OkStatus());
+  }
+};
+
 }  // namespace
+
+std::unique_ptr<grpc::Service> MakeQunzuEcho() { return std::make_unique<QunzuEcho>(); }
+
+std::function<bool()> EchoCall(int port) {
+  auto stub = std::shared_ptr<testing::v1::TestService::Stub>(
+      testing::v1::TestService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                            grpc::InsecureChannelCredentials())));
+  return [stub] {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kBenchToken);
+    testing::v1::EchoRequest request;
+    request.set_text("你好, qunzu");
+    testing::v1::EchoResponse response;
+    return stub->PlatformEcho(&context, request, &response).ok();
+  };
+}
+
+LoadResult RunRate(const std::string& name, int threads, double rate, absl::Duration duration,
+                   const std::function<bool()>& call) {
+  for (int i = 0; i < 200; ++i) call();  // warm-up: connections, caches
+  using Steady = std::chrono::steady_clock;
+  const auto interval = std::chrono::duration_cast<Steady::duration>(
+      std::chrono::duration<double>(static_cast<double>(threads) / rate));
+  std::atomic<long> errors{0};
+  std::vector<std::vector<double>> latencies(threads);
+  std::vector<std::thread> workers;
+  workers.reserve(threads);
+  const double cpu_before = CpuSeconds();
+  const auto start = Steady::now();
+  const auto end = start + absl::ToChronoNanoseconds(duration);
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      auto due = start + interval * t / threads;
+      while (due < end) {
+        std::this_thread::sleep_until(due);
+        bool ok = call();
+        latencies[t].push_back(
+            std::chrono::duration<double, std::micro>(Steady::now() - due).count());
+        if (!ok) errors.fetch_add(1, std::memory_order_relaxed);
+        due += interval;
+      }
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  const double elapsed = std::chrono::duration<double>(Steady::now() - start).count();
+  return Summarise(name, latencies, errors.load(), elapsed, CpuSeconds() - cpu_before);
+}
 
 LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration,
                    const std::function<bool()>& call) {
@@ -59,21 +139,7 @@ LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration
   for (auto& worker : workers) worker.join();
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double cpu = CpuSeconds() - cpu_before;
-
-  std::vector<double> all;
-  for (auto& per_thread : latencies) all.insert(all.end(), per_thread.begin(), per_thread.end());
-  std::sort(all.begin(), all.end());
-  LoadResult result;
-  result.name = name;
-  result.calls = static_cast<long>(all.size());
-  result.errors = errors.load();
-  result.qps = static_cast<double>(all.size()) / elapsed;
-  result.p50_us = Percentile(all, 0.50);
-  result.p99_us = Percentile(all, 0.99);
-  result.p999_us = Percentile(all, 0.999);
-  result.client_cpu_ms_per_kcall = all.empty() ? 0 : cpu * 1e6 / static_cast<double>(all.size());
-  return result;
+  return Summarise(name, latencies, errors.load(), elapsed, CpuSeconds() - cpu_before);
 }
 
 std::string FormatRow(const LoadResult& r) {

@@ -22,6 +22,13 @@ int RunModerationBench();
 // JoinGroup with both caps, idempotency and audit, 32 threads, against the
 // bare member INSERT on the same MariaDB (groups_bench.cc).
 int RunGroupsBench();
+// ScreenMessage through the moderation service on our server stack, at
+// saturation and at 10,000 calls/s, against the empty RPC on the same stack
+// (screen_bench.cc).
+int RunScreenBench();
+// Compile time and memory of 100k and 1M term rule sets against raw
+// Vectorscan on the same terms (screen_bench.cc).
+int RunRuleCompileBench();
 
 }  // namespace qunzu::bench
 

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
 
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 #include "common/projection_keys.h"
 #include "common/status.h"
 #include "services/identity/logic_util.h"
@@ -167,6 +171,43 @@ TEST_F(IdentityAgreementLogicTest, ProjectionsWrittenOnChangeAndRebuiltAtStart) 
   EXPECT_EQ(Projection(other)["verified"], "0");
   (void)redis_->Command(
       {"DEL", projection::AccountIdentityKey(account), projection::AccountIdentityKey(other)});
+}
+
+// The hot path compares a sender's accepted versions with the platform's
+// (R5.4): identity publishes them on PublishAgreement, with the next version
+// and its effective time, and again at start. Other tests sharing this
+// Redis may publish too, so each read follows its write directly.
+TEST_F(IdentityAgreementLogicTest, PlatformAgreementVersionsArePublished) {
+  UseRedis();
+  auto platform = [&] {
+    auto reply = redis_->Command({"HGETALL", projection::PlatformAgreementKey()});
+    EXPECT_TRUE(reply.ok());
+    std::map<std::string, std::string> fields;
+    const auto& e = reply->elements();
+    for (size_t i = 0; i + 1 < e.size(); i += 2) fields[e[i].str()] = e[i + 1].str();
+    return fields;
+  };
+  ASSERT_TRUE(Publish(v1::AGREEMENT_KIND_SERVICE_AGREEMENT, "v1").ok());
+  auto fields = platform();
+  EXPECT_EQ(fields["agreement_version"], "1");
+  EXPECT_EQ(fields["convention_version"], "");
+  EXPECT_EQ(fields["next_agreement_version"], "");
+
+  ASSERT_TRUE(Publish(v1::AGREEMENT_KIND_SERVICE_AGREEMENT, "v2", absl::Hours(24)).ok());
+  fields = platform();
+  EXPECT_EQ(fields["agreement_version"], "1");
+  EXPECT_EQ(fields["next_agreement_version"], "2");
+  EXPECT_EQ(fields["next_agreement_effective_at"],
+            absl::StrCat(absl::ToUnixSeconds(clock_.Now() + absl::Hours(24))));
+
+  ASSERT_TRUE(Publish(v1::AGREEMENT_KIND_PLATFORM_CONVENTION, "c1").ok());
+  clock_.Advance(absl::Hours(25));
+  ASSERT_TRUE(redis_->Command({"DEL", projection::PlatformAgreementKey()}).ok());
+  ASSERT_TRUE(logic_->RebuildProjections().ok());
+  fields = platform();
+  EXPECT_EQ(fields["agreement_version"], "2");
+  EXPECT_EQ(fields["next_agreement_version"], "");
+  EXPECT_EQ(fields["convention_version"], "1");
 }
 
 }  // namespace

@@ -14,29 +14,17 @@
 #include "common/status.h"
 #include "services/moderation/rule_engine.h"
 #include "services/moderation/rule_validation.h"
+#include "tests/moderation/moderation_schema.h"
 #include "tests/test_support.h"
 
 namespace qunzu::moderation {
 namespace {
 
-class ModerationRuleStoreTest : public ::testing::Test {
+class ModerationRuleStoreTest : public ModerationSchemaTest {
  protected:
   void SetUp() override {
-    auto options = ParseMysqlDsn(testing::MysqlDsnOrDie());
-    ASSERT_TRUE(options.ok()) << options.status();
-    schema_ = testing::UniqueName("moderation");
-    auto pool = MysqlPool::Create(*options, schema_, 8);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
-    ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", RuleSetMigrations()).ok());
+    CreateSchema(RuleSetMigrations());
     store_ = std::make_unique<MysqlRuleStore>(*pool_, SystemClock::Get());
-  }
-  void TearDown() override {
-    if (!pool_) return;
-    auto lease = pool_->Acquire(absl::Seconds(5));
-    ASSERT_TRUE(lease.ok());
-    EXPECT_TRUE(Execute(**lease, "DROP DATABASE `" + schema_ + "`").ok());
   }
   static RequestContext Operator() {
     return RequestContext{Caller{"ops", common::v1::ROLE_OPERATOR, ""}, "ipv4:127.0.0.1:1",
@@ -55,15 +43,6 @@ class ModerationRuleStoreTest : public ::testing::Test {
     RETURN_IF_ERROR(ValidateUpsertRuleSet(request));
     return store_->Upsert(Operator(), request);
   }
-  int64_t Count(const std::string& sql) {
-    auto lease = pool_->Acquire(absl::Seconds(5));
-    int64_t n = -1;
-    EXPECT_TRUE(Query(**lease, sql, {}, [&](const sql::ResultSet& row) {
-                  n = row.getInt64(1);
-                  return absl::OkStatus();
-                }).ok());
-    return n;
-  }
   Verdict Screen(const RuleEngine& engine, absl::string_view text) {
     NormalizedText normalized;
     ScanResult result;
@@ -72,8 +51,6 @@ class ModerationRuleStoreTest : public ::testing::Test {
     return result.verdict;
   }
 
-  std::string schema_;
-  std::unique_ptr<MysqlPool> pool_;
   std::unique_ptr<MysqlRuleStore> store_;
 };
 

@@ -1,0 +1,68 @@
+// The idempotency records of ScreenMessage (projection::ScreenRequestKey):
+// the hot path's pipeline claims a request id with a short-lived "pending"
+// (SET NX GET, no extra round trip), and the verdict is recorded here after
+// the decision, asynchronously, in batched pipelines, so a first call costs
+// one Redis round trip. A retry that arrives before its verdict is recorded
+// sees "pending" and is told to retry (UNAVAILABLE SCREEN_IN_PROGRESS); a
+// verdict that is never recorded (a crash) frees the id after the pending
+// TTL. Why Redis and not MySQL's idempotency table: the screen must not put
+// a MySQL write on every message, and a verdict a retry can no longer find
+// after the record's TTL is screened afresh, which is safe (the review queue
+// is itself idempotent by request id).
+#ifndef QUNZU_SERVICES_MODERATION_SCREEN_RECORDS_H_
+#define QUNZU_SERVICES_MODERATION_SCREEN_RECORDS_H_
+
+#include <deque>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/redis.h"
+#include "qunzu/moderation/v1/moderation.pb.h"
+
+namespace qunzu::moderation {
+
+// How long a recorded verdict answers retries.
+inline constexpr absl::Duration kScreenRecordTtl = absl::Minutes(15);
+
+class ScreenRecordWriter {
+ public:
+  explicit ScreenRecordWriter(RedisClient& redis);
+  // Writes what is queued, then stops.
+  ~ScreenRecordWriter();
+  ScreenRecordWriter(const ScreenRecordWriter&) = delete;
+  ScreenRecordWriter& operator=(const ScreenRecordWriter&) = delete;
+
+  // Queues the record of a first verdict.
+  void Record(std::string key, const std::string& fingerprint,
+              const v1::ScreenMessageResponse& response);
+
+  // Blocks until everything queued before the call is written (tests).
+  void Flush();
+
+ private:
+  void Run();
+
+  RedisClient& redis_;
+  absl::Mutex mu_;
+  absl::CondVar changed_;
+  std::deque<std::pair<std::string, std::string>> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// What an earlier record answers a retry with: its response when the
+// fingerprint matches; UNAVAILABLE SCREEN_IN_PROGRESS while "pending";
+// ALREADY_EXISTS REQUEST_ID_REUSED for another request under the same id.
+absl::StatusOr<v1::ScreenMessageResponse> ReplayScreenRecord(const std::string& record,
+                                                             const std::string& fingerprint);
+
+}  // namespace qunzu::moderation
+
+#endif  // QUNZU_SERVICES_MODERATION_SCREEN_RECORDS_H_

@@ -1,0 +1,65 @@
+#include "tests/bench/jieba_words.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+namespace qunzu::bench {
+
+std::string JiebaDictPath() {
+  const char* env = std::getenv("QUNZU_JIEBA_DICT");
+  return env != nullptr ? env : kDefaultJiebaDict;
+}
+
+std::vector<std::string> LoadJiebaWords(const std::string& path) {
+  std::vector<std::string> words;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t space = line.find(' ');
+    if (space != std::string::npos && space > 0) words.push_back(line.substr(0, space));
+  }
+  return words;
+}
+
+std::vector<std::string> MakeJiebaMessages(const std::vector<std::string>& words, size_t count) {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<size_t> pick(0, words.size() - 1);
+  std::uniform_int_distribution<int> length(8, 30);
+  std::vector<std::string> messages;
+  messages.reserve(count);
+  for (size_t m = 0; m < count; ++m) {
+    std::string text;
+    const int n = length(rng);
+    for (int w = 0; w < n; ++w) {
+      text += words[pick(rng)];
+      if (w % 7 == 6) text += "，";
+    }
+    text += "。";
+    messages.push_back(std::move(text));
+  }
+  return messages;
+}
+
+hs_database_t* CompileRawLiterals(const std::vector<std::string>& terms) {
+  std::vector<const char*> patterns;
+  std::vector<size_t> lengths;
+  std::vector<unsigned> flags(terms.size(), 0);
+  std::vector<unsigned> ids;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    patterns.push_back(terms[i].data());
+    lengths.push_back(terms[i].size());
+    ids.push_back(static_cast<unsigned>(i));
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* error = nullptr;
+  if (hs_compile_lit_multi(patterns.data(), flags.data(), ids.data(), lengths.data(),
+                           static_cast<unsigned>(terms.size()), HS_MODE_BLOCK, nullptr, &db,
+                           &error) != HS_SUCCESS) {
+    hs_free_compile_error(error);
+    return nullptr;
+  }
+  return db;
+}
+
+}  // namespace qunzu::bench

@@ -1,0 +1,384 @@
+// screen: ScreenMessage through the moderation service on our gRPC server
+// stack (auth and metrics interceptors, real MariaDB for rules and
+// emergency modes, real Redis for the hot path's one pipeline, 10k jieba
+// terms) against the empty RPC on the same server, at saturation and at a
+// fixed 10,000 calls/s.
+//
+// rule-compile: compile time and memory of 100k and 1M term rule sets
+// against raw Vectorscan (hs_compile_lit_multi) on the same terms.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <hs.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/auth.h"
+#include "common/migrations.h"
+#include "common/mysql.h"
+#include "common/projection_keys.h"
+#include "common/redis.h"
+#include "common/server.h"
+#include "common/status.h"
+#include "qunzu/moderation/v1/moderation.grpc.pb.h"
+#include "services/moderation/hot_path_checks.h"
+#include "services/moderation/matcher.h"
+#include "services/moderation/moderation_service.h"
+#include "services/moderation/normalizer.h"
+#include "tests/bench/jieba_words.h"
+#include "tests/bench/rpc_bench.h"
+#include "tests/bench/scenarios.h"
+
+namespace qunzu::bench {
+namespace {
+
+namespace v1 = moderation::v1;
+using Steady = std::chrono::steady_clock;
+
+constexpr int kSaturationThreads = 8;
+constexpr int kRateThreads = 32;
+constexpr double kRate = 10000;
+constexpr size_t kTerms = 10000;
+constexpr uint64_t kSenders = 1000;
+constexpr uint64_t kGroups = 100;
+constexpr uint64_t kFirstAccount = 7000000001;
+constexpr uint64_t kFirstGroup = 8000000001;
+const absl::Duration kDuration = absl::Seconds(5);
+
+// Terms of two CJK characters or more, spread over the dictionary.
+std::vector<std::string> Terms(const std::vector<std::string>& words, size_t count) {
+  std::vector<std::string> terms;
+  const size_t stride = std::max<size_t>(1, words.size() / count);
+  for (size_t i = 0; i < words.size() && terms.size() < count; i += stride) {
+    if (words[i].size() >= 6) terms.push_back(words[i]);
+  }
+  return terms;
+}
+
+// The senders, their groups and the platform agreement as identity, credit
+// and groups would project them, with limits no benchmark reaches.
+absl::Status WriteProjections(RedisClient& redis) {
+  std::vector<RedisCommand> commands = {
+      {"HSETNX", projection::PlatformAgreementKey(), "agreement_version", ""}};
+  for (uint64_t g = 0; g < kGroups; ++g) {
+    commands.push_back({"HSET", projection::GroupKey(kFirstGroup + g), "state",
+                        "GROUP_STATE_ACTIVE", "posting_suspended_until", "0", "category",
+                        "GROUP_CATEGORY_HOBBY", "tier", "SCALE_TIER_HUGE"});
+  }
+  for (uint64_t s = 0; s < kSenders; ++s) {
+    const uint64_t account = kFirstAccount + s;
+    commands.push_back({"HSET", projection::AccountIdentityKey(account), "verified", "1",
+                        "agreement_version", "999999", "convention_version", "999999"});
+    commands.push_back(
+        {"HSET", projection::AccountCreditKey(account), "messages_per_minute", "1000000"});
+    commands.push_back({"HSET", projection::GroupMembersKey(kFirstGroup + s % kGroups),
+                        absl::StrCat(account), "MEMBER_ROLE_MEMBER"});
+  }
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, redis.Pipeline(commands));
+  for (const RedisReply& reply : replies) RETURN_IF_ERROR(reply.ErrorStatus());
+  return absl::OkStatus();
+}
+
+absl::Status UpsertTerms(MysqlPool& pool, const std::vector<std::string>& terms) {
+  v1::UpsertRuleSetRequest request;
+  request.set_request_id(absl::StrCat("bench-", getpid()));
+  request.set_name("bench-screen");
+  request.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  request.set_activate(true);
+  for (const std::string& term : terms) {
+    v1::Rule* rule = request.add_rules();
+    rule->set_kind(v1::RULE_KIND_LITERAL);
+    rule->set_pattern(term);
+    rule->set_category(v1::CONTENT_CATEGORY_GAMBLING);
+    rule->set_action(v1::RULE_ACTION_BLOCK);
+  }
+  moderation::MysqlRuleStore store(pool, SystemClock::Get());
+  return store
+      .Upsert(moderation::RequestContext{Caller{"bench", common::v1::ROLE_OPERATOR, ""}, "",
+                                         "/qunzu.moderation.v1.ModerationService/UpsertRuleSet"},
+              request)
+      .status();
+}
+
+std::shared_ptr<v1::ModerationService::Stub> Stub(int port) {
+  return std::shared_ptr<v1::ModerationService::Stub>(
+      v1::ModerationService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                         grpc::InsecureChannelCredentials())));
+}
+
+// Waits until the service's rules include `term` (the background compile).
+bool WaitForRules(int port, const std::string& term) {
+  auto stub = Stub(port);
+  const auto deadline = Steady::now() + std::chrono::seconds(120);
+  while (Steady::now() < deadline) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kBenchToken);
+    v1::ScreenTextRequest request;
+    request.set_purpose(v1::TEXT_PURPOSE_OTHER);
+    request.set_text(term);
+    v1::ScreenTextResponse response;
+    if (stub->ScreenText(&context, request, &response).ok() &&
+        response.verdict() == v1::SCREEN_VERDICT_BLOCK) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// ScreenMessage with a fresh request id, a sender of the group it posts in
+// and a jieba message, all chosen round robin.
+std::function<bool()> ScreenCall(int port, const std::vector<std::string>& messages) {
+  auto stub = Stub(port);
+  auto counter = std::make_shared<std::atomic<uint64_t>>(0);
+  const std::string prefix =
+      absl::StrCat("b", getpid(), "-", Steady::now().time_since_epoch().count(), "-");
+  return [stub, counter, prefix, &messages] {
+    const uint64_t n = counter->fetch_add(1, std::memory_order_relaxed);
+    const uint64_t sender = n % kSenders;
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kBenchToken);
+    v1::ScreenMessageRequest request;
+    request.set_request_id(absl::StrCat(prefix, n));
+    request.set_actor_account_id(kFirstAccount + sender);
+    request.set_group_id(kFirstGroup + sender % kGroups);
+    request.set_message_id(absl::StrCat("m", n));
+    request.set_text(messages[n % messages.size()]);
+    v1::ScreenMessageResponse response;
+    return stub->ScreenMessage(&context, request, &response).ok();
+  };
+}
+
+void PrintHeader(const char* what) {
+  std::printf("\n%s\n\n", what);
+  std::printf(
+      "| run | QPS | p50 µs | p99 µs | p99.9 µs | CPU ms per 1k calls (client and server, one "
+      "process) | errors |\n|---|---|---|---|---|---|---|\n");
+}
+
+int64_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0;
+  int64_t resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+double Mib(int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+double SecondsSince(Steady::time_point start) {
+  return std::chrono::duration<double>(Steady::now() - start).count();
+}
+
+// Where one call's time goes, one thread, no gRPC: the hot path's Redis
+// pipeline (steps 1-6 read, claim, counts) and the content screen (step 7).
+void PrintBreakdown(MysqlPool& pool, RedisClient& redis, const std::vector<std::string>& messages) {
+  constexpr int kCalls = 5000;
+  moderation::MysqlRuleStore store(pool, SystemClock::Get());
+  moderation::RuleEngine engine(store);
+  if (!engine.Refresh().ok()) return;
+  auto start = Steady::now();
+  for (int n = 0; n < kCalls; ++n) {
+    const uint64_t sender = kFirstAccount + n % kSenders;
+    (void)moderation::ReadHotPathView(
+        redis, moderation::HotPathKeys{sender, kFirstGroup + n % kGroups,
+                                       projection::ScreenRequestKey(sender, "breakdown",
+                                                                    absl::StrCat(getpid(), "-", n)),
+                                       absl::Now()});
+  }
+  const double pipeline_us = SecondsSince(start) * 1e6 / kCalls;
+  moderation::NormalizedText normalized;
+  moderation::ScanResult result;
+  std::shared_ptr<const moderation::RuleSnapshot> snapshot;
+  start = Steady::now();
+  for (int n = 0; n < kCalls; ++n) {
+    (void)engine.Screen(messages[n % messages.size()], "text", false, &normalized, &result,
+                        &snapshot);
+  }
+  const double content_us = SecondsSince(start) * 1e6 / kCalls;
+  std::printf(
+      "\none thread, no gRPC: the hot path's Redis pipeline %.0f µs per call (wall), the content "
+      "screen %.1f µs per call\n",
+      pipeline_us, content_us);
+}
+
+}  // namespace
+
+int RunScreenBench() {
+  const char* dsn = std::getenv("QUNZU_MYSQL_DSN");
+  const char* redis_addr = std::getenv("QUNZU_REDIS_ADDR");
+  if (dsn == nullptr || redis_addr == nullptr) {
+    std::fprintf(stderr, "screen bench: QUNZU_MYSQL_DSN / QUNZU_REDIS_ADDR not set\n");
+    return 1;
+  }
+  const std::vector<std::string> words = LoadJiebaWords(JiebaDictPath());
+  if (words.size() < 100000) {
+    std::printf("screen: skipped, no jieba dictionary at %s (apt-get install python3-jieba)\n",
+                JiebaDictPath().c_str());
+    return 0;
+  }
+  const std::vector<std::string> terms = Terms(words, kTerms);
+  const std::vector<std::string> messages = MakeJiebaMessages(words, 20000);
+  absl::StatusOr<MysqlOptions> options = ParseMysqlDsn(dsn);
+  if (!options.ok()) return 1;
+  const std::string schema = absl::StrCat("qunzu_bench_screen_", getpid());
+  auto pool = MysqlPool::Create(*options, schema, 8);
+  RedisOptions redis_options;
+  redis_options.address = redis_addr;
+  redis_options.pool_size = kRateThreads;
+  auto redis = RedisClient::Create(redis_options);
+  if (!pool.ok() || !redis.ok()) return 1;
+  absl::Status ready = ApplyMigrations(**pool, kCommonComponent, CommonMigrations());
+  if (ready.ok()) {
+    ready = ApplyMigrations(**pool, "moderation", moderation::ModerationServiceMigrations());
+  }
+  if (ready.ok()) ready = UpsertTerms(**pool, terms);
+  if (ready.ok()) ready = WriteProjections(**redis);
+  prometheus::Registry registry;
+  ServiceDeps deps{**pool, redis->get(), registry, nullptr, ""};
+  absl::StatusOr<std::unique_ptr<moderation::ReviewQueue>> review =
+      moderation::MakeReviewQueue(deps, SystemClock::Get());
+  if (!ready.ok() || !review.ok()) {
+    std::fprintf(stderr, "screen bench: %s\n", ready.ToString().c_str());
+    return 1;
+  }
+  moderation::GroupRateLimits limits;
+  limits.per_minute.fill(100000000);
+  moderation::ModerationServiceImpl service(**pool, **redis, registry, SystemClock::Get(),
+                                            *std::move(review), limits);
+  std::unique_ptr<grpc::Service> echo = MakeQunzuEcho();
+
+  common::v1::AuthConfig config;
+  auto* credential = config.add_credentials();
+  credential->set_principal("bench");
+  credential->set_role(common::v1::ROLE_PLATFORM);
+  credential->set_token_sha256(TokenDigest(kBenchToken));
+  const std::vector<std::string> names = {"qunzu.testing.v1.TestService",
+                                          "qunzu.moderation.v1.ModerationService"};
+  GrpcServer::Options server_options;
+  server_options.address = "127.0.0.1:0";
+  server_options.authorizer =
+      std::make_shared<const Authorizer>(*Authorizer::Create(config, names));
+  server_options.registry = &registry;
+  auto server = GrpcServer::Start(server_options, {echo.get(), &service}, names);
+  if (!server.ok() || !WaitForRules((*server)->port(), terms.front())) {
+    std::fprintf(stderr, "screen bench: the server or its rules did not come up\n");
+    return 1;
+  }
+  const int port = (*server)->port();
+  PrintBreakdown(**pool, **redis, messages);
+
+  PrintHeader(absl::StrCat("### screen: ScreenMessage against the empty RPC, same server, ",
+                           kSaturationThreads, " closed-loop client threads, ",
+                           absl::FormatDuration(kDuration), " per run, ", terms.size(),
+                           " jieba terms")
+                  .c_str());
+  double echo_qps = 0;
+  double screen_qps = 0;
+  for (int round = 0; round < 2; ++round) {
+    LoadResult e = RunLoad("empty RPC (baseline)", kSaturationThreads, kDuration, EchoCall(port));
+    LoadResult s =
+        RunLoad("ScreenMessage", kSaturationThreads, kDuration, ScreenCall(port, messages));
+    std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
+    echo_qps += e.qps;
+    screen_qps += s.qps;
+  }
+  std::printf("\nratio ScreenMessage/empty RPC at saturation: QPS %.2f (goal >= 0.7)\n",
+              screen_qps / echo_qps);
+
+  PrintHeader(absl::StrCat("### screen: at a fixed ", kRate, " calls/s (", kRateThreads,
+                           " client threads on schedules, latency from the due time)")
+                  .c_str());
+  LoadResult e = RunRate("empty RPC (baseline)", kRateThreads, kRate, kDuration, EchoCall(port));
+  LoadResult s =
+      RunRate("ScreenMessage", kRateThreads, kRate, kDuration, ScreenCall(port, messages));
+  std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
+  std::printf("\nScreenMessage p99 at %.0f/s: %.0f µs (goal <= 2000), %.2f of the rate held\n",
+              kRate, s.p99_us, s.qps / kRate);
+
+  (*server)->Shutdown(absl::Seconds(1));
+  if (auto lease = (*pool)->Acquire(absl::Seconds(5)); lease.ok()) {
+    (void)Execute(**lease, "DROP DATABASE `" + schema + "`");
+  }
+  return 0;
+}
+
+int RunRuleCompileBench() {
+  const std::vector<std::string> words = LoadJiebaWords(JiebaDictPath());
+  if (words.size() < 100000) {
+    std::printf("rule-compile: skipped, no jieba dictionary at %s\n", JiebaDictPath().c_str());
+    return 0;
+  }
+  (void)moderation::Normalizer::Get();
+  // 1M distinct terms: every dictionary word of two characters or more,
+  // then pairs of words ("word1word2") until the count is reached.
+  std::vector<std::string> all;
+  std::unordered_set<std::string> seen;
+  for (const std::string& w : words) {
+    if (w.size() >= 6 && seen.insert(w).second) all.push_back(w);
+  }
+  for (size_t i = 0; all.size() < 1000000; ++i) {
+    // Round r = i / n pairs each word a with the word r + 1 places on.
+    const size_t a = i % words.size();
+    std::string pair = words[a] + words[(a + 1 + i / words.size()) % words.size()];
+    if (seen.insert(pair).second) all.push_back(std::move(pair));
+  }
+  seen.clear();
+  std::printf("\n### rule-compile: compile time and memory, jieba terms\n\n");
+  std::printf(
+      "| terms | ours: compile s | ours: RSS growth MiB | raw Vectorscan: compile s | raw: RSS "
+      "growth MiB | raw db MiB | time ratio |\n|---|---|---|---|---|---|---|\n");
+  for (size_t count : {size_t{100000}, size_t{1000000}}) {
+    const size_t stride = all.size() / count;
+    std::vector<std::string> terms;
+    for (size_t i = 0; i < all.size() && terms.size() < count; i += std::max<size_t>(1, stride)) {
+      terms.push_back(all[i]);
+    }
+    malloc_trim(0);
+    int64_t before = RssBytes();
+    auto start = Steady::now();
+    hs_database_t* raw_db = CompileRawLiterals(terms);
+    if (raw_db == nullptr) return 1;
+    const double raw_seconds = SecondsSince(start);
+    const int64_t raw_rss = RssBytes() - before;
+    size_t raw_db_bytes = 0;
+    hs_database_size(raw_db, &raw_db_bytes);
+    hs_free_database(raw_db);
+    malloc_trim(0);
+
+    std::vector<moderation::Rule> rules;
+    rules.reserve(terms.size());
+    for (size_t i = 0; i < terms.size(); ++i) {
+      rules.push_back(moderation::Rule{i + 1, moderation::RuleKind::kLiteral, terms[i], 2,
+                                       moderation::RuleAction::kBlock});
+    }
+    before = RssBytes();
+    start = Steady::now();
+    auto compiled = moderation::CompiledRules::Compile(std::move(rules));
+    const double ours_seconds = SecondsSince(start);
+    const int64_t ours_rss = RssBytes() - before;
+    if (!compiled.ok()) {
+      std::fprintf(stderr, "compile failed: %s\n", compiled.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("| %zu | %.2f | %.0f | %.2f | %.0f | %.1f | %.2f |\n", terms.size(), ours_seconds,
+                Mib(ours_rss), raw_seconds, Mib(raw_rss), Mib(static_cast<int64_t>(raw_db_bytes)),
+                ours_seconds / raw_seconds);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace qunzu::bench
