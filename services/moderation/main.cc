@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   definition.default_metrics_port = 9104;
   definition.uses_redis = true;
   definition.migrations = qunzu::moderation::ModerationServiceMigrations();
+  definition.add_flags = qunzu::moderation::AddCaseFlags;
   definition.make_service = qunzu::moderation::MakeModerationService;
   return qunzu::RunService(argc, argv, definition);
 }

@@ -156,9 +156,20 @@ grpc::Status ModerationServiceImpl::TestRules(grpc::ServerContext* context,
 }
 
 absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps& deps) {
-  return std::make_unique<ModerationServiceImpl>(deps.mysql, deps.metrics, SystemClock::Get());
+  auto service =
+      std::make_unique<ModerationServiceImpl>(deps.mysql, deps.metrics, SystemClock::Get());
+  ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, ConfiguredCaseFlags()));
+  service->AttachCases(std::move(cases));
+  return service;
 }
 
-const std::vector<Migration>& ModerationServiceMigrations() { return RuleSetMigrations(); }
+const std::vector<Migration>& ModerationServiceMigrations() {
+  static const auto* migrations = [] {
+    auto* all = new std::vector<Migration>(RuleSetMigrations());
+    all->insert(all->end(), CaseMigrations().begin(), CaseMigrations().end());
+    return all;
+  }();
+  return *migrations;
+}
 
 }  // namespace qunzu::moderation

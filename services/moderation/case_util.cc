@@ -1,0 +1,87 @@
+#include "services/moderation/case_util.h"
+
+#include <cppconn/resultset.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/audit_outbox.h"
+#include "common/status.h"
+
+namespace qunzu::moderation {
+
+google::protobuf::Timestamp ToProto(absl::Time time) {
+  google::protobuf::Timestamp out;
+  const int64_t micros = absl::ToUnixMicros(time);
+  out.set_seconds(micros / 1000000);
+  out.set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  return out;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& time) {
+  return absl::FromUnixSeconds(time.seconds()) + absl::Nanoseconds(time.nanos());
+}
+
+std::string JoinIds(const std::vector<uint64_t>& ids) { return absl::StrJoin(ids, ","); }
+
+std::vector<uint64_t> SplitIds(const std::string& text) {
+  std::vector<uint64_t> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    uint64_t id = 0;
+    if (absl::SimpleAtoi(part, &id)) out.push_back(id);
+  }
+  return out;
+}
+
+absl::StatusOr<absl::Time> ReadOptionalTime(const sql::ResultSet& row, int column) {
+  if (row.isNull(column)) return absl::InfinitePast();
+  return ParseSqlDateTime(row.getString(column));
+}
+
+SqlValue OptionalTime(absl::Time time) {
+  if (time == absl::InfinitePast()) return nullptr;
+  return time;
+}
+
+absl::StatusOr<PageWindow> ReadPage(const common::v1::PageRequest& page) {
+  PageWindow window;
+  if (page.page_size() > 0) window.size = page.page_size();
+  if (!page.page_token().empty() && !absl::SimpleAtoi(page.page_token(), &window.offset)) {
+    return InvalidField("page.page_token", "is not a token this service issued");
+  }
+  return window;
+}
+
+void WritePage(const PageWindow& window, size_t fetched, common::v1::PageResponse* out) {
+  if (fetched > static_cast<size_t>(window.size)) {
+    out->set_next_page_token(absl::StrCat(window.offset + static_cast<uint64_t>(window.size)));
+  }
+}
+
+absl::Status AuditChange(sql::Connection& conn, const RequestContext& context,
+                         const std::string& action, const std::string& request_id, absl::Time now,
+                         const std::vector<std::pair<audit::v1::SubjectKind, uint64_t>>& subjects,
+                         const std::map<std::string, std::string>& details) {
+  audit::v1::AuditEvent event =
+      AuditEventFor(context.caller, context.peer, context.method, action, request_id);
+  *event.mutable_time() = ToProto(now);
+  for (const auto& [kind, id] : subjects) {
+    audit::v1::Subject* subject = event.add_subjects();
+    subject->set_kind(kind);
+    subject->set_id(id);
+  }
+  for (const auto& [key, value] : details) (*event.mutable_details())[key] = value;
+  return RecordAuditEvent(conn, event).status();
+}
+
+absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn) {
+  uint64_t id = 0;
+  RETURN_IF_ERROR(Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
+    id = row.getUInt64(1);
+    return absl::OkStatus();
+  }));
+  return id;
+}
+
+}  // namespace qunzu::moderation
