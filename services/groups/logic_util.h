@@ -95,10 +95,32 @@ inline absl::StatusOr<v1::Member> RequireAdmin(sql::Connection& conn, uint64_t g
   return m;
 }
 
+// A blacklisted account may not act in groups at all (R11.3).
+inline absl::Status RequireNotBlacklisted(const AccountView& view) {
+  if (view.blacklisted) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "ACCOUNT_BLACKLISTED",
+                     "the account is blacklisted");
+  }
+  return absl::OkStatus();
+}
+
+// A blacklisted group takes no members (R11.3); fails closed.
+inline absl::Status RequireGroupNotBlacklisted(AccountReader& reader, uint64_t group_id) {
+  ASSIGN_OR_RETURN(bool blacklisted, reader.GroupBlacklisted(group_id));
+  if (blacklisted) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "GROUP_BLACKLISTED",
+                     "the group is blacklisted and takes no members");
+  }
+  return absl::OkStatus();
+}
+
 // The owner's and admins' powers are suspended while their credit
-// entitlement may_be_admin is off (R11.2).
+// entitlement may_be_admin is off, while a SUSPEND_ADMIN disposition is in
+// force (R11.2), and while the account is blacklisted (R11.3).
 inline absl::Status RequireAdminRights(const v1::Member& actor, const AccountView& view) {
-  if (actor.role() != v1::MEMBER_ROLE_MEMBER && !view.may_be_admin) {
+  if (actor.role() == v1::MEMBER_ROLE_MEMBER) return absl::OkStatus();
+  RETURN_IF_ERROR(RequireNotBlacklisted(view));
+  if (!view.may_be_admin || view.admin_suspended) {
     return MakeError(absl::StatusCode::kPermissionDenied, "ADMIN_RIGHTS_SUSPENDED",
                      "the acting account's admin rights are suspended");
   }
