@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/audit_outbox.h"
 #include "common/idempotency.h"
@@ -35,7 +36,12 @@ inline absl::Status Audit(sql::Connection& conn, const RequestContext& ctx,
                           absl::string_view action, const std::string& request_id, uint64_t actor,
                           uint64_t group_id, uint64_t target_account = 0,
                           const std::map<std::string, std::string>& details = {}) {
-  audit::v1::AuditEvent event = AuditEventFor(ctx.caller, ctx.peer, ctx.method, action, request_id);
+  // The audit log takes UPPER_SNAKE actions: "group.set_state" is
+  // recorded as GROUP_SET_STATE (a dotted name made audit refuse the batch).
+  std::string upper_snake(action);
+  for (char& c : upper_snake) c = c == '.' ? '_' : absl::ascii_toupper(c);
+  audit::v1::AuditEvent event =
+      AuditEventFor(ctx.caller, ctx.peer, ctx.method, upper_snake, request_id);
   event.set_service("groups");
   event.set_actor_account_id(actor);
   if (group_id != 0) {

@@ -19,10 +19,10 @@ void AddCaseFlags(FlagSet& flags) {
   CaseFlags& out = ConfiguredCaseFlags();
   flags.AddDuration({"report-deadline", "QUNZU_MODERATION_REPORT_DEADLINE",
                      "Handling deadline of a report (R12.3)."},
-                    &out.reports.deadline, absl::Hours(24), absl::Minutes(1), absl::Hours(24 * 30));
+                    &out.reports.deadline, absl::Hours(24), absl::Seconds(1), absl::Hours(24 * 30));
   flags.AddDuration({"report-deadline-urgent", "QUNZU_MODERATION_REPORT_DEADLINE_URGENT",
                      "Handling deadline of FRAUD and VIOLENCE_TERROR reports."},
-                    &out.reports.urgent_deadline, absl::Hours(2), absl::Minutes(1),
+                    &out.reports.urgent_deadline, absl::Hours(2), absl::Seconds(1),
                     absl::Hours(24 * 30));
   flags.AddInt64({"report-escalation-reporters", "QUNZU_MODERATION_REPORT_ESCALATION_REPORTERS",
                   "Distinct reporters within the window that escalate a case."},
