@@ -255,20 +255,14 @@ absl::StatusOr<v1::ListBlacklistResponse> BlacklistStore::List(
     default:
       break;
   }
-  params.emplace_back(window.size + 1);
-  params.emplace_back(window.offset);
-  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
   v1::ListBlacklistResponse response;
-  size_t fetched = 0;
-  RETURN_IF_ERROR(Query(*lease,
-                        absl::StrCat("SELECT ", kEntryColumns, " FROM blacklist_entries WHERE ",
-                                     where, " ORDER BY blacklist_entry_id DESC LIMIT ? OFFSET ?"),
-                        params, [&](const sql::ResultSet& row) -> absl::Status {
-                          if (++fetched > static_cast<size_t>(window.size)) return absl::OkStatus();
-                          ASSIGN_OR_RETURN(*response.add_entries(), ReadEntryRow(row, now));
-                          return absl::OkStatus();
-                        }));
-  WritePage(window, fetched, response.mutable_page());
+  RETURN_IF_ERROR(
+      QueryPage(pool_, absl::StrCat("SELECT ", kEntryColumns, " FROM blacklist_entries"), where,
+                std::move(params), "blacklist_entry_id DESC", window, response.mutable_page(),
+                [&](const sql::ResultSet& row) -> absl::Status {
+                  ASSIGN_OR_RETURN(*response.add_entries(), ReadEntryRow(row, now));
+                  return absl::OkStatus();
+                }));
   return response;
 }
 

@@ -59,6 +59,24 @@ void WritePage(const PageWindow& window, size_t fetched, common::v1::PageRespons
   }
 }
 
+absl::Status QueryPage(MysqlPool& pool, const std::string& select_from, const std::string& where,
+                       std::vector<SqlValue> params, const std::string& order,
+                       const PageWindow& window, common::v1::PageResponse* page,
+                       absl::FunctionRef<absl::Status(const sql::ResultSet&)> on_row) {
+  params.emplace_back(window.size + 1);
+  params.emplace_back(window.offset);
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool.Acquire(kCaseAcquireTimeout));
+  size_t fetched = 0;
+  RETURN_IF_ERROR(Query(
+      *lease, absl::StrCat(select_from, " WHERE ", where, " ORDER BY ", order, " LIMIT ? OFFSET ?"),
+      params, [&](const sql::ResultSet& row) -> absl::Status {
+        if (++fetched > static_cast<size_t>(window.size)) return absl::OkStatus();
+        return on_row(row);
+      }));
+  WritePage(window, fetched, page);
+  return absl::OkStatus();
+}
+
 absl::Status AuditChange(sql::Connection& conn, const RequestContext& context,
                          const std::string& action, const std::string& request_id, absl::Time now,
                          const std::vector<std::pair<audit::v1::SubjectKind, uint64_t>>& subjects,

@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/mysql.h"
+#include "common/mysql_pool.h"
 #include "qunzu/audit/v1/audit.pb.h"
 #include "qunzu/common/v1/common.pb.h"
 #include "services/moderation/mysql_rule_store.h"
@@ -44,6 +46,14 @@ struct PageWindow {
 absl::StatusOr<PageWindow> ReadPage(const common::v1::PageRequest& page);
 // Sets next_page_token when `fetched` (asked size+1) exceeded the page.
 void WritePage(const PageWindow& window, size_t fetched, common::v1::PageResponse* out);
+
+// Runs "<select_from> WHERE <where> ORDER BY <order>" for the page in
+// `window` on a pooled connection: on_row sees at most window.size rows,
+// and `page` gets the next token when more follow.
+absl::Status QueryPage(MysqlPool& pool, const std::string& select_from, const std::string& where,
+                       std::vector<SqlValue> params, const std::string& order,
+                       const PageWindow& window, common::v1::PageResponse* page,
+                       absl::FunctionRef<absl::Status(const sql::ResultSet&)> on_row);
 
 // Records one audit event for a moderation change in conn's transaction.
 absl::Status AuditChange(sql::Connection& conn, const RequestContext& context,

@@ -429,20 +429,14 @@ absl::StatusOr<v1::ListDispositionsResponse> DispositionLogic::List(
   if (!request.decided_by().empty()) add("decided_by = ?", {request.decided_by()});
   if (request.has_decided_after()) add("decided_at >= ?", {FromProto(request.decided_after())});
   if (request.has_decided_before()) add("decided_at < ?", {FromProto(request.decided_before())});
-  params.emplace_back(window.size + 1);
-  params.emplace_back(window.offset);
-  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
   v1::ListDispositionsResponse response;
-  size_t fetched = 0;
-  RETURN_IF_ERROR(Query(*lease,
-                        absl::StrCat("SELECT ", kDispositionColumns, " FROM dispositions WHERE ",
-                                     where, " ORDER BY disposition_id DESC LIMIT ? OFFSET ?"),
-                        params, [&](const sql::ResultSet& row) -> absl::Status {
-                          if (++fetched > static_cast<size_t>(window.size)) return absl::OkStatus();
-                          ASSIGN_OR_RETURN(*response.add_dispositions(), ReadRow(row, now));
-                          return absl::OkStatus();
-                        }));
-  WritePage(window, fetched, response.mutable_page());
+  RETURN_IF_ERROR(
+      QueryPage(pool_, absl::StrCat("SELECT ", kDispositionColumns, " FROM dispositions"), where,
+                std::move(params), "disposition_id DESC", window, response.mutable_page(),
+                [&](const sql::ResultSet& row) -> absl::Status {
+                  ASSIGN_OR_RETURN(*response.add_dispositions(), ReadRow(row, now));
+                  return absl::OkStatus();
+                }));
   return response;
 }
 

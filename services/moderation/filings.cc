@@ -81,20 +81,13 @@ absl::StatusOr<v1::ListFilingsResponse> FilingStore::List(const v1::ListFilingsR
   if (request.disposition_id() != 0) add("disposition_id = ?", request.disposition_id());
   if (request.has_created_after()) add("created_at >= ?", FromProto(request.created_after()));
   if (request.has_created_before()) add("created_at < ?", FromProto(request.created_before()));
-  params.emplace_back(window.size + 1);
-  params.emplace_back(window.offset);
-  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
   v1::ListFilingsResponse response;
-  size_t fetched = 0;
-  RETURN_IF_ERROR(Query(*lease,
-                        absl::StrCat("SELECT ", kFilingColumns, " FROM filings WHERE ", where,
-                                     " ORDER BY filing_id DESC LIMIT ? OFFSET ?"),
-                        params, [&](const sql::ResultSet& row) -> absl::Status {
-                          if (++fetched > static_cast<size_t>(window.size)) return absl::OkStatus();
-                          ASSIGN_OR_RETURN(*response.add_filings(), ReadFilingRow(row));
-                          return absl::OkStatus();
-                        }));
-  WritePage(window, fetched, response.mutable_page());
+  RETURN_IF_ERROR(QueryPage(pool_, absl::StrCat("SELECT ", kFilingColumns, " FROM filings"), where,
+                            std::move(params), "filing_id DESC", window, response.mutable_page(),
+                            [&](const sql::ResultSet& row) -> absl::Status {
+                              ASSIGN_OR_RETURN(*response.add_filings(), ReadFilingRow(row));
+                              return absl::OkStatus();
+                            }));
   return response;
 }
 

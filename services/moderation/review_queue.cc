@@ -148,21 +148,14 @@ absl::StatusOr<v1::ListHeldMessagesResponse> ReportStore::ListHeld(
     where += " AND decided_at >= ?";
     params.emplace_back(FromProto(request.decided_after()));
   }
-  params.emplace_back(window.size + 1);
-  params.emplace_back(window.offset);
-  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
   v1::ListHeldMessagesResponse response;
-  size_t fetched = 0;
-  RETURN_IF_ERROR(Query(*lease,
-                        absl::StrCat("SELECT ", kHeldColumns, " FROM held_messages WHERE ", where,
-                                     " ORDER BY decided_at IS NULL, decided_at, report_id "
-                                     "LIMIT ? OFFSET ?"),
-                        params, [&](const sql::ResultSet& row) -> absl::Status {
-                          if (++fetched > static_cast<size_t>(window.size)) return absl::OkStatus();
-                          ASSIGN_OR_RETURN(*response.add_held_messages(), ReadHeldRow(row));
-                          return absl::OkStatus();
-                        }));
-  WritePage(window, fetched, response.mutable_page());
+  RETURN_IF_ERROR(QueryPage(pool_, absl::StrCat("SELECT ", kHeldColumns, " FROM held_messages"),
+                            where, std::move(params), "decided_at IS NULL, decided_at, report_id",
+                            window, response.mutable_page(),
+                            [&](const sql::ResultSet& row) -> absl::Status {
+                              ASSIGN_OR_RETURN(*response.add_held_messages(), ReadHeldRow(row));
+                              return absl::OkStatus();
+                            }));
   return response;
 }
 
