@@ -2,6 +2,8 @@
 
 #include <cppconn/resultset.h>
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -10,6 +12,12 @@
 #include "common/status.h"
 
 namespace qunzu::moderation {
+namespace {
+
+constexpr int kMaxAuditSubjects = 64;
+constexpr size_t kMaxAuditValueBytes = 4000;
+
+}  // namespace
 
 google::protobuf::Timestamp ToProto(absl::Time time) {
   google::protobuf::Timestamp out;
@@ -84,12 +92,21 @@ absl::Status AuditChange(sql::Connection& conn, const RequestContext& context,
   audit::v1::AuditEvent event =
       AuditEventFor(context.caller, context.peer, context.method, action, request_id);
   *event.mutable_time() = ToProto(now);
+  // Within the audit log's bounds (64 subjects, 4096-byte values), which
+  // would otherwise refuse the batch: the full text stays in MySQL and in
+  // the filing.
   for (const auto& [kind, id] : subjects) {
+    if (event.subjects_size() == kMaxAuditSubjects) break;
     audit::v1::Subject* subject = event.add_subjects();
     subject->set_kind(kind);
     subject->set_id(id);
   }
-  for (const auto& [key, value] : details) (*event.mutable_details())[key] = value;
+  for (const auto& [key, value] : details) {
+    size_t size = std::min(value.size(), kMaxAuditValueBytes);
+    // Back up to a UTF-8 character boundary.
+    while (size < value.size() && size > 0 && (value[size] & 0xC0) == 0x80) --size;
+    (*event.mutable_details())[key] = value.substr(0, size);
+  }
   return RecordAuditEvent(conn, event).status();
 }
 

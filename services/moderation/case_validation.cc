@@ -12,11 +12,11 @@ namespace qunzu::moderation {
 namespace {
 
 constexpr size_t kMaxDescriptionChars = 2000;
-constexpr size_t kMaxStatementChars = 5000;
+constexpr size_t kMaxStatementChars = 2000;
 constexpr size_t kMaxEvidenceText = 10000;
 constexpr int kMaxEvidence = 20;
 constexpr size_t kMaxIdText = 128;
-constexpr int kMaxBasisIds = 100;
+constexpr int kMaxBasisIds = 50;
 
 absl::Status Page(const common::v1::PageRequest& page) {
   if (page.page_size() < 0 || page.page_size() > 1000) {

@@ -236,5 +236,30 @@ TEST_F(CaseDispositionsTest, BlacklistIsProjectedWithItsExpiryAndFiledOnce) {
   ASSERT_TRUE(redis_->Command({"DEL", projection::GroupBlacklistKey(add.subject_id())}).ok());
 }
 
+TEST_F(CaseDispositionsTest, LongStatementsStayWithinTheAuditLogsBounds) {
+  Start();
+  v1::DisposeGroupRequest r = Close(Group(), "d-long");
+  std::string statement;
+  for (int i = 0; i < 2000; ++i) statement += "违";  // 6,000 bytes
+  r.set_statement_of_reasons(statement);
+  ASSERT_TRUE(ValidateDisposeGroup(r, clock_.Now()).ok());
+  auto done = cases_->dispositions().DisposeGroup(Moderator("DisposeGroup"), r);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->disposition().statement_of_reasons(), statement);
+  auto lease = pool_->Acquire(absl::Seconds(5));
+  ASSERT_TRUE(lease.ok());
+  audit::v1::AuditEvent event;
+  ASSERT_TRUE(Query(**lease, "SELECT payload FROM outbox WHERE topic = 'audit'", {},
+                    [&](const sql::ResultSet& row) {
+                      EXPECT_TRUE(event.ParseFromString(row.getString(1)));
+                      return absl::OkStatus();
+                    })
+                  .ok());
+  const std::string& kept = event.details().at("statement_of_reasons");
+  EXPECT_LE(kept.size(), 4096u);
+  EXPECT_EQ(kept.size() % 3, 0u);  // whole characters only
+  EXPECT_EQ(statement.substr(0, kept.size()), kept);
+}
+
 }  // namespace
 }  // namespace qunzu::moderation
