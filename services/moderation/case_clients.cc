@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "common/log.h"
 #include "common/status.h"
 
 namespace qunzu::moderation {
@@ -64,6 +65,25 @@ absl::StatusOr<credit::v1::LiftPenaltyResponse> GrpcCreditClient::LiftPenalty(
   return Call<credit::v1::CreditService::Stub, credit::v1::LiftPenaltyRequest,
               credit::v1::LiftPenaltyResponse>(
       *stub_, &credit::v1::CreditService::Stub::LiftPenalty, token_, deadline_, request);
+}
+
+absl::StatusOr<credit::v1::RecordEventResponse> GrpcCreditClient::RecordEvent(
+    const credit::v1::RecordEventRequest& request) {
+  return Call<credit::v1::CreditService::Stub, credit::v1::RecordEventRequest,
+              credit::v1::RecordEventResponse>(
+      *stub_, &credit::v1::CreditService::Stub::RecordEvent, token_, deadline_, request);
+}
+
+absl::Status CreditEventDelivery::Deliver(const std::vector<OutboxRecord>& batch) {
+  for (const OutboxRecord& record : batch) {
+    credit::v1::RecordEventRequest request;
+    if (!request.ParseFromString(record.payload)) {
+      LogError("credit_event_record_corrupt", {{"outbox_id", record.id}});
+      continue;
+    }
+    RETURN_IF_ERROR(credit_.RecordEvent(request).status());
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace qunzu::moderation

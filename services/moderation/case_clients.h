@@ -10,9 +10,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/outbox.h"
 #include "qunzu/credit/v1/credit.grpc.pb.h"
 #include "qunzu/groups/v1/groups.grpc.pb.h"
 
@@ -34,6 +36,8 @@ class CreditClient {
       const credit::v1::ApplyPenaltyRequest& request) = 0;
   virtual absl::StatusOr<credit::v1::LiftPenaltyResponse> LiftPenalty(
       const credit::v1::LiftPenaltyRequest& request) = 0;
+  virtual absl::StatusOr<credit::v1::RecordEventResponse> RecordEvent(
+      const credit::v1::RecordEventRequest& request) = 0;
 };
 
 class GrpcGroupsClient final : public GroupsClient {
@@ -57,11 +61,26 @@ class GrpcCreditClient final : public CreditClient {
       const credit::v1::ApplyPenaltyRequest& request) override;
   absl::StatusOr<credit::v1::LiftPenaltyResponse> LiftPenalty(
       const credit::v1::LiftPenaltyRequest& request) override;
+  absl::StatusOr<credit::v1::RecordEventResponse> RecordEvent(
+      const credit::v1::RecordEventRequest& request) override;
 
  private:
   std::unique_ptr<credit::v1::CreditService::Stub> stub_;
   std::string token_;
   absl::Duration deadline_;
+};
+
+// Delivers the outbox topic "credit" (serialized RecordEventRequest
+// messages written with the resolutions that cause them) to credit's
+// RecordEvent; the request_id is the event id, so a resent record counts
+// once. A record that does not parse is logged and skipped.
+class CreditEventDelivery final : public OutboxReceiver {
+ public:
+  explicit CreditEventDelivery(CreditClient& credit) : credit_(credit) {}
+  absl::Status Deliver(const std::vector<OutboxRecord>& batch) override;
+
+ private:
+  CreditClient& credit_;
 };
 
 }  // namespace qunzu::moderation

@@ -22,7 +22,11 @@ grpc::Status ServeCase(grpc::ServerContext* context, Cases* cases, const char* m
       return MakeError(absl::StatusCode::kUnavailable, "CASES_NOT_CONFIGURED",
                        "case handling is not configured on this replica");
     }
-    return fn(*cases, RequestContext{call.caller, call.peer, std::string(kPrefix) + method});
+    const RequestContext ctx{call.caller, call.peer, std::string(kPrefix) + method};
+    RETURN_IF_ERROR(fn(*cases, ctx));
+    // An inspection is itself on the record (R13.1); unrecorded, it fails.
+    if (call.caller.role == common::v1::ROLE_REGULATOR) return cases->RecordInspection(ctx);
+    return absl::OkStatus();
   });
 }
 

@@ -7,6 +7,8 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "services/moderation/case_util.h"
+#include "services/moderation/report_rows.h"
 
 namespace qunzu::moderation {
 
@@ -87,6 +89,16 @@ absl::StatusOr<std::unique_ptr<Cases>> Cases::Create(CaseDeps deps) {
                                                         cases->deps_.metrics, options));
     cases->relay_->Start();
   }
+  cases->credit_events_ = std::make_unique<CreditEventDelivery>(*cases->deps_.credit);
+  OutboxRelayOptions credit;
+  credit.topic = kCreditTopic;
+  credit.poll_interval = absl::Milliseconds(500);
+  credit.max_backoff = cases->deps_.filing_max_backoff;
+  credit.min_backoff = std::min(credit.min_backoff, credit.max_backoff);
+  ASSIGN_OR_RETURN(cases->credit_relay_,
+                   OutboxRelay::Create(cases->deps_.mysql, *cases->credit_events_,
+                                       cases->deps_.metrics, credit));
+  cases->credit_relay_->Start();
   cases->thread_ = std::thread([c = cases.get()] { c->Loop(); });
   return cases;
 }
@@ -98,6 +110,13 @@ Cases::~Cases() {
   }
   if (thread_.joinable()) thread_.join();
   if (relay_ != nullptr) relay_->Stop();
+  if (credit_relay_ != nullptr) credit_relay_->Stop();
+}
+
+absl::Status Cases::RecordInspection(const RequestContext& context) {
+  return WithTransaction(deps_.mysql, [&](sql::Connection& conn) {
+    return AuditChange(conn, context, "REGULATOR_INSPECTED", "", deps_.clock.Now(), {}, {});
+  });
 }
 
 void Cases::Loop() {

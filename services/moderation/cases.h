@@ -85,7 +85,11 @@ class Cases {
   CaseProjection& projection() { return projection_; }
   // Null when no authority is configured.
   OutboxRelay* filing_relay() { return relay_.get(); }
+  // Delivers the credit events of resolutions.
+  OutboxRelay* credit_relay() { return credit_relay_.get(); }
   const Clock& clock() const { return deps_.clock; }
+  // Audits a read by the regulator (R13.1): action REGULATOR_INSPECTED.
+  absl::Status RecordInspection(const RequestContext& context);
 
  private:
   explicit Cases(CaseDeps deps);
@@ -100,6 +104,8 @@ class Cases {
   BlacklistStore blacklist_;
   FilingStore filings_;
   std::unique_ptr<OutboxRelay> relay_;
+  std::unique_ptr<CreditEventDelivery> credit_events_;
+  std::unique_ptr<OutboxRelay> credit_relay_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/mysql.h"
+#include "common/outbox.h"
 #include "common/status.h"
+#include "qunzu/credit/v1/credit.pb.h"
 #include "services/moderation/case_util.h"
 
 namespace qunzu::moderation {
@@ -142,6 +145,45 @@ absl::Status CheckCitedDispositions(sql::Connection& conn, uint64_t report_id,
       return MakeError(absl::StatusCode::kFailedPrecondition, "DISPOSITION_BASIS_MISMATCH",
                        absl::StrCat("disposition ", id, " does not name this report in its basis"),
                        {{"disposition_id", absl::StrCat(id)}});
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RecordCreditEvents(sql::Connection& conn, const v1::Report& report,
+                                const v1::ResolveReportRequest& request, absl::Time now) {
+  const std::string prefix = absl::StrCat("moderation:report:", report.report_id(), ":");
+  auto record = [&](const std::string& id, uint64_t account,
+                    credit::v1::CreditEventType type) -> absl::Status {
+    credit::v1::RecordEventRequest event;
+    event.set_request_id(prefix + id);
+    event.set_account_id(account);
+    event.set_event_type(type);
+    *event.mutable_occurred_at() = ToProto(now);
+    event.set_reference(absl::StrCat("report:", report.report_id()));
+    event.set_reason(absl::StrCat("Report ", report.report_id(), " resolved as ",
+                                  v1::ReportOutcome_Name(request.outcome())));
+    return OutboxWriter().Add(conn, kCreditTopic, event.SerializeAsString()).status();
+  };
+  std::set<uint64_t> reporters;
+  for (const v1::ReportSubmission& s : report.submissions()) {
+    if (s.reporter_account_id() != 0) reporters.insert(s.reporter_account_id());
+  }
+  if (request.outcome() == v1::REPORT_OUTCOME_VIOLATION) {
+    if (report.target().account_id() != 0) {
+      RETURN_IF_ERROR(record("target", report.target().account_id(),
+                             report.target().kind() == v1::REPORT_TARGET_KIND_MESSAGE
+                                 ? credit::v1::CREDIT_EVENT_TYPE_CONTENT_VIOLATION_CONFIRMED
+                                 : credit::v1::CREDIT_EVENT_TYPE_REPORT_UPHELD));
+    }
+    for (uint64_t reporter : reporters) {
+      RETURN_IF_ERROR(record(absl::StrCat("reporter:", reporter), reporter,
+                             credit::v1::CREDIT_EVENT_TYPE_ACCURATE_REPORT_FILED));
+    }
+  } else if (request.outcome() == v1::REPORT_OUTCOME_INVALID && request.false_report()) {
+    for (uint64_t reporter : reporters) {
+      RETURN_IF_ERROR(record(absl::StrCat("reporter:", reporter), reporter,
+                             credit::v1::CREDIT_EVENT_TYPE_FALSE_REPORT_FILED));
     }
   }
   return absl::OkStatus();

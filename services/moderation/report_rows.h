@@ -43,6 +43,18 @@ v1::Report ReporterView(const v1::Report& report, uint64_t reporter);
 absl::Status CheckCitedDispositions(sql::Connection& conn, uint64_t report_id,
                                     const v1::ResolveReportRequest& request);
 
+// The outbox topic credit events travel on (CreditEventDelivery).
+inline constexpr char kCreditTopic[] = "credit";
+
+// Writes the credit events of a resolution to the outbox in conn's
+// transaction (R7.3): VIOLATION counts against the reported account
+// (REPORT_UPHELD, or CONTENT_VIOLATION_CONFIRMED for its message) and for
+// each reporter (ACCURATE_REPORT_FILED); INVALID with false_report against
+// each reporter (FALSE_REPORT_FILED). Event ids
+// "moderation:report:<id>:target" and "moderation:report:<id>:reporter:<a>".
+absl::Status RecordCreditEvents(sql::Connection& conn, const v1::Report& report,
+                                const v1::ResolveReportRequest& request, absl::Time now);
+
 // Releases or rejects the message a SCREENING report held.
 absl::Status DecideHeld(sql::Connection& conn, uint64_t report_id, bool release, absl::Time now);
 

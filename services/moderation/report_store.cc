@@ -335,6 +335,7 @@ absl::StatusOr<v1::ResolveReportResponse> ReportStore::Resolve(
                    request.statement_of_reasons(), context.caller.principal, now,
                    request.duplicate_of_report_id(), JoinIds(cited), report.report_id()})
                   .status());
+          RETURN_IF_ERROR(RecordCreditEvents(conn, report, request, now));
           if (report.source() == v1::REPORT_SOURCE_SCREENING) {
             RETURN_IF_ERROR(DecideHeld(conn, report.report_id(),
                                        request.outcome() == v1::REPORT_OUTCOME_NO_VIOLATION, now));

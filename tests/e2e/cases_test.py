@@ -169,6 +169,7 @@ class CasesTest(unittest.TestCase):
             basis=m.DispositionBasis(report_ids=[report.report_id]),
             statement_of_reasons="Gambling promotion, confirmed."),
             metadata=self.md("moderator"), timeout=10).disposition
+        reporter_score = self.credit_of(reporter).score
         resolved = self.moderation.ResolveReport(m.ResolveReportRequest(
             request_id=self.rid("resolve"), report_id=report.report_id,
             outcome=m.REPORT_OUTCOME_VIOLATION, statement_of_reasons="The group was closed.",
@@ -191,6 +192,9 @@ class CasesTest(unittest.TestCase):
         self.assertEqual(seen.outcome, m.REPORT_OUTCOME_VIOLATION)
         self.assertEqual(seen.statement_of_reasons, "The group was closed.")
         self.assertEqual(seen.assignee, "")
+        # The upheld report counts for the reporter's credit.
+        wait_until(lambda: self.credit_of(reporter).score > reporter_score,
+                   "the reporter's ACCURATE_REPORT_FILED credit event")
         # One filing, delivered once the authority comes back.
         filings = self.moderation.ListFilings(m.ListFilingsRequest(
             disposition_id=disposition.disposition_id), metadata=self.md("compliance"),
@@ -238,6 +242,11 @@ class CasesTest(unittest.TestCase):
         fraud = [c for c in stats.by_category if c.category == m.CONTENT_CATEGORY_FRAUD]
         self.assertEqual(len(fraud), 1)
         self.assertGreaterEqual(fraud[0].stats.overdue, 1)
+        # The regulator's reads are themselves audited (R13.1).
+        wait_until(lambda: self.audit.Query(audit_pb2.QueryRequest(
+            filter=audit_pb2.AuditFilter(service="moderation", action="REGULATOR_INSPECTED",
+                                         principal="e2e-regulator"), purpose="e2e"),
+            metadata=self.md("compliance"), timeout=10).entries, "the inspection's audit entry")
         port = self.suite.services["moderation"].metrics_port
 
         def metric():

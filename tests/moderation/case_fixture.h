@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -57,6 +58,18 @@ class FakeEnforcers final : public GroupsClient, public CreditClient {
     lift_calls.push_back(request);
     return credit::v1::LiftPenaltyResponse();
   }
+  absl::StatusOr<credit::v1::RecordEventResponse> RecordEvent(
+      const credit::v1::RecordEventRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    if (!fail_.ok()) return fail_;
+    events[request.request_id()] = request;
+    return credit::v1::RecordEventResponse();
+  }
+  // Credit events recorded, by event id.
+  std::map<std::string, credit::v1::RecordEventRequest> Events() {
+    absl::MutexLock lock(&mu_);
+    return events;
+  }
   void Fail(absl::Status status) {
     absl::MutexLock lock(&mu_);
     fail_ = std::move(status);
@@ -67,6 +80,7 @@ class FakeEnforcers final : public GroupsClient, public CreditClient {
   std::vector<credit::v1::LiftPenaltyRequest> lift_calls;
 
  private:
+  std::map<std::string, credit::v1::RecordEventRequest> events;
   absl::Mutex mu_;
   absl::Status fail_;
 };
@@ -93,6 +107,10 @@ class CreditForward final : public CreditClient {
   absl::StatusOr<credit::v1::LiftPenaltyResponse> LiftPenalty(
       const credit::v1::LiftPenaltyRequest& r) override {
     return f_.LiftPenalty(r);
+  }
+  absl::StatusOr<credit::v1::RecordEventResponse> RecordEvent(
+      const credit::v1::RecordEventRequest& r) override {
+    return f_.RecordEvent(r);
   }
 
  private:

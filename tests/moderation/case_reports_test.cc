@@ -153,6 +153,38 @@ TEST_F(CaseReportsTest, ClaimResolveAndTheReporterReadsTheOutcome) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM outbox WHERE topic = 'audit'"), 4);
 }
 
+TEST_F(CaseReportsTest, ResolutionsRecordTheirCreditEventsOnce) {
+  Start();
+  const uint64_t accused = Account();
+  const uint64_t a = Account(), b = Account();
+  v1::SubmitReportRequest first = Report(a, 0);
+  first.mutable_target()->set_kind(v1::REPORT_TARGET_KIND_ACCOUNT);
+  first.mutable_target()->clear_group_id();
+  first.mutable_target()->set_account_id(accused);
+  auto submitted = Submit(first);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  v1::SubmitReportRequest second = first;
+  second.set_request_id("second");
+  second.set_actor_account_id(b);
+  ASSERT_TRUE(Submit(second).ok());
+  const uint64_t id = submitted->report().report_id();
+  ASSERT_TRUE(Claim(id, "mod-a").ok());
+  ASSERT_TRUE(Resolve(id, "mod-a", v1::REPORT_OUTCOME_VIOLATION).ok());
+  const std::string prefix = absl::StrCat("moderation:report:", id, ":");
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (enforcers_.Events().size() < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  auto events = enforcers_.Events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[prefix + "target"].account_id(), accused);
+  EXPECT_EQ(events[prefix + "target"].event_type(), credit::v1::CREDIT_EVENT_TYPE_REPORT_UPHELD);
+  EXPECT_EQ(events[absl::StrCat(prefix, "reporter:", a)].event_type(),
+            credit::v1::CREDIT_EVENT_TYPE_ACCURATE_REPORT_FILED);
+  EXPECT_EQ(events[absl::StrCat(prefix, "reporter:", b)].account_id(), b);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM outbox WHERE topic = 'credit'"), 3);
+}
+
 TEST_F(CaseReportsTest, DeadlinesOverdueAndHandlingStats) {
   Start();
   const absl::Time start = clock_.Now();
