@@ -53,6 +53,22 @@ absl::StatusOr<v1::BlacklistEntry> ReadEntryRow(const sql::ResultSet& row, absl:
   return entry;
 }
 
+// The credit event of blacklisting an account (BLACKLISTED), or its
+// REVERSAL when the entry is removed early (R7.3, R11.3).
+absl::Status RecordBlacklistEvent(sql::Connection& conn, const v1::BlacklistEntry& entry,
+                                  bool reversal, const std::string& reason, absl::Time now) {
+  if (entry.subject_kind() != v1::SUBJECT_KIND_ACCOUNT) return absl::OkStatus();
+  const std::string id =
+      absl::StrCat("moderation:blacklist:", entry.blacklist_entry_id(), ":", entry.subject_id());
+  const std::string reference = absl::StrCat("blacklist:", entry.blacklist_entry_id());
+  if (!reversal) {
+    return RecordCreditEvent(conn, id, entry.subject_id(),
+                             credit::v1::CREDIT_EVENT_TYPE_BLACKLISTED, reference, reason, now);
+  }
+  return RecordCreditEvent(conn, id + ":reversal", entry.subject_id(),
+                           credit::v1::CREDIT_EVENT_TYPE_REVERSAL, reference, reason, now, id);
+}
+
 v1::Filing FilingOf(v1::FilingKind kind, const v1::BlacklistEntry& entry) {
   v1::Filing filing;
   filing.set_kind(kind);
@@ -150,6 +166,7 @@ absl::StatusOr<v1::AddToBlacklistResponse> BlacklistStore::Add(
                                       {filing_id, entry_id})
                                   .status());
               entry.set_filing_id(filing_id);
+              RETURN_IF_ERROR(RecordBlacklistEvent(conn, entry, false, request.reason(), now));
               RETURN_IF_ERROR(AuditChange(
                   conn, context, "BLACKLIST_ADDED", request.request_id(), now,
                   {{audit::v1::SUBJECT_KIND_BLACKLIST_ENTRY, entry_id},
@@ -203,6 +220,7 @@ absl::StatusOr<v1::RemoveFromBlacklistResponse> BlacklistStore::Remove(
                                       {filing_id, entry.blacklist_entry_id()})
                                   .status());
               entry.set_removal_filing_id(filing_id);
+              RETURN_IF_ERROR(RecordBlacklistEvent(conn, entry, true, request.reason(), now));
               RETURN_IF_ERROR(AuditChange(
                   conn, context, "BLACKLIST_REMOVED", request.request_id(), now,
                   {{audit::v1::SUBJECT_KIND_BLACKLIST_ENTRY, entry.blacklist_entry_id()},

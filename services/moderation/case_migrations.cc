@@ -94,6 +94,12 @@ const std::vector<Migration>& CaseMigrations() {
         " delivered_at DATETIME(6) NULL, receipt_id VARCHAR(255) NOT NULL DEFAULT '',"
         " KEY k_subject (subject_kind, subject_id), KEY k_disposition (disposition_id),"
         " KEY k_state (delivery_state)) ENGINE=InnoDB"}},
+      {52,
+       "credit events of dispositions",
+       // The credit event a disposition caused (its owner's or account's),
+       // reversed when it is revoked; "" when none.
+       {"ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS credit_event_id VARCHAR(160) NOT NULL "
+        "DEFAULT ''"}},
   };
   return *migrations;
 }

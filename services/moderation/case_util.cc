@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/audit_outbox.h"
+#include "common/outbox.h"
 #include "common/status.h"
 
 namespace qunzu::moderation {
@@ -108,6 +109,21 @@ absl::Status AuditChange(sql::Connection& conn, const RequestContext& context,
     (*event.mutable_details())[key] = value.substr(0, size);
   }
   return RecordAuditEvent(conn, event).status();
+}
+
+absl::Status RecordCreditEvent(sql::Connection& conn, const std::string& event_id,
+                               uint64_t account_id, credit::v1::CreditEventType type,
+                               const std::string& reference, const std::string& reason,
+                               absl::Time now, const std::string& reverses_event_id) {
+  credit::v1::RecordEventRequest event;
+  event.set_request_id(event_id);
+  event.set_account_id(account_id);
+  event.set_event_type(type);
+  *event.mutable_occurred_at() = ToProto(now);
+  event.set_reference(reference);
+  event.set_reason(reason.substr(0, 400));
+  event.set_reverses_event_id(reverses_event_id);
+  return OutboxWriter().Add(conn, kCreditTopic, event.SerializeAsString()).status();
 }
 
 absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn) {

@@ -19,6 +19,7 @@
 #include "common/mysql_pool.h"
 #include "qunzu/audit/v1/audit.pb.h"
 #include "qunzu/common/v1/common.pb.h"
+#include "qunzu/credit/v1/credit.pb.h"
 #include "services/moderation/mysql_rule_store.h"
 
 namespace qunzu::moderation {
@@ -60,6 +61,17 @@ absl::Status AuditChange(sql::Connection& conn, const RequestContext& context,
                          const std::string& action, const std::string& request_id, absl::Time now,
                          const std::vector<std::pair<audit::v1::SubjectKind, uint64_t>>& subjects,
                          const std::map<std::string, std::string>& details);
+
+// The outbox topic credit events travel on (CreditEventDelivery).
+inline constexpr char kCreditTopic[] = "credit";
+
+// Adds one credit event for credit's RecordEvent to the outbox in conn's
+// transaction; `event_id` is its request_id ("moderation:..."), so it
+// counts once however often it is delivered.
+absl::Status RecordCreditEvent(sql::Connection& conn, const std::string& event_id,
+                               uint64_t account_id, credit::v1::CreditEventType type,
+                               const std::string& reference, const std::string& reason,
+                               absl::Time now, const std::string& reverses_event_id = "");
 
 // The last AUTO_INCREMENT id of conn's session.
 absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn);

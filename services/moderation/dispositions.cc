@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/idempotency.h"
 #include "common/log.h"
@@ -76,6 +77,56 @@ std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> Subjects(const v1::Disp
   return out;
 }
 
+// The credit event a disposition records against the group's owner or the
+// account (R7.3, R11.1, R11.2); a downgrade is credit's penalty itself.
+credit::v1::CreditEventType EventOf(v1::DispositionKind kind) {
+  switch (kind) {
+    case v1::DISPOSITION_KIND_WARN:
+      return credit::v1::CREDIT_EVENT_TYPE_GROUP_WARNED;
+    case v1::DISPOSITION_KIND_SUSPEND_POSTING:
+      return credit::v1::CREDIT_EVENT_TYPE_GROUP_POSTING_SUSPENDED;
+    case v1::DISPOSITION_KIND_CLOSE:
+      return credit::v1::CREDIT_EVENT_TYPE_GROUP_CLOSED;
+    case v1::DISPOSITION_KIND_SUSPEND_ADMIN:
+      return credit::v1::CREDIT_EVENT_TYPE_ADMIN_RIGHTS_SUSPENDED;
+    case v1::DISPOSITION_KIND_REVOKE_CREATION:
+      return credit::v1::CREDIT_EVENT_TYPE_CREATION_REVOKED;
+    default:
+      return credit::v1::CREDIT_EVENT_TYPE_UNSPECIFIED;
+  }
+}
+
+// Records the disposition's credit event and remembers its id for a
+// revocation's REVERSAL.
+absl::Status RecordDispositionEvent(sql::Connection& conn, const v1::Disposition& d,
+                                    uint64_t account, absl::Time now) {
+  const credit::v1::CreditEventType type = EventOf(d.kind());
+  if (account == 0 || type == credit::v1::CREDIT_EVENT_TYPE_UNSPECIFIED) return absl::OkStatus();
+  const std::string id = absl::StrCat("moderation:disposition:", d.disposition_id(), ":", account);
+  RETURN_IF_ERROR(RecordCreditEvent(conn, id, account, type,
+                                    absl::StrCat("disposition:", d.disposition_id()),
+                                    d.statement_of_reasons(), now));
+  return Execute(conn, "UPDATE dispositions SET credit_event_id = ? WHERE disposition_id = ?",
+                 {id, d.disposition_id()})
+      .status();
+}
+
+// Reverses the credit event a revoked disposition caused, if any.
+absl::Status ReverseDispositionEvent(sql::Connection& conn, const v1::Disposition& d,
+                                     const std::string& reason, absl::Time now) {
+  std::string id;
+  RETURN_IF_ERROR(Query(conn, "SELECT credit_event_id FROM dispositions WHERE disposition_id = ?",
+                        {d.disposition_id()}, [&](const sql::ResultSet& row) {
+                          id = row.getString(1);
+                          return absl::OkStatus();
+                        }));
+  if (id.empty()) return absl::OkStatus();
+  uint64_t account = 0;
+  if (!absl::SimpleAtoi(id.substr(id.rfind(':') + 1), &account)) return absl::OkStatus();
+  return RecordCreditEvent(conn, id + ":reversal", account, credit::v1::CREDIT_EVENT_TYPE_REVERSAL,
+                           absl::StrCat("disposition:", d.disposition_id()), reason, now, id);
+}
+
 v1::Filing FilingOf(v1::FilingKind kind, const v1::Disposition& d) {
   v1::Filing filing;
   filing.set_kind(kind);
@@ -133,7 +184,7 @@ absl::Status DispositionLogic::CheckBasis(const v1::DispositionBasis& basis) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> DispositionLogic::Apply(const v1::Disposition& d) {
+absl::StatusOr<DispositionLogic::Applied> DispositionLogic::Apply(const v1::Disposition& d) {
   const std::string request_id = absl::StrCat("disposition-", d.disposition_id());
   if (IsGroupKind(d.kind())) {
     groups::v1::SetGroupStateRequest request;
@@ -146,8 +197,8 @@ absl::StatusOr<uint64_t> DispositionLogic::Apply(const v1::Disposition& d) {
     if (d.has_until()) *request.mutable_until() = d.until();
     request.set_disposition_id(d.disposition_id());
     request.set_reason(d.statement_of_reasons());
-    RETURN_IF_ERROR(groups_.SetGroupState(request).status());
-    return 0;
+    ASSIGN_OR_RETURN(groups::v1::SetGroupStateResponse response, groups_.SetGroupState(request));
+    return Applied{0, response.group().owner_account_id()};
   }
   credit::v1::ApplyPenaltyRequest request;
   request.set_request_id(request_id);
@@ -161,7 +212,7 @@ absl::StatusOr<uint64_t> DispositionLogic::Apply(const v1::Disposition& d) {
   request.set_disposition_id(d.disposition_id());
   request.set_reason(d.statement_of_reasons());
   ASSIGN_OR_RETURN(credit::v1::ApplyPenaltyResponse response, credit_.ApplyPenalty(request));
-  return response.penalty().penalty_id();
+  return Applied{response.penalty().penalty_id(), d.account_id()};
 }
 
 absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& context,
@@ -229,9 +280,9 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
           }));
   d.set_disposition_id(reservation.first);
   // 2. Apply where it takes effect (idempotent there by the disposition id).
-  uint64_t penalty_id = 0;
+  Applied result;
   if (!reservation.second) {
-    absl::StatusOr<uint64_t> applied = Apply(d);
+    absl::StatusOr<Applied> applied = Apply(d);
     if (!applied.ok()) {
       if (applied.status().code() != absl::StatusCode::kUnavailable) {
         // Refused there: nothing applied, so nothing stays reserved.
@@ -243,7 +294,7 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
       }
       return applied.status();
     }
-    penalty_id = *applied;
+    result = *applied;
   }
   // 3. Record it as applied, with its filing and audit record.
   const IdempotencyKey key{context.caller.principal, context.method, request_id};
@@ -254,9 +305,10 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
               RETURN_IF_ERROR(Execute(conn,
                                       "UPDATE dispositions SET applied = 1, credit_penalty_id = ? "
                                       "WHERE disposition_id = ? AND applied = 0",
-                                      {penalty_id, d.disposition_id()})
+                                      {result.penalty_id, d.disposition_id()})
                                   .status());
               ASSIGN_OR_RETURN(v1::Disposition stored, Load(conn, d.disposition_id(), true));
+              RETURN_IF_ERROR(RecordDispositionEvent(conn, stored, result.owner_account_id, now));
               v1::Filing filing = FilingOf(v1::FILING_KIND_DISPOSITION, stored);
               ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
               RETURN_IF_ERROR(Execute(conn,
@@ -369,6 +421,7 @@ absl::StatusOr<v1::RevokeDispositionResponse> DispositionLogic::Revoke(
                            context.caller.principal, now, request.reason(), d.disposition_id()})
                       .status());
               ASSIGN_OR_RETURN(d, Load(conn, d.disposition_id(), true));
+              RETURN_IF_ERROR(ReverseDispositionEvent(conn, d, request.reason(), now));
               v1::Filing filing = FilingOf(v1::FILING_KIND_DISPOSITION_REVOKED, d);
               ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
               RETURN_IF_ERROR(Execute(conn,

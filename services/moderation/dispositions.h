@@ -59,7 +59,12 @@ class DispositionLogic {
                                           const std::string& request_id,
                                           v1::Disposition disposition);
   absl::Status CheckBasis(const v1::DispositionBasis& basis);
-  absl::StatusOr<uint64_t> Apply(const v1::Disposition& disposition);
+  // What applying returned: credit's penalty, the group's owner.
+  struct Applied {
+    uint64_t penalty_id = 0;
+    uint64_t owner_account_id = 0;
+  };
+  absl::StatusOr<Applied> Apply(const v1::Disposition& disposition);
   absl::StatusOr<v1::Disposition> Load(sql::Connection& conn, uint64_t id, bool for_update);
 
   MysqlPool& pool_;

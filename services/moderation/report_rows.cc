@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/mysql.h"
-#include "common/outbox.h"
 #include "common/status.h"
 #include "qunzu/credit/v1/credit.pb.h"
 #include "services/moderation/case_util.h"
@@ -153,17 +152,12 @@ absl::Status CheckCitedDispositions(sql::Connection& conn, uint64_t report_id,
 absl::Status RecordCreditEvents(sql::Connection& conn, const v1::Report& report,
                                 const v1::ResolveReportRequest& request, absl::Time now) {
   const std::string prefix = absl::StrCat("moderation:report:", report.report_id(), ":");
+  const std::string reference = absl::StrCat("report:", report.report_id());
+  const std::string reason = absl::StrCat("Report ", report.report_id(), " resolved as ",
+                                          v1::ReportOutcome_Name(request.outcome()));
   auto record = [&](const std::string& id, uint64_t account,
                     credit::v1::CreditEventType type) -> absl::Status {
-    credit::v1::RecordEventRequest event;
-    event.set_request_id(prefix + id);
-    event.set_account_id(account);
-    event.set_event_type(type);
-    *event.mutable_occurred_at() = ToProto(now);
-    event.set_reference(absl::StrCat("report:", report.report_id()));
-    event.set_reason(absl::StrCat("Report ", report.report_id(), " resolved as ",
-                                  v1::ReportOutcome_Name(request.outcome())));
-    return OutboxWriter().Add(conn, kCreditTopic, event.SerializeAsString()).status();
+    return RecordCreditEvent(conn, prefix + id, account, type, reference, reason, now);
   };
   std::set<uint64_t> reporters;
   for (const v1::ReportSubmission& s : report.submissions()) {

@@ -43,9 +43,6 @@ v1::Report ReporterView(const v1::Report& report, uint64_t reporter);
 absl::Status CheckCitedDispositions(sql::Connection& conn, uint64_t report_id,
                                     const v1::ResolveReportRequest& request);
 
-// The outbox topic credit events travel on (CreditEventDelivery).
-inline constexpr char kCreditTopic[] = "credit";
-
 // Writes the credit events of a resolution to the outbox in conn's
 // transaction (R7.3): VIOLATION counts against the reported account
 // (REPORT_UPHELD, or CONTENT_VIOLATION_CONFIRMED for its message) and for

@@ -164,6 +164,7 @@ class CasesTest(unittest.TestCase):
         self.moderation.ClaimReport(m.ClaimReportRequest(
             request_id=self.rid("claim"), report_id=report.report_id,
             action=m.CLAIM_ACTION_CLAIM), metadata=self.md("moderator"), timeout=10)
+        owner_score = self.credit_of(owner).score
         disposition = self.moderation.DisposeGroup(m.DisposeGroupRequest(
             request_id=self.rid("dispose"), group_id=group_id, kind=m.DISPOSITION_KIND_CLOSE,
             basis=m.DispositionBasis(report_ids=[report.report_id]),
@@ -192,7 +193,9 @@ class CasesTest(unittest.TestCase):
         self.assertEqual(seen.outcome, m.REPORT_OUTCOME_VIOLATION)
         self.assertEqual(seen.statement_of_reasons, "The group was closed.")
         self.assertEqual(seen.assignee, "")
-        # The upheld report counts for the reporter's credit.
+        # The closure counts against the owner, the upheld report for the reporter.
+        wait_until(lambda: self.credit_of(owner).score < owner_score,
+                   "the owner's GROUP_CLOSED credit event")
         wait_until(lambda: self.credit_of(reporter).score > reporter_score,
                    "the reporter's ACCURATE_REPORT_FILED credit event")
         # One filing, delivered once the authority comes back.

@@ -69,6 +69,14 @@ TEST_F(CaseDispositionsTest, GroupDispositionAppliedAtGroupsThenRecordedOnce) {
   EXPECT_EQ(listed->filings(0).delivery_state(), v1::FILING_DELIVERY_STATE_PENDING);
   EXPECT_EQ(listed->filings(0).disposition().statement_of_reasons(),
             "Repeated gambling promotion after a warning.");
+  // The owner's credit event, once.
+  auto events = WaitForEvents(1);
+  ASSERT_EQ(events.size(), 1u);
+  const auto& event = events.begin()->second;
+  EXPECT_EQ(event.account_id(), group + 1);
+  EXPECT_EQ(event.event_type(), credit::v1::CREDIT_EVENT_TYPE_GROUP_CLOSED);
+  EXPECT_EQ(events.begin()->first,
+            absl::StrCat("moderation:disposition:", d.disposition_id(), ":", group + 1));
 }
 
 TEST_F(CaseDispositionsTest, AFailureAtTheEnforcingServiceRecordsNothing) {
@@ -171,6 +179,14 @@ TEST_F(CaseDispositionsTest, AccountRestrictionsAreProjectedAndLiftedOnRevocatio
                       .status()),
       "DISPOSITION_NOT_ACTIVE");
   EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 2);
+  // The account's credit event and its reversal.
+  auto events = WaitForEvents(2);
+  const std::string id =
+      absl::StrCat("moderation:disposition:", done->disposition().disposition_id(), ":", account);
+  ASSERT_EQ(events.count(id), 1u);
+  EXPECT_EQ(events[id].event_type(), credit::v1::CREDIT_EVENT_TYPE_CREATION_REVOKED);
+  ASSERT_EQ(events.count(id + ":reversal"), 1u);
+  EXPECT_EQ(events[id + ":reversal"].reverses_event_id(), id);
   v1::ListDispositionsRequest revoked_list;
   revoked_list.set_state(v1::DISPOSITION_STATE_REVOKED);
   EXPECT_EQ(cases_->dispositions().List(revoked_list)->dispositions_size(), 1);
@@ -213,6 +229,11 @@ TEST_F(CaseDispositionsTest, BlacklistIsProjectedWithItsExpiryAndFiledOnce) {
       ErrorReason(cases_->blacklist().Remove(Moderator("RemoveFromBlacklist"), remove).status()),
       "BLACKLIST_ENTRY_NOT_ACTIVE");
   EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 2);
+  auto events = WaitForEvents(2);
+  const std::string id =
+      absl::StrCat("moderation:blacklist:", added->entry().blacklist_entry_id(), ":", account);
+  EXPECT_EQ(events[id].event_type(), credit::v1::CREDIT_EVENT_TYPE_BLACKLISTED);
+  EXPECT_EQ(events[id + ":reversal"].event_type(), credit::v1::CREDIT_EVENT_TYPE_REVERSAL);
 
   // An entry past its expiry is EXPIRED and does not block a new one.
   add.set_request_id("b-5");

@@ -40,6 +40,7 @@ class FakeEnforcers final : public GroupsClient, public CreditClient {
     groups::v1::SetGroupStateResponse response;
     response.mutable_group()->set_group_id(request.group_id());
     response.mutable_group()->set_state(request.state());
+    response.mutable_group()->set_owner_account_id(request.group_id() + 1);
     return response;
   }
   absl::StatusOr<credit::v1::ApplyPenaltyResponse> ApplyPenalty(
@@ -199,6 +200,14 @@ class CaseTest : public ::testing::Test {
                   return absl::OkStatus();
                 }).ok());
     return n;
+  }
+  // The credit events delivered so far, once `count` arrived (bounded wait).
+  std::map<std::string, credit::v1::RecordEventRequest> WaitForEvents(size_t count) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (enforcers_.Events().size() < count && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return enforcers_.Events();
   }
   std::string RedisGet(const std::string& key) {
     auto reply = redis_->Command({"GET", key});

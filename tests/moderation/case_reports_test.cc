@@ -171,11 +171,7 @@ TEST_F(CaseReportsTest, ResolutionsRecordTheirCreditEventsOnce) {
   ASSERT_TRUE(Claim(id, "mod-a").ok());
   ASSERT_TRUE(Resolve(id, "mod-a", v1::REPORT_OUTCOME_VIOLATION).ok());
   const std::string prefix = absl::StrCat("moderation:report:", id, ":");
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (enforcers_.Events().size() < 3 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  auto events = enforcers_.Events();
+  auto events = WaitForEvents(3);
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[prefix + "target"].account_id(), accused);
   EXPECT_EQ(events[prefix + "target"].event_type(), credit::v1::CREDIT_EVENT_TYPE_REPORT_UPHELD);
