@@ -13,130 +13,10 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "services/moderation/case_util.h"
+#include "services/moderation/disposition_rows.h"
 #include "services/moderation/filings.h"
 
 namespace qunzu::moderation {
-namespace {
-
-constexpr char kDispositionColumns[] =
-    "disposition_id, kind, group_id, account_id, until_at, levels, basis_report_ids, "
-    "basis_rule_ids, statement, decided_by, decided_at, state, credit_penalty_id, filing_id, "
-    "revoked_by, revoked_at, revocation_reason, revocation_filing_id";
-
-absl::Status NotFound(uint64_t id) {
-  return MakeError(absl::StatusCode::kNotFound, "DISPOSITION_NOT_FOUND",
-                   absl::StrCat("no disposition ", id), {{"disposition_id", absl::StrCat(id)}});
-}
-
-bool IsGroupKind(v1::DispositionKind kind) {
-  return kind == v1::DISPOSITION_KIND_WARN || kind == v1::DISPOSITION_KIND_SUSPEND_POSTING ||
-         kind == v1::DISPOSITION_KIND_CLOSE;
-}
-
-bool IsRestriction(v1::DispositionKind kind) {
-  return kind == v1::DISPOSITION_KIND_SUSPEND_ADMIN || kind == v1::DISPOSITION_KIND_REVOKE_CREATION;
-}
-
-absl::StatusOr<v1::Disposition> ReadRow(const sql::ResultSet& row, absl::Time now) {
-  v1::Disposition d;
-  d.set_disposition_id(row.getUInt64(1));
-  d.set_kind(static_cast<v1::DispositionKind>(row.getInt(2)));
-  d.set_group_id(row.getUInt64(3));
-  d.set_account_id(row.getUInt64(4));
-  ASSIGN_OR_RETURN(absl::Time until, ReadOptionalTime(row, 5));
-  if (until != absl::InfinitePast()) *d.mutable_until() = ToProto(until);
-  d.set_levels(row.getUInt(6));
-  for (uint64_t id : SplitIds(row.getString(7))) d.mutable_basis()->add_report_ids(id);
-  for (uint64_t id : SplitIds(row.getString(8))) d.mutable_basis()->add_rule_ids(id);
-  d.set_statement_of_reasons(row.getString(9));
-  d.set_decided_by(row.getString(10));
-  ASSIGN_OR_RETURN(absl::Time decided, ParseSqlDateTime(row.getString(11)));
-  *d.mutable_decided_at() = ToProto(decided);
-  d.set_state(static_cast<v1::DispositionState>(row.getInt(12)));
-  if (d.state() == v1::DISPOSITION_STATE_ACTIVE && until != absl::InfinitePast() && until <= now) {
-    d.set_state(v1::DISPOSITION_STATE_EXPIRED);
-  }
-  d.set_credit_penalty_id(row.getUInt64(13));
-  d.set_filing_id(row.getUInt64(14));
-  d.set_revoked_by(row.getString(15));
-  ASSIGN_OR_RETURN(absl::Time revoked, ReadOptionalTime(row, 16));
-  if (revoked != absl::InfinitePast()) *d.mutable_revoked_at() = ToProto(revoked);
-  d.set_revocation_reason(row.getString(17));
-  d.set_revocation_filing_id(row.getUInt64(18));
-  return d;
-}
-
-std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> Subjects(const v1::Disposition& d,
-                                                                  uint64_t filing_id) {
-  std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> out = {
-      {audit::v1::SUBJECT_KIND_DISPOSITION, d.disposition_id()},
-      {audit::v1::SUBJECT_KIND_FILING, filing_id}};
-  if (d.group_id() != 0) out.emplace_back(audit::v1::SUBJECT_KIND_GROUP, d.group_id());
-  if (d.account_id() != 0) out.emplace_back(audit::v1::SUBJECT_KIND_ACCOUNT, d.account_id());
-  for (uint64_t id : d.basis().report_ids()) out.emplace_back(audit::v1::SUBJECT_KIND_REPORT, id);
-  return out;
-}
-
-// The credit event a disposition records against the group's owner or the
-// account (R7.3, R11.1, R11.2); a downgrade is credit's penalty itself.
-credit::v1::CreditEventType EventOf(v1::DispositionKind kind) {
-  switch (kind) {
-    case v1::DISPOSITION_KIND_WARN:
-      return credit::v1::CREDIT_EVENT_TYPE_GROUP_WARNED;
-    case v1::DISPOSITION_KIND_SUSPEND_POSTING:
-      return credit::v1::CREDIT_EVENT_TYPE_GROUP_POSTING_SUSPENDED;
-    case v1::DISPOSITION_KIND_CLOSE:
-      return credit::v1::CREDIT_EVENT_TYPE_GROUP_CLOSED;
-    case v1::DISPOSITION_KIND_SUSPEND_ADMIN:
-      return credit::v1::CREDIT_EVENT_TYPE_ADMIN_RIGHTS_SUSPENDED;
-    case v1::DISPOSITION_KIND_REVOKE_CREATION:
-      return credit::v1::CREDIT_EVENT_TYPE_CREATION_REVOKED;
-    default:
-      return credit::v1::CREDIT_EVENT_TYPE_UNSPECIFIED;
-  }
-}
-
-// Records the disposition's credit event and remembers its id for a
-// revocation's REVERSAL.
-absl::Status RecordDispositionEvent(sql::Connection& conn, const v1::Disposition& d,
-                                    uint64_t account, absl::Time now) {
-  const credit::v1::CreditEventType type = EventOf(d.kind());
-  if (account == 0 || type == credit::v1::CREDIT_EVENT_TYPE_UNSPECIFIED) return absl::OkStatus();
-  const std::string id = absl::StrCat("moderation:disposition:", d.disposition_id(), ":", account);
-  RETURN_IF_ERROR(RecordCreditEvent(conn, id, account, type,
-                                    absl::StrCat("disposition:", d.disposition_id()),
-                                    d.statement_of_reasons(), now));
-  return Execute(conn, "UPDATE dispositions SET credit_event_id = ? WHERE disposition_id = ?",
-                 {id, d.disposition_id()})
-      .status();
-}
-
-// Reverses the credit event a revoked disposition caused, if any.
-absl::Status ReverseDispositionEvent(sql::Connection& conn, const v1::Disposition& d,
-                                     const std::string& reason, absl::Time now) {
-  std::string id;
-  RETURN_IF_ERROR(Query(conn, "SELECT credit_event_id FROM dispositions WHERE disposition_id = ?",
-                        {d.disposition_id()}, [&](const sql::ResultSet& row) {
-                          id = row.getString(1);
-                          return absl::OkStatus();
-                        }));
-  if (id.empty()) return absl::OkStatus();
-  uint64_t account = 0;
-  if (!absl::SimpleAtoi(id.substr(id.rfind(':') + 1), &account)) return absl::OkStatus();
-  return RecordCreditEvent(conn, id + ":reversal", account, credit::v1::CREDIT_EVENT_TYPE_REVERSAL,
-                           absl::StrCat("disposition:", d.disposition_id()), reason, now, id);
-}
-
-v1::Filing FilingOf(v1::FilingKind kind, const v1::Disposition& d) {
-  v1::Filing filing;
-  filing.set_kind(kind);
-  filing.set_subject_kind(d.group_id() != 0 ? v1::SUBJECT_KIND_GROUP : v1::SUBJECT_KIND_ACCOUNT);
-  filing.set_subject_id(d.group_id() != 0 ? d.group_id() : d.account_id());
-  *filing.mutable_disposition() = d;
-  return filing;
-}
-
-}  // namespace
 
 absl::StatusOr<v1::Disposition> DispositionLogic::Load(sql::Connection& conn, uint64_t id,
                                                        bool for_update) {
@@ -147,10 +27,10 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Load(sql::Connection& conn, ui
                                      " FROM dispositions WHERE disposition_id = ? AND applied = 1",
                                      for_update ? " FOR UPDATE" : ""),
                         {id}, [&](const sql::ResultSet& row) -> absl::Status {
-                          ASSIGN_OR_RETURN(d, ReadRow(row, now));
+                          ASSIGN_OR_RETURN(d, ReadDispositionRow(row, now));
                           return absl::OkStatus();
                         }));
-  if (!d) return NotFound(id);
+  if (!d) return DispositionNotFound(id);
   return *std::move(d);
 }
 
@@ -309,7 +189,7 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
                                   .status());
               ASSIGN_OR_RETURN(v1::Disposition stored, Load(conn, d.disposition_id(), true));
               RETURN_IF_ERROR(RecordDispositionEvent(conn, stored, result.owner_account_id, now));
-              v1::Filing filing = FilingOf(v1::FILING_KIND_DISPOSITION, stored);
+              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION, stored);
               ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
               RETURN_IF_ERROR(Execute(conn,
                                       "UPDATE dispositions SET filing_id = ? WHERE "
@@ -319,7 +199,7 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
               stored.set_filing_id(filing_id);
               RETURN_IF_ERROR(AuditChange(
                   conn, context, "DISPOSITION_APPLIED", request_id, now,
-                  Subjects(stored, filing_id),
+                  DispositionSubjects(stored, filing_id),
                   {{"kind", v1::DispositionKind_Name(stored.kind())},
                    {"statement_of_reasons", stored.statement_of_reasons()},
                    {"basis_rule_ids",
@@ -422,7 +302,7 @@ absl::StatusOr<v1::RevokeDispositionResponse> DispositionLogic::Revoke(
                       .status());
               ASSIGN_OR_RETURN(d, Load(conn, d.disposition_id(), true));
               RETURN_IF_ERROR(ReverseDispositionEvent(conn, d, request.reason(), now));
-              v1::Filing filing = FilingOf(v1::FILING_KIND_DISPOSITION_REVOKED, d);
+              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION_REVOKED, d);
               ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
               RETURN_IF_ERROR(Execute(conn,
                                       "UPDATE dispositions SET revocation_filing_id = ? WHERE "
@@ -432,7 +312,7 @@ absl::StatusOr<v1::RevokeDispositionResponse> DispositionLogic::Revoke(
               d.set_revocation_filing_id(filing_id);
               RETURN_IF_ERROR(AuditChange(
                   conn, context, "DISPOSITION_REVOKED", request.request_id(), now,
-                  Subjects(d, filing_id),
+                  DispositionSubjects(d, filing_id),
                   {{"kind", v1::DispositionKind_Name(d.kind())}, {"reason", request.reason()}}));
               v1::RevokeDispositionResponse out;
               *out.mutable_disposition() = std::move(d);
@@ -487,7 +367,7 @@ absl::StatusOr<v1::ListDispositionsResponse> DispositionLogic::List(
       QueryPage(pool_, absl::StrCat("SELECT ", kDispositionColumns, " FROM dispositions"), where,
                 std::move(params), "disposition_id DESC", window, response.mutable_page(),
                 [&](const sql::ResultSet& row) -> absl::Status {
-                  ASSIGN_OR_RETURN(*response.add_dispositions(), ReadRow(row, now));
+                  ASSIGN_OR_RETURN(*response.add_dispositions(), ReadDispositionRow(row, now));
                   return absl::OkStatus();
                 }));
   return response;
