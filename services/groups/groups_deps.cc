@@ -25,15 +25,26 @@ uint32_t Uint(const std::string& s) {
 
 int64_t UnixSeconds(const google::protobuf::Timestamp& t) { return t.seconds(); }
 
+// A moderation expiry ("0": none) still in force at `now`: the key's TTL
+// lifts it, but a read just before the TTL fires must not trust it.
+bool InForce(const std::string& value, absl::Time now) {
+  int64_t until = 0;
+  if (!absl::SimpleAtoi(value, &until)) return false;
+  return until == 0 || absl::FromUnixSeconds(until) > now;
+}
+
 }  // namespace
 
 absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
   absl::StatusOr<std::vector<RedisReply>> replies =
       redis_.Pipeline({{"HGETALL", projection::AccountIdentityKey(account_id)},
-                       {"HGETALL", projection::AccountCreditKey(account_id)}});
-  if (!replies.ok() || replies->size() != 2 || (*replies)[0].is_error() ||
-      (*replies)[1].is_error()) {
+                       {"HGETALL", projection::AccountCreditKey(account_id)},
+                       {"GET", projection::AccountBlacklistKey(account_id)},
+                       {"HGETALL", projection::AccountRestrictionsKey(account_id)}});
+  if (!replies.ok() || replies->size() != 4)
     return ProjectionUnavailable("the account projections");
+  for (const RedisReply& reply : *replies) {
+    if (reply.is_error()) return ProjectionUnavailable("the account projections");
   }
   auto fields = [](const RedisReply& reply) {
     std::map<std::string, std::string> out;
@@ -43,6 +54,7 @@ absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
   };
   std::map<std::string, std::string> identity = fields((*replies)[0]);
   std::map<std::string, std::string> credit = fields((*replies)[1]);
+  std::map<std::string, std::string> restrictions = fields((*replies)[3]);
   if (identity.empty()) {
     return MakeError(absl::StatusCode::kNotFound, "ACCOUNT_NOT_FOUND", "no such account",
                      {{"account_id", absl::StrCat(account_id)}});
@@ -57,7 +69,22 @@ absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
   view.groups_may_join = Uint(credit["groups_may_join"]);
   view.max_create_tier = static_cast<int>(Uint(credit["max_create_tier"]));
   view.may_be_admin = credit["may_be_admin"] == "1";
+  const absl::Time now = clock_.Now();
+  view.blacklisted = !(*replies)[2].is_nil() && InForce((*replies)[2].str(), now);
+  auto restricted = [&](const char* field) {
+    auto it = restrictions.find(field);
+    return it != restrictions.end() && it->second != "0" && InForce(it->second, now);
+  };
+  view.admin_suspended = restricted("admin_suspended_until");
+  view.creation_revoked = restricted("creation_revoked_until");
   return view;
+}
+
+absl::StatusOr<bool> RedisAccountReader::GroupBlacklisted(uint64_t group_id) {
+  absl::StatusOr<RedisReply> reply =
+      redis_.Command({"GET", projection::GroupBlacklistKey(group_id)});
+  if (!reply.ok() || reply->is_error()) return ProjectionUnavailable("the group blacklist");
+  return !reply->is_nil() && InForce(reply->str(), clock_.Now());
 }
 
 GrpcTextScreener::GrpcTextScreener(std::shared_ptr<grpc::Channel> channel, std::string token,

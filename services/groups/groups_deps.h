@@ -1,5 +1,6 @@
-// What the groups logic reads from outside its schema: accounts (identity's
-// and credit's Redis projections, read fail-closed), the text screen
+// What the groups logic reads from outside its schema: accounts (identity's,
+// credit's and moderation's Redis projections, read fail-closed; the
+// blacklists and restrictions moderation publishes, R11.2, R11.3), the text screen
 // (moderation.ScreenText over gRPC with a deadline, fail-closed), and the
 // groups projection it writes for the hot path.
 #ifndef QUNZU_SERVICES_GROUPS_GROUPS_DEPS_H_
@@ -14,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/redis.h"
 #include "qunzu/groups/v1/groups.pb.h"
 #include "qunzu/moderation/v1/moderation.grpc.pb.h"
@@ -31,6 +33,10 @@ struct AccountView {
   uint32_t groups_may_join = 0;
   int max_create_tier = 0;
   bool may_be_admin = false;
+  // Moderation's projections at the time of the read (R11.2, R11.3).
+  bool blacklisted = false;
+  bool admin_suspended = false;
+  bool creation_revoked = false;
 };
 
 class AccountReader {
@@ -40,15 +46,21 @@ class AccountReader {
   // UNAVAILABLE PROJECTION_UNAVAILABLE when a projection cannot be read or
   // credit has not published a verified account.
   virtual absl::StatusOr<AccountView> Read(uint64_t account_id) = 0;
+  // Whether moderation blacklisted the group (R11.3); UNAVAILABLE
+  // PROJECTION_UNAVAILABLE when it cannot be read.
+  virtual absl::StatusOr<bool> GroupBlacklisted(uint64_t group_id) = 0;
 };
 
 class RedisAccountReader final : public AccountReader {
  public:
-  explicit RedisAccountReader(RedisClient& redis) : redis_(redis) {}
+  explicit RedisAccountReader(RedisClient& redis, const Clock& clock = SystemClock::Get())
+      : redis_(redis), clock_(clock) {}
   absl::StatusOr<AccountView> Read(uint64_t account_id) override;
+  absl::StatusOr<bool> GroupBlacklisted(uint64_t group_id) override;
 
  private:
   RedisClient& redis_;
+  const Clock& clock_;
 };
 
 // The verdict on a piece of group text.

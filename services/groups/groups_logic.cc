@@ -53,6 +53,11 @@ absl::StatusOr<v1::CreateGroupResponse> GroupsLogic::CreateGroup(
     const RequestContext& ctx, const v1::CreateGroupRequest& request) {
   const uint64_t actor = request.actor_account_id();
   ASSIGN_OR_RETURN(AccountView account, accounts_.Read(actor));
+  RETURN_IF_ERROR(internal::RequireNotBlacklisted(account));
+  if (account.creation_revoked) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "CREATION_REVOKED",
+                     "the account's group-creation qualification is revoked");
+  }
   const v1::TierRule& rule = policy_.Tier(request.scale_tier());
   RETURN_IF_ERROR(Qualify(account, rule, request.scale_tier()));
   bool held = false;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/audit_outbox.h"
 #include "common/idempotency.h"
@@ -35,7 +36,12 @@ inline absl::Status Audit(sql::Connection& conn, const RequestContext& ctx,
                           absl::string_view action, const std::string& request_id, uint64_t actor,
                           uint64_t group_id, uint64_t target_account = 0,
                           const std::map<std::string, std::string>& details = {}) {
-  audit::v1::AuditEvent event = AuditEventFor(ctx.caller, ctx.peer, ctx.method, action, request_id);
+  // The audit log takes UPPER_SNAKE actions: "group.set_state" is
+  // recorded as GROUP_SET_STATE (a dotted name made audit refuse the batch).
+  std::string upper_snake(action);
+  for (char& c : upper_snake) c = c == '.' ? '_' : absl::ascii_toupper(c);
+  audit::v1::AuditEvent event =
+      AuditEventFor(ctx.caller, ctx.peer, ctx.method, upper_snake, request_id);
   event.set_service("groups");
   event.set_actor_account_id(actor);
   if (group_id != 0) {
@@ -95,10 +101,32 @@ inline absl::StatusOr<v1::Member> RequireAdmin(sql::Connection& conn, uint64_t g
   return m;
 }
 
+// A blacklisted account may not act in groups at all (R11.3).
+inline absl::Status RequireNotBlacklisted(const AccountView& view) {
+  if (view.blacklisted) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "ACCOUNT_BLACKLISTED",
+                     "the account is blacklisted");
+  }
+  return absl::OkStatus();
+}
+
+// A blacklisted group takes no members (R11.3); fails closed.
+inline absl::Status RequireGroupNotBlacklisted(AccountReader& reader, uint64_t group_id) {
+  ASSIGN_OR_RETURN(bool blacklisted, reader.GroupBlacklisted(group_id));
+  if (blacklisted) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "GROUP_BLACKLISTED",
+                     "the group is blacklisted and takes no members");
+  }
+  return absl::OkStatus();
+}
+
 // The owner's and admins' powers are suspended while their credit
-// entitlement may_be_admin is off (R11.2).
+// entitlement may_be_admin is off, while a SUSPEND_ADMIN disposition is in
+// force (R11.2), and while the account is blacklisted (R11.3).
 inline absl::Status RequireAdminRights(const v1::Member& actor, const AccountView& view) {
-  if (actor.role() != v1::MEMBER_ROLE_MEMBER && !view.may_be_admin) {
+  if (actor.role() == v1::MEMBER_ROLE_MEMBER) return absl::OkStatus();
+  RETURN_IF_ERROR(RequireNotBlacklisted(view));
+  if (!view.may_be_admin || view.admin_suspended) {
     return MakeError(absl::StatusCode::kPermissionDenied, "ADMIN_RIGHTS_SUSPENDED",
                      "the acting account's admin rights are suspended");
   }

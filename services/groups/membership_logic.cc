@@ -19,6 +19,8 @@ absl::StatusOr<v1::Member> GroupsLogic::Admit(sql::Connection& conn, const Reque
                                               const std::string& request_id, v1::Group& group,
                                               uint64_t account, const AccountView& view,
                                               v1::JoinMethod method, uint64_t admitted_by) {
+  RETURN_IF_ERROR(internal::RequireNotBlacklisted(view));
+  RETURN_IF_ERROR(internal::RequireGroupNotBlacklisted(accounts_, group.group_id()));
   ASSIGN_OR_RETURN(std::optional<v1::Member> existing, ReadMember(conn, group.group_id(), account));
   if (existing) {
     return MakeError(absl::StatusCode::kAlreadyExists, "ALREADY_MEMBER",
@@ -62,6 +64,8 @@ absl::StatusOr<v1::JoinGroupResponse> GroupsLogic::JoinGroup(const RequestContex
     return MakeError(absl::StatusCode::kFailedPrecondition, "ACCOUNT_NOT_VERIFIED",
                      "the account has not verified its real name");
   }
+  RETURN_IF_ERROR(internal::RequireNotBlacklisted(view));
+  RETURN_IF_ERROR(internal::RequireGroupNotBlacklisted(accounts_, request.group_id()));
   const absl::Time now = clock_.Now();
   v1::Group group_after;
   ASSIGN_OR_RETURN(
@@ -189,6 +193,7 @@ absl::StatusOr<v1::InviteMemberResponse> GroupsLogic::InviteMember(
     const RequestContext& ctx, const v1::InviteMemberRequest& request) {
   const uint64_t actor = request.actor_account_id();
   const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(internal::RequireGroupNotBlacklisted(accounts_, request.group_id()));
   return Mutate<v1::InviteMemberResponse>(
       mysql_, ctx, request, [&](sql::Connection& conn) -> absl::StatusOr<v1::InviteMemberResponse> {
         ASSIGN_OR_RETURN(v1::Group g, ReadGroup(conn, request.group_id(), false));

@@ -35,7 +35,8 @@ absl::StatusOr<v1::SetMemberRoleResponse> GroupsLogic::SetMemberRole(
                                "the member already has this role");
             }
             if (request.role() == v1::MEMBER_ROLE_ADMIN) {
-              if (!target_view->may_be_admin) {
+              if (!target_view->may_be_admin || target_view->admin_suspended ||
+                  target_view->blacklisted) {
                 return MakeError(absl::StatusCode::kFailedPrecondition, "ADMIN_NOT_ENTITLED",
                                  "the member's credit does not allow being an admin");
               }
@@ -63,6 +64,7 @@ absl::StatusOr<v1::TransferOwnershipResponse> GroupsLogic::TransferOwnership(
   const uint64_t actor = request.actor_account_id();
   const uint64_t heir = request.new_owner_account_id();
   ASSIGN_OR_RETURN(AccountView view, accounts_.Read(heir));
+  RETURN_IF_ERROR(internal::RequireNotBlacklisted(view));
   v1::Member heir_member;
   ASSIGN_OR_RETURN(
       v1::TransferOwnershipResponse response,

@@ -198,14 +198,18 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
                      "moderation reads the hot path's projections from Redis");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ReviewQueue> review, MakeReviewQueue(deps, SystemClock::Get()));
-  return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, deps.metrics,
-                                                 SystemClock::Get(), std::move(review), limits);
+  auto service = std::make_unique<ModerationServiceImpl>(
+      deps.mysql, *deps.redis, deps.metrics, SystemClock::Get(), std::move(review), limits);
+  ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, ConfiguredCaseFlags()));
+  service->AttachCases(std::move(cases));
+  return service;
 }
 
 const std::vector<Migration>& ModerationServiceMigrations() {
   static const auto* migrations = [] {
     auto* all = new std::vector<Migration>(RuleSetMigrations());
     for (const Migration& m : EmergencyModeMigrations()) all->push_back(m);
+    all->insert(all->end(), CaseMigrations().begin(), CaseMigrations().end());
     return all;
   }();
   return *migrations;

@@ -1,10 +1,11 @@
 // The gRPC face of the moderation service (R5, R10-R12): thin handlers that
-// validate, call the logic and map its status. Built so far: the per-message
-// screen (ScreenMessage), the content screen (ScreenText), rule sets
-// (UpsertRuleSet, ListRuleSets, TestRules) and emergency modes
-// (SetEmergencyMode, ListEmergencyModes). The other RPCs answer
-// UNIMPLEMENTED until issue 8 builds them; callers outside an RPC's
-// declared roles are refused before that by the auth interceptor.
+// validate, call the logic and map its status: the per-message screen
+// (ScreenMessage), the content screen (ScreenText), rule sets
+// (UpsertRuleSet, ListRuleSets, TestRules), emergency modes
+// (SetEmergencyMode, ListEmergencyModes), and case handling (reports, held
+// messages, dispositions, the blacklist, filings; case_handlers.cc).
+// Callers outside an RPC's declared roles are refused before any handler
+// by the auth interceptor.
 #ifndef QUNZU_SERVICES_MODERATION_MODERATION_SERVICE_H_
 #define QUNZU_SERVICES_MODERATION_MODERATION_SERVICE_H_
 
@@ -16,6 +17,7 @@
 #include "common/config.h"
 #include "common/service_main.h"
 #include "qunzu/moderation/v1/moderation.grpc.pb.h"
+#include "services/moderation/cases.h"
 #include "services/moderation/emergency_modes.h"
 #include "services/moderation/message_screener.h"
 #include "services/moderation/moderation_metrics.h"
@@ -70,6 +72,51 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
   ModerationMetrics metrics_;
   std::unique_ptr<ReviewQueue> review_;
   MessageScreener screener_;
+
+  // Case handling (issue 8): reports and held messages, dispositions, the
+  // blacklist, filings. Handlers in case_handlers.cc.
+ public:
+  // Until attached, the case RPCs answer UNAVAILABLE CASES_NOT_CONFIGURED.
+  void AttachCases(std::unique_ptr<Cases> cases);
+  Cases* cases() { return cases_.get(); }
+
+  grpc::Status SubmitReport(grpc::ServerContext* c, const v1::SubmitReportRequest* q,
+                            v1::SubmitReportResponse* r) override;
+  grpc::Status ListReports(grpc::ServerContext* c, const v1::ListReportsRequest* q,
+                           v1::ListReportsResponse* r) override;
+  grpc::Status ClaimReport(grpc::ServerContext* c, const v1::ClaimReportRequest* q,
+                           v1::ClaimReportResponse* r) override;
+  grpc::Status ResolveReport(grpc::ServerContext* c, const v1::ResolveReportRequest* q,
+                             v1::ResolveReportResponse* r) override;
+  grpc::Status GetReport(grpc::ServerContext* c, const v1::GetReportRequest* q,
+                         v1::GetReportResponse* r) override;
+  grpc::Status GetHandlingStats(grpc::ServerContext* c, const v1::GetHandlingStatsRequest* q,
+                                v1::GetHandlingStatsResponse* r) override;
+  grpc::Status GetHeldMessage(grpc::ServerContext* c, const v1::GetHeldMessageRequest* q,
+                              v1::GetHeldMessageResponse* r) override;
+  grpc::Status ListHeldMessages(grpc::ServerContext* c, const v1::ListHeldMessagesRequest* q,
+                                v1::ListHeldMessagesResponse* r) override;
+  grpc::Status DisposeGroup(grpc::ServerContext* c, const v1::DisposeGroupRequest* q,
+                            v1::DisposeGroupResponse* r) override;
+  grpc::Status DisposeAccount(grpc::ServerContext* c, const v1::DisposeAccountRequest* q,
+                              v1::DisposeAccountResponse* r) override;
+  grpc::Status GetDisposition(grpc::ServerContext* c, const v1::GetDispositionRequest* q,
+                              v1::GetDispositionResponse* r) override;
+  grpc::Status ListDispositions(grpc::ServerContext* c, const v1::ListDispositionsRequest* q,
+                                v1::ListDispositionsResponse* r) override;
+  grpc::Status RevokeDisposition(grpc::ServerContext* c, const v1::RevokeDispositionRequest* q,
+                                 v1::RevokeDispositionResponse* r) override;
+  grpc::Status AddToBlacklist(grpc::ServerContext* c, const v1::AddToBlacklistRequest* q,
+                              v1::AddToBlacklistResponse* r) override;
+  grpc::Status RemoveFromBlacklist(grpc::ServerContext* c, const v1::RemoveFromBlacklistRequest* q,
+                                   v1::RemoveFromBlacklistResponse* r) override;
+  grpc::Status ListBlacklist(grpc::ServerContext* c, const v1::ListBlacklistRequest* q,
+                             v1::ListBlacklistResponse* r) override;
+  grpc::Status ListFilings(grpc::ServerContext* c, const v1::ListFilingsRequest* q,
+                           v1::ListFilingsResponse* r) override;
+
+ private:
+  std::unique_ptr<Cases> cases_;
 };
 
 // Builds the service from the shared resources and the flags.

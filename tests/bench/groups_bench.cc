@@ -38,6 +38,7 @@ class EveryoneQualifies final : public groups::AccountReader {
     v.may_be_admin = true;
     return v;
   }
+  absl::StatusOr<bool> GroupBlacklisted(uint64_t /*group_id*/) override { return false; }
 };
 
 class AllowAll final : public groups::TextScreener {

@@ -13,6 +13,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -127,8 +128,11 @@ class Service:
 class Suite:
     """The whole suite, started in __enter__ and stopped in __exit__."""
 
-    def __init__(self, build_dir):
+    def __init__(self, build_dir, moderation_args=()):
         self.build_dir = build_dir
+        # Extra flags for moderation, e.g. --authority-target of a receiver
+        # the test serves, or shorter report deadlines.
+        self.moderation_args = list(moderation_args)
         self.folder = tempfile.mkdtemp(prefix="qunzu-e2e-")
         self.redis = Redis(self.folder)
         self.schema_prefix = "e2e_%d_%s_" % (os.getpid(), secrets.token_hex(3))
@@ -201,14 +205,23 @@ class Suite:
             self.services["audit"] = audit
             # credit first, so identity knows where to send its credit events.
             # moderation before groups: groups screens text through it.
+            # moderation disposes through groups, which starts after it: groups
+            # gets a port chosen now.
+            groups_port = free_port()
             for name in ["credit", "identity", "moderation", "groups"]:
                 args = self.base_args(name, auth_config) + [
                     f"--audit-target=127.0.0.1:{audit.grpc_port}"]
+                if name == "moderation":
+                    args += [f"--groups-target=127.0.0.1:{groups_port}",
+                             f"--credit-target=127.0.0.1:{self.services['credit'].grpc_port}"]
+                    args += self.moderation_args
                 if name == "identity":
                     args += [f"--pii-keys-file={self.write_identity_keys()}",
                              f"--credit-target=127.0.0.1:{self.services['credit'].grpc_port}"]
                 if name == "groups":
-                    args += [f"--moderation-target=127.0.0.1:"
+                    args = [a for a in args if not a.startswith("--grpc-port=")]
+                    args += [f"--grpc-port={groups_port}",
+                             f"--moderation-target=127.0.0.1:"
                              f"{self.services['moderation'].grpc_port}"]
                 self.services[name] = self.start_service(name, args)
         except BaseException:
@@ -274,6 +287,13 @@ class Suite:
 
     def metadata(self, role):
         return (("authorization", f"Bearer {self.tokens[role]}"),)
+
+
+def free_port():
+    """A loopback port free right now (for a service others must know first)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def error_reason(error):

@@ -1,0 +1,376 @@
+#include "services/moderation/dispositions.h"
+
+#include <cppconn/resultset.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/idempotency.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "services/moderation/case_util.h"
+#include "services/moderation/disposition_rows.h"
+#include "services/moderation/filings.h"
+
+namespace qunzu::moderation {
+
+absl::StatusOr<v1::Disposition> DispositionLogic::Load(sql::Connection& conn, uint64_t id,
+                                                       bool for_update) {
+  std::optional<v1::Disposition> d;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(Query(conn,
+                        absl::StrCat("SELECT ", kDispositionColumns,
+                                     " FROM dispositions WHERE disposition_id = ? AND applied = 1",
+                                     for_update ? " FOR UPDATE" : ""),
+                        {id}, [&](const sql::ResultSet& row) -> absl::Status {
+                          ASSIGN_OR_RETURN(d, ReadDispositionRow(row, now));
+                          return absl::OkStatus();
+                        }));
+  if (!d) return DispositionNotFound(id);
+  return *std::move(d);
+}
+
+absl::Status DispositionLogic::CheckBasis(const v1::DispositionBasis& basis) {
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
+  auto exists = [&](const char* sql, uint64_t id) -> absl::StatusOr<bool> {
+    bool found = false;
+    RETURN_IF_ERROR(Query(*lease, sql, {id}, [&](const sql::ResultSet&) {
+      found = true;
+      return absl::OkStatus();
+    }));
+    return found;
+  };
+  for (uint64_t id : basis.report_ids()) {
+    ASSIGN_OR_RETURN(bool found, exists("SELECT 1 FROM reports WHERE report_id = ?", id));
+    if (!found) {
+      return MakeError(absl::StatusCode::kNotFound, "REPORT_NOT_FOUND",
+                       absl::StrCat("the basis names no report ", id),
+                       {{"report_id", absl::StrCat(id)}});
+    }
+  }
+  for (uint64_t id : basis.rule_ids()) {
+    ASSIGN_OR_RETURN(bool found,
+                     exists("SELECT 1 FROM rule_set_rules WHERE rule_id = ? LIMIT 1", id));
+    if (!found) {
+      return MakeError(absl::StatusCode::kNotFound, "RULE_NOT_FOUND",
+                       absl::StrCat("the basis names no rule ", id),
+                       {{"rule_id", absl::StrCat(id)}});
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DispositionLogic::Applied> DispositionLogic::Apply(const v1::Disposition& d) {
+  const std::string request_id = absl::StrCat("disposition-", d.disposition_id());
+  if (IsGroupKind(d.kind())) {
+    groups::v1::SetGroupStateRequest request;
+    request.set_request_id(request_id);
+    request.set_group_id(d.group_id());
+    request.set_state(d.kind() == v1::DISPOSITION_KIND_WARN ? groups::v1::GROUP_STATE_WARNED
+                      : d.kind() == v1::DISPOSITION_KIND_SUSPEND_POSTING
+                          ? groups::v1::GROUP_STATE_POSTING_SUSPENDED
+                          : groups::v1::GROUP_STATE_CLOSED);
+    if (d.has_until()) *request.mutable_until() = d.until();
+    request.set_disposition_id(d.disposition_id());
+    request.set_reason(d.statement_of_reasons());
+    ASSIGN_OR_RETURN(groups::v1::SetGroupStateResponse response, groups_.SetGroupState(request));
+    return Applied{0, response.group().owner_account_id()};
+  }
+  credit::v1::ApplyPenaltyRequest request;
+  request.set_request_id(request_id);
+  request.set_account_id(d.account_id());
+  request.set_kind(
+      d.kind() == v1::DISPOSITION_KIND_CREDIT_DOWNGRADE ? credit::v1::PENALTY_KIND_LEVEL_DOWNGRADE
+      : d.kind() == v1::DISPOSITION_KIND_SUSPEND_ADMIN  ? credit::v1::PENALTY_KIND_SUSPEND_ADMIN
+                                                        : credit::v1::PENALTY_KIND_REVOKE_CREATION);
+  request.set_levels(d.levels());
+  *request.mutable_until() = d.until();
+  request.set_disposition_id(d.disposition_id());
+  request.set_reason(d.statement_of_reasons());
+  ASSIGN_OR_RETURN(credit::v1::ApplyPenaltyResponse response, credit_.ApplyPenalty(request));
+  return Applied{response.penalty().penalty_id(), d.account_id()};
+}
+
+absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& context,
+                                                          const google::protobuf::Message& request,
+                                                          const std::string& request_id,
+                                                          v1::Disposition d) {
+  const bool group = IsGroupKind(d.kind());
+  ASSIGN_OR_RETURN(bool exists, group ? subjects_.GroupExists(d.group_id())
+                                      : subjects_.AccountExists(d.account_id()));
+  if (!exists) {
+    return MakeError(absl::StatusCode::kNotFound, group ? "GROUP_NOT_FOUND" : "ACCOUNT_NOT_FOUND",
+                     group ? "no such group" : "no such account");
+  }
+  RETURN_IF_ERROR(CheckBasis(d.basis()));
+  const std::string request_key =
+      absl::StrCat(context.caller.principal, "\n", context.method, "\n", request_id);
+  const std::string fingerprint = FingerprintMessage(request);
+  const absl::Time now = clock_.Now();
+  d.set_decided_by(context.caller.principal);
+  *d.mutable_decided_at() = ToProto(now);
+  d.set_state(v1::DISPOSITION_STATE_ACTIVE);
+  // 1. Reserve: a PENDING row gives the id the enforcing service is called with.
+  std::pair<uint64_t, bool> reservation;
+  ASSIGN_OR_RETURN(
+      reservation,
+      WithTransaction(
+          pool_, [&](sql::Connection& conn) -> absl::StatusOr<std::pair<uint64_t, bool>> {
+            std::optional<std::pair<uint64_t, bool>> found;
+            std::string stored;
+            RETURN_IF_ERROR(
+                Query(conn,
+                      "SELECT disposition_id, applied, fingerprint FROM dispositions WHERE "
+                      "request_key = ? FOR UPDATE",
+                      {request_key}, [&](const sql::ResultSet& row) {
+                        found = std::make_pair(row.getUInt64(1), row.getInt(2) == 1);
+                        stored = row.getString(3);
+                        return absl::OkStatus();
+                      }));
+            if (found) {
+              if (stored != fingerprint) {
+                return MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                                 "request_id was used for another request",
+                                 {{"request_id", request_id}});
+              }
+              return *found;
+            }
+            std::vector<uint64_t> reports(d.basis().report_ids().begin(),
+                                          d.basis().report_ids().end());
+            std::vector<uint64_t> rules(d.basis().rule_ids().begin(), d.basis().rule_ids().end());
+            RETURN_IF_ERROR(
+                Execute(
+                    conn,
+                    "INSERT INTO dispositions (request_key, fingerprint, applied, kind, group_id, "
+                    "account_id, until_at, levels, basis_report_ids, basis_rule_ids, statement, "
+                    "decided_by, decided_at, state, revocation_reason) "
+                    "VALUES (?,?,0,?,?,?,?,?,?,?,?,?,?,?,'')",
+                    {request_key, fingerprint, static_cast<int>(d.kind()), d.group_id(),
+                     d.account_id(),
+                     d.has_until() ? SqlValue(FromProto(d.until())) : SqlValue(nullptr), d.levels(),
+                     JoinIds(reports), JoinIds(rules), d.statement_of_reasons(),
+                     context.caller.principal, now, static_cast<int>(v1::DISPOSITION_STATE_ACTIVE)})
+                    .status());
+            ASSIGN_OR_RETURN(uint64_t id, LastInsertId(conn));
+            return std::make_pair(id, false);
+          }));
+  d.set_disposition_id(reservation.first);
+  // 2. Apply where it takes effect (idempotent there by the disposition id).
+  Applied result;
+  if (!reservation.second) {
+    absl::StatusOr<Applied> applied = Apply(d);
+    if (!applied.ok()) {
+      if (applied.status().code() != absl::StatusCode::kUnavailable) {
+        // Refused there: nothing applied, so nothing stays reserved.
+        (void)WithTransaction(pool_, [&](sql::Connection& conn) {
+          return Execute(conn, "DELETE FROM dispositions WHERE disposition_id = ? AND applied = 0",
+                         {d.disposition_id()})
+              .status();
+        });
+      }
+      return applied.status();
+    }
+    result = *applied;
+  }
+  // 3. Record it as applied, with its filing and audit record.
+  const IdempotencyKey key{context.caller.principal, context.method, request_id};
+  ASSIGN_OR_RETURN(
+      v1::GetDispositionResponse response, WithTransaction(pool_, [&](sql::Connection& conn) {
+        return RunIdempotent<v1::GetDispositionResponse>(
+            conn, key, request, [&]() -> absl::StatusOr<v1::GetDispositionResponse> {
+              RETURN_IF_ERROR(Execute(conn,
+                                      "UPDATE dispositions SET applied = 1, credit_penalty_id = ? "
+                                      "WHERE disposition_id = ? AND applied = 0",
+                                      {result.penalty_id, d.disposition_id()})
+                                  .status());
+              ASSIGN_OR_RETURN(v1::Disposition stored, Load(conn, d.disposition_id(), true));
+              RETURN_IF_ERROR(RecordDispositionEvent(conn, stored, result.owner_account_id, now));
+              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION, stored);
+              ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
+              RETURN_IF_ERROR(Execute(conn,
+                                      "UPDATE dispositions SET filing_id = ? WHERE "
+                                      "disposition_id = ?",
+                                      {filing_id, d.disposition_id()})
+                                  .status());
+              stored.set_filing_id(filing_id);
+              RETURN_IF_ERROR(AuditChange(
+                  conn, context, "DISPOSITION_APPLIED", request_id, now,
+                  DispositionSubjects(stored, filing_id),
+                  {{"kind", v1::DispositionKind_Name(stored.kind())},
+                   {"statement_of_reasons", stored.statement_of_reasons()},
+                   {"basis_rule_ids",
+                    JoinIds({stored.basis().rule_ids().begin(), stored.basis().rule_ids().end()})},
+                   {"until", stored.has_until()
+                                 ? absl::FormatTime(FromProto(stored.until()), absl::UTCTimeZone())
+                                 : std::string()}}));
+              v1::GetDispositionResponse out;
+              *out.mutable_disposition() = std::move(stored);
+              return out;
+            });
+      }));
+  if (!reservation.second && metrics_ != nullptr) metrics_->Disposed(d.kind());
+  if (IsRestriction(d.kind())) {
+    absl::Status published = projection_.PublishRestrictions(d.account_id());
+    if (!published.ok())
+      LogWarning("restriction_projection_failed", {{"error", published.ToString()}});
+  }
+  return response.disposition();
+}
+
+absl::StatusOr<v1::DisposeGroupResponse> DispositionLogic::DisposeGroup(
+    const RequestContext& context, const v1::DisposeGroupRequest& request) {
+  v1::Disposition d;
+  d.set_kind(request.kind());
+  d.set_group_id(request.group_id());
+  if (request.has_until()) *d.mutable_until() = request.until();
+  *d.mutable_basis() = request.basis();
+  d.set_statement_of_reasons(request.statement_of_reasons());
+  v1::DisposeGroupResponse response;
+  ASSIGN_OR_RETURN(*response.mutable_disposition(),
+                   Dispose(context, request, request.request_id(), std::move(d)));
+  return response;
+}
+
+absl::StatusOr<v1::DisposeAccountResponse> DispositionLogic::DisposeAccount(
+    const RequestContext& context, const v1::DisposeAccountRequest& request) {
+  v1::Disposition d;
+  d.set_kind(request.kind());
+  d.set_account_id(request.account_id());
+  d.set_levels(request.levels());
+  *d.mutable_until() = request.until();
+  *d.mutable_basis() = request.basis();
+  d.set_statement_of_reasons(request.statement_of_reasons());
+  v1::DisposeAccountResponse response;
+  ASSIGN_OR_RETURN(*response.mutable_disposition(),
+                   Dispose(context, request, request.request_id(), std::move(d)));
+  return response;
+}
+
+absl::StatusOr<v1::RevokeDispositionResponse> DispositionLogic::Revoke(
+    const RequestContext& context, const v1::RevokeDispositionRequest& request) {
+  v1::Disposition current;
+  {
+    ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
+    ASSIGN_OR_RETURN(current, Load(*lease, request.disposition_id(), false));
+  }
+  // Lift it where it took effect first (idempotent there); an inactive one
+  // goes straight to the record step, which replays or refuses.
+  if (current.state() == v1::DISPOSITION_STATE_ACTIVE) {
+    const std::string call_id = absl::StrCat("revoke-", current.disposition_id());
+    if (IsGroupKind(current.kind())) {
+      groups::v1::SetGroupStateRequest lift;
+      lift.set_request_id(call_id);
+      lift.set_group_id(current.group_id());
+      lift.set_state(groups::v1::GROUP_STATE_ACTIVE);
+      lift.set_disposition_id(current.disposition_id());
+      lift.set_reason(request.reason());
+      RETURN_IF_ERROR(groups_.SetGroupState(lift).status());
+    } else if (current.credit_penalty_id() != 0) {
+      credit::v1::LiftPenaltyRequest lift;
+      lift.set_request_id(call_id);
+      lift.set_penalty_id(current.credit_penalty_id());
+      lift.set_reason(request.reason());
+      absl::StatusOr<credit::v1::LiftPenaltyResponse> lifted = credit_.LiftPenalty(lift);
+      if (!lifted.ok() && ErrorReason(lifted.status()) != "PENALTY_NOT_ACTIVE") {
+        return lifted.status();
+      }
+    }
+  }
+  const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
+  ASSIGN_OR_RETURN(
+      v1::RevokeDispositionResponse response, WithTransaction(pool_, [&](sql::Connection& conn) {
+        return RunIdempotent<v1::RevokeDispositionResponse>(
+            conn, key, request, [&]() -> absl::StatusOr<v1::RevokeDispositionResponse> {
+              const absl::Time now = clock_.Now();
+              ASSIGN_OR_RETURN(v1::Disposition d, Load(conn, request.disposition_id(), true));
+              if (d.state() != v1::DISPOSITION_STATE_ACTIVE) {
+                return MakeError(absl::StatusCode::kFailedPrecondition, "DISPOSITION_NOT_ACTIVE",
+                                 "the disposition is no longer in force",
+                                 {{"state", v1::DispositionState_Name(d.state())}});
+              }
+              RETURN_IF_ERROR(
+                  Execute(conn,
+                          "UPDATE dispositions SET state = ?, revoked_by = ?, "
+                          "revoked_at = ?, revocation_reason = ? WHERE "
+                          "disposition_id = ?",
+                          {static_cast<int>(v1::DISPOSITION_STATE_REVOKED),
+                           context.caller.principal, now, request.reason(), d.disposition_id()})
+                      .status());
+              ASSIGN_OR_RETURN(d, Load(conn, d.disposition_id(), true));
+              RETURN_IF_ERROR(ReverseDispositionEvent(conn, d, request.reason(), now));
+              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION_REVOKED, d);
+              ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
+              RETURN_IF_ERROR(Execute(conn,
+                                      "UPDATE dispositions SET revocation_filing_id = ? WHERE "
+                                      "disposition_id = ?",
+                                      {filing_id, d.disposition_id()})
+                                  .status());
+              d.set_revocation_filing_id(filing_id);
+              RETURN_IF_ERROR(AuditChange(
+                  conn, context, "DISPOSITION_REVOKED", request.request_id(), now,
+                  DispositionSubjects(d, filing_id),
+                  {{"kind", v1::DispositionKind_Name(d.kind())}, {"reason", request.reason()}}));
+              v1::RevokeDispositionResponse out;
+              *out.mutable_disposition() = std::move(d);
+              return out;
+            });
+      }));
+  if (IsRestriction(current.kind())) {
+    absl::Status published = projection_.PublishRestrictions(current.account_id());
+    if (!published.ok())
+      LogWarning("restriction_projection_failed", {{"error", published.ToString()}});
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetDispositionResponse> DispositionLogic::Get(
+    const v1::GetDispositionRequest& request) {
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
+  v1::GetDispositionResponse response;
+  ASSIGN_OR_RETURN(*response.mutable_disposition(), Load(*lease, request.disposition_id(), false));
+  return response;
+}
+
+absl::StatusOr<v1::ListDispositionsResponse> DispositionLogic::List(
+    const v1::ListDispositionsRequest& request) {
+  ASSIGN_OR_RETURN(PageWindow window, ReadPage(request.page()));
+  const absl::Time now = clock_.Now();
+  std::string where = "applied = 1";
+  std::vector<SqlValue> params;
+  auto add = [&](const char* clause, std::vector<SqlValue> values) {
+    absl::StrAppend(&where, " AND ", clause);
+    params.insert(params.end(), values.begin(), values.end());
+  };
+  const int active = v1::DISPOSITION_STATE_ACTIVE;
+  if (request.kind() != 0) add("kind = ?", {static_cast<int>(request.kind())});
+  if (request.state() == v1::DISPOSITION_STATE_ACTIVE) {
+    add("state = ? AND (until_at IS NULL OR until_at > ?)", {active, now});
+  } else if (request.state() == v1::DISPOSITION_STATE_EXPIRED) {
+    add("state = ? AND until_at <= ?", {active, now});
+  } else if (request.state() == v1::DISPOSITION_STATE_REVOKED) {
+    add("state = ?", {static_cast<int>(v1::DISPOSITION_STATE_REVOKED)});
+  }
+  if (request.group_id() != 0) add("group_id = ?", {request.group_id()});
+  if (request.account_id() != 0) add("account_id = ?", {request.account_id()});
+  if (request.report_id() != 0) {
+    add("FIND_IN_SET(?, basis_report_ids) > 0", {absl::StrCat(request.report_id())});
+  }
+  if (!request.decided_by().empty()) add("decided_by = ?", {request.decided_by()});
+  if (request.has_decided_after()) add("decided_at >= ?", {FromProto(request.decided_after())});
+  if (request.has_decided_before()) add("decided_at < ?", {FromProto(request.decided_before())});
+  v1::ListDispositionsResponse response;
+  RETURN_IF_ERROR(
+      QueryPage(pool_, absl::StrCat("SELECT ", kDispositionColumns, " FROM dispositions"), where,
+                std::move(params), "disposition_id DESC", window, response.mutable_page(),
+                [&](const sql::ResultSet& row) -> absl::Status {
+                  ASSIGN_OR_RETURN(*response.add_dispositions(), ReadDispositionRow(row, now));
+                  return absl::OkStatus();
+                }));
+  return response;
+}
+
+}  // namespace qunzu::moderation

@@ -1,0 +1,329 @@
+"""End to end for moderation's case handling (issue 8) through the five
+running binaries, from Python's grpcio: a report on a group claimed and
+resolved with CLOSE, after which the group refuses joins, one filing reaches
+the authority (a FilingReceiver this test serves, down at first), the audit
+log holds the chain and the reporter reads the outcome; a report past its
+deadline is overdue in the queue, the stats and the metrics; a blacklisted
+account is refused at create and join and let back after expiry; a credit
+downgrade lowers the entitlements at once; bad input gets clear errors.
+Run by CTest as
+  /usr/bin/python3 tests/e2e/cases_test.py BUILD_DIR
+"""
+
+import os
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+from concurrent import futures
+
+BUILD_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else "build")
+sys.path.insert(0, os.path.join(BUILD_DIR, "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import grpc  # noqa: E402
+
+from google.protobuf import timestamp_pb2  # noqa: E402
+from qunzu.audit.v1 import audit_pb2, audit_pb2_grpc  # noqa: E402
+from qunzu.common.v1 import domain_pb2  # noqa: E402
+from qunzu.credit.v1 import credit_pb2, credit_pb2_grpc  # noqa: E402
+from qunzu.groups.v1 import groups_pb2, groups_pb2_grpc  # noqa: E402
+from qunzu.identity.v1 import identity_pb2, identity_pb2_grpc  # noqa: E402
+from qunzu.moderation.v1 import moderation_pb2 as m  # noqa: E402
+from qunzu.moderation.v1 import moderation_pb2_grpc  # noqa: E402
+import suite as suite_lib  # noqa: E402
+
+WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+
+
+def resident_id(serial):
+    """A GB 11643 number with a valid check character."""
+    body = "11010119900101" + "%03d" % serial
+    total = sum(int(d) * w for d, w in zip(body, WEIGHTS))
+    return body + "10X98765432"[total % 11]
+
+
+def timestamp(seconds_from_now):
+    t = timestamp_pb2.Timestamp()
+    t.FromSeconds(int(time.time() + seconds_from_now))
+    return t
+
+
+def wait_until(predicate, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Authority(moderation_pb2_grpc.FilingReceiverServicer):
+    """The authority's endpoint: down until told otherwise; one record per filing."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.down = True
+        self.filings = {}
+        self.calls = 0
+
+    def ReceiveFiling(self, request, context):
+        with self.lock:
+            self.calls += 1
+            if self.down:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "authority down")
+            self.filings.setdefault(request.filing.filing_id, request.filing)
+            return m.ReceiveFilingResponse(receipt_id=f"receipt-{request.filing.filing_id}")
+
+
+class CasesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.authority = Authority()
+        cls.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        moderation_pb2_grpc.add_FilingReceiverServicer_to_server(cls.authority, cls.server)
+        port = cls.server.add_insecure_port("127.0.0.1:0")
+        cls.server.start()
+        cls.suite = suite_lib.Suite(BUILD_DIR, moderation_args=[
+            f"--authority-target=127.0.0.1:{port}", "--filing-max-backoff=300ms",
+            "--report-deadline=3s", "--report-deadline-urgent=2s"]).__enter__()
+        s = cls.suite.services
+        cls.identity = identity_pb2_grpc.IdentityServiceStub(s["identity"].channel)
+        cls.credit = credit_pb2_grpc.CreditServiceStub(s["credit"].channel)
+        cls.groups = groups_pb2_grpc.GroupServiceStub(s["groups"].channel)
+        cls.moderation = moderation_pb2_grpc.ModerationServiceStub(s["moderation"].channel)
+        cls.audit = audit_pb2_grpc.AuditServiceStub(s["audit"].channel)
+        cls.serial = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.suite.__exit__(None, None, None)
+        cls.server.stop(None)
+
+    def md(self, role):
+        return self.suite.metadata(role)
+
+    def rid(self, stem):
+        CasesTest.serial += 1
+        return f"{stem}-{CasesTest.serial}"
+
+    def verified_account(self):
+        created = self.identity.CreateAccount(identity_pb2.CreateAccountRequest(
+            request_id=self.rid("acct"), nickname=f"user{CasesTest.serial}"),
+            metadata=self.md("platform"), timeout=10)
+        account = created.account.account_id
+        self.identity.SubmitRealName(identity_pb2.SubmitRealNameRequest(
+            request_id=self.rid("rn"), actor_account_id=account,
+            resident_identity=identity_pb2.ResidentIdentity(
+                legal_name="张三", resident_id_number=resident_id(CasesTest.serial))),
+            metadata=self.md("platform"), timeout=10)
+        # Credit rates the account from identity's outbox.
+        wait_until(lambda: self.credit_of(account).rated, "credit to rate the account")
+        return account
+
+    def credit_of(self, account):
+        return self.credit.GetCredit(credit_pb2.GetCreditRequest(account_id=account),
+                                     metadata=self.md("moderator"), timeout=10).status
+
+    def create_group(self, owner):
+        return self.groups.CreateGroup(groups_pb2.CreateGroupRequest(
+            request_id=self.rid("grp"), actor_account_id=owner, name="Hikers",
+            category=domain_pb2.GROUP_CATEGORY_HOBBY, scale_tier=domain_pb2.SCALE_TIER_SMALL,
+            join_policy=groups_pb2.JOIN_POLICY_OPEN), metadata=self.md("platform"), timeout=10)
+
+    def join(self, account, group_id):
+        return self.groups.JoinGroup(groups_pb2.JoinGroupRequest(
+            request_id=self.rid("join"), actor_account_id=account, group_id=group_id),
+            metadata=self.md("platform"), timeout=10)
+
+    def report(self, reporter, group_id, category=m.CONTENT_CATEGORY_GAMBLING):
+        return self.moderation.SubmitReport(m.SubmitReportRequest(
+            request_id=self.rid("rep"), actor_account_id=reporter,
+            target=m.ReportTarget(kind=m.REPORT_TARGET_KIND_GROUP, group_id=group_id),
+            category=category, description="gambling ads in the group"),
+            metadata=self.md("platform"), timeout=10).report
+
+    def assert_error(self, code, reason, fn):
+        with self.assertRaises(grpc.RpcError) as caught:
+            fn()
+        self.assertEqual(caught.exception.code(), code, caught.exception.details())
+        self.assertEqual(suite_lib.error_reason(caught.exception), reason)
+
+    def audit_actions(self, kind, subject_id):
+        response = self.audit.Query(audit_pb2.QueryRequest(
+            filter=audit_pb2.AuditFilter(subject=audit_pb2.Subject(kind=kind, id=subject_id)),
+            purpose="e2e"), metadata=self.md("compliance"), timeout=10)
+        return [e.event.action for e in response.entries]
+
+    def test_01_report_claim_close_filing_audit_and_outcome(self):
+        owner, reporter, joiner = (self.verified_account() for _ in range(3))
+        group_id = self.create_group(owner).group.group_id
+        report = self.report(reporter, group_id)
+        self.moderation.ClaimReport(m.ClaimReportRequest(
+            request_id=self.rid("claim"), report_id=report.report_id,
+            action=m.CLAIM_ACTION_CLAIM), metadata=self.md("moderator"), timeout=10)
+        owner_score = self.credit_of(owner).score
+        disposition = self.moderation.DisposeGroup(m.DisposeGroupRequest(
+            request_id=self.rid("dispose"), group_id=group_id, kind=m.DISPOSITION_KIND_CLOSE,
+            basis=m.DispositionBasis(report_ids=[report.report_id]),
+            statement_of_reasons="Gambling promotion, confirmed."),
+            metadata=self.md("moderator"), timeout=10).disposition
+        reporter_score = self.credit_of(reporter).score
+        resolved = self.moderation.ResolveReport(m.ResolveReportRequest(
+            request_id=self.rid("resolve"), report_id=report.report_id,
+            outcome=m.REPORT_OUTCOME_VIOLATION, statement_of_reasons="The group was closed.",
+            disposition_ids=[disposition.disposition_id]),
+            metadata=self.md("moderator"), timeout=10).report
+        self.assertEqual(resolved.state, m.REPORT_STATE_RESOLVED)
+        # Resolving twice is refused.
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, "REPORT_ALREADY_RESOLVED",
+                          lambda: self.moderation.ResolveReport(m.ResolveReportRequest(
+                              request_id=self.rid("resolve"), report_id=report.report_id,
+                              outcome=m.REPORT_OUTCOME_NO_VIOLATION, statement_of_reasons="x"),
+                              metadata=self.md("moderator"), timeout=10))
+        # The group refuses joins.
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, "GROUP_CLOSED",
+                          lambda: self.join(joiner, group_id))
+        # The reporter reads the outcome, not who handled it.
+        seen = self.moderation.GetReport(m.GetReportRequest(
+            report_id=report.report_id, actor_account_id=reporter),
+            metadata=self.md("platform"), timeout=10).report
+        self.assertEqual(seen.outcome, m.REPORT_OUTCOME_VIOLATION)
+        self.assertEqual(seen.statement_of_reasons, "The group was closed.")
+        self.assertEqual(seen.assignee, "")
+        # The closure counts against the owner, the upheld report for the reporter.
+        wait_until(lambda: self.credit_of(owner).score < owner_score,
+                   "the owner's GROUP_CLOSED credit event")
+        wait_until(lambda: self.credit_of(reporter).score > reporter_score,
+                   "the reporter's ACCURATE_REPORT_FILED credit event")
+        # One filing, delivered once the authority comes back.
+        filings = self.moderation.ListFilings(m.ListFilingsRequest(
+            disposition_id=disposition.disposition_id), metadata=self.md("compliance"),
+            timeout=10).filings
+        self.assertEqual(len(filings), 1)
+        wait_until(lambda: self.authority.calls > 0, "a first delivery attempt")
+        with self.authority.lock:
+            self.authority.down = False
+
+        def delivered():
+            listed = self.moderation.ListFilings(m.ListFilingsRequest(
+                disposition_id=disposition.disposition_id), metadata=self.md("regulator"),
+                timeout=10).filings
+            return listed[0].delivery_state == m.FILING_DELIVERY_STATE_DELIVERED
+        wait_until(delivered, "the filing to be delivered")
+        self.assertIn(filings[0].filing_id, self.authority.filings)
+        self.assertEqual(self.authority.filings[filings[0].filing_id].disposition.kind,
+                         m.DISPOSITION_KIND_CLOSE)
+        # The audit log holds the chain, moderation's and groups'.
+        wanted = ["REPORT_SUBMITTED", "REPORT_CLAIMED", "REPORT_RESOLVED"]
+        wait_until(lambda: all(a in self.audit_actions(audit_pb2.SUBJECT_KIND_REPORT,
+                                                       report.report_id) for a in wanted),
+                   "the report's audit chain")
+        wait_until(lambda: "DISPOSITION_APPLIED" in self.audit_actions(
+            audit_pb2.SUBJECT_KIND_DISPOSITION, disposition.disposition_id),
+            "the disposition's audit entry")
+        chain = ["GROUP_CREATE", "GROUP_SET_STATE", "DISPOSITION_APPLIED"]
+        wait_until(lambda: all(a in self.audit_actions(audit_pb2.SUBJECT_KIND_GROUP, group_id)
+                               for a in chain), "the group's audit chain")
+
+    def test_02_overdue_report_in_queue_stats_and_metrics(self):
+        reporter, owner = self.verified_account(), self.verified_account()
+        group_id = self.create_group(owner).group.group_id
+        report = self.report(reporter, group_id, m.CONTENT_CATEGORY_FRAUD)
+
+        def overdue():
+            listed = self.moderation.ListReports(m.ListReportsRequest(overdue=True),
+                                                 metadata=self.md("moderator"), timeout=10)
+            return report.report_id in [r.report_id for r in listed.reports]
+        wait_until(overdue, "the report to be overdue")
+        stats = self.moderation.GetHandlingStats(m.GetHandlingStatsRequest(
+            start_time=timestamp(-3600), end_time=timestamp(3600)),
+            metadata=self.md("regulator"), timeout=10)
+        self.assertGreaterEqual(stats.total.overdue, 1)
+        fraud = [c for c in stats.by_category if c.category == m.CONTENT_CATEGORY_FRAUD]
+        self.assertEqual(len(fraud), 1)
+        self.assertGreaterEqual(fraud[0].stats.overdue, 1)
+        # The regulator's reads are themselves audited (R13.1).
+        wait_until(lambda: self.audit.Query(audit_pb2.QueryRequest(
+            filter=audit_pb2.AuditFilter(service="moderation", action="REGULATOR_INSPECTED",
+                                         principal="e2e-regulator"), purpose="e2e"),
+            metadata=self.md("compliance"), timeout=10).entries, "the inspection's audit entry")
+        port = self.suite.services["moderation"].metrics_port
+
+        def metric():
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            for line in page.splitlines():
+                if line.startswith('qunzu_moderation_reports_overdue{category="'
+                                   'CONTENT_CATEGORY_FRAUD"}'):
+                    return float(line.split()[-1]) >= 1
+            return False
+        wait_until(metric, "the overdue gauge")
+
+    def test_03_blacklisted_account_refused_then_let_back(self):
+        owner, bad = self.verified_account(), self.verified_account()
+        group_id = self.create_group(owner).group.group_id
+        self.assert_error(grpc.StatusCode.INVALID_ARGUMENT, "EXPIRY_IN_PAST",
+                          lambda: self.moderation.AddToBlacklist(m.AddToBlacklistRequest(
+                              request_id=self.rid("bl"), subject_kind=m.SUBJECT_KIND_ACCOUNT,
+                              subject_id=bad, reason="fraud", expires_at=timestamp(-60)),
+                              metadata=self.md("moderator"), timeout=10))
+        entry = self.moderation.AddToBlacklist(m.AddToBlacklistRequest(
+            request_id=self.rid("bl"), subject_kind=m.SUBJECT_KIND_ACCOUNT, subject_id=bad,
+            reason="Organised fraud.", expires_at=timestamp(4)),
+            metadata=self.md("moderator"), timeout=10).entry
+        self.assertNotEqual(entry.filing_id, 0)
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_BLACKLISTED",
+                          lambda: self.create_group(bad))
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_BLACKLISTED",
+                          lambda: self.join(bad, group_id))
+
+        def joined():
+            try:
+                self.join(bad, group_id)
+                return True
+            except grpc.RpcError as e:
+                self.assertEqual(suite_lib.error_reason(e), "ACCOUNT_BLACKLISTED")
+                return False
+        wait_until(joined, "the blacklisting to expire", timeout=20)
+
+    def test_04_credit_downgrade_lowers_entitlements_at_once(self):
+        account = self.verified_account()
+        basis = self.report(self.verified_account(),
+                            self.create_group(account).group.group_id).report_id
+        before = self.credit_of(account)
+        self.assertGreaterEqual(before.level, 1)
+        self.moderation.DisposeAccount(m.DisposeAccountRequest(
+            request_id=self.rid("down"), account_id=account,
+            kind=m.DISPOSITION_KIND_CREDIT_DOWNGRADE, levels=1, until=timestamp(86400),
+            basis=m.DispositionBasis(report_ids=[basis]),
+            statement_of_reasons="Fraud confirmed."), metadata=self.md("moderator"), timeout=10)
+        after = self.credit_of(account)
+        self.assertEqual(after.level, before.level - 1)
+        self.assertLessEqual(after.entitlements.groups_may_create,
+                             before.entitlements.groups_may_create)
+        self.assertLess(after.entitlements.groups_may_join, before.entitlements.groups_may_join)
+
+    def test_05_bad_input_is_refused_clearly(self):
+        reporter = self.verified_account()
+        self.assert_error(grpc.StatusCode.NOT_FOUND, "TARGET_NOT_FOUND",
+                          lambda: self.report(reporter, 987654321))
+        self.assert_error(grpc.StatusCode.INVALID_ARGUMENT, "BASIS_REQUIRED",
+                          lambda: self.moderation.DisposeGroup(m.DisposeGroupRequest(
+                              request_id=self.rid("d"), group_id=1,
+                              kind=m.DISPOSITION_KIND_CLOSE, statement_of_reasons="x"),
+                              metadata=self.md("moderator"), timeout=10))
+        self.assert_error(grpc.StatusCode.INVALID_ARGUMENT, "STATEMENT_REQUIRED",
+                          lambda: self.moderation.DisposeAccount(m.DisposeAccountRequest(
+                              request_id=self.rid("d"), account_id=reporter,
+                              kind=m.DISPOSITION_KIND_SUSPEND_ADMIN, until=timestamp(60),
+                              basis=m.DispositionBasis(report_ids=[1])),
+                              metadata=self.md("moderator"), timeout=10))
+        listed = self.moderation.ListDispositions(m.ListDispositionsRequest(
+            account_id=reporter), metadata=self.md("compliance"), timeout=10)
+        self.assertEqual(len(listed.dispositions), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
