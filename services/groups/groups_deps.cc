@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/agreement_versions.h"
 #include "common/projection_keys.h"
 #include "common/status.h"
 #include "services/groups/groups_store.h"
@@ -40,8 +41,11 @@ absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
       redis_.Pipeline({{"HGETALL", projection::AccountIdentityKey(account_id)},
                        {"HGETALL", projection::AccountCreditKey(account_id)},
                        {"GET", projection::AccountBlacklistKey(account_id)},
-                       {"HGETALL", projection::AccountRestrictionsKey(account_id)}});
-  if (!replies.ok() || replies->size() != 4)
+                       {"HGETALL", projection::AccountRestrictionsKey(account_id)},
+                       {"HMGET", agreement_key_, "agreement_version", "next_agreement_version",
+                        "next_agreement_effective_at", "convention_version",
+                        "next_convention_version", "next_convention_effective_at"}});
+  if (!replies.ok() || replies->size() != 5)
     return ProjectionUnavailable("the account projections");
   for (const RedisReply& reply : *replies) {
     if (reply.is_error()) return ProjectionUnavailable("the account projections");
@@ -77,6 +81,16 @@ absl::StatusOr<AccountView> RedisAccountReader::Read(uint64_t account_id) {
   };
   view.admin_suspended = restricted("admin_suspended_until");
   view.creation_revoked = restricted("creation_revoked_until");
+  // Identity publishes the versions in force at start; without them the
+  // check cannot be made, so it fails closed.
+  const auto& published = (*replies)[4].elements();
+  if (published.size() != 6 || published[0].is_nil()) {
+    return ProjectionUnavailable("the agreement versions in force");
+  }
+  auto text = [&](size_t i) { return published[i].is_nil() ? std::string() : published[i].str(); };
+  view.agreements_accepted =
+      AgreementAccepted(identity["agreement_version"], {text(0), text(1), text(2)}, now) &&
+      AgreementAccepted(identity["convention_version"], {text(3), text(4), text(5)}, now);
   return view;
 }
 

@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/projection_keys.h"
 #include "common/redis.h"
 #include "qunzu/groups/v1/groups.pb.h"
 #include "qunzu/moderation/v1/moderation.grpc.pb.h"
@@ -37,6 +39,9 @@ struct AccountView {
   bool blacklisted = false;
   bool admin_suspended = false;
   bool creation_revoked = false;
+  // Whether the account accepted the service agreement and platform
+  // convention in force (R5.4), from identity's projections.
+  bool agreements_accepted = false;
 };
 
 class AccountReader {
@@ -53,14 +58,18 @@ class AccountReader {
 
 class RedisAccountReader final : public AccountReader {
  public:
-  explicit RedisAccountReader(RedisClient& redis, const Clock& clock = SystemClock::Get())
-      : redis_(redis), clock_(clock) {}
+  // `agreement_key` is where identity publishes the versions in force
+  // (tests give each their own).
+  explicit RedisAccountReader(RedisClient& redis, const Clock& clock = SystemClock::Get(),
+                              std::string agreement_key = projection::PlatformAgreementKey())
+      : redis_(redis), clock_(clock), agreement_key_(std::move(agreement_key)) {}
   absl::StatusOr<AccountView> Read(uint64_t account_id) override;
   absl::StatusOr<bool> GroupBlacklisted(uint64_t group_id) override;
 
  private:
   RedisClient& redis_;
   const Clock& clock_;
+  const std::string agreement_key_;
 };
 
 // The verdict on a piece of group text.

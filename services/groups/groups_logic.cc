@@ -60,6 +60,7 @@ absl::StatusOr<v1::CreateGroupResponse> GroupsLogic::CreateGroup(
   }
   const v1::TierRule& rule = policy_.Tier(request.scale_tier());
   RETURN_IF_ERROR(Qualify(account, rule, request.scale_tier()));
+  RETURN_IF_ERROR(internal::RequireAgreementsAccepted(account));
   bool held = false;
   RETURN_IF_ERROR(ScreenField(screener_, moderation::v1::TEXT_PURPOSE_GROUP_NAME, "name",
                               request.name(), actor, 0, &held));

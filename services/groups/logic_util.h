@@ -102,6 +102,17 @@ inline absl::StatusOr<v1::Member> RequireAdmin(sql::Connection& conn, uint64_t g
 }
 
 // A blacklisted account may not act in groups at all (R11.3).
+// An account that has not accepted the agreements in force may not create
+// or join groups (R5.4).
+inline absl::Status RequireAgreementsAccepted(const AccountView& view) {
+  if (!view.agreements_accepted) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "AGREEMENT_NOT_ACCEPTED",
+                     "the account has not accepted the service agreement and platform "
+                     "convention in force");
+  }
+  return absl::OkStatus();
+}
+
 inline absl::Status RequireNotBlacklisted(const AccountView& view) {
   if (view.blacklisted) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "ACCOUNT_BLACKLISTED",

@@ -65,6 +65,7 @@ absl::StatusOr<v1::JoinGroupResponse> GroupsLogic::JoinGroup(const RequestContex
                      "the account has not verified its real name");
   }
   RETURN_IF_ERROR(internal::RequireNotBlacklisted(view));
+  RETURN_IF_ERROR(internal::RequireAgreementsAccepted(view));
   RETURN_IF_ERROR(internal::RequireGroupNotBlacklisted(accounts_, request.group_id()));
   const absl::Time now = clock_.Now();
   v1::Group group_after;

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/agreement_versions.h"
 #include "common/projection_keys.h"
 #include "common/status.h"
 
@@ -50,25 +51,6 @@ absl::Status Unavailable(const std::string& why) {
                    "the screen cannot read its projections: " + why);
 }
 
-// The version a sender must have accepted: the next one once it is
-// effective, else the current one ("" or "0": none required).
-std::string Required(const std::string& current, const std::string& next,
-                     const std::string& next_effective_at, absl::Time now) {
-  int64_t effective = 0;
-  if (!next.empty() && absl::SimpleAtoi(next_effective_at, &effective) &&
-      absl::FromUnixSeconds(effective) <= now) {
-    return next;
-  }
-  return current;
-}
-
-bool Accepted(const std::string& accepted, const std::string& required) {
-  uint64_t need = 0;
-  if (required.empty() || !absl::SimpleAtoi(required, &need) || need == 0) return true;
-  uint64_t have = 0;
-  return absl::SimpleAtoi(accepted, &have) && have >= need;
-}
-
 std::optional<CheckFailure> GroupStateFailure(const HotPathView& view, absl::Time now) {
   if (view.group_state == "GROUP_STATE_CLOSED") return Fail(v1::SCREEN_REASON_CODE_GROUP_CLOSED);
   if (view.group_state == "GROUP_STATE_POSTING_SUSPENDED" ||
@@ -98,12 +80,14 @@ absl::StatusOr<std::optional<CheckFailure>> ProjectionChecks(const HotPathView& 
   }
   if (view.verified != "1") return Fail(v1::SCREEN_REASON_CODE_SENDER_NOT_VERIFIED);
   if (!view.platform_agreement_known) return Unavailable("no current agreement versions");
-  if (!Accepted(view.agreement_version,
-                Required(view.current_agreement_version, view.next_agreement_version,
-                         view.next_agreement_effective_at, now)) ||
-      !Accepted(view.convention_version,
-                Required(view.current_convention_version, view.next_convention_version,
-                         view.next_convention_effective_at, now))) {
+  if (!AgreementAccepted(view.agreement_version,
+                         {view.current_agreement_version, view.next_agreement_version,
+                          view.next_agreement_effective_at},
+                         now) ||
+      !AgreementAccepted(view.convention_version,
+                         {view.current_convention_version, view.next_convention_version,
+                          view.next_convention_effective_at},
+                         now)) {
     return Fail(v1::SCREEN_REASON_CODE_AGREEMENT_NOT_ACCEPTED);
   }
   if (std::optional<CheckFailure> failure = GroupStateFailure(view, now)) return failure;

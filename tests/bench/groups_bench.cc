@@ -36,6 +36,7 @@ class EveryoneQualifies final : public groups::AccountReader {
     v.groups_may_join = 1000;
     v.max_create_tier = 4;
     v.may_be_admin = true;
+    v.agreements_accepted = true;
     return v;
   }
   absl::StatusOr<bool> GroupBlacklisted(uint64_t /*group_id*/) override { return false; }

@@ -100,6 +100,41 @@ TEST_F(GroupsCreateTest, ProjectionsFailClosed) {
   EXPECT_EQ(ErrorReason(view.status()), "PROJECTION_UNAVAILABLE");
 }
 
+TEST_F(GroupsCreateTest, AgreementsInForceMustBeAcceptedToCreateOrJoin) {
+  const uint64_t owner = Account();
+  auto group = Create(owner);
+  ASSERT_TRUE(group.ok()) << group.status();
+  const uint64_t group_id = group->group().group_id();
+
+  // Version 2 of the convention takes effect: nobody has accepted it yet.
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  ASSERT_TRUE(redis_
+                  ->Command({"HSET", agreement_key_, "next_convention_version", "2",
+                             "next_convention_effective_at", absl::StrCat(now - 1)})
+                  .ok());
+  const uint64_t member = Account();
+  EXPECT_EQ(ErrorReason(Create(owner).status()), "AGREEMENT_NOT_ACCEPTED");
+  EXPECT_EQ(ErrorReason(Join(member, group_id).status()), "AGREEMENT_NOT_ACCEPTED");
+  ASSERT_TRUE(
+      redis_->Command({"HSET", projection::AccountIdentityKey(member), "convention_version", "2"})
+          .ok());
+  EXPECT_TRUE(Join(member, group_id).ok());
+
+  // A version announced for later binds nobody yet.
+  ASSERT_TRUE(redis_
+                  ->Command({"HSET", agreement_key_, "next_agreement_version", "3",
+                             "next_agreement_effective_at", absl::StrCat(now + 3600)})
+                  .ok());
+  ASSERT_TRUE(
+      redis_->Command({"HSET", projection::AccountIdentityKey(owner), "convention_version", "2"})
+          .ok());
+  EXPECT_TRUE(Create(owner).ok());
+
+  // Identity never published the versions in force: refuse, do not guess.
+  ASSERT_TRUE(redis_->Command({"DEL", agreement_key_}).ok());
+  EXPECT_EQ(ErrorReason(Join(Account(), group_id).status()), "PROJECTION_UNAVAILABLE");
+}
+
 TEST_F(GroupsCreateTest, CreatedCapHoldsUnderRacingCreates) {
   const uint64_t owner = Account(true, 1, 2, 100, 1);  // may create 2
   std::vector<std::thread> threads;

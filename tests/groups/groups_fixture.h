@@ -70,7 +70,16 @@ class GroupsFixture : public ::testing::Test {
     auto policy = GroupsPolicy::Create(*proto, "default");
     ASSERT_TRUE(policy.ok()) << policy.status();
     policy_ = std::make_unique<GroupsPolicy>(*std::move(policy));
-    accounts_ = std::make_unique<RedisAccountReader>(*redis_);
+    // The agreements in force (R5.4) under a key of this test's own, so a
+    // test elsewhere publishing other versions never meets it.
+    agreement_key_ = testing::UniqueName("{platform}:agreement");
+    ASSERT_TRUE(
+        redis_
+            ->Command({"HSET", agreement_key_, "agreement_version", "1", "convention_version", "1",
+                       "next_agreement_version", "", "next_agreement_effective_at", "",
+                       "next_convention_version", "", "next_convention_effective_at", ""})
+            .ok());
+    accounts_ = std::make_unique<RedisAccountReader>(*redis_, SystemClock::Get(), agreement_key_);
     projection_ = std::make_unique<GroupProjection>(redis_.get());
     logic_ = std::make_unique<GroupsLogic>(*pool_, *accounts_, screener_, *projection_, *policy_,
                                            clock_);
@@ -91,7 +100,8 @@ class GroupsFixture : public ::testing::Test {
     const uint64_t id = next_account_++;
     auto r = redis_->Pipeline(
         {{"HSET", projection::AccountIdentityKey(id), "verified", verified ? "1" : "0", "state",
-          "ACTIVE", "nickname", absl::StrCat("nick-", id)},
+          "ACTIVE", "nickname", absl::StrCat("nick-", id), "agreement_version", "1",
+          "convention_version", "1"},
          {"HSET", projection::AccountCreditKey(id), "score", "600", "level", absl::StrCat(level),
           "groups_may_create", absl::StrCat(may_create), "groups_may_join", absl::StrCat(may_join),
           "max_create_tier", absl::StrCat(max_tier), "may_be_admin", may_be_admin ? "1" : "0",
@@ -164,6 +174,7 @@ class GroupsFixture : public ::testing::Test {
   std::unique_ptr<MysqlPool> pool_;
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<GroupsPolicy> policy_;
+  std::string agreement_key_;
   std::unique_ptr<RedisAccountReader> accounts_;
   std::unique_ptr<GroupProjection> projection_;
   std::unique_ptr<GroupsLogic> logic_;
