@@ -30,7 +30,9 @@ port_in_use() {
 
 stop_servers() {
   local status=$?
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the clean-up short and leave servers behind.
+  trap - EXIT
+  trap "" INT TERM
   if [[ -n "$cmd_pid" ]] && kill -0 "$cmd_pid" 2>/dev/null; then
     kill -TERM "$cmd_pid" 2>/dev/null || true
     wait "$cmd_pid" 2>/dev/null || true
