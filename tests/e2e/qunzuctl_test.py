@@ -295,6 +295,9 @@ class QunzuctlTest(unittest.TestCase):
         self.assertRegex(out, r"\n1 +DISPOSITION +GROUP ")
         self.assertIn("qunzu-audit-verify: OK:", out)
         self.assertIn("COMPLETE: every item evidenced", out)
+        # The seed's two reports (bob's held message, alice's report) and the
+        # walkthrough's, the last filed moments before the report ran.
+        self.assertIn("received 3, handled 0, open 3,", out)
         # What the walkthrough did, seen from outside it.
         closed = [g for g in self.json("groups", "list", role="moderator")["groups"]
                   if g["name"] == "周末徒步"]
