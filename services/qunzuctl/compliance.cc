@@ -299,7 +299,9 @@ ComplianceItem Reports(RpcCaller& rpc, const ComplianceOptions& options) {
   mod::GetHandlingStatsRequest request;
   *request.mutable_start_time() =
       TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(options.now - options.stats_window));
-  *request.mutable_end_time() = TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(options.now));
+  // To the nanosecond: reports are stamped to the microsecond, and an end
+  // cut to the whole second would leave out those filed in this second.
+  *request.mutable_end_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(options.now));
   mod::GetHandlingStatsResponse stats;
   if (!Ask(rpc, absl::StrCat(kModeration, "GetHandlingStats"), "moderation GetHandlingStats",
            request, &stats, &item)) {

@@ -1,15 +1,22 @@
 """End to end for moderation's case handling (issue 8) through the five
 running binaries, from Python's grpcio: a report on a group claimed and
-resolved with CLOSE, after which the group refuses joins, one filing reaches
-the authority (a FilingReceiver this test serves, down at first), the audit
-log holds the chain and the reporter reads the outcome; a report past its
-deadline is overdue in the queue, the stats and the metrics; a blacklisted
-account is refused at create and join and let back after expiry; a credit
-downgrade lowers the entitlements at once; bad input gets clear errors.
+resolved with CLOSE, after which the group refuses joins and its members'
+posts (ScreenMessage: GROUP_CLOSED), one filing reaches the authority (a
+FilingReceiver this test serves, down at first), the audit log holds the
+chain and the reporter reads the outcome; a report past its deadline is
+overdue in the queue, the stats and the metrics; a blacklisted account is
+refused at create, join and post (SENDER_BLACKLISTED within 1 s) and let back
+after expiry; a blacklisted group's posts are blocked (GROUP_BLACKLISTED); a
+credit downgrade lowers the entitlements at once; bad input gets clear
+errors. The review of held messages end to end: a HOLD term opens one
+SCREENING report (a retry opens no second), the held message is PENDING,
+then REJECTED on a violation or RELEASED on none, and listed by decision
+time; an emergency HOLD_ALL holds a clean message.
 Run by CTest as
   /usr/bin/python3 tests/e2e/cases_test.py BUILD_DIR
 """
 
+import hashlib
 import os
 import sys
 import threading
@@ -34,6 +41,8 @@ from qunzu.moderation.v1 import moderation_pb2 as m  # noqa: E402
 from qunzu.moderation.v1 import moderation_pb2_grpc  # noqa: E402
 import suite as suite_lib  # noqa: E402
 
+# A term the rule set holds for review (RUMOR).
+HOLD_TERM = "内部消息"
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
@@ -96,6 +105,37 @@ class CasesTest(unittest.TestCase):
         cls.moderation = moderation_pb2_grpc.ModerationServiceStub(s["moderation"].channel)
         cls.audit = audit_pb2_grpc.AuditServiceStub(s["audit"].channel)
         cls.serial = 0
+        try:
+            cls.publish_agreement_and_rules()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def publish_agreement_and_rules(cls):
+        """The service agreement every verified account accepts (ScreenMessage
+        needs one in force), and a rule set with a BLOCK and a HOLD term."""
+        cls.agreement_body = "# 服务协议\n遵守法律法规。"
+        cls.agreement_version = cls.identity.PublishAgreement(
+            identity_pb2.PublishAgreementRequest(
+                request_id="agreement-1", kind=identity_pb2.AGREEMENT_KIND_SERVICE_AGREEMENT,
+                label="v1", title="服务协议", body=cls.agreement_body),
+            metadata=cls.suite.metadata("operator"), timeout=10).agreement.version
+        upserted = cls.moderation.UpsertRuleSet(m.UpsertRuleSetRequest(
+            request_id="rules-1", name="e2e-cases", mode=m.RULE_SET_UPDATE_MODE_REPLACE,
+            activate=True, rules=[
+                m.Rule(kind=m.RULE_KIND_LITERAL, pattern="赌博",
+                       category=m.CONTENT_CATEGORY_GAMBLING, action=m.RULE_ACTION_BLOCK),
+                m.Rule(kind=m.RULE_KIND_LITERAL, pattern=HOLD_TERM,
+                       category=m.CONTENT_CATEGORY_RUMOR, action=m.RULE_ACTION_HOLD)]),
+            metadata=cls.suite.metadata("operator"), timeout=10)
+        cls.hold_rule_id = upserted.rule_ids[1]
+        wait_until(lambda: any(
+            r.compile_state == m.COMPILE_STATE_READY and r.active_version == upserted.version
+            for r in cls.moderation.ListRuleSets(m.ListRuleSetsRequest(),
+                                                 metadata=cls.suite.metadata("operator"),
+                                                 timeout=10).rule_sets),
+            "the rule set to be in force")
 
     @classmethod
     def tearDownClass(cls):
@@ -119,6 +159,11 @@ class CasesTest(unittest.TestCase):
             resident_identity=identity_pb2.ResidentIdentity(
                 legal_name="张三", resident_id_number=resident_id(CasesTest.serial))),
             metadata=self.md("platform"), timeout=10)
+        self.identity.AcceptAgreement(identity_pb2.AcceptAgreementRequest(
+            request_id=self.rid("accept"), actor_account_id=account,
+            kind=identity_pb2.AGREEMENT_KIND_SERVICE_AGREEMENT, version=self.agreement_version,
+            body_sha256=hashlib.sha256(self.agreement_body.encode()).digest()),
+            metadata=self.md("platform"), timeout=10)
         # Credit rates the account from identity's outbox.
         wait_until(lambda: self.credit_of(account).rated, "credit to rate the account")
         return account
@@ -137,6 +182,27 @@ class CasesTest(unittest.TestCase):
         return self.groups.JoinGroup(groups_pb2.JoinGroupRequest(
             request_id=self.rid("join"), actor_account_id=account, group_id=group_id),
             metadata=self.md("platform"), timeout=10)
+
+    def screen(self, sender, group_id, text="周末一起去爬山", request_id=None):
+        """ScreenMessage, retrying only the UNAVAILABLE of projections not yet
+        written (or of a retry racing its first call's record)."""
+        request_id = request_id or self.rid("screen")
+        request = m.ScreenMessageRequest(
+            request_id=request_id, actor_account_id=sender, group_id=group_id,
+            message_id="msg-" + request_id, text=text, client_ip="203.0.113.9")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.moderation.ScreenMessage(request, metadata=self.md("platform"),
+                                                     timeout=10)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def screen_code(self, sender, group_id, text="周末一起去爬山"):
+        response = self.screen(sender, group_id, text)
+        return response.reasons[0].code if response.reasons else None
 
     def report(self, reporter, group_id, category=m.CONTENT_CATEGORY_GAMBLING):
         return self.moderation.SubmitReport(m.SubmitReportRequest(
@@ -158,8 +224,11 @@ class CasesTest(unittest.TestCase):
         return [e.event.action for e in response.entries]
 
     def test_01_report_claim_close_filing_audit_and_outcome(self):
-        owner, reporter, joiner = (self.verified_account() for _ in range(3))
+        owner, reporter, joiner, member = (self.verified_account() for _ in range(4))
         group_id = self.create_group(owner).group.group_id
+        self.join(member, group_id)
+        # The member may post before the closure.
+        self.assertEqual(self.screen(member, group_id).verdict, m.SCREEN_VERDICT_ALLOW)
         report = self.report(reporter, group_id)
         self.moderation.ClaimReport(m.ClaimReportRequest(
             request_id=self.rid("claim"), report_id=report.report_id,
@@ -183,9 +252,12 @@ class CasesTest(unittest.TestCase):
                               request_id=self.rid("resolve"), report_id=report.report_id,
                               outcome=m.REPORT_OUTCOME_NO_VIOLATION, statement_of_reasons="x"),
                               metadata=self.md("moderator"), timeout=10))
-        # The group refuses joins.
+        # The group refuses joins, and its members' posts.
         self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, "GROUP_CLOSED",
                           lambda: self.join(joiner, group_id))
+        closed = self.screen(member, group_id)
+        self.assertEqual(closed.verdict, m.SCREEN_VERDICT_BLOCK, closed)
+        self.assertEqual([r.code for r in closed.reasons], [m.SCREEN_REASON_CODE_GROUP_CLOSED])
         # The reporter reads the outcome, not who handled it.
         seen = self.moderation.GetReport(m.GetReportRequest(
             report_id=report.report_id, actor_account_id=reporter),
@@ -323,6 +395,148 @@ class CasesTest(unittest.TestCase):
         listed = self.moderation.ListDispositions(m.ListDispositionsRequest(
             account_id=reporter), metadata=self.md("compliance"), timeout=10)
         self.assertEqual(len(listed.dispositions), 0)
+
+    def blocked_within_a_second(self, sender, group_id, code):
+        """Screens every 50 ms until the first reason is `code`; the response.
+        Fails unless that happens within 1 s."""
+        start = time.monotonic()
+        while True:
+            response = self.screen(sender, group_id)
+            if self.first_code(response) == code:
+                self.assertEqual(response.verdict, m.SCREEN_VERDICT_BLOCK, response)
+                return response
+            self.assertLess(time.monotonic() - start, 1.0, f"no {code} within 1 s: {response}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def first_code(response):
+        return response.reasons[0].code if response.reasons else None
+
+    def test_06_blacklisted_sender_and_group_are_blocked_on_the_hot_path(self):
+        owner, member = self.verified_account(), self.verified_account()
+        group_id = self.create_group(owner).group.group_id
+        self.join(member, group_id)
+        self.assertEqual(self.screen(member, group_id).verdict, m.SCREEN_VERDICT_ALLOW)
+        entry = self.moderation.AddToBlacklist(m.AddToBlacklistRequest(
+            request_id=self.rid("bl"), subject_kind=m.SUBJECT_KIND_ACCOUNT, subject_id=member,
+            reason="Spam rings.", expires_at=timestamp(3)),
+            metadata=self.md("moderator"), timeout=10).entry
+        self.blocked_within_a_second(member, group_id, m.SCREEN_REASON_CODE_SENDER_BLACKLISTED)
+        # Let back at expiry without anyone acting. Waited for on the entry
+        # (EXPIRED), not by screening: the blacklisting cost the sender its
+        # credit (level 0: 5 messages a minute), so each poll would count.
+        def expired():
+            entries = self.moderation.ListBlacklist(m.ListBlacklistRequest(
+                subject_kind=m.SUBJECT_KIND_ACCOUNT, subject_id=member),
+                metadata=self.md("moderator"), timeout=10).entries
+            return entries[0].state == m.BLACKLIST_ENTRY_STATE_EXPIRED
+        self.assertEqual(self.first_code(self.screen(member, group_id)),
+                         m.SCREEN_REASON_CODE_SENDER_BLACKLISTED)
+        wait_until(expired, "the blacklist entry to expire", timeout=20)
+        self.assertGreaterEqual(time.time(), entry.expires_at.seconds)
+        allowed = self.screen(member, group_id)
+        self.assertEqual(allowed.verdict, m.SCREEN_VERDICT_ALLOW, allowed)
+        # A blacklisted group: no posts from anyone, no new members.
+        self.moderation.AddToBlacklist(m.AddToBlacklistRequest(
+            request_id=self.rid("bl"), subject_kind=m.SUBJECT_KIND_GROUP, subject_id=group_id,
+            reason="Gambling syndicate."), metadata=self.md("moderator"), timeout=10)
+        self.blocked_within_a_second(owner, group_id, m.SCREEN_REASON_CODE_GROUP_BLACKLISTED)
+        self.assertEqual(self.first_code(self.screen(member, group_id)),
+                         m.SCREEN_REASON_CODE_GROUP_BLACKLISTED)
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, "GROUP_BLACKLISTED",
+                          lambda: self.join(self.verified_account(), group_id))
+
+    def held_message(self, report_id):
+        return self.moderation.GetHeldMessage(m.GetHeldMessageRequest(report_id=report_id),
+                                              metadata=self.md("platform"),
+                                              timeout=10).held_message
+
+    def claim_and_resolve(self, report_id, outcome, statement):
+        self.moderation.ClaimReport(m.ClaimReportRequest(
+            request_id=self.rid("claim"), report_id=report_id, action=m.CLAIM_ACTION_CLAIM),
+            metadata=self.md("moderator"), timeout=10)
+        return self.moderation.ResolveReport(m.ResolveReportRequest(
+            request_id=self.rid("resolve"), report_id=report_id, outcome=outcome,
+            statement_of_reasons=statement), metadata=self.md("moderator"), timeout=10).report
+
+    def test_07_held_message_reviewed_end_to_end(self):
+        owner, member = self.verified_account(), self.verified_account()
+        group_id = self.create_group(owner).group.group_id
+        self.join(member, group_id)
+        self.assertEqual(self.screen(member, group_id).verdict, m.SCREEN_VERDICT_ALLOW)
+        before = timestamp(-1)
+        text = f"听说有{HOLD_TERM}，明天停课"
+        request_id = self.rid("held")
+        held = self.screen(member, group_id, text, request_id)
+        self.assertEqual(held.verdict, m.SCREEN_VERDICT_HOLD, held)
+        self.assertNotEqual(held.report_id, 0)
+        self.assertEqual([(r.code, r.rule_id, r.action) for r in held.reasons],
+                         [(m.SCREEN_REASON_CODE_CONTENT_RULE, self.hold_rule_id,
+                           m.RULE_ACTION_HOLD)])
+        # A retry returns the same report and opens no second one.
+        self.assertEqual(self.screen(member, group_id, text, request_id), held)
+        screening = self.moderation.ListReports(m.ListReportsRequest(
+            source=m.REPORT_SOURCE_SCREENING, target=m.ReportTarget(
+                kind=m.REPORT_TARGET_KIND_MESSAGE, group_id=group_id, account_id=member,
+                message_id="msg-" + request_id)), metadata=self.md("moderator"),
+            timeout=10).reports
+        self.assertEqual([r.report_id for r in screening], [held.report_id])
+        self.assertEqual(screening[0].state, m.REPORT_STATE_OPEN)
+        self.assertEqual(screening[0].held_message.text, text)
+        pending = self.held_message(held.report_id)
+        self.assertEqual(pending.state, m.HELD_MESSAGE_STATE_PENDING)
+        self.assertEqual(pending.message_id, "msg-" + request_id)
+        self.assertEqual(pending.sender_account_id, member)
+        # Upheld: the message is never delivered.
+        resolved = self.claim_and_resolve(held.report_id, m.REPORT_OUTCOME_VIOLATION,
+                                          "An unfounded rumour.")
+        self.assertEqual(resolved.source, m.REPORT_SOURCE_SCREENING)
+        self.assertEqual(self.held_message(held.report_id).state, m.HELD_MESSAGE_STATE_REJECTED)
+        # Not upheld: the platform delivers it.
+        released = self.screen(member, group_id, f"{HOLD_TERM}：周末活动改到周日")
+        self.assertEqual(released.verdict, m.SCREEN_VERDICT_HOLD, released)
+        self.assertNotEqual(released.report_id, held.report_id)
+        self.claim_and_resolve(released.report_id, m.REPORT_OUTCOME_NO_VIOLATION,
+                               "A schedule change, not a rumour.")
+        self.assertEqual(self.held_message(released.report_id).state,
+                         m.HELD_MESSAGE_STATE_RELEASED)
+        # The platform polls the decisions.
+        decided = self.moderation.ListHeldMessages(m.ListHeldMessagesRequest(
+            group_id=group_id, decided_after=before), metadata=self.md("platform"),
+            timeout=10).held_messages
+        self.assertEqual([(h.report_id, h.state) for h in decided],
+                         [(held.report_id, m.HELD_MESSAGE_STATE_REJECTED),
+                          (released.report_id, m.HELD_MESSAGE_STATE_RELEASED)])
+        self.assertTrue(all(h.decided_at.seconds >= before.seconds for h in decided))
+        later = self.moderation.ListHeldMessages(m.ListHeldMessagesRequest(
+            group_id=group_id, decided_after=timestamp(3600)), metadata=self.md("platform"),
+            timeout=10).held_messages
+        self.assertEqual(len(later), 0)
+
+    def test_08_emergency_hold_all_holds_a_clean_message(self):
+        owner = self.verified_account()
+        group_id = self.create_group(owner).group.group_id
+        self.assertEqual(self.screen(owner, group_id).verdict, m.SCREEN_VERDICT_ALLOW)
+        mode = self.moderation.SetEmergencyMode(m.SetEmergencyModeRequest(
+            request_id=self.rid("emergency"), scope=m.EMERGENCY_SCOPE_GROUP, group_id=group_id,
+            level=m.EMERGENCY_LEVEL_HOLD_ALL, reason="e2e: incident in the area",
+            expires_at=timestamp(600)), metadata=self.md("operator"), timeout=10).mode
+
+        def held():
+            response = self.screen(owner, group_id)
+            return response if response.verdict == m.SCREEN_VERDICT_HOLD else None
+        response = wait_until(held, "HOLD_ALL to be in force", timeout=5)
+        self.assertEqual(response.reasons[0].code, m.SCREEN_REASON_CODE_EMERGENCY_HOLD_ALL)
+        self.assertEqual(response.reasons[0].emergency_mode_id, mode.emergency_mode_id)
+        self.assertNotEqual(response.report_id, 0)
+        self.assertEqual(self.held_message(response.report_id).state,
+                         m.HELD_MESSAGE_STATE_PENDING)
+        self.moderation.SetEmergencyMode(m.SetEmergencyModeRequest(
+            request_id=self.rid("emergency"), scope=m.EMERGENCY_SCOPE_GROUP, group_id=group_id,
+            level=m.EMERGENCY_LEVEL_OFF, reason="e2e: over"), metadata=self.md("operator"),
+            timeout=10)
+        wait_until(lambda: self.screen(owner, group_id).verdict == m.SCREEN_VERDICT_ALLOW,
+                   "HOLD_ALL to end", timeout=5)
 
 
 if __name__ == "__main__":

@@ -205,5 +205,22 @@ TEST_F(ComplianceTest, WhenEveryRpcAnswersTheReportIsComplete) {
   EXPECT_THAT(Find(items, "R5.2").evidence, HasSubstr("\"demo\" v2 (12 rules)"));
 }
 
+// A report filed earlier in the current second is inside the window
+// (moderation stamps reports to the microsecond and counts created_at < end).
+TEST_F(ComplianceTest, HandlingStatsWindowEndsAtNowNotAtTheWholeSecond) {
+  moderation::v1::GetHandlingStatsRequest asked;
+  rpc_.handlers["GetHandlingStats"] = [&asked](const auto& request, auto*) {
+    asked.CopyFrom(request);
+    return absl::OkStatus();
+  };
+  ComplianceOptions options;
+  options.now = absl::FromUnixMillis(1800000000750);
+  options.stats_window = absl::Hours(1);
+  CollectCompliance(rpc_, options);
+  EXPECT_EQ(asked.end_time().seconds(), 1800000000);
+  EXPECT_EQ(asked.end_time().nanos(), 750000000);
+  EXPECT_EQ(asked.start_time().seconds(), 1800000000 - 3600);
+}
+
 }  // namespace
 }  // namespace qunzu::ctl
