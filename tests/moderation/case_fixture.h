@@ -79,6 +79,11 @@ class FakeEnforcers final : public GroupsClient, public CreditClient {
   std::vector<groups::v1::SetGroupStateRequest> group_calls;
   std::vector<credit::v1::ApplyPenaltyRequest> penalty_calls;
   std::vector<credit::v1::LiftPenaltyRequest> lift_calls;
+  // Group calls so far (under the lock, for tests with threads).
+  size_t GroupCalls() {
+    absl::MutexLock lock(&mu_);
+    return group_calls.size();
+  }
 
  private:
   std::map<std::string, credit::v1::RecordEventRequest> events;
@@ -160,6 +165,8 @@ class CaseTest : public ::testing::Test {
                   std::move(authority)};
     deps.filing_max_backoff = max_backoff;
     deps.prune_stale_keys = false;
+    deps.recovery = recovery_;
+    deps.run_recovery = run_recovery_;
     auto cases = Cases::Create(std::move(deps));
     ASSERT_TRUE(cases.ok()) << cases.status();
     cases_ = *std::move(cases);
@@ -221,6 +228,10 @@ class CaseTest : public ::testing::Test {
   prometheus::Registry registry_;
   FakeClock clock_{absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()))};
   ReportOptions options_;
+  // The disposition recovery runs only when a test asks for it (otherwise
+  // it calls recovery().RunOnce() itself).
+  RecoveryOptions recovery_;
+  bool run_recovery_ = false;
   FakeEnforcers enforcers_;
   std::unique_ptr<Cases> cases_;
   uint64_t next_id_ = 0;
