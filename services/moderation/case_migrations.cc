@@ -108,6 +108,17 @@ const std::vector<Migration>& CaseMigrations() {
        // is the recovery's scan of old PENDING reservations.
        {"ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS abandon_reason TEXT NULL",
         "ALTER TABLE dispositions ADD INDEX IF NOT EXISTS k_pending (applied, decided_at)"}},
+      {54,
+       "pending revocations",
+       // A revocation reserved before it is lifted at the enforcing service
+       // (principal, method and request_id, like request_key), kept after
+       // it is recorded so a retry of that request replays; the recovery
+       // finishes those still ACTIVE after its grace.
+       {"ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS revoke_key VARCHAR(400) NULL",
+        "ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS revoke_requested_at DATETIME(6) NULL",
+        "ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS revoke_request_reason TEXT NULL",
+        "ALTER TABLE dispositions ADD INDEX IF NOT EXISTS k_revoking (state, "
+        "revoke_requested_at)"}},
   };
   return *migrations;
 }

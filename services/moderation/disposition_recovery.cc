@@ -7,12 +7,22 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "services/moderation/case_util.h"
+#include "services/moderation/disposition_rows.h"
 
 namespace qunzu::moderation {
+
+namespace {
+
+// The recovery acts as this service, in the method of the call it finishes.
+RequestContext RecoveryContext(const RequestKey& key) {
+  return RequestContext{Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"}, "",
+                        key.method};
+}
+
+}  // namespace
 
 bool IsDefinitiveRefusal(const absl::Status& status) {
   switch (status.code()) {
@@ -73,21 +83,37 @@ absl::StatusOr<RecoveryPass> DispositionRecovery::RunOnce() {
                             return absl::OkStatus();
                           }));
   }
-  RecoveryPass pass;
-  for (const auto& [id, request_key] : stale) {
-    absl::Status finished = Finish(id, request_key, pass);
-    if (!finished.ok()) {
-      ++pass.retrying;
-      LogWarning("disposition_recovery_retrying",
-                 {{"disposition_id", absl::StrCat(id)}, {"error", finished.ToString()}});
-    }
+  std::vector<std::pair<uint64_t, std::string>> revoking;
+  {
+    ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
+    RETURN_IF_ERROR(Query(*lease,
+                          "SELECT disposition_id, revoke_key FROM dispositions WHERE state = ? "
+                          "AND revoke_requested_at <= ? AND applied = 1 "
+                          "ORDER BY disposition_id LIMIT ?",
+                          {static_cast<int>(v1::DISPOSITION_STATE_ACTIVE), cutoff, options_.batch},
+                          [&](const sql::ResultSet& row) {
+                            revoking.emplace_back(row.getUInt64(1), row.getString(2));
+                            return absl::OkStatus();
+                          }));
   }
+  RecoveryPass pass;
+  auto run = [&](uint64_t id, const absl::Status& finished) {
+    if (finished.ok()) return;
+    ++pass.retrying;
+    LogWarning("disposition_recovery_retrying",
+               {{"disposition_id", absl::StrCat(id)}, {"error", finished.ToString()}});
+  };
+  for (const auto& [id, request_key] : stale) run(id, Finish(id, request_key, pass));
+  for (const auto& [id, revoke_key] : revoking) run(id, FinishRevocation(id, revoke_key, pass));
   if (metrics_ != nullptr) {
     ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
     double left = 0;
     RETURN_IF_ERROR(Query(*lease,
-                          "SELECT COUNT(*) FROM dispositions WHERE applied = 0 AND decided_at <= ?",
-                          {cutoff}, [&](const sql::ResultSet& row) {
+                          "SELECT (SELECT COUNT(*) FROM dispositions WHERE applied = 0 AND "
+                          "decided_at <= ?) + (SELECT COUNT(*) FROM dispositions WHERE state = ? "
+                          "AND revoke_requested_at <= ? AND applied = 1)",
+                          {cutoff, static_cast<int>(v1::DISPOSITION_STATE_ACTIVE), cutoff},
+                          [&](const sql::ResultSet& row) {
                             left = static_cast<double>(row.getInt64(1));
                             return absl::OkStatus();
                           }));
@@ -96,29 +122,69 @@ absl::StatusOr<RecoveryPass> DispositionRecovery::RunOnce() {
   return pass;
 }
 
+absl::Status DispositionRecovery::FinishRevocation(uint64_t id, const std::string& revoke_key,
+                                                   RecoveryPass& pass) {
+  ASSIGN_OR_RETURN(RequestKey key, RequestKey::Parse(revoke_key));
+  const RequestContext context = RecoveryContext(key);
+  v1::Disposition d;
+  std::string reason;
+  {
+    ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
+    ASSIGN_OR_RETURN(d, dispositions_.LoadReservation(*lease, id));
+    RETURN_IF_ERROR(Query(*lease,
+                          "SELECT COALESCE(revoke_request_reason, '') FROM dispositions WHERE "
+                          "disposition_id = ?",
+                          {id}, [&](const sql::ResultSet& row) {
+                            reason = row.getString(1);
+                            return absl::OkStatus();
+                          }));
+  }
+  // Expired meanwhile: nothing left to lift or record.
+  absl::Status lifted =
+      d.state() == v1::DISPOSITION_STATE_ACTIVE
+          ? dispositions_.Lift(d, reason)
+          : MakeError(absl::StatusCode::kFailedPrecondition, "DISPOSITION_NOT_ACTIVE",
+                      "the disposition expired before its revocation was recorded");
+  return Conclude(
+      id, d, lifted,
+      [&](sql::Connection& conn, absl::Time now) {
+        return dispositions_.AbandonRevocation(conn, context, revoke_key, id, lifted, now);
+      },
+      [&](sql::Connection& conn, absl::Time now) {
+        return dispositions_.RecordRevocation(conn, context, revoke_key, id, now, true);
+      },
+      false, pass);
+}
+
 absl::Status DispositionRecovery::Finish(uint64_t id, const std::string& request_key,
                                          RecoveryPass& pass) {
-  // request_key is "principal\nmethod\nrequest_id" (DispositionLogic::Reserve).
-  std::vector<std::string> parts = absl::StrSplit(request_key, absl::MaxSplits('\n', 2));
-  if (parts.size() != 3) {
-    return MakeError(absl::StatusCode::kInternal, "DISPOSITION_RESERVATION_CORRUPT",
-                     absl::StrCat("reservation ", id, " has no request key"));
-  }
-  const std::string& request_id = parts[2];
-  const RequestContext context{Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"},
-                               "", parts[1]};
+  ASSIGN_OR_RETURN(RequestKey key, RequestKey::Parse(request_key));
+  const RequestContext context = RecoveryContext(key);
   v1::Disposition d;
   {
     ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
     ASSIGN_OR_RETURN(d, dispositions_.LoadReservation(*lease, id));
   }
   absl::StatusOr<DispositionLogic::Applied> applied = dispositions_.Apply(d);
-  if (!applied.ok() && !IsDefinitiveRefusal(applied.status())) return applied.status();
+  return Conclude(
+      id, d, applied.status(),
+      [&](sql::Connection& conn, absl::Time now) {
+        return dispositions_.Abandon(conn, context, key.request_id, id, applied.status(), now);
+      },
+      [&](sql::Connection& conn, absl::Time now) {
+        return dispositions_.Record(conn, context, key.request_id, id, *applied, now, true);
+      },
+      true, pass);
+}
+
+absl::Status DispositionRecovery::Conclude(uint64_t id, const v1::Disposition& d,
+                                           const absl::Status& effect, AbandonStep abandon,
+                                           RecordStep record, bool disposed, RecoveryPass& pass) {
+  if (!effect.ok() && !IsDefinitiveRefusal(effect)) return effect;
   const absl::Time now = clock_.Now();
-  if (!applied.ok()) {
+  if (!effect.ok()) {
     ASSIGN_OR_RETURN(bool abandoned, WithTransaction(pool_, [&](sql::Connection& conn) {
-                       return dispositions_.Abandon(conn, context, request_id, id, applied.status(),
-                                                    now);
+                       return abandon(conn, now);
                      }));
     if (!abandoned) {
       ++pass.raced;
@@ -126,18 +192,18 @@ absl::Status DispositionRecovery::Finish(uint64_t id, const std::string& request
     }
     ++pass.abandoned;
     if (metrics_ != nullptr) metrics_->ReservationAbandoned();
-    LogWarning("disposition_abandoned",
-               {{"disposition_id", absl::StrCat(id)}, {"error", applied.status().ToString()}});
+    LogWarning("disposition_recovery_abandoned",
+               {{"disposition_id", absl::StrCat(id)}, {"error", effect.ToString()}});
     return absl::OkStatus();
   }
   absl::StatusOr<DispositionLogic::Recorded> recorded =
-      WithTransaction(pool_, [&](sql::Connection& conn) {
-        return dispositions_.Record(conn, context, request_id, id, *applied, now, true);
-      });
+      WithTransaction(pool_, [&](sql::Connection& conn) { return record(conn, now); });
   if (!recorded.ok()) {
-    // Abandoned or deleted meanwhile by a caller's retry: nothing to do.
-    if (ErrorReason(recorded.status()) == "DISPOSITION_ABANDONED" ||
-        ErrorReason(recorded.status()) == "DISPOSITION_NOT_FOUND") {
+    // Abandoned, deleted or revoked meanwhile by a caller's call: nothing
+    // left to do.
+    const std::string why = ErrorReason(recorded.status());
+    if (why == "DISPOSITION_ABANDONED" || why == "DISPOSITION_NOT_FOUND" ||
+        why == "DISPOSITION_NOT_ACTIVE" || why == "REVOCATION_IN_PROGRESS") {
       ++pass.raced;
       return absl::OkStatus();
     }
@@ -150,10 +216,10 @@ absl::Status DispositionRecovery::Finish(uint64_t id, const std::string& request
   ++pass.recovered;
   if (metrics_ != nullptr) {
     metrics_->ReservationRecovered();
-    metrics_->Disposed(d.kind());
+    if (disposed) metrics_->Disposed(d.kind());
   }
   dispositions_.PublishRestrictions(d.kind(), d.account_id());
-  LogInfo("disposition_recovered", {{"disposition_id", absl::StrCat(id)}});
+  LogInfo("disposition_recovery_finished", {{"disposition_id", absl::StrCat(id)}});
   return absl::OkStatus();
 }
 

@@ -10,7 +10,10 @@
 // OUT_OF_RANGE) abandons the reservation with the reason, audited, never
 // retried; anything else is retried on the next pass. A replica's pass and a
 // caller's retry that race record once: the recording locks the row and
-// only the one that finds it PENDING writes.
+// only the one that finds it PENDING writes. Revocations are reserved on the
+// row the same way and finished alike: lifted again under "revoke-<id>" and
+// recorded, or, refused for good (or expired meanwhile), dropped with an
+// audited REVOCATION_ABANDONED, the disposition staying in force.
 #ifndef QUNZU_SERVICES_MODERATION_DISPOSITION_RECOVERY_H_
 #define QUNZU_SERVICES_MODERATION_DISPOSITION_RECOVERY_H_
 
@@ -18,6 +21,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -76,6 +80,16 @@ class DispositionRecovery {
   // Finishes reservation `id` (stored under `request_key`: principal,
   // method and request_id of its caller); adds its outcome to `pass`.
   absl::Status Finish(uint64_t id, const std::string& request_key, RecoveryPass& pass);
+  // Finishes the revocation of `id` pending under `revoke_key`.
+  absl::Status FinishRevocation(uint64_t id, const std::string& revoke_key, RecoveryPass& pass);
+  using AbandonStep = absl::FunctionRef<absl::StatusOr<bool>(sql::Connection&, absl::Time)>;
+  using RecordStep =
+      absl::FunctionRef<absl::StatusOr<DispositionLogic::Recorded>(sql::Connection&, absl::Time)>;
+  // After applying (or lifting) `d` gave `effect`: abandons it on a
+  // definitive refusal, records it on success, returns other failures;
+  // counts the outcome (`disposed`: in dispositions_total too).
+  absl::Status Conclude(uint64_t id, const v1::Disposition& d, const absl::Status& effect,
+                        AbandonStep abandon, RecordStep record, bool disposed, RecoveryPass& pass);
   void Loop();
 
   MysqlPool& pool_;

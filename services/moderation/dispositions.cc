@@ -113,7 +113,7 @@ absl::StatusOr<DispositionLogic::Reservation> DispositionLogic::Reserve(
     const RequestContext& context, const google::protobuf::Message& request,
     const std::string& request_id, const v1::Disposition& d) {
   const std::string request_key =
-      absl::StrCat(context.caller.principal, "\n", context.method, "\n", request_id);
+      RequestKey{context.caller.principal, context.method, request_id}.Join();
   const std::string fingerprint = FingerprintMessage(request);
   return WithTransaction(pool_, [&](sql::Connection& conn) -> absl::StatusOr<Reservation> {
     std::optional<Reservation> found;
@@ -222,20 +222,15 @@ absl::StatusOr<bool> DispositionLogic::Abandon(sql::Connection& conn, const Requ
                                                const absl::Status& why, absl::Time now) {
   ASSIGN_OR_RETURN(auto reservation, LockReservation(conn, id));
   if (!reservation || reservation->first != ReservationState::kPending) return false;
-  const std::string reason = absl::StrCat(
-      ErrorReason(why).empty() ? absl::StatusCodeToString(why.code()) : ErrorReason(why), ": ",
-      why.message());
+  const std::string reason = RefusalReason(why);
   RETURN_IF_ERROR(Execute(conn,
                           "UPDATE dispositions SET applied = 2, abandon_reason = ? WHERE "
                           "disposition_id = ?",
                           {reason, id})
                       .status());
   ASSIGN_OR_RETURN(v1::Disposition d, Load(conn, id, false, false));
-  std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> subjects = {
-      {audit::v1::SUBJECT_KIND_DISPOSITION, id}};
-  if (d.group_id() != 0) subjects.emplace_back(audit::v1::SUBJECT_KIND_GROUP, d.group_id());
-  if (d.account_id() != 0) subjects.emplace_back(audit::v1::SUBJECT_KIND_ACCOUNT, d.account_id());
-  RETURN_IF_ERROR(AuditChange(conn, context, "DISPOSITION_ABANDONED", request_id, now, subjects,
+  RETURN_IF_ERROR(AuditChange(conn, context, "DISPOSITION_ABANDONED", request_id, now,
+                              AbandonedSubjects(d),
                               {{"kind", v1::DispositionKind_Name(d.kind())},
                                {"decided_by", d.decided_by()},
                                {"reason", reason}}));
@@ -333,79 +328,6 @@ absl::StatusOr<v1::DisposeAccountResponse> DispositionLogic::DisposeAccount(
   v1::DisposeAccountResponse response;
   ASSIGN_OR_RETURN(*response.mutable_disposition(),
                    Dispose(context, request, request.request_id(), std::move(d)));
-  return response;
-}
-
-absl::StatusOr<v1::RevokeDispositionResponse> DispositionLogic::Revoke(
-    const RequestContext& context, const v1::RevokeDispositionRequest& request) {
-  v1::Disposition current;
-  {
-    ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
-    ASSIGN_OR_RETURN(current, Load(*lease, request.disposition_id(), false));
-  }
-  // Lift it where it took effect first (idempotent there); an inactive one
-  // goes straight to the record step, which replays or refuses.
-  if (current.state() == v1::DISPOSITION_STATE_ACTIVE) {
-    const std::string call_id = absl::StrCat("revoke-", current.disposition_id());
-    if (IsGroupKind(current.kind())) {
-      groups::v1::SetGroupStateRequest lift;
-      lift.set_request_id(call_id);
-      lift.set_group_id(current.group_id());
-      lift.set_state(groups::v1::GROUP_STATE_ACTIVE);
-      lift.set_disposition_id(current.disposition_id());
-      lift.set_reason(request.reason());
-      RETURN_IF_ERROR(groups_.SetGroupState(lift).status());
-    } else if (current.credit_penalty_id() != 0) {
-      credit::v1::LiftPenaltyRequest lift;
-      lift.set_request_id(call_id);
-      lift.set_penalty_id(current.credit_penalty_id());
-      lift.set_reason(request.reason());
-      absl::StatusOr<credit::v1::LiftPenaltyResponse> lifted = credit_.LiftPenalty(lift);
-      if (!lifted.ok() && ErrorReason(lifted.status()) != "PENALTY_NOT_ACTIVE") {
-        return lifted.status();
-      }
-    }
-  }
-  const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
-  ASSIGN_OR_RETURN(
-      v1::RevokeDispositionResponse response, WithTransaction(pool_, [&](sql::Connection& conn) {
-        return RunIdempotent<v1::RevokeDispositionResponse>(
-            conn, key, request, [&]() -> absl::StatusOr<v1::RevokeDispositionResponse> {
-              const absl::Time now = clock_.Now();
-              ASSIGN_OR_RETURN(v1::Disposition d, Load(conn, request.disposition_id(), true));
-              if (d.state() != v1::DISPOSITION_STATE_ACTIVE) {
-                return MakeError(absl::StatusCode::kFailedPrecondition, "DISPOSITION_NOT_ACTIVE",
-                                 "the disposition is no longer in force",
-                                 {{"state", v1::DispositionState_Name(d.state())}});
-              }
-              RETURN_IF_ERROR(
-                  Execute(conn,
-                          "UPDATE dispositions SET state = ?, revoked_by = ?, "
-                          "revoked_at = ?, revocation_reason = ? WHERE "
-                          "disposition_id = ?",
-                          {static_cast<int>(v1::DISPOSITION_STATE_REVOKED),
-                           context.caller.principal, now, request.reason(), d.disposition_id()})
-                      .status());
-              ASSIGN_OR_RETURN(d, Load(conn, d.disposition_id(), true));
-              RETURN_IF_ERROR(ReverseDispositionEvent(conn, d, request.reason(), now));
-              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION_REVOKED, d);
-              ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
-              RETURN_IF_ERROR(Execute(conn,
-                                      "UPDATE dispositions SET revocation_filing_id = ? WHERE "
-                                      "disposition_id = ?",
-                                      {filing_id, d.disposition_id()})
-                                  .status());
-              d.set_revocation_filing_id(filing_id);
-              RETURN_IF_ERROR(AuditChange(
-                  conn, context, "DISPOSITION_REVOKED", request.request_id(), now,
-                  DispositionSubjects(d, filing_id),
-                  {{"kind", v1::DispositionKind_Name(d.kind())}, {"reason", request.reason()}}));
-              v1::RevokeDispositionResponse out;
-              *out.mutable_disposition() = std::move(d);
-              return out;
-            });
-      }));
-  PublishRestrictions(current.kind(), current.account_id());
   return response;
 }
 

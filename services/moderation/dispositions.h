@@ -102,6 +102,34 @@ class DispositionLogic {
   absl::StatusOr<bool> Abandon(sql::Connection& conn, const RequestContext& context,
                                const std::string& request_id, uint64_t id, const absl::Status& why,
                                absl::Time now);
+  // The steps of a revocation: ReserveRevocation, Lift, RecordRevocation.
+  // `revoke_key` is "principal\nmethod\nrequest_id" of the revoking call.
+
+  // With the row locked: returns the disposition and, when it is in force,
+  // reserves its revocation for `revoke_key` (or finds this key's own).
+  // Errors: NOT_FOUND DISPOSITION_NOT_FOUND; ABORTED
+  // REVOCATION_IN_PROGRESS while another request's revocation is pending.
+  absl::StatusOr<v1::Disposition> ReserveRevocation(const std::string& revoke_key, uint64_t id,
+                                                    const std::string& reason, absl::Time now);
+  // Lifts `disposition` where it took effect, idempotent there by
+  // "revoke-<id>"; the enforcing service's status as is.
+  absl::Status Lift(const v1::Disposition& disposition, const std::string& reason);
+  // In conn's open transaction, with the row locked: records the revocation
+  // reserved under `revoke_key` (revoked by its principal, for its reason)
+  // with its credit reversal, filing and audit row (DISPOSITION_REVOKED by
+  // `context`), exactly once; replays it when already recorded for that
+  // key. Errors: NOT_FOUND DISPOSITION_NOT_FOUND; FAILED_PRECONDITION
+  // DISPOSITION_NOT_ACTIVE; ABORTED REVOCATION_IN_PROGRESS.
+  absl::StatusOr<Recorded> RecordRevocation(sql::Connection& conn, const RequestContext& context,
+                                            const std::string& revoke_key, uint64_t id,
+                                            absl::Time now, bool recovered);
+  // In conn's open transaction: drops the pending revocation of
+  // `revoke_key` (the disposition stays in force) and audits why
+  // (REVOCATION_ABANDONED by `context`). False when it was no longer pending.
+  absl::StatusOr<bool> AbandonRevocation(sql::Connection& conn, const RequestContext& context,
+                                         const std::string& revoke_key, uint64_t id,
+                                         const absl::Status& why, absl::Time now);
+
   // A reservation in any state (for the recovery), as its disposition.
   absl::StatusOr<v1::Disposition> LoadReservation(sql::Connection& conn, uint64_t id);
   // Refreshes the restriction projection after `kind` changed for `account`

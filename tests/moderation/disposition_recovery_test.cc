@@ -4,7 +4,7 @@
 // and not the third; the recovery then records it with exactly one filing,
 // audit row and credit event, abandons what the enforcing service refuses
 // for good, retries what failed transiently, and records once when a
-// caller's retry (or another replica) races it.
+// caller's retry (or another replica) races it. Revocations likewise.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "services/moderation/disposition_rows.h"
 #include "tests/moderation/case_fixture.h"
 
 namespace qunzu::moderation {
@@ -262,6 +263,99 @@ TEST_F(DispositionRecoveryTest, TheServiceRunsItInTheBackground) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 1);
   cases_.reset();  // stops it
   EXPECT_EQ(Audits("DISPOSITION_APPLIED"), 1);
+}
+
+TEST_F(DispositionRecoveryTest, ALiftedButUnrecordedRevocationIsRecordedOnce) {
+  Start();
+  const uint64_t account = Account();
+  v1::DisposeAccountRequest a;
+  a.set_request_id("d-rev");
+  a.set_account_id(account);
+  a.set_kind(v1::DISPOSITION_KIND_REVOKE_CREATION);
+  a.mutable_basis()->add_rule_ids(77);
+  a.set_statement_of_reasons("Created groups for fraud.");
+  *a.mutable_until() = ToProto(clock_.Now() + absl::Hours(48));
+  auto done = cases_->dispositions().DisposeAccount(Moderator("DisposeAccount"), a);
+  ASSERT_TRUE(done.ok()) << done.status();
+  const uint64_t id = done->disposition().disposition_id();
+  // The revoking call reserves and lifts, then "crashes".
+  v1::RevokeDispositionRequest revoke;
+  revoke.set_request_id("r-1");
+  revoke.set_disposition_id(id);
+  revoke.set_reason("Appeal upheld.");
+  const RequestContext compliance =
+      As(common::v1::ROLE_COMPLIANCE, "compliance-a", "RevokeDisposition");
+  const std::string key = RequestKey{"compliance-a", compliance.method, revoke.request_id()}.Join();
+  auto reserved = cases_->dispositions().ReserveRevocation(key, id, revoke.reason(), clock_.Now());
+  ASSERT_TRUE(reserved.ok()) << reserved.status();
+  ASSERT_TRUE(cases_->dispositions().Lift(*reserved, revoke.reason()).ok());
+  // Another request cannot revoke it meanwhile.
+  v1::RevokeDispositionRequest other = revoke;
+  other.set_request_id("r-2");
+  EXPECT_EQ(ErrorReason(cases_->dispositions().Revoke(compliance, other).status()),
+            "REVOCATION_IN_PROGRESS");
+  EXPECT_EQ(Pass().recovered, 0);  // within the grace
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_EQ(Pass().recovered, 1);
+  v1::GetDispositionRequest get;
+  get.set_disposition_id(id);
+  auto got = cases_->dispositions().Get(get);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->disposition().state(), v1::DISPOSITION_STATE_REVOKED);
+  EXPECT_EQ(got->disposition().revoked_by(), "compliance-a");
+  EXPECT_EQ(got->disposition().revocation_reason(), "Appeal upheld.");
+  EXPECT_NE(got->disposition().revocation_filing_id(), 0u);
+  EXPECT_EQ(redis_->Command({"EXISTS", projection::AccountRestrictionsKey(account)})->integer(), 0);
+  ASSERT_EQ(enforcers_.lift_calls.size(), 2u);
+  EXPECT_EQ(enforcers_.lift_calls[1].SerializeAsString(),
+            enforcers_.lift_calls[0].SerializeAsString());
+  // The caller's retry replays it; another request finds it revoked.
+  auto retried = cases_->dispositions().Revoke(compliance, revoke);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->disposition().revocation_filing_id(),
+            got->disposition().revocation_filing_id());
+  EXPECT_EQ(ErrorReason(cases_->dispositions().Revoke(compliance, other).status()),
+            "DISPOSITION_NOT_ACTIVE");
+  EXPECT_EQ(enforcers_.lift_calls.size(), 2u);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 2);
+  EXPECT_EQ(Audits("DISPOSITION_REVOKED"), 1);
+  auto events = WaitForEvents(2);
+  const std::string event = absl::StrCat("moderation:disposition:", id, ":", account);
+  EXPECT_EQ(events.count(event + ":reversal"), 1u);
+  EXPECT_EQ(Pass().recovered, 0);
+}
+
+TEST_F(DispositionRecoveryTest, ARefusedLiftAbandonsTheRevocationAndTheDispositionStays) {
+  Start();
+  v1::DisposeGroupRequest r = Suspend(Group(), "d-close", clock_.Now() + absl::Hours(24));
+  r.set_kind(v1::DISPOSITION_KIND_CLOSE);
+  r.clear_until();
+  auto done = cases_->dispositions().DisposeGroup(Moderator("DisposeGroup"), r);
+  ASSERT_TRUE(done.ok()) << done.status();
+  const uint64_t id = done->disposition().disposition_id();
+  const RequestContext compliance =
+      As(common::v1::ROLE_COMPLIANCE, "compliance-a", "RevokeDisposition");
+  const std::string key = RequestKey{"compliance-a", compliance.method, "r-3"}.Join();
+  ASSERT_TRUE(cases_->dispositions().ReserveRevocation(key, id, "mistake", clock_.Now()).ok());
+  enforcers_.Fail(MakeError(absl::StatusCode::kFailedPrecondition, "GROUP_DISSOLVED", "gone"));
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_EQ(Pass().abandoned, 1);
+  EXPECT_EQ(Audits("REVOCATION_ABANDONED"), 1);
+  v1::GetDispositionRequest get;
+  get.set_disposition_id(id);
+  EXPECT_EQ(cases_->dispositions().Get(get)->disposition().state(), v1::DISPOSITION_STATE_ACTIVE);
+  enforcers_.Fail(absl::OkStatus());
+  RecoveryPass pass = Pass();
+  EXPECT_EQ(pass.recovered + pass.abandoned + pass.retrying, 0);
+  // Nothing pending any more: a new request may revoke it.
+  v1::RevokeDispositionRequest revoke;
+  revoke.set_request_id("r-4");
+  revoke.set_disposition_id(id);
+  revoke.set_reason("Appeal upheld.");
+  auto revoked = cases_->dispositions().Revoke(compliance, revoke);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->disposition().state(), v1::DISPOSITION_STATE_REVOKED);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 2);
 }
 
 TEST_F(DispositionRecoveryTest, AGraceWithinTheDependencyDeadlineIsRefusedAtStart) {
