@@ -153,7 +153,8 @@ class CaseTest : public testing::CommonSchemaTest {
                   registry_,
                   clock_,
                   options_,
-                  std::make_unique<GroupsForward>(enforcers_),
+                  groups_client_ != nullptr ? std::move(groups_client_)
+                                            : std::make_unique<GroupsForward>(enforcers_),
                   std::make_unique<CreditForward>(enforcers_),
                   std::move(authority)};
     deps.filing_max_backoff = max_backoff;
@@ -214,6 +215,8 @@ class CaseTest : public testing::CommonSchemaTest {
   // it calls recovery().RunOnce() itself).
   RecoveryOptions recovery_;
   bool run_recovery_ = false;
+  // When set before Start, used instead of the fake (e.g. a gRPC client).
+  std::unique_ptr<GroupsClient> groups_client_;
   FakeEnforcers enforcers_;
   std::unique_ptr<Cases> cases_;
   uint64_t next_id_ = 0;

@@ -4,10 +4,16 @@
 // and not the third; the recovery then records it with exactly one filing,
 // audit row and credit event, abandons what the enforcing service refuses
 // for good, retries what failed transiently, and records once when a
-// caller's retry (or another replica) races it. Revocations likewise.
+// caller's retry (or another replica) races it. Revocations likewise. One
+// test serves groups over gRPC to the real client: a late answer (deadline)
+// is retried, a FAILED_PRECONDITION abandons.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -356,6 +362,86 @@ TEST_F(DispositionRecoveryTest, ARefusedLiftAbandonsTheRevocationAndTheDispositi
   ASSERT_TRUE(revoked.ok()) << revoked.status();
   EXPECT_EQ(revoked->disposition().state(), v1::DISPOSITION_STATE_REVOKED);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 2);
+}
+
+// Groups over gRPC, as the recovery meets it: idempotent by request_id,
+// answering late (past the caller's deadline, the change made) until
+// released, or refusing for good.
+class SlowGroups final : public groups::v1::GroupService::Service {
+ public:
+  grpc::Status SetGroupState(grpc::ServerContext*, const groups::v1::SetGroupStateRequest* request,
+                             groups::v1::SetGroupStateResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    ++calls_;
+    if (gone_) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "group dissolved");
+    applied_.insert(request->request_id());
+    auto released = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return released_; };
+    mu_.AwaitWithTimeout(absl::Condition(&released), absl::Seconds(5));
+    response->mutable_group()->set_group_id(request->group_id());
+    response->mutable_group()->set_owner_account_id(request->group_id() + 1);
+    return grpc::Status::OK;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+  void Dissolve() {
+    absl::MutexLock lock(&mu_);
+    gone_ = true;
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  size_t applied() {
+    absl::MutexLock lock(&mu_);
+    return applied_.size();
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool released_ = false;
+  bool gone_ = false;
+  int calls_ = 0;
+  std::set<std::string> applied_;
+};
+
+TEST_F(DispositionRecoveryTest, OverGrpcADeadlineIsRetriedAndARefusalAbandons) {
+  SlowGroups groups;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&groups);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  groups_client_ = std::make_unique<GrpcGroupsClient>(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()),
+      "token", absl::Milliseconds(200));
+  Start();
+  const uint64_t id =
+      ReserveWithoutRecording(Suspend(Group(), "grpc-1", clock_.Now() + absl::Hours(24)), false);
+  ASSERT_NE(id, 0u);
+  clock_.Advance(absl::Minutes(2));
+  // Applied there, but the answer missed the deadline: tried again later.
+  RecoveryPass pass = Pass();
+  EXPECT_EQ(pass.retrying, 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 0);
+  groups.Release();
+  EXPECT_EQ(Pass().recovered, 1);
+  EXPECT_EQ(groups.calls(), 2);
+  EXPECT_EQ(groups.applied(), 1u);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM filings"), 1);
+  EXPECT_EQ(Audits("DISPOSITION_APPLIED"), 1);
+
+  groups.Dissolve();
+  ASSERT_NE(
+      ReserveWithoutRecording(Suspend(Group(), "grpc-2", clock_.Now() + absl::Hours(24)), false),
+      0u);
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_EQ(Pass().abandoned, 1);
+  EXPECT_EQ(Audits("DISPOSITION_ABANDONED"), 1);
+  cases_.reset();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
 }
 
 TEST_F(DispositionRecoveryTest, AGraceWithinTheDependencyDeadlineIsRefusedAtStart) {
