@@ -44,6 +44,18 @@ CaseMetrics::CaseMetrics(prometheus::Registry& registry) {
                           .Help("Filings not yet delivered to the authority.")
                           .Register(registry)
                           .Add({});
+  stale_reservations_ =
+      &prometheus::BuildGauge()
+           .Name("qunzu_moderation_disposition_reservations_stale")
+           .Help("Disposition reservations PENDING past the recovery's grace period.")
+           .Register(registry)
+           .Add({});
+  auto& recoveries = prometheus::BuildCounter()
+                         .Name("qunzu_moderation_disposition_recoveries_total")
+                         .Help("Disposition reservations the recovery finished, by outcome.")
+                         .Register(registry);
+  recovered_ = &recoveries.Add({{"outcome", "recovered"}});
+  abandoned_ = &recoveries.Add({{"outcome", "abandoned"}});
 }
 
 void CaseMetrics::ReportReceived(v1::ContentCategory category) {
@@ -55,6 +67,12 @@ void CaseMetrics::Disposed(v1::DispositionKind kind) {
   auto it = disposed_.find(kind);
   if (it != disposed_.end()) it->second->Increment();
 }
+
+void CaseMetrics::StaleReservations(double count) { stale_reservations_->Set(count); }
+
+void CaseMetrics::ReservationRecovered() { recovered_->Increment(); }
+
+void CaseMetrics::ReservationAbandoned() { abandoned_->Increment(); }
 
 absl::Status CaseMetrics::Refresh(MysqlPool& pool, absl::Time now) {
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool.Acquire(kCaseAcquireTimeout));

@@ -56,7 +56,8 @@ const std::vector<Migration>& CaseMigrations() {
         " disposition_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
         // principal + request_id: a retry finds its pending row.
         " request_key VARCHAR(400) NOT NULL, fingerprint VARBINARY(64) NOT NULL,"
-        // 0 PENDING (called out, not applied yet: invisible), 1 APPLIED.
+        // 0 PENDING (called out, not applied yet: invisible), 1 APPLIED
+        // (2 ABANDONED from version 53).
         " applied TINYINT NOT NULL,"
         " kind INT NOT NULL, group_id BIGINT UNSIGNED NOT NULL,"
         " account_id BIGINT UNSIGNED NOT NULL, until_at DATETIME(6) NULL,"
@@ -100,6 +101,24 @@ const std::vector<Migration>& CaseMigrations() {
        // reversed when it is revoked; "" when none.
        {"ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS credit_event_id VARCHAR(160) NOT NULL "
         "DEFAULT ''"}},
+      {53,
+       "abandoned disposition reservations",
+       // applied 2 ABANDONED: a reservation the recovery found refused for
+       // good at the enforcing service, with why; never retried. The index
+       // is the recovery's scan of old PENDING reservations.
+       {"ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS abandon_reason TEXT NULL",
+        "ALTER TABLE dispositions ADD INDEX IF NOT EXISTS k_pending (applied, decided_at)"}},
+      {54,
+       "pending revocations",
+       // A revocation reserved before it is lifted at the enforcing service
+       // (principal, method and request_id, like request_key), kept after
+       // it is recorded so a retry of that request replays; the recovery
+       // finishes those still ACTIVE after its grace.
+       {"ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS revoke_key VARCHAR(400) NULL",
+        "ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS revoke_requested_at DATETIME(6) NULL",
+        "ALTER TABLE dispositions ADD COLUMN IF NOT EXISTS revoke_request_reason TEXT NULL",
+        "ALTER TABLE dispositions ADD INDEX IF NOT EXISTS k_revoking (state, "
+        "revoke_requested_at)"}},
   };
   return *migrations;
 }

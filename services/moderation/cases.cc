@@ -12,13 +12,8 @@
 
 namespace qunzu::moderation {
 
-CaseFlags& ConfiguredCaseFlags() {
-  static auto* flags = new CaseFlags();
-  return *flags;
-}
-
-void AddCaseFlags(FlagSet& flags) {
-  CaseFlags& out = ConfiguredCaseFlags();
+void AddCaseFlags(FlagSet& flags, CaseFlags* out_flags) {
+  CaseFlags& out = *out_flags;
   flags.AddDuration({"report-deadline", "QUNZU_MODERATION_REPORT_DEADLINE",
                      "Handling deadline of a report (R12.3)."},
                     &out.reports.deadline, absl::Hours(24), absl::Seconds(1), absl::Hours(24 * 30));
@@ -60,6 +55,14 @@ void AddCaseFlags(FlagSet& flags) {
                      "Longest wait between delivery attempts of a filing."},
                     &out.filing_max_backoff, absl::Seconds(30), absl::Milliseconds(10),
                     absl::Hours(1));
+  flags.AddDuration(
+      {"disposition-recovery-interval", "QUNZU_MODERATION_DISPOSITION_RECOVERY_INTERVAL",
+       "Time between passes of the recovery of dispositions left PENDING."},
+      &out.recovery.interval, absl::Seconds(30), absl::Milliseconds(10), absl::Hours(1));
+  flags.AddDuration({"disposition-recovery-grace", "QUNZU_MODERATION_DISPOSITION_RECOVERY_GRACE",
+                     "Age of a PENDING disposition before the recovery finishes it; must exceed "
+                     "--dependency-deadline."},
+                    &out.recovery.grace, absl::Minutes(1), absl::Seconds(1), absl::Hours(24));
 }
 
 Cases::Cases(CaseDeps deps)
@@ -70,6 +73,7 @@ Cases::Cases(CaseDeps deps)
       reports_(deps_.mysql, subjects_, &metrics_, deps_.clock, deps_.reports),
       dispositions_(deps_.mysql, subjects_, *deps_.groups, *deps_.credit, projection_, &metrics_,
                     deps_.clock),
+      recovery_(deps_.mysql, dispositions_, &metrics_, deps_.clock, deps_.recovery),
       blacklist_(deps_.mysql, subjects_, projection_, deps_.clock),
       filings_(deps_.mysql) {}
 
@@ -99,6 +103,7 @@ absl::StatusOr<std::unique_ptr<Cases>> Cases::Create(CaseDeps deps) {
                    OutboxRelay::Create(cases->deps_.mysql, *cases->credit_events_,
                                        cases->deps_.metrics, credit));
   cases->credit_relay_->Start();
+  if (cases->deps_.run_recovery) cases->recovery_.Start();
   cases->thread_ = std::thread([c = cases.get()] { c->Loop(); });
   return cases;
 }
@@ -109,6 +114,7 @@ Cases::~Cases() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  recovery_.Stop();
   if (relay_ != nullptr) relay_->Stop();
   if (credit_relay_ != nullptr) credit_relay_->Stop();
 }
@@ -137,6 +143,11 @@ void Cases::Loop() {
 }
 
 absl::StatusOr<std::unique_ptr<Cases>> MakeCases(ServiceDeps& deps, const CaseFlags& flags) {
+  if (flags.recovery.grace <= flags.call_deadline) {
+    return absl::InvalidArgumentError(
+        "--disposition-recovery-grace must exceed --dependency-deadline, or the recovery could "
+        "race a call still in flight");
+  }
   CaseDeps cd{deps.mysql,    deps.redis, deps.metrics, SystemClock::Get(),
               flags.reports, nullptr,    nullptr,      nullptr};
   cd.groups = std::make_unique<GrpcGroupsClient>(
@@ -151,30 +162,8 @@ absl::StatusOr<std::unique_ptr<Cases>> MakeCases(ServiceDeps& deps, const CaseFl
         flags.provider_name, flags.call_deadline, SystemClock::Get());
   }
   cd.filing_max_backoff = flags.filing_max_backoff;
+  cd.recovery = flags.recovery;
   return Cases::Create(std::move(cd));
-}
-
-namespace {
-
-// A ReportStore with its own subject directory, for screening's holds.
-class OwnedReviewQueue final : public ReviewQueue {
- public:
-  OwnedReviewQueue(ServiceDeps& deps, const Clock& clock, const ReportOptions& options)
-      : subjects_(deps.redis), store_(deps.mysql, subjects_, nullptr, clock, options) {}
-  absl::StatusOr<v1::HeldMessage> Hold(const HeldMessageInput& input) override {
-    return store_.Hold(input);
-  }
-
- private:
-  RedisSubjectDirectory subjects_;
-  ReportStore store_;
-};
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeCaseReviewQueue(ServiceDeps& deps,
-                                                                 const Clock& clock) {
-  return std::make_unique<OwnedReviewQueue>(deps, clock, ConfiguredCaseFlags().reports);
 }
 
 }  // namespace qunzu::moderation

@@ -23,6 +23,7 @@
 #include "services/moderation/case_clients.h"
 #include "services/moderation/case_metrics.h"
 #include "services/moderation/case_projection.h"
+#include "services/moderation/disposition_recovery.h"
 #include "services/moderation/dispositions.h"
 #include "services/moderation/filings.h"
 #include "services/moderation/report_store.h"
@@ -40,12 +41,13 @@ struct CaseFlags {
   std::string provider_name = "example-chat";
   absl::Duration call_deadline = absl::Seconds(5);
   absl::Duration filing_max_backoff = absl::Seconds(30);
+  // DispositionRecovery's pass interval and grace period (the grace must
+  // exceed call_deadline; MakeCases refuses otherwise).
+  RecoveryOptions recovery{};
 };
 
-// The flags of the running process, filled by AddCaseFlags.
-CaseFlags& ConfiguredCaseFlags();
-// Registers the case flags into ConfiguredCaseFlags().
-void AddCaseFlags(FlagSet& flags);
+// Registers the case flags into `out`.
+void AddCaseFlags(FlagSet& flags, CaseFlags* out);
 
 // The case tables, versions 50..99 of the "moderation" component.
 const std::vector<Migration>& CaseMigrations();
@@ -67,12 +69,17 @@ struct CaseDeps {
   // Reconcile deletes blacklist and restriction keys MySQL does not back.
   // Off only in tests, whose schemas share one Redis.
   bool prune_stale_keys = true;
+  // The disposition recovery; run_recovery false leaves it to the test
+  // (recovery()->RunOnce()).
+  RecoveryOptions recovery{};
+  bool run_recovery = true;
 };
 
 class Cases {
  public:
-  // Starts the filing relay and the background thread, which reconciles
-  // the projections at once (retrying until it succeeds).
+  // Starts the filing relay, the disposition recovery and the background
+  // thread, which reconciles the projections at once (retrying until it
+  // succeeds). The destructor stops them.
   static absl::StatusOr<std::unique_ptr<Cases>> Create(CaseDeps deps);
   ~Cases();
   Cases(const Cases&) = delete;
@@ -80,6 +87,7 @@ class Cases {
 
   ReportStore& reports() { return reports_; }
   DispositionLogic& dispositions() { return dispositions_; }
+  DispositionRecovery& recovery() { return recovery_; }
   BlacklistStore& blacklist() { return blacklist_; }
   FilingStore& filings() { return filings_; }
   CaseProjection& projection() { return projection_; }
@@ -101,6 +109,7 @@ class Cases {
   CaseProjection projection_;
   ReportStore reports_;
   DispositionLogic dispositions_;
+  DispositionRecovery recovery_;
   BlacklistStore blacklist_;
   FilingStore filings_;
   std::unique_ptr<OutboxRelay> relay_;
@@ -112,12 +121,9 @@ class Cases {
 };
 
 // Builds case handling for the running service from its flags.
+// INVALID_ARGUMENT when the recovery's grace does not exceed the dependency
+// deadline.
 absl::StatusOr<std::unique_ptr<Cases>> MakeCases(ServiceDeps& deps, const CaseFlags& flags);
-
-// The review queue screening holds messages in (review_queue.h), on the
-// configured report deadlines.
-absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeCaseReviewQueue(ServiceDeps& deps,
-                                                                 const Clock& clock);
 
 }  // namespace qunzu::moderation
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/mysql.h"
 #include "common/status.h"
 #include "services/moderation/case_util.h"
@@ -29,6 +30,19 @@ credit::v1::CreditEventType EventOf(v1::DispositionKind kind) {
 }
 
 }  // namespace
+
+std::string RequestKey::Join() const {
+  return absl::StrCat(principal, "\n", method, "\n", request_id);
+}
+
+absl::StatusOr<RequestKey> RequestKey::Parse(const std::string& joined) {
+  std::vector<std::string> parts = absl::StrSplit(joined, absl::MaxSplits('\n', 2));
+  if (parts.size() != 3) {
+    return MakeError(absl::StatusCode::kInternal, "DISPOSITION_RESERVATION_CORRUPT",
+                     "a disposition's request key lacks its parts");
+  }
+  return RequestKey{parts[0], parts[1], parts[2]};
+}
 
 absl::Status DispositionNotFound(uint64_t id) {
   return MakeError(absl::StatusCode::kNotFound, "DISPOSITION_NOT_FOUND",
@@ -82,6 +96,21 @@ std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> DispositionSubjects(
   if (d.account_id() != 0) out.emplace_back(audit::v1::SUBJECT_KIND_ACCOUNT, d.account_id());
   for (uint64_t id : d.basis().report_ids()) out.emplace_back(audit::v1::SUBJECT_KIND_REPORT, id);
   return out;
+}
+
+std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> AbandonedSubjects(
+    const v1::Disposition& d) {
+  std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> out = {
+      {audit::v1::SUBJECT_KIND_DISPOSITION, d.disposition_id()}};
+  if (d.group_id() != 0) out.emplace_back(audit::v1::SUBJECT_KIND_GROUP, d.group_id());
+  if (d.account_id() != 0) out.emplace_back(audit::v1::SUBJECT_KIND_ACCOUNT, d.account_id());
+  return out;
+}
+
+std::string RefusalReason(const absl::Status& refusal) {
+  const std::string reason = ErrorReason(refusal);
+  return absl::StrCat(reason.empty() ? absl::StatusCodeToString(refusal.code()) : reason, ": ",
+                      refusal.message());
 }
 
 absl::Status RecordDispositionEvent(sql::Connection& conn, const v1::Disposition& d,

@@ -24,6 +24,18 @@ inline constexpr char kDispositionColumns[] =
     "basis_rule_ids, statement, decided_by, decided_at, state, credit_penalty_id, filing_id, "
     "revoked_by, revoked_at, revocation_reason, revocation_filing_id";
 
+// Who asked for a disposition or its revocation, as stored with it
+// (request_key, revoke_key): "principal\nmethod\nrequest_id".
+struct RequestKey {
+  std::string principal;
+  std::string method;
+  std::string request_id;
+
+  std::string Join() const;
+  // INTERNAL DISPOSITION_RESERVATION_CORRUPT unless it has the three parts.
+  static absl::StatusOr<RequestKey> Parse(const std::string& joined);
+};
+
 // NOT_FOUND DISPOSITION_NOT_FOUND.
 absl::Status DispositionNotFound(uint64_t id);
 bool IsGroupKind(v1::DispositionKind kind);
@@ -37,6 +49,14 @@ absl::StatusOr<v1::Disposition> ReadDispositionRow(const sql::ResultSet& row, ab
 // The audit subjects of a disposition change.
 std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> DispositionSubjects(
     const v1::Disposition& d, uint64_t filing_id);
+
+// The audit subjects of a reservation that was abandoned (no filing).
+std::vector<std::pair<audit::v1::SubjectKind, uint64_t>> AbandonedSubjects(
+    const v1::Disposition& d);
+
+// Why the enforcing service refused, as kept with an abandoned reservation:
+// "<REASON or CODE>: <message>".
+std::string RefusalReason(const absl::Status& refusal);
 
 // The filing of a disposition or of its revocation.
 v1::Filing DispositionFiling(v1::FilingKind kind, const v1::Disposition& d);

@@ -2,6 +2,7 @@
 
 #include <cppconn/resultset.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,19 +20,32 @@
 namespace qunzu::moderation {
 
 absl::StatusOr<v1::Disposition> DispositionLogic::Load(sql::Connection& conn, uint64_t id,
-                                                       bool for_update) {
+                                                       bool for_update, bool applied_only) {
   std::optional<v1::Disposition> d;
   const absl::Time now = clock_.Now();
-  RETURN_IF_ERROR(Query(conn,
-                        absl::StrCat("SELECT ", kDispositionColumns,
-                                     " FROM dispositions WHERE disposition_id = ? AND applied = 1",
-                                     for_update ? " FOR UPDATE" : ""),
-                        {id}, [&](const sql::ResultSet& row) -> absl::Status {
-                          ASSIGN_OR_RETURN(d, ReadDispositionRow(row, now));
-                          return absl::OkStatus();
-                        }));
+  RETURN_IF_ERROR(Query(
+      conn,
+      absl::StrCat("SELECT ", kDispositionColumns, " FROM dispositions WHERE disposition_id = ?",
+                   applied_only ? " AND applied = 1" : "", for_update ? " FOR UPDATE" : ""),
+      {id}, [&](const sql::ResultSet& row) -> absl::Status {
+        ASSIGN_OR_RETURN(d, ReadDispositionRow(row, now));
+        return absl::OkStatus();
+      }));
   if (!d) return DispositionNotFound(id);
   return *std::move(d);
+}
+
+absl::StatusOr<v1::Disposition> DispositionLogic::LoadReservation(sql::Connection& conn,
+                                                                  uint64_t id) {
+  return Load(conn, id, false, false);
+}
+
+void DispositionLogic::PublishRestrictions(v1::DispositionKind kind, uint64_t account) {
+  if (!IsRestriction(kind)) return;
+  absl::Status published = projection_.PublishRestrictions(account);
+  if (!published.ok()) {
+    LogWarning("restriction_projection_failed", {{"error", published.ToString()}});
+  }
 }
 
 absl::Status DispositionLogic::CheckBasis(const v1::DispositionBasis& basis) {
@@ -95,6 +109,134 @@ absl::StatusOr<DispositionLogic::Applied> DispositionLogic::Apply(const v1::Disp
   return Applied{response.penalty().penalty_id(), d.account_id()};
 }
 
+absl::StatusOr<DispositionLogic::Reservation> DispositionLogic::Reserve(
+    const RequestContext& context, const google::protobuf::Message& request,
+    const std::string& request_id, const v1::Disposition& d) {
+  const std::string request_key =
+      RequestKey{context.caller.principal, context.method, request_id}.Join();
+  const std::string fingerprint = FingerprintMessage(request);
+  return WithTransaction(pool_, [&](sql::Connection& conn) -> absl::StatusOr<Reservation> {
+    std::optional<Reservation> found;
+    std::string stored;
+    RETURN_IF_ERROR(
+        Query(conn,
+              "SELECT disposition_id, applied, fingerprint FROM dispositions WHERE "
+              "request_key = ? FOR UPDATE",
+              {request_key}, [&](const sql::ResultSet& row) {
+                found = Reservation{row.getUInt64(1), static_cast<ReservationState>(row.getInt(2))};
+                stored = row.getString(3);
+                return absl::OkStatus();
+              }));
+    if (found) {
+      if (stored != fingerprint) {
+        return MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                         "request_id was used for another request", {{"request_id", request_id}});
+      }
+      return *found;
+    }
+    std::vector<uint64_t> reports(d.basis().report_ids().begin(), d.basis().report_ids().end());
+    std::vector<uint64_t> rules(d.basis().rule_ids().begin(), d.basis().rule_ids().end());
+    RETURN_IF_ERROR(
+        Execute(conn,
+                "INSERT INTO dispositions (request_key, fingerprint, applied, kind, group_id, "
+                "account_id, until_at, levels, basis_report_ids, basis_rule_ids, statement, "
+                "decided_by, decided_at, state, revocation_reason) "
+                "VALUES (?,?,0,?,?,?,?,?,?,?,?,?,?,?,'')",
+                {request_key, fingerprint, static_cast<int>(d.kind()), d.group_id(), d.account_id(),
+                 d.has_until() ? SqlValue(FromProto(d.until())) : SqlValue(nullptr), d.levels(),
+                 JoinIds(reports), JoinIds(rules), d.statement_of_reasons(), d.decided_by(),
+                 FromProto(d.decided_at()), static_cast<int>(v1::DISPOSITION_STATE_ACTIVE)})
+            .status());
+    ASSIGN_OR_RETURN(uint64_t id, LastInsertId(conn));
+    return Reservation{id, ReservationState::kPending};
+  });
+}
+
+namespace {
+
+// The reservation's state under a row lock; nullopt when it is gone.
+absl::StatusOr<std::optional<std::pair<DispositionLogic::ReservationState, std::string>>>
+LockReservation(sql::Connection& conn, uint64_t id) {
+  std::optional<std::pair<DispositionLogic::ReservationState, std::string>> found;
+  RETURN_IF_ERROR(Query(conn,
+                        "SELECT applied, COALESCE(abandon_reason, '') FROM dispositions WHERE "
+                        "disposition_id = ? FOR UPDATE",
+                        {id}, [&](const sql::ResultSet& row) {
+                          found = std::make_pair(
+                              static_cast<DispositionLogic::ReservationState>(row.getInt(1)),
+                              std::string(row.getString(2)));
+                          return absl::OkStatus();
+                        }));
+  return found;
+}
+
+}  // namespace
+
+absl::StatusOr<DispositionLogic::Recorded> DispositionLogic::Record(
+    sql::Connection& conn, const RequestContext& context, const std::string& request_id,
+    uint64_t id, const Applied& applied, absl::Time now, bool recovered) {
+  ASSIGN_OR_RETURN(auto reservation, LockReservation(conn, id));
+  if (!reservation) return DispositionNotFound(id);
+  if (reservation->first == ReservationState::kAbandoned) {
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, "DISPOSITION_ABANDONED",
+        absl::StrCat("the enforcing service refused it for good: ", reservation->second),
+        {{"disposition_id", absl::StrCat(id)}});
+  }
+  if (reservation->first == ReservationState::kApplied) {
+    ASSIGN_OR_RETURN(v1::Disposition stored, Load(conn, id, false));
+    return Recorded{std::move(stored), false};
+  }
+  RETURN_IF_ERROR(Execute(conn,
+                          "UPDATE dispositions SET applied = 1, credit_penalty_id = ? "
+                          "WHERE disposition_id = ? AND applied = 0",
+                          {applied.penalty_id, id})
+                      .status());
+  ASSIGN_OR_RETURN(v1::Disposition stored, Load(conn, id, true));
+  RETURN_IF_ERROR(RecordDispositionEvent(conn, stored, applied.owner_account_id, now));
+  v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION, stored);
+  ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
+  RETURN_IF_ERROR(Execute(conn, "UPDATE dispositions SET filing_id = ? WHERE disposition_id = ?",
+                          {filing_id, id})
+                      .status());
+  stored.set_filing_id(filing_id);
+  std::map<std::string, std::string> details = {
+      {"kind", v1::DispositionKind_Name(stored.kind())},
+      {"statement_of_reasons", stored.statement_of_reasons()},
+      {"basis_rule_ids",
+       JoinIds({stored.basis().rule_ids().begin(), stored.basis().rule_ids().end()})},
+      {"until", stored.has_until()
+                    ? absl::FormatTime(FromProto(stored.until()), absl::UTCTimeZone())
+                    : std::string()}};
+  if (recovered) {
+    details["recovered"] = "true";
+    details["decided_by"] = stored.decided_by();
+  }
+  RETURN_IF_ERROR(AuditChange(conn, context, "DISPOSITION_APPLIED", request_id, now,
+                              DispositionSubjects(stored, filing_id), details));
+  return Recorded{std::move(stored), true};
+}
+
+absl::StatusOr<bool> DispositionLogic::Abandon(sql::Connection& conn, const RequestContext& context,
+                                               const std::string& request_id, uint64_t id,
+                                               const absl::Status& why, absl::Time now) {
+  ASSIGN_OR_RETURN(auto reservation, LockReservation(conn, id));
+  if (!reservation || reservation->first != ReservationState::kPending) return false;
+  const std::string reason = RefusalReason(why);
+  RETURN_IF_ERROR(Execute(conn,
+                          "UPDATE dispositions SET applied = 2, abandon_reason = ? WHERE "
+                          "disposition_id = ?",
+                          {reason, id})
+                      .status());
+  ASSIGN_OR_RETURN(v1::Disposition d, Load(conn, id, false, false));
+  RETURN_IF_ERROR(AuditChange(conn, context, "DISPOSITION_ABANDONED", request_id, now,
+                              AbandonedSubjects(d),
+                              {{"kind", v1::DispositionKind_Name(d.kind())},
+                               {"decided_by", d.decided_by()},
+                               {"reason", reason}}));
+  return true;
+}
+
 absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& context,
                                                           const google::protobuf::Message& request,
                                                           const std::string& request_id,
@@ -107,61 +249,23 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
                      group ? "no such group" : "no such account");
   }
   RETURN_IF_ERROR(CheckBasis(d.basis()));
-  const std::string request_key =
-      absl::StrCat(context.caller.principal, "\n", context.method, "\n", request_id);
-  const std::string fingerprint = FingerprintMessage(request);
   const absl::Time now = clock_.Now();
   d.set_decided_by(context.caller.principal);
   *d.mutable_decided_at() = ToProto(now);
   d.set_state(v1::DISPOSITION_STATE_ACTIVE);
+  // As stored (DATETIME(6)), so the recovery sends the enforcing service the
+  // very request this call sends.
+  if (d.has_until()) {
+    *d.mutable_until() = ToProto(absl::FromUnixMicros(absl::ToUnixMicros(FromProto(d.until()))));
+  }
   // 1. Reserve: a PENDING row gives the id the enforcing service is called with.
-  std::pair<uint64_t, bool> reservation;
-  ASSIGN_OR_RETURN(
-      reservation,
-      WithTransaction(
-          pool_, [&](sql::Connection& conn) -> absl::StatusOr<std::pair<uint64_t, bool>> {
-            std::optional<std::pair<uint64_t, bool>> found;
-            std::string stored;
-            RETURN_IF_ERROR(
-                Query(conn,
-                      "SELECT disposition_id, applied, fingerprint FROM dispositions WHERE "
-                      "request_key = ? FOR UPDATE",
-                      {request_key}, [&](const sql::ResultSet& row) {
-                        found = std::make_pair(row.getUInt64(1), row.getInt(2) == 1);
-                        stored = row.getString(3);
-                        return absl::OkStatus();
-                      }));
-            if (found) {
-              if (stored != fingerprint) {
-                return MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
-                                 "request_id was used for another request",
-                                 {{"request_id", request_id}});
-              }
-              return *found;
-            }
-            std::vector<uint64_t> reports(d.basis().report_ids().begin(),
-                                          d.basis().report_ids().end());
-            std::vector<uint64_t> rules(d.basis().rule_ids().begin(), d.basis().rule_ids().end());
-            RETURN_IF_ERROR(
-                Execute(
-                    conn,
-                    "INSERT INTO dispositions (request_key, fingerprint, applied, kind, group_id, "
-                    "account_id, until_at, levels, basis_report_ids, basis_rule_ids, statement, "
-                    "decided_by, decided_at, state, revocation_reason) "
-                    "VALUES (?,?,0,?,?,?,?,?,?,?,?,?,?,?,'')",
-                    {request_key, fingerprint, static_cast<int>(d.kind()), d.group_id(),
-                     d.account_id(),
-                     d.has_until() ? SqlValue(FromProto(d.until())) : SqlValue(nullptr), d.levels(),
-                     JoinIds(reports), JoinIds(rules), d.statement_of_reasons(),
-                     context.caller.principal, now, static_cast<int>(v1::DISPOSITION_STATE_ACTIVE)})
-                    .status());
-            ASSIGN_OR_RETURN(uint64_t id, LastInsertId(conn));
-            return std::make_pair(id, false);
-          }));
-  d.set_disposition_id(reservation.first);
+  ASSIGN_OR_RETURN(Reservation reservation, Reserve(context, request, request_id, d));
+  d.set_disposition_id(reservation.disposition_id);
   // 2. Apply where it takes effect (idempotent there by the disposition id).
+  // A reservation already recorded (or abandoned) goes straight to step 3,
+  // which replays it (or refuses).
   Applied result;
-  if (!reservation.second) {
+  if (reservation.state == ReservationState::kPending) {
     absl::StatusOr<Applied> applied = Apply(d);
     if (!applied.ok()) {
       if (applied.status().code() != absl::StatusCode::kUnavailable) {
@@ -176,48 +280,25 @@ absl::StatusOr<v1::Disposition> DispositionLogic::Dispose(const RequestContext& 
     }
     result = *applied;
   }
-  // 3. Record it as applied, with its filing and audit record.
+  // 3. Record it as applied, with its filing and audit record, unless the
+  // recovery (of this or another replica) did already.
   const IdempotencyKey key{context.caller.principal, context.method, request_id};
+  bool recorded_now = false;
   ASSIGN_OR_RETURN(
       v1::GetDispositionResponse response, WithTransaction(pool_, [&](sql::Connection& conn) {
+        recorded_now = false;
         return RunIdempotent<v1::GetDispositionResponse>(
             conn, key, request, [&]() -> absl::StatusOr<v1::GetDispositionResponse> {
-              RETURN_IF_ERROR(Execute(conn,
-                                      "UPDATE dispositions SET applied = 1, credit_penalty_id = ? "
-                                      "WHERE disposition_id = ? AND applied = 0",
-                                      {result.penalty_id, d.disposition_id()})
-                                  .status());
-              ASSIGN_OR_RETURN(v1::Disposition stored, Load(conn, d.disposition_id(), true));
-              RETURN_IF_ERROR(RecordDispositionEvent(conn, stored, result.owner_account_id, now));
-              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION, stored);
-              ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
-              RETURN_IF_ERROR(Execute(conn,
-                                      "UPDATE dispositions SET filing_id = ? WHERE "
-                                      "disposition_id = ?",
-                                      {filing_id, d.disposition_id()})
-                                  .status());
-              stored.set_filing_id(filing_id);
-              RETURN_IF_ERROR(AuditChange(
-                  conn, context, "DISPOSITION_APPLIED", request_id, now,
-                  DispositionSubjects(stored, filing_id),
-                  {{"kind", v1::DispositionKind_Name(stored.kind())},
-                   {"statement_of_reasons", stored.statement_of_reasons()},
-                   {"basis_rule_ids",
-                    JoinIds({stored.basis().rule_ids().begin(), stored.basis().rule_ids().end()})},
-                   {"until", stored.has_until()
-                                 ? absl::FormatTime(FromProto(stored.until()), absl::UTCTimeZone())
-                                 : std::string()}}));
+              ASSIGN_OR_RETURN(Recorded recorded, Record(conn, context, request_id,
+                                                         d.disposition_id(), result, now, false));
+              recorded_now = recorded.now;
               v1::GetDispositionResponse out;
-              *out.mutable_disposition() = std::move(stored);
+              *out.mutable_disposition() = std::move(recorded.disposition);
               return out;
             });
       }));
-  if (!reservation.second && metrics_ != nullptr) metrics_->Disposed(d.kind());
-  if (IsRestriction(d.kind())) {
-    absl::Status published = projection_.PublishRestrictions(d.account_id());
-    if (!published.ok())
-      LogWarning("restriction_projection_failed", {{"error", published.ToString()}});
-  }
+  if (recorded_now && metrics_ != nullptr) metrics_->Disposed(d.kind());
+  PublishRestrictions(d.kind(), d.account_id());
   return response.disposition();
 }
 
@@ -247,83 +328,6 @@ absl::StatusOr<v1::DisposeAccountResponse> DispositionLogic::DisposeAccount(
   v1::DisposeAccountResponse response;
   ASSIGN_OR_RETURN(*response.mutable_disposition(),
                    Dispose(context, request, request.request_id(), std::move(d)));
-  return response;
-}
-
-absl::StatusOr<v1::RevokeDispositionResponse> DispositionLogic::Revoke(
-    const RequestContext& context, const v1::RevokeDispositionRequest& request) {
-  v1::Disposition current;
-  {
-    ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kCaseAcquireTimeout));
-    ASSIGN_OR_RETURN(current, Load(*lease, request.disposition_id(), false));
-  }
-  // Lift it where it took effect first (idempotent there); an inactive one
-  // goes straight to the record step, which replays or refuses.
-  if (current.state() == v1::DISPOSITION_STATE_ACTIVE) {
-    const std::string call_id = absl::StrCat("revoke-", current.disposition_id());
-    if (IsGroupKind(current.kind())) {
-      groups::v1::SetGroupStateRequest lift;
-      lift.set_request_id(call_id);
-      lift.set_group_id(current.group_id());
-      lift.set_state(groups::v1::GROUP_STATE_ACTIVE);
-      lift.set_disposition_id(current.disposition_id());
-      lift.set_reason(request.reason());
-      RETURN_IF_ERROR(groups_.SetGroupState(lift).status());
-    } else if (current.credit_penalty_id() != 0) {
-      credit::v1::LiftPenaltyRequest lift;
-      lift.set_request_id(call_id);
-      lift.set_penalty_id(current.credit_penalty_id());
-      lift.set_reason(request.reason());
-      absl::StatusOr<credit::v1::LiftPenaltyResponse> lifted = credit_.LiftPenalty(lift);
-      if (!lifted.ok() && ErrorReason(lifted.status()) != "PENALTY_NOT_ACTIVE") {
-        return lifted.status();
-      }
-    }
-  }
-  const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
-  ASSIGN_OR_RETURN(
-      v1::RevokeDispositionResponse response, WithTransaction(pool_, [&](sql::Connection& conn) {
-        return RunIdempotent<v1::RevokeDispositionResponse>(
-            conn, key, request, [&]() -> absl::StatusOr<v1::RevokeDispositionResponse> {
-              const absl::Time now = clock_.Now();
-              ASSIGN_OR_RETURN(v1::Disposition d, Load(conn, request.disposition_id(), true));
-              if (d.state() != v1::DISPOSITION_STATE_ACTIVE) {
-                return MakeError(absl::StatusCode::kFailedPrecondition, "DISPOSITION_NOT_ACTIVE",
-                                 "the disposition is no longer in force",
-                                 {{"state", v1::DispositionState_Name(d.state())}});
-              }
-              RETURN_IF_ERROR(
-                  Execute(conn,
-                          "UPDATE dispositions SET state = ?, revoked_by = ?, "
-                          "revoked_at = ?, revocation_reason = ? WHERE "
-                          "disposition_id = ?",
-                          {static_cast<int>(v1::DISPOSITION_STATE_REVOKED),
-                           context.caller.principal, now, request.reason(), d.disposition_id()})
-                      .status());
-              ASSIGN_OR_RETURN(d, Load(conn, d.disposition_id(), true));
-              RETURN_IF_ERROR(ReverseDispositionEvent(conn, d, request.reason(), now));
-              v1::Filing filing = DispositionFiling(v1::FILING_KIND_DISPOSITION_REVOKED, d);
-              ASSIGN_OR_RETURN(uint64_t filing_id, RecordFiling(conn, &filing, now));
-              RETURN_IF_ERROR(Execute(conn,
-                                      "UPDATE dispositions SET revocation_filing_id = ? WHERE "
-                                      "disposition_id = ?",
-                                      {filing_id, d.disposition_id()})
-                                  .status());
-              d.set_revocation_filing_id(filing_id);
-              RETURN_IF_ERROR(AuditChange(
-                  conn, context, "DISPOSITION_REVOKED", request.request_id(), now,
-                  DispositionSubjects(d, filing_id),
-                  {{"kind", v1::DispositionKind_Name(d.kind())}, {"reason", request.reason()}}));
-              v1::RevokeDispositionResponse out;
-              *out.mutable_disposition() = std::move(d);
-              return out;
-            });
-      }));
-  if (IsRestriction(current.kind())) {
-    absl::Status published = projection_.PublishRestrictions(current.account_id());
-    if (!published.ok())
-      LogWarning("restriction_projection_failed", {{"error", published.ToString()}});
-  }
   return response;
 }
 

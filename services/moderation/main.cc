@@ -13,7 +13,6 @@ int main(int argc, char** argv) {
   definition.migrations = qunzu::moderation::ModerationServiceMigrations();
   definition.add_flags = [&](qunzu::FlagSet& f) {
     qunzu::moderation::AddModerationFlags(f, &flags);
-    qunzu::moderation::AddCaseFlags(f);
   };
   definition.make_service = [&](qunzu::ServiceDeps& deps) {
     return qunzu::moderation::MakeModerationService(deps, flags);

@@ -187,6 +187,7 @@ void AddModerationFlags(FlagSet& flags, ModerationFlags* out) {
   flags.AddString({"group-messages-per-minute", "QUNZU_MODERATION_GROUP_MESSAGES_PER_MINUTE",
                    "Messages per minute a group may carry, by scale tier (R7.4)."},
                   &out->group_messages_per_minute, ModerationFlags().group_messages_per_minute);
+  AddCaseFlags(flags, &out->cases);
 }
 
 absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps& deps,
@@ -197,10 +198,11 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
     return MakeError(absl::StatusCode::kFailedPrecondition, "REDIS_REQUIRED",
                      "moderation reads the hot path's projections from Redis");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<ReviewQueue> review, MakeReviewQueue(deps, SystemClock::Get()));
+  ASSIGN_OR_RETURN(std::unique_ptr<ReviewQueue> review,
+                   MakeReviewQueue(deps, SystemClock::Get(), flags.cases.reports));
   auto service = std::make_unique<ModerationServiceImpl>(
       deps.mysql, *deps.redis, deps.metrics, SystemClock::Get(), std::move(review), limits);
-  ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, ConfiguredCaseFlags()));
+  ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, flags.cases));
   service->AttachCases(std::move(cases));
   return service;
 }

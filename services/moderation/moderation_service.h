@@ -36,7 +36,10 @@ inline constexpr absl::Duration kRulePollInterval = absl::Milliseconds(200);
 struct ModerationFlags {
   // Messages per minute per group by scale tier (GroupRateLimits).
   std::string group_messages_per_minute = "SMALL=60,MEDIUM=120,LARGE=300,HUGE=600";
+  // Case handling's (cases.h); the review queue takes its report deadlines.
+  CaseFlags cases;
 };
+// Registers all of them, the case flags included.
 void AddModerationFlags(FlagSet& flags, ModerationFlags* out);
 
 class ModerationServiceImpl final : public v1::ModerationService::Service {

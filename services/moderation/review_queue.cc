@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "services/moderation/case_util.h"
-#include "services/moderation/cases.h"
 #include "services/moderation/report_store.h"
+#include "services/moderation/subjects.h"
 
 namespace qunzu::moderation {
 namespace {
@@ -53,6 +53,20 @@ absl::StatusOr<std::optional<v1::HeldMessage>> FindHeld(sql::Connection& conn,
       }));
   return held;
 }
+
+// A ReportStore with its own subject directory, for screening's holds.
+class OwnedReviewQueue final : public ReviewQueue {
+ public:
+  OwnedReviewQueue(ServiceDeps& deps, const Clock& clock, const ReportOptions& options)
+      : subjects_(deps.redis), store_(deps.mysql, subjects_, nullptr, clock, options) {}
+  absl::StatusOr<v1::HeldMessage> Hold(const HeldMessageInput& input) override {
+    return store_.Hold(input);
+  }
+
+ private:
+  RedisSubjectDirectory subjects_;
+  ReportStore store_;
+};
 
 }  // namespace
 
@@ -159,9 +173,9 @@ absl::StatusOr<v1::ListHeldMessagesResponse> ReportStore::ListHeld(
   return response;
 }
 
-absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeReviewQueue(ServiceDeps& deps,
-                                                             const Clock& clock) {
-  return MakeCaseReviewQueue(deps, clock);
+absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeReviewQueue(ServiceDeps& deps, const Clock& clock,
+                                                             const ReportOptions& options) {
+  return std::make_unique<OwnedReviewQueue>(deps, clock, options);
 }
 
 }  // namespace qunzu::moderation

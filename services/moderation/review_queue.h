@@ -46,8 +46,12 @@ class ReviewQueue {
   virtual absl::StatusOr<v1::HeldMessage> Hold(const HeldMessageInput& input) = 0;
 };
 
-// The MySQL-backed queue of the running service.
-absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeReviewQueue(ServiceDeps& deps, const Clock& clock);
+struct ReportOptions;  // report_store.h
+
+// The MySQL-backed queue of the running service: a report store of its own,
+// whose reports get the deadlines of `options` (the case flags).
+absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeReviewQueue(ServiceDeps& deps, const Clock& clock,
+                                                             const ReportOptions& options);
 
 }  // namespace qunzu::moderation
 

@@ -249,7 +249,7 @@ int RunScreenBench() {
   prometheus::Registry registry;
   ServiceDeps deps{**pool, redis->get(), registry, nullptr, ""};
   absl::StatusOr<std::unique_ptr<moderation::ReviewQueue>> review =
-      moderation::MakeReviewQueue(deps, SystemClock::Get());
+      moderation::MakeReviewQueue(deps, SystemClock::Get(), moderation::ReportOptions());
   if (!ready.ok() || !review.ok()) {
     std::fprintf(stderr, "screen bench: %s\n", ready.ToString().c_str());
     return 1;

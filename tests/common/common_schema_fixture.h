@@ -1,11 +1,14 @@
-// A fixture for the tests of the tables every service shares (outbox,
-// idempotency keys): a pool on a fresh schema of the MariaDB that
-// `make test` starts, with CommonMigrations() applied, dropped afterwards.
+// A fixture for the tests of MySQL tables: a pool on a fresh schema of the
+// MariaDB that `make test` starts, with CommonMigrations() applied (outbox,
+// idempotency keys), dropped afterwards. A service's tests apply their own
+// migrations on top in SetUp (the moderation stores and case tests do).
 #ifndef QUNZU_TESTS_COMMON_COMMON_SCHEMA_FIXTURE_H_
 #define QUNZU_TESTS_COMMON_COMMON_SCHEMA_FIXTURE_H_
 
+#include <cppconn/resultset.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -37,6 +40,18 @@ class CommonSchemaTest : public ::testing::Test {
     if (pool_ == nullptr) return;
     MysqlPool::Lease lease = pool_->Acquire(absl::Seconds(10)).value();
     EXPECT_TRUE(Execute(*lease, "DROP DATABASE `" + schema_ + "`").ok());
+  }
+
+  // The first column of the first row of a query, e.g. a COUNT(*); -1 when
+  // it returned no row.
+  int64_t Count(const std::string& sql) {
+    MysqlPool::Lease lease = pool_->Acquire(absl::Seconds(10)).value();
+    int64_t n = -1;
+    EXPECT_TRUE(Query(*lease, sql, {}, [&](const sql::ResultSet& row) {
+                  n = row.getInt64(1);
+                  return absl::OkStatus();
+                }).ok());
+    return n;
   }
 
   std::string schema_;

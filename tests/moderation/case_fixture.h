@@ -1,7 +1,7 @@
 // A case-handling fixture on the test MariaDB and Redis: a fresh schema
-// with the moderation migrations, a fake clock, groups and credit fakes that
-// fail on demand, and accounts and groups published the way identity and
-// groups publish them (random ids, so parallel tests never share keys).
+// (testing::CommonSchemaTest) with the moderation migrations, a fake clock, groups and credit fakes
+// that fail on demand, and accounts and groups published the way identity and groups publish them
+// (random ids, so parallel tests never share keys).
 #ifndef QUNZU_TESTS_MODERATION_CASE_FIXTURE_H_
 #define QUNZU_TESTS_MODERATION_CASE_FIXTURE_H_
 
@@ -25,6 +25,7 @@
 #include "services/moderation/case_util.h"
 #include "services/moderation/cases.h"
 #include "services/moderation/moderation_service.h"
+#include "tests/common/common_schema_fixture.h"
 #include "tests/test_support.h"
 
 namespace qunzu::moderation {
@@ -79,6 +80,11 @@ class FakeEnforcers final : public GroupsClient, public CreditClient {
   std::vector<groups::v1::SetGroupStateRequest> group_calls;
   std::vector<credit::v1::ApplyPenaltyRequest> penalty_calls;
   std::vector<credit::v1::LiftPenaltyRequest> lift_calls;
+  // Group calls so far (under the lock, for tests with threads).
+  size_t GroupCalls() {
+    absl::MutexLock lock(&mu_);
+    return group_calls.size();
+  }
 
  private:
   std::map<std::string, credit::v1::RecordEventRequest> events;
@@ -118,16 +124,11 @@ class CreditForward final : public CreditClient {
   FakeEnforcers& f_;
 };
 
-class CaseTest : public ::testing::Test {
+class CaseTest : public testing::CommonSchemaTest {
  protected:
+  CaseTest() : CommonSchemaTest("cases", 16) {}
   void SetUp() override {
-    auto options = ParseMysqlDsn(testing::MysqlDsnOrDie());
-    ASSERT_TRUE(options.ok());
-    schema_ = testing::UniqueName("cases");
-    auto pool = MysqlPool::Create(*options, schema_, 16);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    ASSERT_TRUE(ApplyMigrations(*pool_, kCommonComponent, CommonMigrations()).ok());
+    CommonSchemaTest::SetUp();
     ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", ModerationServiceMigrations()).ok());
     RedisOptions redis_options;
     redis_options.address = testing::RedisAddrOrDie();
@@ -141,10 +142,7 @@ class CaseTest : public ::testing::Test {
   }
   void TearDown() override {
     cases_.reset();
-    if (!pool_) return;
-    auto lease = pool_->Acquire(absl::Seconds(5));
-    ASSERT_TRUE(lease.ok());
-    EXPECT_TRUE(Execute(**lease, "DROP DATABASE `" + schema_ + "`").ok());
+    CommonSchemaTest::TearDown();
   }
 
   // Builds the case handling (after the test adjusted options_).
@@ -155,11 +153,14 @@ class CaseTest : public ::testing::Test {
                   registry_,
                   clock_,
                   options_,
-                  std::make_unique<GroupsForward>(enforcers_),
+                  groups_client_ != nullptr ? std::move(groups_client_)
+                                            : std::make_unique<GroupsForward>(enforcers_),
                   std::make_unique<CreditForward>(enforcers_),
                   std::move(authority)};
     deps.filing_max_backoff = max_backoff;
     deps.prune_stale_keys = false;
+    deps.recovery = recovery_;
+    deps.run_recovery = run_recovery_;
     auto cases = Cases::Create(std::move(deps));
     ASSERT_TRUE(cases.ok()) << cases.status();
     cases_ = *std::move(cases);
@@ -192,15 +193,6 @@ class CaseTest : public ::testing::Test {
     return As(common::v1::ROLE_MODERATOR, who, method);
   }
 
-  int64_t Count(const std::string& sql) {
-    auto lease = pool_->Acquire(absl::Seconds(5));
-    int64_t n = -1;
-    EXPECT_TRUE(Query(**lease, sql, {}, [&](const sql::ResultSet& row) {
-                  n = row.getInt64(1);
-                  return absl::OkStatus();
-                }).ok());
-    return n;
-  }
   // The credit events delivered so far, once `count` arrived (bounded wait).
   std::map<std::string, credit::v1::RecordEventRequest> WaitForEvents(size_t count) {
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -215,12 +207,16 @@ class CaseTest : public ::testing::Test {
     return reply.ok() && !reply->is_nil() ? reply->str() : std::string("(nil)");
   }
 
-  std::string schema_;
-  std::unique_ptr<MysqlPool> pool_;
   std::unique_ptr<RedisClient> redis_;
   prometheus::Registry registry_;
   FakeClock clock_{absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()))};
   ReportOptions options_;
+  // The disposition recovery runs only when a test asks for it (otherwise
+  // it calls recovery().RunOnce() itself).
+  RecoveryOptions recovery_;
+  bool run_recovery_ = false;
+  // When set before Start, used instead of the fake (e.g. a gRPC client).
+  std::unique_ptr<GroupsClient> groups_client_;
   FakeEnforcers enforcers_;
   std::unique_ptr<Cases> cases_;
   uint64_t next_id_ = 0;

@@ -18,7 +18,7 @@
 #include "common/status.h"
 #include "services/moderation/mysql_emergency_store.h"
 #include "services/moderation/proto_time.h"
-#include "tests/moderation/moderation_schema.h"
+#include "tests/common/common_schema_fixture.h"
 #include "tests/test_support.h"
 
 namespace qunzu::moderation {
@@ -92,10 +92,12 @@ TEST(ModerationEmergencyValidationTest, BadInputHasReasons) {
   EXPECT_EQ(ErrorMetadata(ValidateListEmergencyModes(list), "field"), "page.page_size");
 }
 
-class ModerationEmergencyStoreTest : public ModerationSchemaTest {
+class ModerationEmergencyStoreTest : public testing::CommonSchemaTest {
  protected:
+  ModerationEmergencyStoreTest() : CommonSchemaTest("moderation", 8) {}
   void SetUp() override {
-    CreateSchema(EmergencyModeMigrations());
+    CommonSchemaTest::SetUp();
+    ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", EmergencyModeMigrations()).ok());
     store_ = std::make_unique<MysqlEmergencyStore>(
         *pool_, clock_,
         [](uint64_t group) -> absl::StatusOr<bool> { return group == kKnownGroup; });

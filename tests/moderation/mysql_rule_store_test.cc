@@ -14,16 +14,18 @@
 #include "common/status.h"
 #include "services/moderation/rule_engine.h"
 #include "services/moderation/rule_validation.h"
-#include "tests/moderation/moderation_schema.h"
+#include "tests/common/common_schema_fixture.h"
 #include "tests/test_support.h"
 
 namespace qunzu::moderation {
 namespace {
 
-class ModerationRuleStoreTest : public ModerationSchemaTest {
+class ModerationRuleStoreTest : public testing::CommonSchemaTest {
  protected:
+  ModerationRuleStoreTest() : CommonSchemaTest("moderation", 8) {}
   void SetUp() override {
-    CreateSchema(RuleSetMigrations());
+    CommonSchemaTest::SetUp();
+    ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", RuleSetMigrations()).ok());
     store_ = std::make_unique<MysqlRuleStore>(*pool_, SystemClock::Get());
   }
   static RequestContext Operator() {
