@@ -267,11 +267,15 @@ absl::Status UpdateGroup(sql::Connection& conn, const v1::Group& group) {
 }
 
 absl::Status LockAccount(sql::Connection& conn, uint64_t account_id) {
-  RETURN_IF_ERROR(
-      Execute(conn, "INSERT IGNORE INTO groups_accounts (account_id) VALUES (?)", {account_id})
-          .status());
-  return Query(conn, "SELECT account_id FROM groups_accounts WHERE account_id = ? FOR UPDATE",
-               {account_id}, [](const sql::ResultSet&) { return absl::OkStatus(); });
+  // One statement that creates the row or, when it exists, takes its
+  // exclusive lock at once. INSERT IGNORE followed by SELECT ... FOR UPDATE
+  // would first take a shared lock on an existing row, and racing
+  // transactions that each hold it and each want the exclusive one deadlock.
+  return Execute(conn,
+                 "INSERT INTO groups_accounts (account_id) VALUES (?)"
+                 " ON DUPLICATE KEY UPDATE account_id = account_id",
+                 {account_id})
+      .status();
 }
 
 absl::StatusOr<uint32_t> CountCreated(sql::Connection& conn, uint64_t account_id) {

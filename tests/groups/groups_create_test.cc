@@ -145,7 +145,11 @@ TEST_F(GroupsCreateTest, CreatedCapHoldsUnderRacingCreates) {
     threads.emplace_back([&] {
       auto r = Create(owner);
       if (r.ok()) ok++;
-      if (ErrorReason(r.status()) == "GROUPS_CREATED_CAP_REACHED") capped++;
+      if (ErrorReason(r.status()) == "GROUPS_CREATED_CAP_REACHED") {
+        capped++;
+      } else if (!r.ok()) {
+        ADD_FAILURE() << r.status();
+      }
     });
   }
   for (auto& t : threads) t.join();
