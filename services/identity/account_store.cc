@@ -197,10 +197,14 @@ absl::Status SaveCiphertexts(sql::Connection& conn, const AccountRow& row) {
 
 absl::StatusOr<int64_t> LockAndCountIdNumber(sql::Connection& conn, const std::string& id_index,
                                              uint64_t account_id) {
-  RETURN_IF_ERROR(
-      Execute(conn, "INSERT IGNORE INTO id_numbers (id_index) VALUES (?)", {id_index}).status());
-  RETURN_IF_ERROR(Query(conn, "SELECT id_index FROM id_numbers WHERE id_index = ? FOR UPDATE",
-                        {id_index}, [](const sql::ResultSet&) { return absl::OkStatus(); }));
+  // Creates the row or takes its exclusive lock in one statement (INSERT
+  // IGNORE would take a shared lock first, and racing holders of it that
+  // each want the exclusive one deadlock).
+  RETURN_IF_ERROR(Execute(conn,
+                          "INSERT INTO id_numbers (id_index) VALUES (?)"
+                          " ON DUPLICATE KEY UPDATE id_index = id_index",
+                          {id_index})
+                      .status());
   int64_t count = 0;
   RETURN_IF_ERROR(Query(conn,
                         "SELECT COUNT(*) FROM accounts WHERE id_index = ? AND "

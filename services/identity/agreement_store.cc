@@ -54,7 +54,8 @@ constexpr char kAcceptanceColumns[] =
 
 absl::StatusOr<uint32_t> NextAgreementVersion(sql::Connection& conn, int kind) {
   RETURN_IF_ERROR(Execute(conn,
-                          "INSERT IGNORE INTO agreement_kinds (kind, latest_version) VALUES (?, 0)",
+                          "INSERT INTO agreement_kinds (kind, latest_version) VALUES (?, 0)"
+                          " ON DUPLICATE KEY UPDATE kind = kind",
                           {kind})
                       .status());
   uint32_t latest = 0;
