@@ -34,6 +34,16 @@ grpc::Status ServeCase(grpc::ServerContext* context, Cases* cases, const char* m
 
 void ModerationServiceImpl::AttachCases(std::unique_ptr<Cases> cases) { cases_ = std::move(cases); }
 
+absl::Status ModerationServiceImpl::RecordIfInspection(const CallInfo& call, const char* method) {
+  if (call.caller.role != common::v1::ROLE_REGULATOR) return absl::OkStatus();
+  if (cases_ == nullptr) {
+    return MakeError(absl::StatusCode::kUnavailable, "CASES_NOT_CONFIGURED",
+                     "case handling is not configured on this replica");
+  }
+  return cases_->RecordInspection(
+      RequestContext{call.caller, call.peer, std::string(kPrefix) + method});
+}
+
 grpc::Status ModerationServiceImpl::SubmitReport(grpc::ServerContext* c,
                                                  const v1::SubmitReportRequest* q,
                                                  v1::SubmitReportResponse* r) {

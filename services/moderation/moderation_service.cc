@@ -68,10 +68,10 @@ grpc::Status ModerationServiceImpl::SetEmergencyMode(grpc::ServerContext* contex
 grpc::Status ModerationServiceImpl::ListEmergencyModes(grpc::ServerContext* context,
                                                        const v1::ListEmergencyModesRequest* request,
                                                        v1::ListEmergencyModesResponse* response) {
-  return Serve(context, [&](const CallInfo&) -> absl::Status {
+  return Serve(context, [&](const CallInfo& call) -> absl::Status {
     RETURN_IF_ERROR(ValidateListEmergencyModes(*request));
     ASSIGN_OR_RETURN(*response, emergency_store_.List(*request));
-    return absl::OkStatus();
+    return RecordIfInspection(call, "ListEmergencyModes");
   });
 }
 
@@ -107,7 +107,7 @@ grpc::Status ModerationServiceImpl::UpsertRuleSet(grpc::ServerContext* context,
 grpc::Status ModerationServiceImpl::ListRuleSets(grpc::ServerContext* context,
                                                  const v1::ListRuleSetsRequest* request,
                                                  v1::ListRuleSetsResponse* response) {
-  return Serve(context, [&](const CallInfo&) -> absl::Status {
+  return Serve(context, [&](const CallInfo& call) -> absl::Status {
     RETURN_IF_ERROR(ValidateListRuleSets(*request));
     ASSIGN_OR_RETURN(*response, store_.List(*request));
     std::shared_ptr<const RuleSnapshot> snapshot = engine_.Current();
@@ -125,7 +125,7 @@ grpc::Status ModerationServiceImpl::ListRuleSets(grpc::ServerContext* context,
       set.set_compile_state(compiled ? v1::COMPILE_STATE_READY : v1::COMPILE_STATE_COMPILING);
       if (!compiled) set.set_compile_error(error);
     }
-    return absl::OkStatus();
+    return RecordIfInspection(call, "ListRuleSets");
   });
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
+#include "common/handler.h"
 #include "common/service_main.h"
 #include "qunzu/moderation/v1/moderation.grpc.pb.h"
 #include "services/moderation/cases.h"
@@ -81,6 +82,9 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
  public:
   // Until attached, the case RPCs answer UNAVAILABLE CASES_NOT_CONFIGURED.
   void AttachCases(std::unique_ptr<Cases> cases);
+  // A regulator's read is itself on the record (R13.1): audits it as
+  // REGULATOR_INSPECTED; unrecorded, the read fails. OK for other roles.
+  absl::Status RecordIfInspection(const CallInfo& call, const char* method);
   Cases* cases() { return cases_.get(); }
 
   grpc::Status SubmitReport(grpc::ServerContext* c, const v1::SubmitReportRequest* q,

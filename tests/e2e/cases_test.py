@@ -317,11 +317,21 @@ class CasesTest(unittest.TestCase):
         fraud = [c for c in stats.by_category if c.category == m.CONTENT_CATEGORY_FRAUD]
         self.assertEqual(len(fraud), 1)
         self.assertGreaterEqual(fraud[0].stats.overdue, 1)
-        # The regulator's reads are themselves audited (R13.1).
-        wait_until(lambda: self.audit.Query(audit_pb2.QueryRequest(
-            filter=audit_pb2.AuditFilter(service="moderation", action="REGULATOR_INSPECTED",
-                                         principal="e2e-regulator"), purpose="e2e"),
-            metadata=self.md("compliance"), timeout=10).entries, "the inspection's audit entry")
+        # The regulator's reads are themselves audited (R13.1), the rule sets
+        # and emergency modes as well as the cases.
+        regulator = self.md("regulator")
+        self.moderation.ListRuleSets(m.ListRuleSetsRequest(), metadata=regulator, timeout=10)
+        self.moderation.ListEmergencyModes(m.ListEmergencyModesRequest(), metadata=regulator,
+                                           timeout=10)
+
+        def inspected_methods():
+            entries = self.audit.Query(audit_pb2.QueryRequest(
+                filter=audit_pb2.AuditFilter(service="moderation", action="REGULATOR_INSPECTED",
+                                             principal="e2e-regulator"), purpose="e2e"),
+                metadata=self.md("compliance"), timeout=10).entries
+            methods = {e.event.method.rsplit("/", 1)[-1] for e in entries}
+            return {"GetHandlingStats", "ListRuleSets", "ListEmergencyModes"} <= methods
+        wait_until(inspected_methods, "the inspections' audit entries")
         port = self.suite.services["moderation"].metrics_port
 
         def metric():
