@@ -18,10 +18,6 @@ grpc::Status ServeCase(grpc::ServerContext* context, Cases* cases, const char* m
                        Validate&& validate, Fn&& fn) {
   return Serve(context, [&](const CallInfo& call) -> absl::Status {
     RETURN_IF_ERROR(validate());
-    if (cases == nullptr) {
-      return MakeError(absl::StatusCode::kUnavailable, "CASES_NOT_CONFIGURED",
-                       "case handling is not configured on this replica");
-    }
     const RequestContext ctx{call.caller, call.peer, std::string(kPrefix) + method};
     RETURN_IF_ERROR(fn(*cases, ctx));
     // An inspection is itself on the record (R13.1); unrecorded, it fails.
@@ -32,14 +28,8 @@ grpc::Status ServeCase(grpc::ServerContext* context, Cases* cases, const char* m
 
 }  // namespace
 
-void ModerationServiceImpl::AttachCases(std::unique_ptr<Cases> cases) { cases_ = std::move(cases); }
-
 absl::Status ModerationServiceImpl::RecordIfInspection(const CallInfo& call, const char* method) {
   if (call.caller.role != common::v1::ROLE_REGULATOR) return absl::OkStatus();
-  if (cases_ == nullptr) {
-    return MakeError(absl::StatusCode::kUnavailable, "CASES_NOT_CONFIGURED",
-                     "case handling is not configured on this replica");
-  }
   return cases_->RecordInspection(
       RequestContext{call.caller, call.peer, std::string(kPrefix) + method});
 }

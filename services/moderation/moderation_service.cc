@@ -20,7 +20,7 @@ RequestContext ContextOf(const CallInfo& call, const char* method) {
 
 ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redis,
                                              prometheus::Registry& metrics, const Clock& clock,
-                                             std::unique_ptr<ReviewQueue> review,
+                                             std::unique_ptr<Cases> cases,
                                              GroupRateLimits group_limits)
     : clock_(clock),
       store_(mysql, clock),
@@ -38,9 +38,9 @@ ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redi
                        }),
       emergency_(emergency_store_),
       metrics_(metrics),
-      review_(std::move(review)),
-      screener_(
-          ScreenerDeps{redis, engine_, emergency_, *review_, &metrics_, clock, group_limits}) {
+      cases_(std::move(cases)),
+      screener_(ScreenerDeps{redis, engine_, emergency_, cases_->reports(), &metrics_, clock,
+                             group_limits}) {
   engine_.Start(kRulePollInterval);
   emergency_.Start(kRulePollInterval);
 }
@@ -198,13 +198,9 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
     return MakeError(absl::StatusCode::kFailedPrecondition, "REDIS_REQUIRED",
                      "moderation reads the hot path's projections from Redis");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<ReviewQueue> review,
-                   MakeReviewQueue(deps, SystemClock::Get(), flags.cases.reports));
-  auto service = std::make_unique<ModerationServiceImpl>(
-      deps.mysql, *deps.redis, deps.metrics, SystemClock::Get(), std::move(review), limits);
   ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, flags.cases));
-  service->AttachCases(std::move(cases));
-  return service;
+  return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, deps.metrics,
+                                                 SystemClock::Get(), std::move(cases), limits);
 }
 
 const std::vector<Migration>& ModerationServiceMigrations() {

@@ -46,8 +46,10 @@ void AddModerationFlags(FlagSet& flags, ModerationFlags* out);
 class ModerationServiceImpl final : public v1::ModerationService::Service {
  public:
   // Starts the rule and emergency-mode pollers (the destructor stops them).
+  // `cases` (not null) handles the case RPCs, and its report store is the
+  // review queue ScreenMessage's holds go to.
   ModerationServiceImpl(MysqlPool& mysql, RedisClient& redis, prometheus::Registry& metrics,
-                        const Clock& clock, std::unique_ptr<ReviewQueue> review,
+                        const Clock& clock, std::unique_ptr<Cases> cases,
                         GroupRateLimits group_limits);
 
   grpc::Status ScreenMessage(grpc::ServerContext* context, const v1::ScreenMessageRequest* request,
@@ -74,18 +76,16 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
   MysqlEmergencyStore emergency_store_;
   EmergencyModes emergency_;
   ModerationMetrics metrics_;
-  std::unique_ptr<ReviewQueue> review_;
+  // Before screener_, which holds its report store.
+  std::unique_ptr<Cases> cases_;
   MessageScreener screener_;
 
   // Case handling (issue 8): reports and held messages, dispositions, the
   // blacklist, filings. Handlers in case_handlers.cc.
  public:
-  // Until attached, the case RPCs answer UNAVAILABLE CASES_NOT_CONFIGURED.
-  void AttachCases(std::unique_ptr<Cases> cases);
   // A regulator's read is itself on the record (R13.1): audits it as
   // REGULATOR_INSPECTED; unrecorded, the read fails. OK for other roles.
   absl::Status RecordIfInspection(const CallInfo& call, const char* method);
-  Cases* cases() { return cases_.get(); }
 
   grpc::Status SubmitReport(grpc::ServerContext* c, const v1::SubmitReportRequest* q,
                             v1::SubmitReportResponse* r) override;
@@ -121,9 +121,6 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
                              v1::ListBlacklistResponse* r) override;
   grpc::Status ListFilings(grpc::ServerContext* c, const v1::ListFilingsRequest* q,
                            v1::ListFilingsResponse* r) override;
-
- private:
-  std::unique_ptr<Cases> cases_;
 };
 
 // Builds the service from the shared resources and the flags.

@@ -54,20 +54,6 @@ absl::StatusOr<std::optional<v1::HeldMessage>> FindHeld(sql::Connection& conn,
   return held;
 }
 
-// A ReportStore with its own subject directory, for screening's holds.
-class OwnedReviewQueue final : public ReviewQueue {
- public:
-  OwnedReviewQueue(ServiceDeps& deps, const Clock& clock, const ReportOptions& options)
-      : subjects_(deps.redis), store_(deps.mysql, subjects_, nullptr, clock, options) {}
-  absl::StatusOr<v1::HeldMessage> Hold(const HeldMessageInput& input) override {
-    return store_.Hold(input);
-  }
-
- private:
-  RedisSubjectDirectory subjects_;
-  ReportStore store_;
-};
-
 }  // namespace
 
 absl::StatusOr<v1::HeldMessage> ReportStore::Hold(const HeldMessageInput& input) {
@@ -171,11 +157,6 @@ absl::StatusOr<v1::ListHeldMessagesResponse> ReportStore::ListHeld(
                               return absl::OkStatus();
                             }));
   return response;
-}
-
-absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeReviewQueue(ServiceDeps& deps, const Clock& clock,
-                                                             const ReportOptions& options) {
-  return std::make_unique<OwnedReviewQueue>(deps, clock, options);
 }
 
 }  // namespace qunzu::moderation

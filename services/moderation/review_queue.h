@@ -3,20 +3,17 @@
 // which moderators work like any other case; resolving that report releases
 // or rejects the message (GetHeldMessage, ListHeldMessages).
 //
-// The screening path only sees this interface; the report store implements
-// it (MakeReviewQueue).
+// The screening path only sees this interface; the report store
+// (ReportStore in report_store.h, owned by the case handling) implements it.
 #ifndef QUNZU_SERVICES_MODERATION_REVIEW_QUEUE_H_
 #define QUNZU_SERVICES_MODERATION_REVIEW_QUEUE_H_
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
-#include "common/service_main.h"
 #include "qunzu/moderation/v1/moderation.pb.h"
 
 namespace qunzu::moderation {
@@ -45,13 +42,6 @@ class ReviewQueue {
   // The returned HeldMessage carries the report id and deadline.
   virtual absl::StatusOr<v1::HeldMessage> Hold(const HeldMessageInput& input) = 0;
 };
-
-struct ReportOptions;  // report_store.h
-
-// The MySQL-backed queue of the running service: a report store of its own,
-// whose reports get the deadlines of `options` (the case flags).
-absl::StatusOr<std::unique_ptr<ReviewQueue>> MakeReviewQueue(ServiceDeps& deps, const Clock& clock,
-                                                             const ReportOptions& options);
 
 }  // namespace qunzu::moderation
 

@@ -248,16 +248,19 @@ int RunScreenBench() {
   if (ready.ok()) ready = WriteProjections(**redis);
   prometheus::Registry registry;
   ServiceDeps deps{**pool, redis->get(), registry, nullptr, ""};
-  absl::StatusOr<std::unique_ptr<moderation::ReviewQueue>> review =
-      moderation::MakeReviewQueue(deps, SystemClock::Get(), moderation::ReportOptions());
-  if (!ready.ok() || !review.ok()) {
-    std::fprintf(stderr, "screen bench: %s\n", ready.ToString().c_str());
+  // Case handling as the service builds it (its clients to groups and
+  // credit connect lazily; the bench never disposes anything).
+  absl::StatusOr<std::unique_ptr<moderation::Cases>> cases =
+      moderation::MakeCases(deps, moderation::CaseFlags());
+  if (!ready.ok() || !cases.ok()) {
+    std::fprintf(stderr, "screen bench: %s\n",
+                 (ready.ok() ? cases.status() : ready).ToString().c_str());
     return 1;
   }
   moderation::GroupRateLimits limits;
   limits.per_minute.fill(100000000);
   moderation::ModerationServiceImpl service(**pool, **redis, registry, SystemClock::Get(),
-                                            *std::move(review), limits);
+                                            *std::move(cases), limits);
   std::unique_ptr<grpc::Service> echo = MakeQunzuEcho();
 
   common::v1::AuthConfig config;
