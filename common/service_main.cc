@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/audit_outbox.h"
 #include "common/auth.h"
 #include "common/clock.h"
@@ -169,6 +170,10 @@ int Fail(const std::string& program, const absl::Status& status) {
 
 int RunService(int argc, char** argv, const ServiceDefinition& def) {
   const std::string program = "qunzu-" + def.name;
+  // Debian's Abseil is built with Mutex deadlock detection on, which costs
+  // every lock a graph lookup under a global lock; tests keep it, a
+  // service does not.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   sigset_t shutdown_signals = BlockShutdownSignals();
   SetErrorDomain(def.name + ".qunzu");
 

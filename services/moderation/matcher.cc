@@ -159,15 +159,30 @@ absl::Status CompiledRules::Build() {
     if (inserted) {
       Literal literal;
       literal.text = term.text;
-      literal.left_boundary = (term.bytes.front().flags & kWordChar) != 0;
-      literal.right_boundary = (term.bytes.back().flags & kWordChar) != 0;
-      const bool needs_check = std::any_of(term.bytes.begin(), term.bytes.end(), [](const auto& b) {
-        return b.run > 1 || (b.flags & kDigit) != 0;
-      });
-      if (needs_check) literal.bytes = term.bytes;
+      literal.left_boundary = (term.Chars().front().flags & kWordChar) != 0;
+      literal.right_boundary = (term.Chars().back().flags & kWordChar) != 0;
+      const bool needs_check =
+          std::any_of(term.Chars().begin(), term.Chars().end(),
+                      [](const auto& c) { return c.run > 1 || (c.flags & kDigit) != 0; });
+      if (needs_check) literal.chars = term.Chars();
       literals_.push_back(std::move(literal));
     }
     literals_[it->second].rule_indexes.push_back(static_cast<uint32_t>(i));
+  }
+  for (const Rule& rule : rules_) rule_blocks_.push_back(rule.action == RuleAction::kBlock);
+  for (const Literal& literal : literals_) {
+    LiteralHit hit;
+    hit.length = static_cast<uint32_t>(literal.text.size());
+    hit.rules_begin = static_cast<uint32_t>(literal_rules_.size());
+    for (uint32_t rule_index : literal.rule_indexes) {
+      const bool allow = rules_[rule_index].kind == RuleKind::kAllow;
+      literal_rules_.push_back(rule_index | (allow ? kAllowRule : 0));
+    }
+    hit.rules_end = static_cast<uint32_t>(literal_rules_.size());
+    hit.flags = static_cast<uint8_t>((literal.left_boundary ? kLeftBoundary : 0) |
+                                     (literal.right_boundary ? kRightBoundary : 0) |
+                                     (literal.chars.empty() ? 0 : kCheckRuns));
+    literal_hits_.push_back(hit);
   }
   hs_compile_error_t* error = nullptr;
   if (!literals_.empty()) {
@@ -222,20 +237,27 @@ int CompiledRules::OnMatch(unsigned int id, unsigned long long from, unsigned lo
   return 0;
 }
 
-bool CompiledRules::LiteralMatchHolds(const Literal& literal, const NormalizedText& text,
+bool CompiledRules::LiteralMatchHolds(uint32_t literal_id, const NormalizedText& text,
                                       uint32_t begin, uint32_t end) const {
-  const auto& bytes = text.bytes;
-  if (literal.left_boundary && begin > 0 && (bytes[begin].flags & kGapBefore) == 0 &&
-      (bytes[begin - 1].flags & kWordChar) != 0) {
+  const LiteralHit& hit = literal_hits_[literal_id];
+  if ((hit.flags & (kLeftBoundary | kRightBoundary | kCheckRuns)) == 0) return true;
+  const auto& chars = text.Chars();
+  // A literal is whole UTF-8 characters, so begin and end are boundaries.
+  const size_t first = text.CharAt(begin);
+  if ((hit.flags & kLeftBoundary) != 0 && first > 0 && (chars[first].flags & kGapBefore) == 0 &&
+      (chars[first - 1].flags & kWordChar) != 0) {
     return false;
   }
-  if (literal.right_boundary && end < bytes.size() && (bytes[end].flags & kGapBefore) == 0 &&
-      (bytes[end].flags & kWordChar) != 0) {
-    return false;
+  if ((hit.flags & kRightBoundary) != 0 && end < text.text.size()) {
+    const NormalizedChar& next = chars[text.CharAt(end)];
+    if ((next.flags & kGapBefore) == 0 && (next.flags & kWordChar) != 0) return false;
   }
-  for (size_t k = 0; k < literal.bytes.size(); ++k) {
-    const NormalizedByte& want = literal.bytes[k];
-    const NormalizedByte& got = bytes[begin + k];
+  if ((hit.flags & kCheckRuns) == 0) return true;
+  const std::vector<NormalizedChar>& wanted = literals_[literal_id].chars;
+  if (first + wanted.size() > chars.size()) return false;
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    const NormalizedChar& want = wanted[k];
+    const NormalizedChar& got = chars[first + k];
     if ((want.flags & kDigit) != 0 ? got.run != want.run : got.run < want.run) return false;
   }
   return true;
@@ -280,14 +302,15 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
       if (!seen) add(rule_index, match.begin, match.end);
       continue;
     }
-    const Literal& literal = literals_[match.id];
-    const auto begin = static_cast<uint32_t>(match.end - literal.text.size());
-    if (!LiteralMatchHolds(literal, text, begin, match.end)) continue;
-    for (uint32_t rule_index : literal.rule_indexes) {
-      if (rules_[rule_index].kind == RuleKind::kAllow) {
-        allowed.push_back(RawMatch{rule_index, begin, match.end});
+    const LiteralHit& hit = literal_hits_[match.id];
+    const uint32_t begin = match.end - hit.length;
+    if (!LiteralMatchHolds(match.id, text, begin, match.end)) continue;
+    for (uint32_t r = hit.rules_begin; r < hit.rules_end; ++r) {
+      const uint32_t rule = literal_rules_[r];
+      if ((rule & kAllowRule) != 0) {
+        allowed.push_back(RawMatch{rule & ~kAllowRule, begin, match.end});
       } else {
-        add(rule_index, begin, match.end);
+        add(rule, begin, match.end);
       }
     }
   }
@@ -300,8 +323,7 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
       }
     }
     if (match.suppressed_by == 0) {
-      const RuleAction action = rules_[match.rule_index].action;
-      if (action == RuleAction::kBlock) {
+      if (rule_blocks_[match.rule_index]) {
         out->verdict = Verdict::kBlock;
       } else if (out->verdict == Verdict::kAllow) {
         out->verdict = Verdict::kHold;

@@ -92,13 +92,29 @@ class CompiledRules {
  private:
   struct Literal {
     std::string text;
-    // Per byte of text: the term's run length and digit flag (empty when
-    // every run is 1 and there is no digit, so no check is needed).
-    std::vector<NormalizedByte> bytes;
+    // Per character of text: the term's run length and digit flag (empty
+    // when every run is 1 and there is no digit, so no check is needed).
+    std::vector<NormalizedChar> chars;
     bool left_boundary = false;
     bool right_boundary = false;
     std::vector<uint32_t> rule_indexes;
   };
+  // What Scan reads per literal hit, kept small and in one array so that a
+  // hit costs no cache miss on the (large) Literal and Rule records.
+  struct LiteralHit {
+    uint32_t length = 0;
+    // [rules_begin, rules_end) in literal_rules_.
+    uint32_t rules_begin = 0;
+    uint32_t rules_end = 0;
+    // kLeftBoundary | kRightBoundary | kCheckRuns.
+    uint8_t flags = 0;
+  };
+  static constexpr uint8_t kLeftBoundary = 1;
+  static constexpr uint8_t kRightBoundary = 2;
+  static constexpr uint8_t kCheckRuns = 4;
+  // In literal_rules_: set on the rule index of an allowlist rule.
+  static constexpr uint32_t kAllowRule = 0x80000000U;
+
   struct RawMatch {
     uint32_t id;
     uint32_t begin;
@@ -107,13 +123,16 @@ class CompiledRules {
 
   CompiledRules() = default;
   absl::Status Build();
-  bool LiteralMatchHolds(const Literal& literal, const NormalizedText& text, uint32_t begin,
+  bool LiteralMatchHolds(uint32_t literal, const NormalizedText& text, uint32_t begin,
                          uint32_t end) const;
   static int OnMatch(unsigned int id, unsigned long long from, unsigned long long to,
                      unsigned int flags, void* context);
 
   std::vector<Rule> rules_;
   std::vector<Literal> literals_;
+  std::vector<LiteralHit> literal_hits_;  // by Vectorscan id, as literals_
+  std::vector<uint32_t> literal_rules_;   // rule indexes, kAllowRule on allowlist rules
+  std::vector<bool> rule_blocks_;         // by rule index: its action is BLOCK
   // Rule indexes of the regexes, by Vectorscan id minus literals_.size().
   std::vector<uint32_t> regex_rules_;
   hs_database* literal_db_ = nullptr;

@@ -5,9 +5,11 @@
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -20,6 +22,10 @@ namespace {
 
 constexpr uint32_t kCountShift = 24;
 constexpr uint32_t kPayloadMask = (1U << kCountShift) - 1;
+constexpr int kFastLengthShift = 32;
+constexpr int kFastFlagsShift = 40;
+// Room kept past the written end of the normalised text (one character).
+constexpr size_t kUtf8Slack = 4;
 
 // Styles of digits and letters that NFKC leaves alone.
 std::u32string PreMap(char32_t cp) {
@@ -141,6 +147,20 @@ bool IsWordCodePoint(char32_t cp) {
   return cp < 0x530 && u_isalnum(static_cast<UChar32>(cp));
 }
 
+// Normalizer::fast_'s entry for a character that normalises to c.
+uint64_t FastEntry(char32_t c) {
+  std::string bytes;
+  AppendUtf8(c, &bytes);
+  const uint64_t length = bytes.size();
+  bytes.resize(sizeof(uint32_t), '\0');
+  uint32_t utf8 = 0;
+  std::memcpy(&utf8, bytes.data(), sizeof(utf8));
+  uint64_t flags = IsWordCodePoint(c) ? kWordChar : 0;
+  if (c >= U'0' && c <= U'9') flags |= kDigit;
+  return utf8 | (length << kFastLengthShift) |
+         (flags << kFastFlagsShift);
+}
+
 std::u32string ToU32(const icu::UnicodeString& s) {
   std::u32string out;
   for (int32_t i = 0; i < s.length();) {
@@ -219,6 +239,7 @@ void Normalizer::Build() {
     return it == t2s.end() ? c : it->second;
   };
   table_.assign(kNormalizerTableSize, 0);
+  fast_.assign(kNormalizerTableSize, 0);
   for (char32_t cp = 0; cp < kNormalizerTableSize; ++cp) {
     if (cp >= 0xD800 && cp <= 0xDFFF) continue;
     std::u32string seq = PreMap(cp);
@@ -241,6 +262,7 @@ void Normalizer::Build() {
     }
     if (out.size() == 1) {
       table_[cp] = (1U << kCountShift) | static_cast<uint32_t>(out[0]);
+      fast_[cp] = FastEntry(out[0]);
     } else if (!out.empty()) {
       table_[cp] =
           (static_cast<uint32_t>(out.size()) << kCountShift) | static_cast<uint32_t>(pool_.size());
@@ -261,65 +283,106 @@ std::u32string Normalizer::MapCodePoint(char32_t cp) const {
   return std::u32string(start, start + count);
 }
 
+const std::vector<NormalizedChar>& NormalizedText::Chars() const {
+  if (!mapped_) {
+    // The same text normalised again cannot fail: NormalizeText accepted it.
+    NormalizedText* self = const_cast<NormalizedText*>(this);
+    (void)Normalizer::Get().Run<true>(source_, self, "text");
+  }
+  return chars_;
+}
+
+size_t NormalizedText::CharAt(size_t offset) const {
+  const std::vector<NormalizedChar>& chars = Chars();
+  auto after =
+      std::upper_bound(chars.begin(), chars.end(), offset,
+                       [](size_t value, const NormalizedChar& c) { return value < c.pos; });
+  return after == chars.begin() ? 0 : static_cast<size_t>(after - chars.begin()) - 1;
+}
+
 absl::Status Normalizer::Normalize(absl::string_view text, NormalizedText* out,
                                    absl::string_view field) const {
-  out->text.clear();
-  out->bytes.clear();
-  out->text.reserve(text.size());
-  out->bytes.reserve(text.size());
-  char32_t last = 0;
-  size_t last_start = 0;
-  bool have_last = false;
+  return Run<true>(text, out, field);
+}
+
+absl::Status Normalizer::NormalizeText(absl::string_view text, NormalizedText* out,
+                                       absl::string_view field) const {
+  return Run<false>(text, out, field);
+}
+
+template <bool kMap>
+absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out,
+                             absl::string_view field) const {
+  std::vector<NormalizedChar>& chars = out->chars_;
+  chars.clear();
+  if (kMap) chars.reserve(text.size());
+  out->mapped_ = kMap;
+  out->source_ = text;
+  // Written through a pointer into a buffer with room for four bytes past
+  // the end, so that a character is stored with one unaligned 4-byte write;
+  // trimmed at the end. Characters that expand grow it first.
+  std::string& dst = out->text;
+  dst.resize(text.size() + kUtf8Slack);
+  char* base = dst.data();
+  size_t capacity = dst.size();
+  size_t w = 0;
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  uint32_t last = 0;  // the packed UTF-8 of the last character written; 0: none
   bool gap = false;
-  for (size_t i = 0; i < text.size();) {
-    char32_t cp = 0;
-    const size_t len = DecodeUtf8(text, i, &cp);
-    if (len == 0) return InvalidField(field, "is not valid UTF-8");
-    const auto begin = static_cast<uint32_t>(i);
-    const auto end = static_cast<uint32_t>(i + len);
-    i += len;
-    char32_t single = cp;
-    const char32_t* mapped = &single;
-    uint32_t count = 1;
-    if (cp < kNormalizerTableSize) {
-      const uint32_t entry = table_[cp];
-      count = entry >> kCountShift;
-      if (count == 1) {
-        single = static_cast<char32_t>(entry & kPayloadMask);
-      } else {
-        mapped = pool_.data() + (entry & kPayloadMask);
+  auto emit = [&](uint64_t entry, uint32_t begin, uint32_t end) {
+    const auto utf8 = static_cast<uint32_t>(entry);
+    if (utf8 == last) {
+      if (kMap) {
+        NormalizedChar& repeated = chars.back();
+        if (repeated.run < 0xFFFF) ++repeated.run;
+        repeated.end = end;
       }
-    } else if (cp >= 0xE0000 && cp <= 0xE0FFF) {
-      count = 0;
+      return;
     }
-    if (count == 0) {
-      gap = true;
-      continue;
+    if (w + kUtf8Slack > capacity) {  // only when characters expand
+      dst.resize(capacity * 2);
+      base = dst.data();
+      capacity = dst.size();
     }
-    for (uint32_t k = 0; k < count; ++k) {
-      const char32_t c = mapped[k];
-      if (have_last && c == last) {
-        for (size_t b = last_start; b < out->bytes.size(); ++b) {
-          NormalizedByte& info = out->bytes[b];
-          if (info.run < 0xFFFF) ++info.run;
-          info.end = end;
-        }
+    std::memcpy(base + w, &utf8, sizeof(utf8));
+    if (kMap) {
+      const auto flags = static_cast<uint8_t>((entry >> kFastFlagsShift) | (gap ? kGapBefore : 0));
+      chars.push_back(NormalizedChar{static_cast<uint32_t>(w), begin, end, 1, flags});
+    }
+    w += static_cast<uint8_t>(entry >> kFastLengthShift);
+    last = utf8;
+    gap = false;
+  };
+  for (size_t i = 0; i < text.size();) {
+    char32_t cp = s[i];
+    size_t len = 1;
+    if (cp >= 0x80) {
+      len = DecodeUtf8(text, i, &cp);
+      if (len == 0) return InvalidField(field, "is not valid UTF-8");
+    }
+    const auto begin = static_cast<uint32_t>(i);
+    i += len;
+    const auto end = static_cast<uint32_t>(i);
+    if (cp < kNormalizerTableSize) {
+      if (const uint64_t entry = fast_[cp]; entry != 0) {
+        emit(entry, begin, end);
         continue;
       }
-      uint8_t flags = gap ? kGapBefore : 0;
-      if (IsWordCodePoint(c)) flags |= kWordChar;
-      if (c >= U'0' && c <= U'9') flags |= kDigit;
-      last_start = out->text.size();
-      AppendUtf8(c, &out->text);
-      // push_back, not resize(n, value): this runs per character, and the
-      // out-of-line fill insert cost more than the rest of the loop.
-      const NormalizedByte info{begin, end, 1, flags};
-      for (size_t b = last_start; b < out->text.size(); ++b) out->bytes.push_back(info);
-      last = c;
-      have_last = true;
-      gap = false;
+      const uint32_t entry = table_[cp];
+      const uint32_t count = entry >> kCountShift;
+      if (count == 0) {
+        gap = true;
+        continue;
+      }
+      const char32_t* mapped = pool_.data() + (entry & kPayloadMask);
+      for (uint32_t k = 0; k < count; ++k) emit(FastEntry(mapped[k]), begin, end);
+    } else if (cp >= 0xE0000 && cp <= 0xE0FFF) {
+      gap = true;
+    } else {
+      emit(FastEntry(cp), begin, end);
     }
   }
+  dst.resize(w);
   return absl::OkStatus();
 }
 

@@ -27,10 +27,11 @@
 
 namespace qunzu::moderation {
 
-// Where one normalised byte came from, and what surrounds it.
-struct NormalizedByte {
-  // [begin, end): the original bytes of the normalised character this byte
-  // belongs to, including the repeats collapsed into it.
+// Where one normalised character came from, and what surrounds it.
+struct NormalizedChar {
+  // Offset of its first byte in NormalizedText::text.
+  uint32_t pos = 0;
+  // [begin, end): its original bytes, including the repeats collapsed into it.
   uint32_t begin = 0;
   uint32_t end = 0;
   // How many times the character occurred in a row (noise between repeats
@@ -40,21 +41,35 @@ struct NormalizedByte {
   uint8_t flags = 0;
 };
 
-// NormalizedByte::flags.
+// NormalizedChar::flags.
 inline constexpr uint8_t kGapBefore = 1;  // noise was dropped just before it
 inline constexpr uint8_t kWordChar = 2;   // a letter or digit of an alphabetic script
 inline constexpr uint8_t kDigit = 4;      // an ASCII digit
 
 // The normalised form of one text. Reuse one instance across calls to avoid
-// allocating: Normalize clears it and keeps its capacity.
+// allocating: Normalize clears it and keeps its capacity. Not thread-safe:
+// Chars() may fill it in.
 struct NormalizedText {
   std::string text;
-  // One entry per byte of text.
-  std::vector<NormalizedByte> bytes;
 
+  // One entry per character of text, in order: where it came from. Kept per
+  // character, not per byte: writing it is most of the normaliser's work,
+  // so after NormalizeText it is built only when first asked for (a match).
+  const std::vector<NormalizedChar>& Chars() const;
+
+  // The index in Chars() of the character normalised byte `offset` is in.
+  size_t CharAt(size_t offset) const;
   // The original span [begin, end) of the normalised bytes [from, to).
-  uint32_t OriginalBegin(size_t from) const { return bytes[from].begin; }
-  uint32_t OriginalEnd(size_t to) const { return bytes[to - 1].end; }
+  uint32_t OriginalBegin(size_t from) const { return Chars()[CharAt(from)].begin; }
+  uint32_t OriginalEnd(size_t to) const { return Chars()[CharAt(to - 1)].end; }
+
+ private:
+  friend class Normalizer;
+  // Valid when mapped; else built from source (the original text, which
+  // must outlive this) on first use.
+  mutable std::vector<NormalizedChar> chars_;
+  mutable bool mapped_ = false;
+  absl::string_view source_;
 };
 
 class Normalizer {
@@ -63,10 +78,17 @@ class Normalizer {
   // tenth of a second) and never changes.
   static const Normalizer& Get();
 
-  // Normalises text into out. Invalid UTF-8 is INVALID_ARGUMENT (reason
-  // INVALID_FIELD, field named by `field`), and out is then unspecified.
+  // Normalises text into out, with the map of every character back to the
+  // original. Invalid UTF-8 is INVALID_ARGUMENT (reason INVALID_FIELD, field
+  // named by `field`), and out is then unspecified.
   absl::Status Normalize(absl::string_view text, NormalizedText* out,
                          absl::string_view field = "text") const;
+
+  // Like Normalize, but the map is built only if out->Chars() is called,
+  // which then reads `text` again: it must outlive out's use. The hot path:
+  // most messages match nothing and never need the map.
+  absl::Status NormalizeText(absl::string_view text, NormalizedText* out,
+                             absl::string_view field = "text") const;
 
   // The normalised form of one code point before noise removal and run
   // collapsing, as code points; empty for noise. For tests and TestRules.
@@ -76,14 +98,22 @@ class Normalizer {
   Normalizer& operator=(const Normalizer&) = delete;
 
  private:
+  friend struct NormalizedText;  // Chars() runs the mapping pass
   Normalizer();
   void Build();
+  template <bool kMap>
+  absl::Status Run(absl::string_view text, NormalizedText* out, absl::string_view field) const;
 
   // Per code point below kTableSize: (count << 24) | payload, where count 0
   // is noise, count 1 has the code point in payload, and a larger count has
   // an offset into pool_.
   std::vector<uint32_t> table_;
   std::vector<char32_t> pool_;
+  // The fast path of table_: per code point that maps to exactly one code
+  // point, that code point's UTF-8 bytes (first byte lowest) in the low 32
+  // bits, its length in bits 32-39 and its flags (kWordChar, kDigit) in bits
+  // 40-47; 0 for noise and for code points that expand.
+  std::vector<uint64_t> fast_;
 };
 
 // Code points at or above this pass through unchanged, except tags and

@@ -62,7 +62,7 @@ std::string RuleEngine::LastError() const {
 absl::Status RuleEngine::Screen(absl::string_view text, absl::string_view field, bool explain,
                                 NormalizedText* normalized, ScanResult* result,
                                 std::shared_ptr<const RuleSnapshot>* snapshot) const {
-  RETURN_IF_ERROR(Normalizer::Get().Normalize(text, normalized, field));
+  RETURN_IF_ERROR(Normalizer::Get().NormalizeText(text, normalized, field));
   *snapshot = Current();
   if (*snapshot == nullptr) {
     return MakeError(absl::StatusCode::kUnavailable, "RULES_NOT_LOADED",

@@ -69,7 +69,8 @@ class RuleEngine {
 
   // Normalises and scans text with the snapshot in force. UNAVAILABLE
   // RULES_NOT_LOADED before the first compile; INVALID_ARGUMENT for invalid
-  // UTF-8 (naming `field`). `snapshot` receives the snapshot used.
+  // UTF-8 (naming `field`). `snapshot` receives the snapshot used; `normalized`
+  // reads `text` again if asked for its map, so text must outlive its use.
   absl::Status Screen(absl::string_view text, absl::string_view field, bool explain,
                       NormalizedText* normalized, ScanResult* result,
                       std::shared_ptr<const RuleSnapshot>* snapshot) const;

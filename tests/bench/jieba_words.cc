@@ -11,20 +11,27 @@ std::string JiebaDictPath() {
   return env != nullptr ? env : kDefaultJiebaDict;
 }
 
-std::vector<std::string> LoadJiebaWords(const std::string& path) {
-  std::vector<std::string> words;
+JiebaDictionary LoadJiebaDictionary(const std::string& path) {
+  JiebaDictionary dictionary;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
     const size_t space = line.find(' ');
-    if (space != std::string::npos && space > 0) words.push_back(line.substr(0, space));
+    if (space == std::string::npos || space == 0) continue;
+    dictionary.words.push_back(line.substr(0, space));
+    dictionary.frequencies.push_back(std::strtod(line.c_str() + space + 1, nullptr));
   }
-  return words;
+  return dictionary;
 }
 
-std::vector<std::string> MakeJiebaMessages(const std::vector<std::string>& words, size_t count) {
+std::vector<std::string> MakeJiebaMessages(const JiebaDictionary& dictionary, size_t count,
+                                           bool by_frequency) {
+  const std::vector<std::string>& words = dictionary.words;
   std::mt19937_64 rng(7);
-  std::uniform_int_distribution<size_t> pick(0, words.size() - 1);
+  std::uniform_int_distribution<size_t> uniform(0, words.size() - 1);
+  std::discrete_distribution<size_t> weighted(dictionary.frequencies.begin(),
+                                              dictionary.frequencies.end());
+  auto pick = [&](std::mt19937_64& r) { return by_frequency ? weighted(r) : uniform(r); };
   std::uniform_int_distribution<int> length(8, 30);
   std::vector<std::string> messages;
   messages.reserve(count);

@@ -18,12 +18,22 @@ inline constexpr char kDefaultJiebaDict[] = "/usr/lib/python3/dist-packages/jieb
 // The dictionary's path (QUNZU_JIEBA_DICT or the default).
 std::string JiebaDictPath();
 
-// The words of the dictionary, in file order; empty when it is missing.
-std::vector<std::string> LoadJiebaWords(const std::string& path);
+// The dictionary: its words in file order and how often each occurs in
+// jieba's corpus; both empty when it is missing.
+struct JiebaDictionary {
+  std::vector<std::string> words;
+  std::vector<double> frequencies;
+};
+JiebaDictionary LoadJiebaDictionary(const std::string& path);
 
-// `count` messages of 8-30 dictionary words with some punctuation,
-// ~60-200 bytes, from a fixed seed.
-std::vector<std::string> MakeJiebaMessages(const std::vector<std::string>& words, size_t count);
+// `count` messages of 8-30 words with some punctuation, from a fixed seed.
+// With `by_frequency`, words are drawn as often as they occur in the corpus,
+// like real chat ("chat" mix: mostly common short words, few hits);
+// otherwise every dictionary word is equally likely ("dense" mix: rare
+// long words, ~60-200 bytes a message, hit-dense against a term set spread
+// over the dictionary).
+std::vector<std::string> MakeJiebaMessages(const JiebaDictionary& dictionary, size_t count,
+                                           bool by_frequency = false);
 
 // The baseline of the moderation benchmarks: `terms` compiled as they are
 // by hs_compile_lit_multi (block mode, id = index); null on failure.

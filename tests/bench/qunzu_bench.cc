@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "common/auth_interceptor.h"
 #include "common/server.h"
 #include "common/status.h"
@@ -98,6 +99,7 @@ int RunRpcBench() {
 
 // QUNZU_BENCH_ONLY=<name> runs one scenario.
 int main() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const char* only_env = std::getenv("QUNZU_BENCH_ONLY");
   const std::string only = only_env != nullptr ? only_env : "";
   auto wanted = [&](const char* name) { return only.empty() || only == name; };

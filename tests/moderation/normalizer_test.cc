@@ -1,6 +1,7 @@
 #include "services/moderation/normalizer.h"
 
 #include <string>
+#include <tuple>
 
 #include "absl/strings/string_view.h"
 #include "common/status.h"
@@ -72,8 +73,8 @@ TEST(ModerationNormalizerTest, RepeatsCollapseAndRemember) {
   NormalizedText out;
   ASSERT_TRUE(Normalizer::Get().Normalize("fuuu uck", &out).ok());
   EXPECT_EQ(out.text, "fuck");
-  EXPECT_EQ(out.bytes[1].run, 4);
-  EXPECT_EQ(out.bytes[0].run, 1);
+  EXPECT_EQ(out.Chars()[1].run, 4);
+  EXPECT_EQ(out.Chars()[0].run, 1);
   EXPECT_EQ(Norm("赌赌赌博"), "赌博");
   EXPECT_EQ(Norm("abab"), "abab");  // only the same character in a row
 }
@@ -85,13 +86,43 @@ TEST(ModerationNormalizerTest, OffsetsPointIntoTheOriginal) {
   ASSERT_EQ(out.text, "xfuc");
   EXPECT_EQ(text.substr(out.OriginalBegin(1), out.OriginalEnd(4) - out.OriginalBegin(1)),
             "ＦＵ！Ｃ");
-  EXPECT_EQ(out.bytes[1].flags & kGapBefore, kGapBefore);
-  EXPECT_EQ(out.bytes[2].flags & kGapBefore, 0);
+  EXPECT_EQ(out.Chars()[1].flags & kGapBefore, kGapBefore);
+  EXPECT_EQ(out.Chars()[2].flags & kGapBefore, 0);
   // A multi-byte normalised character maps every byte to its source.
   ASSERT_TRUE(Normalizer::Get().Normalize("a賭", &out).ok());
   EXPECT_EQ(out.text, "a赌");
   EXPECT_EQ(out.OriginalBegin(1), 1U);
   EXPECT_EQ(out.OriginalEnd(out.text.size()), 4U);
+  // Every byte of a character maps to it, not only the first.
+  ASSERT_EQ(out.Chars().size(), 2U);
+  EXPECT_EQ(out.CharAt(0), 0U);
+  EXPECT_EQ(out.CharAt(1), 1U);
+  EXPECT_EQ(out.CharAt(2), 1U);
+  EXPECT_EQ(out.CharAt(3), 1U);
+  EXPECT_EQ(out.OriginalBegin(2), 1U);
+}
+
+TEST(ModerationNormalizerTest, TextThatExpandsGrowsTheOutput) {
+  // U+FDFA (3 bytes) folds to 18 characters (33 bytes): the output is many
+  // times the input and every character still maps back to its source.
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "\uFDFA";
+  NormalizedText out;
+  ASSERT_TRUE(Normalizer::Get().Normalize(text, &out).ok());
+  EXPECT_GT(out.text.size(), 5 * text.size());
+  ASSERT_FALSE(out.Chars().empty());
+  EXPECT_EQ(out.OriginalEnd(out.text.size()), text.size());
+  uint32_t previous = 0;
+  for (size_t k = 0; k < out.Chars().size(); ++k) {
+    const NormalizedChar& c = out.Chars()[k];
+    ASSERT_LT(c.pos, out.text.size());
+    if (k > 0) {
+      ASSERT_GT(c.pos, previous);
+    }
+    ASSERT_NE(static_cast<unsigned char>(out.text[c.pos]) & 0xC0, 0x80U);  // a lead byte
+    ASSERT_EQ(c.end - c.begin, 3U);                                        // one U+FDFA each
+    previous = c.pos;
+  }
 }
 
 TEST(ModerationNormalizerTest, InvalidUtf8IsRefusedWithTheField) {
@@ -104,6 +135,26 @@ TEST(ModerationNormalizerTest, InvalidUtf8IsRefusedWithTheField) {
   }
   EXPECT_TRUE(Normalizer::Get().Normalize("", &out).ok());
   EXPECT_TRUE(out.text.empty());
+}
+
+TEST(ModerationNormalizerTest, TheMapBuiltOnDemandIsTheFullOne) {
+  for (const std::string text :
+       {"x ＦＵ！Ｃ", "fuuu uck ass class", "赌 博 賭博 ①②", "\uFDFA\uFDFA a", "plain"}) {
+    NormalizedText full;
+    NormalizedText lazy;
+    ASSERT_TRUE(Normalizer::Get().Normalize(text, &full).ok());
+    ASSERT_TRUE(Normalizer::Get().NormalizeText(text, &lazy).ok());
+    EXPECT_EQ(lazy.text, full.text) << text;
+    ASSERT_EQ(lazy.Chars().size(), full.Chars().size()) << text;
+    for (size_t k = 0; k < full.Chars().size(); ++k) {
+      const NormalizedChar& a = full.Chars()[k];
+      const NormalizedChar& b = lazy.Chars()[k];
+      EXPECT_EQ(std::tie(a.pos, a.begin, a.end, a.run, a.flags),
+                std::tie(b.pos, b.begin, b.end, b.run, b.flags))
+          << text << " character " << k;
+    }
+    EXPECT_EQ(lazy.text, full.text) << "mapping leaves the text as it was: " << text;
+  }
 }
 
 }  // namespace
