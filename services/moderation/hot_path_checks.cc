@@ -216,11 +216,8 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
       {"HGET", projection::GroupMutesKey(keys.group_id), sender},
       {"HGET", projection::AccountCreditKey(keys.sender_id), "messages_per_minute"},
       {"INCR", sender_rate},
-      {"EXPIRE", sender_rate, absl::StrCat(kRateWindowTtlSeconds)},
       {"INCR", group_rate},
-      {"EXPIRE", group_rate, absl::StrCat(kRateWindowTtlSeconds)},
       {"HINCRBY", activity, absl::StrCat(unix_seconds / 3600), "1"},
-      {"EXPIRE", activity, absl::StrCat(kActivityTtlSeconds)},
   };
   absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
   if (!replies.ok()) return Unavailable(replies.status().ToString());
@@ -258,7 +255,22 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
     ASSIGN_OR_RETURN(view.muted_until, Field(r[7]));
     ASSIGN_OR_RETURN(view.messages_per_minute, Field(r[8]));
     ASSIGN_OR_RETURN(view.sender_minute_count, r[9].AsInteger());
-    ASSIGN_OR_RETURN(view.group_minute_count, r[11].AsInteger());
+    ASSIGN_OR_RETURN(view.group_minute_count, r[10].AsInteger());
+    ASSIGN_OR_RETURN(const int64_t hour_count, r[11].AsInteger());
+    // A counter that went to 1 was created by this call and has no TTL yet.
+    // A window's key names its minute, so one left without a TTL (a crash
+    // before the deferred EXPIRE) only takes memory, never limits anyone.
+    if (view.sender_minute_count == 1) {
+      view.new_counter_expiries.push_back(
+          {"EXPIRE", sender_rate, absl::StrCat(kRateWindowTtlSeconds)});
+    }
+    if (view.group_minute_count == 1) {
+      view.new_counter_expiries.push_back(
+          {"EXPIRE", group_rate, absl::StrCat(kRateWindowTtlSeconds)});
+    }
+    if (hour_count == 1) {
+      view.new_counter_expiries.push_back({"EXPIRE", activity, absl::StrCat(kActivityTtlSeconds)});
+    }
     return absl::OkStatus();
   };
   if (absl::Status status = read(); !status.ok()) return Unavailable(status.ToString());

@@ -70,6 +70,7 @@ absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Screen(
                                                       request.request_id()),
                          now};
   ASSIGN_OR_RETURN(HotPathView view, ReadHotPathView(deps_.redis, keys));
+  for (RedisCommand& expiry : view.new_counter_expiries) records_.Defer(std::move(expiry));
   if (view.earlier_record.has_value()) {
     // A retry: its pipeline counted it again; take that back.
     if (absl::Status undo = UndoCounting(deps_.redis, keys); !undo.ok()) {

@@ -157,8 +157,7 @@ uint64_t FastEntry(char32_t c) {
   std::memcpy(&utf8, bytes.data(), sizeof(utf8));
   uint64_t flags = IsWordCodePoint(c) ? kWordChar : 0;
   if (c >= U'0' && c <= U'9') flags |= kDigit;
-  return utf8 | (length << kFastLengthShift) |
-         (flags << kFastFlagsShift);
+  return utf8 | (length << kFastLengthShift) | (flags << kFastFlagsShift);
 }
 
 std::u32string ToU32(const icu::UnicodeString& s) {

@@ -31,8 +31,13 @@ void ScreenRecordWriter::Record(std::string key, const std::string& fingerprint,
                                 const v1::ScreenMessageResponse& response) {
   std::string value = fingerprint;
   response.AppendToString(&value);
+  Defer({"SET", std::move(key), std::move(value), "PX",
+         absl::StrCat(absl::ToInt64Milliseconds(kScreenRecordTtl))});
+}
+
+void ScreenRecordWriter::Defer(RedisCommand command) {
   absl::MutexLock lock(&mu_);
-  queue_.emplace_back(std::move(key), std::move(value));
+  queue_.push_back(std::move(command));
   ++queued_;
   // Only an idle writer needs waking; a busy one finds the queue.
   if (queue_.size() == 1) changed_.SignalAll();
@@ -45,7 +50,6 @@ void ScreenRecordWriter::Flush() {
 }
 
 void ScreenRecordWriter::Run() {
-  const std::string ttl = absl::StrCat(absl::ToInt64Milliseconds(kScreenRecordTtl));
   while (true) {
     std::vector<RedisCommand> batch;
     {
@@ -55,8 +59,7 @@ void ScreenRecordWriter::Run() {
       // Gather what arrives within a moment into the same pipeline.
       if (!stopping_) changed_.WaitWithTimeout(&mu_, kGatherTime);
       while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(
-            {"SET", std::move(queue_.front().first), std::move(queue_.front().second), "PX", ttl});
+        batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }

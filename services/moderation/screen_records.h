@@ -41,6 +41,10 @@ class ScreenRecordWriter {
   void Record(std::string key, const std::string& fingerprint,
               const v1::ScreenMessageResponse& response);
 
+  // Queues a command that may wait for the next batch (the EXPIRE of a new
+  // counter); like records, it is logged and dropped if Redis refuses it.
+  void Defer(RedisCommand command);
+
   // Blocks until everything queued before the call is written (tests).
   void Flush();
 
@@ -50,7 +54,7 @@ class ScreenRecordWriter {
   RedisClient& redis_;
   absl::Mutex mu_;
   absl::CondVar changed_;
-  std::deque<std::pair<std::string, std::string>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<RedisCommand> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

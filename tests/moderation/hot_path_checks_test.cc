@@ -276,12 +276,22 @@ TEST_F(ModerationHotPathRedisTest, ReadsOneRoundTripClaimsAndCounts) {
   EXPECT_EQ(view->messages_per_minute, "20");
   EXPECT_EQ(view->sender_minute_count, 1);
   EXPECT_EQ(CodeOf(*view), v1::SCREEN_REASON_CODE_UNSPECIFIED);
+  // The first message of the windows and the hour created three counters,
+  // whose EXPIREs are handed back to be sent off the hot path.
+  const int64_t minute = absl::ToUnixSeconds(kNow) / 60;
+  ASSERT_EQ(view->new_counter_expiries.size(), 3u);
+  EXPECT_EQ(view->new_counter_expiries[0],
+            (RedisCommand{"EXPIRE", projection::AccountRateKey(account_, minute), "120"}));
+  EXPECT_EQ(view->new_counter_expiries[1],
+            (RedisCommand{"EXPIRE", projection::GroupRateKey(group_, minute), "120"}));
+  EXPECT_EQ(view->new_counter_expiries[2][1], projection::GroupActivityKey(group_));
 
   // The same request id again: the claim is seen, and the count taken back.
   auto again = ReadHotPathView(*redis_, Keys("r1"));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->earlier_record, "pending");
   EXPECT_EQ(again->sender_minute_count, 2);
+  EXPECT_TRUE(again->new_counter_expiries.empty());
   ASSERT_TRUE(UndoCounting(*redis_, Keys("r1")).ok());
   auto third = ReadHotPathView(*redis_, Keys("r2"));
   ASSERT_TRUE(third.ok());

@@ -206,6 +206,17 @@ TEST_F(ModerationMessageScreenerTest, HoldGoesToTheQueueOnceAndRetriesReplay) {
   EXPECT_EQ(SenderCount(), 1);
 
   screener_->FlushRecords();
+  // The counters this first message created got their TTL off the hot path.
+  const int64_t unix_seconds = absl::ToUnixSeconds(clock_.Now());
+  for (const auto& [key, most] : std::vector<std::pair<std::string, int64_t>>{
+           {projection::AccountRateKey(sender_, unix_seconds / 60), 120},
+           {projection::GroupRateKey(group_, unix_seconds / 60), 120},
+           {projection::GroupActivityKey(group_), int64_t{32} * 24 * 3600}}) {
+    auto ttl = redis_->Command({"TTL", key});
+    ASSERT_TRUE(ttl.ok()) << key;
+    EXPECT_GT(ttl->integer(), 0) << key;
+    EXPECT_LE(ttl->integer(), most) << key;
+  }
   auto retry = Screen(request);
   ASSERT_TRUE(retry.ok()) << retry.status();
   EXPECT_EQ(retry->SerializeAsString(), held->SerializeAsString());
