@@ -80,14 +80,8 @@ absl::StatusOr<std::optional<CheckFailure>> ProjectionChecks(const HotPathView& 
   }
   if (view.verified != "1") return Fail(v1::SCREEN_REASON_CODE_SENDER_NOT_VERIFIED);
   if (!view.platform_agreement_known) return Unavailable("no current agreement versions");
-  if (!AgreementAccepted(view.agreement_version,
-                         {view.current_agreement_version, view.next_agreement_version,
-                          view.next_agreement_effective_at},
-                         now) ||
-      !AgreementAccepted(view.convention_version,
-                         {view.current_convention_version, view.next_convention_version,
-                          view.next_convention_effective_at},
-                         now)) {
+  if (!AgreementAccepted(view.agreement_version, view.service_agreement, now) ||
+      !AgreementAccepted(view.convention_version, view.platform_convention, now)) {
     return Fail(v1::SCREEN_REASON_CODE_AGREEMENT_NOT_ACCEPTED);
   }
   if (std::optional<CheckFailure> failure = GroupStateFailure(view, now)) return failure;
@@ -240,12 +234,12 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
     ASSIGN_OR_RETURN(view.convention_version, Field(identity[2]));
     const auto& platform = r[4].elements();
     view.platform_agreement_known = !platform[0].is_nil();
-    ASSIGN_OR_RETURN(view.current_agreement_version, Field(platform[0]));
-    ASSIGN_OR_RETURN(view.current_convention_version, Field(platform[1]));
-    ASSIGN_OR_RETURN(view.next_agreement_version, Field(platform[2]));
-    ASSIGN_OR_RETURN(view.next_agreement_effective_at, Field(platform[3]));
-    ASSIGN_OR_RETURN(view.next_convention_version, Field(platform[4]));
-    ASSIGN_OR_RETURN(view.next_convention_effective_at, Field(platform[5]));
+    ASSIGN_OR_RETURN(view.service_agreement.current, Field(platform[0]));
+    ASSIGN_OR_RETURN(view.platform_convention.current, Field(platform[1]));
+    ASSIGN_OR_RETURN(view.service_agreement.next, Field(platform[2]));
+    ASSIGN_OR_RETURN(view.service_agreement.next_effective_at, Field(platform[3]));
+    ASSIGN_OR_RETURN(view.platform_convention.next, Field(platform[4]));
+    ASSIGN_OR_RETURN(view.platform_convention.next_effective_at, Field(platform[5]));
     const auto& group = r[5].elements();
     ASSIGN_OR_RETURN(view.group_state, Field(group[0]));
     ASSIGN_OR_RETURN(view.posting_suspended_until, Field(group[1]));

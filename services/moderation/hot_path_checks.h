@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/agreement_versions.h"
 #include "common/redis.h"
 #include "qunzu/common/v1/domain.pb.h"
 #include "qunzu/moderation/v1/moderation.pb.h"
@@ -37,12 +38,8 @@ struct HotPathView {
   // projection::PlatformAgreementKey; platform_agreement_known is false
   // when identity has not written it (the check fails closed).
   bool platform_agreement_known = false;
-  std::string current_agreement_version;
-  std::string current_convention_version;
-  std::string next_agreement_version;
-  std::string next_agreement_effective_at;
-  std::string next_convention_version;
-  std::string next_convention_effective_at;
+  PublishedAgreement service_agreement;
+  PublishedAgreement platform_convention;
   std::string group_state;
   std::string posting_suspended_until;
   std::string group_category;

@@ -32,8 +32,8 @@ HotPathView Passing() {
   view.agreement_version = "3";
   view.convention_version = "1";
   view.platform_agreement_known = true;
-  view.current_agreement_version = "3";
-  view.current_convention_version = "1";
+  view.service_agreement.current = "3";
+  view.platform_convention.current = "1";
   view.group_state = "GROUP_STATE_ACTIVE";
   view.posting_suspended_until = "0";
   view.group_category = "GROUP_CATEGORY_FINANCE";
@@ -124,16 +124,16 @@ TEST(ModerationHotPathChecksTest, CurrentAgreementVersions) {
   v.convention_version = "";
   EXPECT_EQ(CodeOf(v), v1::SCREEN_REASON_CODE_AGREEMENT_NOT_ACCEPTED);
   // Nothing published: nothing to accept.
-  v.current_agreement_version = "";
-  v.current_convention_version = "";
+  v.service_agreement.current = "";
+  v.platform_convention.current = "";
   v.agreement_version = "";
   EXPECT_EQ(CodeOf(v), v1::SCREEN_REASON_CODE_UNSPECIFIED);
   // The next version binds from its effective time, without anyone acting.
   v = Passing();
-  v.next_agreement_version = "4";
-  v.next_agreement_effective_at = absl::StrCat(absl::ToUnixSeconds(kNow) + 1);
+  v.service_agreement.next = "4";
+  v.service_agreement.next_effective_at = absl::StrCat(absl::ToUnixSeconds(kNow) + 1);
   EXPECT_EQ(CodeOf(v), v1::SCREEN_REASON_CODE_UNSPECIFIED);
-  v.next_agreement_effective_at = absl::StrCat(absl::ToUnixSeconds(kNow));
+  v.service_agreement.next_effective_at = absl::StrCat(absl::ToUnixSeconds(kNow));
   EXPECT_EQ(CodeOf(v), v1::SCREEN_REASON_CODE_AGREEMENT_NOT_ACCEPTED);
   v.agreement_version = "4";
   EXPECT_EQ(CodeOf(v), v1::SCREEN_REASON_CODE_UNSPECIFIED);
