@@ -13,7 +13,9 @@ namespace qunzu::moderation {
 CaseMetrics::CaseMetrics(prometheus::Registry& registry) {
   auto& received = prometheus::BuildCounter()
                        .Name("qunzu_moderation_reports_received_total")
-                       .Help("Report submissions received, by category.")
+                       .Help(
+                           "Reports received (submissions and messages the screen held for "
+                           "review), by category.")
                        .Register(registry);
   auto& open = prometheus::BuildGauge()
                    .Name("qunzu_moderation_reports_open")

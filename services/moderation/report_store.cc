@@ -116,12 +116,15 @@ absl::StatusOr<v1::SubmitReportResponse> ReportStore::Submit(
     const RequestContext& context, const v1::SubmitReportRequest& request) {
   RETURN_IF_ERROR(CheckTarget(request.target()));
   const IdempotencyKey key{context.caller.principal, context.method, request.request_id()};
-  ASSIGN_OR_RETURN(
-      v1::SubmitReportResponse response, WithTransaction(pool_, [&](sql::Connection& conn) {
-        return RunIdempotent<v1::SubmitReportResponse>(
-            conn, key, request, [&]() { return SubmitInTransaction(conn, context, request); });
-      }));
-  if (metrics_ != nullptr) metrics_->ReportReceived(request.category());
+  bool fresh = false;  // a replay of the same request is not a second report
+  ASSIGN_OR_RETURN(v1::SubmitReportResponse response,
+                   WithTransaction(pool_, [&](sql::Connection& conn) {
+                     return RunIdempotent<v1::SubmitReportResponse>(conn, key, request, [&]() {
+                       fresh = true;
+                       return SubmitInTransaction(conn, context, request);
+                     });
+                   }));
+  if (fresh && metrics_ != nullptr) metrics_->ReportReceived(request.category());
   return response;
 }
 

@@ -60,61 +60,72 @@ absl::StatusOr<v1::HeldMessage> ReportStore::Hold(const HeldMessageInput& input)
   if (input.request_id.empty() || input.request_id.size() > 128) {
     return InvalidField("request_id", "must be 1..128 characters");
   }
-  return WithTransaction(pool_, [&](sql::Connection& conn) -> absl::StatusOr<v1::HeldMessage> {
-    ASSIGN_OR_RETURN(std::optional<v1::HeldMessage> existing,
-                     FindHeld(conn, "request_id", input.request_id));
-    if (existing) return *existing;
-    v1::ContentCategory category = v1::CONTENT_CATEGORY_OTHER;
-    for (const v1::ScreenReason& reason : input.reasons) {
-      if (reason.category() != v1::CONTENT_CATEGORY_UNSPECIFIED) {
-        category = reason.category();
-        break;
-      }
-    }
-    const absl::Time deadline = input.held_at + options_.DeadlineFor(category);
-    v1::Report fragment;
-    v1::EvidenceItem* evidence = fragment.mutable_held_message();
-    evidence->set_message_id(input.message_id);
-    evidence->set_group_id(input.group_id);
-    evidence->set_sender_account_id(input.sender_account_id);
-    evidence->set_text(input.text);
-    *evidence->mutable_sent_at() = ToProto(input.held_at);
-    for (const v1::ScreenReason& reason : input.reasons) *fragment.add_screen_reasons() = reason;
-    RETURN_IF_ERROR(Execute(conn,
-                            "INSERT INTO reports (source, target_kind, target_group_id, "
-                            "target_account_id, target_message_id, open_key, category, state, "
-                            "distinct_reporters, submissions, created_at, deadline, statement, "
-                            "held_pb) VALUES (?,?,?,?,?,NULL,?,?,0,0,?,?,'',?)",
-                            {static_cast<int>(v1::REPORT_SOURCE_SCREENING),
-                             static_cast<int>(v1::REPORT_TARGET_KIND_MESSAGE), input.group_id,
-                             input.sender_account_id, input.message_id, static_cast<int>(category),
-                             static_cast<int>(v1::REPORT_STATE_OPEN), input.held_at, deadline,
-                             fragment.SerializeAsString()})
-                        .status());
-    ASSIGN_OR_RETURN(uint64_t report_id, LastInsertId(conn));
-    v1::HeldMessage reasons;
-    for (const v1::ScreenReason& reason : input.reasons) *reasons.add_reasons() = reason;
-    RETURN_IF_ERROR(
-        Execute(conn,
-                "INSERT INTO held_messages (report_id, request_id, message_id, "
-                "group_id, sender_account_id, state, reasons_pb, held_at, deadline) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                {report_id, input.request_id, input.message_id, input.group_id,
-                 input.sender_account_id, static_cast<int>(v1::HELD_MESSAGE_STATE_PENDING),
-                 reasons.SerializeAsString(), input.held_at, deadline})
-            .status());
-    const RequestContext context{
-        Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"}, input.client_ip,
-        "/qunzu.moderation.v1.ModerationService/ScreenMessage"};
-    RETURN_IF_ERROR(AuditChange(
-        conn, context, "MESSAGE_HELD", input.request_id, input.held_at,
-        {{audit::v1::SUBJECT_KIND_REPORT, report_id},
-         {audit::v1::SUBJECT_KIND_GROUP, input.group_id},
-         {audit::v1::SUBJECT_KIND_ACCOUNT, input.sender_account_id}},
-        {{"message_id", input.message_id}, {"category", v1::ContentCategory_Name(category)}}));
-    ASSIGN_OR_RETURN(std::optional<v1::HeldMessage> held, FindHeld(conn, "report_id", report_id));
-    return *held;
-  });
+  // A held message is a report from the screen: counted with the others in
+  // qunzu_moderation_reports_received_total, once per message.
+  std::optional<v1::ContentCategory> created;
+  absl::StatusOr<v1::HeldMessage> held =
+      WithTransaction(pool_, [&](sql::Connection& conn) -> absl::StatusOr<v1::HeldMessage> {
+        created.reset();
+        ASSIGN_OR_RETURN(std::optional<v1::HeldMessage> existing,
+                         FindHeld(conn, "request_id", input.request_id));
+        if (existing) return *existing;
+        v1::ContentCategory category = v1::CONTENT_CATEGORY_OTHER;
+        for (const v1::ScreenReason& reason : input.reasons) {
+          if (reason.category() != v1::CONTENT_CATEGORY_UNSPECIFIED) {
+            category = reason.category();
+            break;
+          }
+        }
+        const absl::Time deadline = input.held_at + options_.DeadlineFor(category);
+        v1::Report fragment;
+        v1::EvidenceItem* evidence = fragment.mutable_held_message();
+        evidence->set_message_id(input.message_id);
+        evidence->set_group_id(input.group_id);
+        evidence->set_sender_account_id(input.sender_account_id);
+        evidence->set_text(input.text);
+        *evidence->mutable_sent_at() = ToProto(input.held_at);
+        for (const v1::ScreenReason& reason : input.reasons)
+          *fragment.add_screen_reasons() = reason;
+        RETURN_IF_ERROR(
+            Execute(conn,
+                    "INSERT INTO reports (source, target_kind, target_group_id, "
+                    "target_account_id, target_message_id, open_key, category, state, "
+                    "distinct_reporters, submissions, created_at, deadline, statement, "
+                    "held_pb) VALUES (?,?,?,?,?,NULL,?,?,0,0,?,?,'',?)",
+                    {static_cast<int>(v1::REPORT_SOURCE_SCREENING),
+                     static_cast<int>(v1::REPORT_TARGET_KIND_MESSAGE), input.group_id,
+                     input.sender_account_id, input.message_id, static_cast<int>(category),
+                     static_cast<int>(v1::REPORT_STATE_OPEN), input.held_at, deadline,
+                     fragment.SerializeAsString()})
+                .status());
+        ASSIGN_OR_RETURN(uint64_t report_id, LastInsertId(conn));
+        v1::HeldMessage reasons;
+        for (const v1::ScreenReason& reason : input.reasons) *reasons.add_reasons() = reason;
+        RETURN_IF_ERROR(
+            Execute(conn,
+                    "INSERT INTO held_messages (report_id, request_id, message_id, "
+                    "group_id, sender_account_id, state, reasons_pb, held_at, deadline) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    {report_id, input.request_id, input.message_id, input.group_id,
+                     input.sender_account_id, static_cast<int>(v1::HELD_MESSAGE_STATE_PENDING),
+                     reasons.SerializeAsString(), input.held_at, deadline})
+                .status());
+        const RequestContext context{
+            Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"}, input.client_ip,
+            "/qunzu.moderation.v1.ModerationService/ScreenMessage"};
+        RETURN_IF_ERROR(AuditChange(
+            conn, context, "MESSAGE_HELD", input.request_id, input.held_at,
+            {{audit::v1::SUBJECT_KIND_REPORT, report_id},
+             {audit::v1::SUBJECT_KIND_GROUP, input.group_id},
+             {audit::v1::SUBJECT_KIND_ACCOUNT, input.sender_account_id}},
+            {{"message_id", input.message_id}, {"category", v1::ContentCategory_Name(category)}}));
+        ASSIGN_OR_RETURN(std::optional<v1::HeldMessage> row,
+                         FindHeld(conn, "report_id", report_id));
+        created = category;
+        return *row;
+      });
+  if (held.ok() && created.has_value() && metrics_ != nullptr) metrics_->ReportReceived(*created);
+  return held;
 }
 
 absl::StatusOr<v1::GetHeldMessageResponse> ReportStore::GetHeld(

@@ -47,6 +47,15 @@ class CaseReportsTest : public CaseTest {
     r.set_statement_of_reasons("Checked the messages; no rule was broken.");
     return cases_->reports().Resolve(Moderator("ResolveReport", who), r);
   }
+  // qunzu_moderation_reports_received_total, all categories.
+  double ReportsReceived() {
+    double total = 0;
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != "qunzu_moderation_reports_received_total") continue;
+      for (const auto& metric : family.metric) total += metric.counter.value;
+    }
+    return total;
+  }
   int seq_ = 0;
 };
 
@@ -81,9 +90,11 @@ TEST_F(CaseReportsTest, ReportsOnOneTargetFoldCountDistinctReportersAndEscalate)
   // A retry with the same request_id returns the first result.
   v1::SubmitReportRequest retry = Report(a, group);
   retry.set_request_id(absl::StrCat("rep-", a, "-", group, "-1"));
+  const double received = ReportsReceived();
   auto replay = Submit(retry);
   ASSERT_TRUE(replay.ok()) << replay.status();
   EXPECT_EQ(replay->submission_id(), first->submission_id());
+  EXPECT_EQ(ReportsReceived(), received);  // a replay is not a second report
 }
 
 TEST_F(CaseReportsTest, MissingTargetAndRateLimit) {
@@ -239,8 +250,10 @@ TEST_F(CaseReportsTest, HeldMessagesAreReviewReportsReleasedOrRejected) {
   reason.set_category(v1::CONTENT_CATEGORY_VIOLENCE_TERROR);
   input.reasons.push_back(reason);
   input.held_at = clock_.Now();
+  const double received = ReportsReceived();
   auto held = cases_->reports().Hold(input);
   ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(ReportsReceived(), received + 1);
   EXPECT_EQ(held->state(), v1::HELD_MESSAGE_STATE_PENDING);
   EXPECT_EQ(FromProto(held->deadline()) - input.held_at, absl::Hours(2));
   auto again = cases_->reports().Hold(input);
@@ -250,6 +263,7 @@ TEST_F(CaseReportsTest, HeldMessagesAreReviewReportsReleasedOrRejected) {
   input.message_id = "msg-2";
   auto other = cases_->reports().Hold(input);
   ASSERT_TRUE(other.ok());
+  EXPECT_EQ(ReportsReceived(), received + 2);  // the repeated hold counted once
 
   v1::ListReportsRequest screening;
   screening.set_source(v1::REPORT_SOURCE_SCREENING);
