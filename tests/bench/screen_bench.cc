@@ -261,8 +261,8 @@ int RunScreenBench() {
   }
   moderation::GroupRateLimits limits;
   limits.per_minute.fill(100000000);
-  moderation::ModerationServiceImpl service(**pool, **redis, registry, SystemClock::Get(),
-                                            *std::move(cases), limits);
+  auto service = std::make_unique<moderation::ModerationServiceImpl>(
+      **pool, **redis, registry, SystemClock::Get(), *std::move(cases), limits);
   std::unique_ptr<grpc::Service> echo = MakeQunzuEcho();
 
   common::v1::AuthConfig config;
@@ -277,7 +277,7 @@ int RunScreenBench() {
   server_options.authorizer =
       std::make_shared<const Authorizer>(*Authorizer::Create(config, names));
   server_options.registry = &registry;
-  auto server = GrpcServer::Start(server_options, {echo.get(), &service}, names);
+  auto server = GrpcServer::Start(server_options, {echo.get(), service.get()}, names);
   if (!server.ok() || !WaitForRules((*server)->port(), terms.front())) {
     std::fprintf(stderr, "screen bench: the server or its rules did not come up\n");
     return 1;
@@ -314,6 +314,7 @@ int RunScreenBench() {
               kRate, s.p99_us, s.qps / kRate);
 
   (*server)->Shutdown(absl::Seconds(1));
+  service.reset();  // its refresh loops stop before their tables go
   if (auto lease = (*pool)->Acquire(absl::Seconds(5)); lease.ok()) {
     (void)Execute(**lease, "DROP DATABASE `" + schema + "`");
   }
