@@ -46,10 +46,12 @@ inline std::string GroupMutesKey(uint64_t group_id) {
   return absl::StrCat("{g:", group_id, "}:mutes");
 }
 
-// Hash written by moderation's hot path (HINCRBY per screened message) and
-// read by groups for the activity level (R7.1): field = hour since the Unix
-// epoch (unix seconds / 3600), value = messages counted in that hour. The
-// writer should EXPIRE the key a little beyond the activity window.
+// Hash written by moderation's hot path and read by groups for the activity
+// level (R7.1): field = hour since the Unix epoch (unix seconds / 3600),
+// value = messages allowed in that hour (the hot path counts every screened
+// message in its one pipeline and takes back the blocked and held ones off
+// the hot path). The writer EXPIREs the key a little beyond the activity
+// window.
 inline std::string GroupActivityKey(uint64_t group_id) {
   return absl::StrCat("{g:", group_id, "}:activity");
 }

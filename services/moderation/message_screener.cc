@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/idempotency.h"
 #include "common/log.h"
 #include "common/projection_keys.h"
@@ -85,6 +86,12 @@ absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Screen(
     return response.status();
   }
   records_.Record(keys.request_key, fingerprint, *response);
+  if (response->verdict() != v1::SCREEN_VERDICT_ALLOW) {
+    // Activity counts messages delivered; this one was counted in the
+    // pipeline before its verdict was known.
+    records_.Defer({"HINCRBY", projection::GroupActivityKey(request.group_id()),
+                    absl::StrCat(absl::ToUnixSeconds(now) / 3600), "-1"});
+  }
   if (deps_.metrics != nullptr)
     deps_.metrics->MessageVerdict(response->verdict(), FirstCode(*response));
   return response;

@@ -188,6 +188,13 @@ TEST_F(ModerationMessageScreenerTest, AllowBlockWithRuleAndSpanAndMetrics) {
   EXPECT_EQ(queue_.held.size(), 0u);
   EXPECT_EQ(VerdictCount("SCREEN_VERDICT_ALLOW", "NONE"), 1);
   EXPECT_EQ(VerdictCount("SCREEN_VERDICT_BLOCK", "SCREEN_REASON_CODE_CONTENT_RULE"), 1);
+  // Both count toward the rate limit; only the allowed one is activity.
+  screener_->FlushRecords();
+  EXPECT_EQ(SenderCount(), 2);
+  auto activity = redis_->Command({"HGET", projection::GroupActivityKey(group_),
+                                   absl::StrCat(absl::ToUnixSeconds(clock_.Now()) / 3600)});
+  ASSERT_TRUE(activity.ok());
+  EXPECT_EQ(activity->str(), "1");
 }
 
 TEST_F(ModerationMessageScreenerTest, HoldGoesToTheQueueOnceAndRetriesReplay) {
