@@ -3,13 +3,7 @@
 //
 // One writer orders the log: every append (and every checkpoint or purge
 // that changes the tree) locks the single audit_tree_head row with SELECT
-// ... FOR UPDATE, so replicas serialise on it and the tree cannot fork.
-// Appends are written speculatively: a group of batches is built against
-// the head the groups still in flight in this process will produce (or the
-// committed head), its rows are inserted in its own transaction before it
-// takes the head-row lock, and under the lock it checks that the head is
-// exactly the one it was built on, else it rolls back and is redone with the
-// lock taken first. Several groups insert at once; they commit in order. The
+// ... FOR UPDATE, so replicas serialise on it and the tree cannot fork. The
 // head row keeps the tree size and the frontier (the roots of the perfect
 // subtrees), so an append costs O(log n) hashing and never rereads the
 // log. audit_nodes keeps the hash of every complete subtree (leaves at
@@ -33,13 +27,8 @@
 
 #include <cstdint>
 #include <deque>
-#include <functional>
-#include <list>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -69,12 +58,6 @@ struct AuditLogOptions {
   absl::Duration checkpoint_interval = absl::Seconds(60);
   absl::Duration retention = absl::Hours(24 * 365);
   const Clock* clock = &SystemClock::Get();
-  // Tests only: called when a speculative group has been built (its base
-  // head, leaf indexes and rows fixed, nothing inserted yet), after every
-  // earlier group of this process has finished and before a later one is
-  // built. A test appends through another AuditLog (another replica) here
-  // to make the speculation fail deterministically.
-  std::function<void()> after_speculative_build;
 };
 
 // The schema (component "audit").
@@ -141,7 +124,6 @@ class AuditLog {
     prometheus::Gauge* checkpoint_age = nullptr;
     prometheus::Counter* purge_runs = nullptr;
     prometheus::Counter* checkpoints = nullptr;
-    prometheus::Counter* redone = nullptr;
   };
 
   AuditLog(MysqlPool& pool, std::shared_ptr<const Signer> signer, AuditLogOptions options);
@@ -155,48 +137,20 @@ class AuditLog {
     // The batch's request_id and the SHA-256 of its content (ours only).
     std::string request_id;
     std::string digest;
+    // Per event (not ours), prepared before the group is written: its
+    // canonical bytes without appended_at, and its audit_entries row's
+    // literal values from event_time up to the hex digits of those bytes.
+    std::vector<std::string> bodies;
+    std::vector<std::string> rows;
     // Taken into a group being written.
     bool taken = false;
     bool done = false;
     absl::StatusOr<v1::AppendResponse> result = absl::UnknownError("not written");
   };
   absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own,
-                                                  const std::string& request_id,
-                                                  const std::string& digest);
-  // A group's rows and the head it produces (audit_log_append.cc).
-  struct GroupWrite;
-  // What a group in flight (built, not yet committed or rolled back) added:
-  // later groups built on it deduplicate against it.
-  struct InFlight {
-    uint64_t epoch = 0;
-    uint64_t seq = 0;
-    std::map<std::pair<std::string, uint64_t>, uint64_t> keys;
-    std::map<std::pair<std::string, std::string>, std::string> requests;
-  };
+                                                  const std::string& request_id);
   // Writes the batches of group in one transaction and sets their results.
-  // Called with building_ set; clears it once the group is built.
   void WriteGroup(const std::vector<PendingAppend*>& group);
-  // The speculative write; false when it must be redone under the lock.
-  bool WriteSpeculatively(const std::vector<PendingAppend*>& group, GroupWrite& w,
-                          absl::Status& status);
-  // The write with the head-row lock taken first, inside an exclusive
-  // section (see Exclusive).
-  absl::Status WriteLocked(const std::vector<PendingAppend*>& group, GroupWrite& w);
-  // Dedupe read, leaf indexes, encoding, hashing and the INSERT statements
-  // of group on top of w.base.
-  absl::Status BuildGroup(sql::Connection& conn, const std::vector<PendingAppend*>& group,
-                          GroupWrite& w);
-  // Under the head-row lock (head, just read FOR UPDATE): checks the head
-  // is w.base, writes the checkpoints due and the new head. ABORTED
-  // (AUDIT_SPECULATION_STALE) when the head moved.
-  absl::Status FinishGroup(sql::Connection& conn, GroupWrite& w, Head head);
-  // Waits until no group is being built or in flight and keeps new ones
-  // from starting until End(); the head is reread afterwards. For writes
-  // that take the head-row lock first (redone groups, checkpoints, purges).
-  void BeginExclusive();
-  void EndExclusive();
-  // A speculation failed: every group built on it is stale.
-  void InvalidateChainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_);
   // The head row, locked FOR UPDATE when for_update (the writer lock).
   absl::StatusOr<Head> LoadHead(sql::Connection& conn, bool for_update);
   absl::Status WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time);
@@ -223,23 +177,16 @@ class AuditLog {
   std::shared_ptr<const Signer> signer_;
   const AuditLogOptions options_;
   Metrics metrics_;
+  // Serialises this process's transaction bodies (appends, checkpoints,
+  // purges) before they queue on the head row; an append's COMMIT runs
+  // outside it.
+  absl::Mutex append_mu_;
   // Batches waiting for the group commit; one of their callers writes.
   absl::Mutex queue_mu_;
   absl::CondVar queue_cv_;
   std::deque<PendingAppend*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  // A group is being built (its rows not yet fixed), or an exclusive
-  // section runs.
+  // A group's transaction is being built (its COMMIT not yet sent).
   bool building_ ABSL_GUARDED_BY(queue_mu_) = false;
-  // The head the groups in flight will produce once all commit; unset when
-  // it must be read from the database.
-  std::optional<Head> tip_ ABSL_GUARDED_BY(queue_mu_);
-  // Bumped when a speculation fails: groups of older epochs are stale.
-  uint64_t epoch_ ABSL_GUARDED_BY(queue_mu_) = 0;
-  // Groups in flight, in build order; seq numbers them, and the group with
-  // seq next_lock_seq_ is the next to ask for the head-row lock.
-  std::list<InFlight*> in_flight_ ABSL_GUARDED_BY(queue_mu_);
-  uint64_t next_seq_ ABSL_GUARDED_BY(queue_mu_) = 0;
-  uint64_t next_lock_seq_ ABSL_GUARDED_BY(queue_mu_) = 0;
   absl::Mutex partition_mu_;
   absl::Time covered_until_ ABSL_GUARDED_BY(partition_mu_) = absl::InfinitePast();
 };
