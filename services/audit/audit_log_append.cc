@@ -29,6 +29,7 @@ namespace qunzu::audit {
 using internal::Bytes;
 using internal::FromProto;
 using internal::MonthOf;
+using internal::TimeColumn;
 using internal::ToMicros;
 
 namespace {
@@ -239,23 +240,27 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     duplicates = 0;
     checkpoints = 0;
     responses.assign(group.size(), v1::AppendResponse());
-    ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
-    const absl::Time now = std::max(Now(), head.last_appended_at);
     refused.assign(group.size(), absl::OkStatus());
-    // One read, under the head row lock (which makes read-then-insert
-    // race-free across replicas), answers both questions: which request_ids
-    // were seen before (a request_id must carry the same batch again, else
-    // that batch alone is refused), and which events are already in the
-    // log by (service, source_id).
+    // One statement takes the head row lock (which makes read-then-insert
+    // race-free across replicas, and orders the tree) and then answers
+    // both questions: which request_ids were seen before (a request_id must
+    // carry the same batch again, else that batch alone is refused), and
+    // which events are already in the log by (service, source_id). The
+    // parts run in order, the head first (every writer locks it first, so
+    // no lock cycle); the others are locking reads, which see the latest
+    // committed rows whatever the transaction's snapshot.
+    std::optional<Head> locked;
     std::map<std::pair<std::string, std::string>, std::string> known;
     std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
     {
-      std::vector<std::string> parts;
+      std::vector<std::string> parts = {
+          "(SELECT 2, tree_size, frontier, last_appended_at, last_checkpoint_size, "
+          "last_checkpoint_at, oldest_leaf_index FROM audit_tree_head WHERE id = 1 FOR UPDATE)"};
       std::string requests;
       for (const PendingAppend* p : group) {
         if (p->own || p->request_id.empty()) continue;
-        requests += requests.empty() ? "SELECT 0, service, request_id, digest FROM "
-                                       "audit_append_requests WHERE "
+        requests += requests.empty() ? "(SELECT 0, service, request_id, digest, NULL, NULL, NULL "
+                                       "FROM audit_append_requests WHERE "
                                      : " OR ";
         requests += "(service = ";
         AppendText(requests, p->events->front().service());
@@ -263,7 +268,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
         AppendText(requests, p->request_id);
         requests += ")";
       }
-      if (!requests.empty()) parts.push_back(std::move(requests));
+      if (!requests.empty()) parts.push_back(requests + " LOCK IN SHARE MODE)");
       std::map<std::string, std::set<uint64_t>> wanted;
       for (const PendingAppend* p : group) {
         if (p->own) continue;
@@ -278,10 +283,10 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
         std::string part;
         for (uint64_t id : ids) {
           if (n % 500 == 0) {
-            if (!part.empty()) parts.push_back(part + ")");
+            if (!part.empty()) parts.push_back(part + ") LOCK IN SHARE MODE)");
             part =
-                "SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY) FROM "
-                "audit_entries FORCE INDEX (by_source) WHERE service = ";
+                "(SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY), NULL, "
+                "NULL, NULL FROM audit_entries FORCE INDEX (by_source) WHERE service = ";
             AppendText(part, service);
             part += " AND source_id IN (";
           } else {
@@ -290,28 +295,49 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
           absl::StrAppend(&part, id);
           ++n;
         }
-        if (!part.empty()) parts.push_back(part + ")");
+        if (!part.empty()) parts.push_back(part + ") LOCK IN SHARE MODE)");
       }
-      if (!parts.empty()) {
-        RETURN_IF_ERROR(qunzu::Query(
-            conn, absl::StrJoin(parts, " UNION ALL "), {},
-            [&](const sql::ResultSet& row) -> absl::Status {
-              if (row.getInt(1) == 0) {
-                known[{Bytes(row, 2), Bytes(row, 3)}] = Bytes(row, 4);
-                return absl::OkStatus();
-              }
-              uint64_t source_id = 0;
-              uint64_t leaf_index = 0;
-              if (!absl::SimpleAtoi(Bytes(row, 3), &source_id) ||
-                  !absl::SimpleAtoi(Bytes(row, 4), &leaf_index)) {
+      RETURN_IF_ERROR(qunzu::Query(
+          conn, absl::StrJoin(parts, " UNION ALL "), {},
+          [&](const sql::ResultSet& row) -> absl::Status {
+            const int64_t tag = row.getInt(1);
+            if (tag == 2) {
+              // The head row; its columns share types with the others', so
+              // numbers arrive as text.
+              Head h;
+              if (!absl::SimpleAtoi(Bytes(row, 2), &h.tree_size) ||
+                  !absl::SimpleAtoi(Bytes(row, 5), &h.last_checkpoint_size) ||
+                  !absl::SimpleAtoi(Bytes(row, 7), &h.oldest_leaf_index)) {
                 return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
-                                 "audit_entries returned a non-numeric source_id or leaf_index");
+                                 "audit_tree_head returned a non-numeric size or index");
               }
-              existing[{Bytes(row, 2), source_id}] = leaf_index;
+              ASSIGN_OR_RETURN(h.frontier, Frontier::Parse(h.tree_size, Bytes(row, 3)));
+              ASSIGN_OR_RETURN(h.last_appended_at, TimeColumn(row, 4));
+              ASSIGN_OR_RETURN(h.last_checkpoint_at, TimeColumn(row, 6));
+              locked = std::move(h);
               return absl::OkStatus();
-            }));
-      }
+            }
+            if (tag == 0) {
+              known[{Bytes(row, 2), Bytes(row, 3)}] = Bytes(row, 4);
+              return absl::OkStatus();
+            }
+            uint64_t source_id = 0;
+            uint64_t leaf_index = 0;
+            if (!absl::SimpleAtoi(Bytes(row, 3), &source_id) ||
+                !absl::SimpleAtoi(Bytes(row, 4), &leaf_index)) {
+              return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
+                               "audit_entries returned a non-numeric source_id or leaf_index");
+            }
+            existing[{Bytes(row, 2), source_id}] = leaf_index;
+            return absl::OkStatus();
+          }));
     }
+    if (!locked) {
+      return MakeError(absl::StatusCode::kInternal, "TREE_HEAD_MISSING",
+                       "audit_tree_head has no row; the schema is damaged");
+    }
+    Head head = *std::move(locked);
+    const absl::Time now = std::max(Now(), head.last_appended_at);
     LiteralInsert request_rows(
         "INSERT INTO audit_append_requests (service, request_id, digest, created_at) VALUES ");
     for (size_t g = 0; g < group.size(); ++g) {
