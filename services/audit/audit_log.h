@@ -187,6 +187,14 @@ class AuditLog {
   std::deque<PendingAppend*> queue_ ABSL_GUARDED_BY(queue_mu_);
   // A group's transaction is being built (its COMMIT not yet sent).
   bool building_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // Connections of the append path, kept with autocommit off so that a
+  // group's transaction starts with its first statement; as many as groups
+  // overlap (one being written, one or two committing). A broken one is
+  // dropped, not returned.
+  absl::StatusOr<std::unique_ptr<sql::Connection>> TakeAppendConnection();
+  void ReturnAppendConnection(std::unique_ptr<sql::Connection> conn);
+  absl::Mutex conns_mu_;
+  std::vector<std::unique_ptr<sql::Connection>> idle_conns_ ABSL_GUARDED_BY(conns_mu_);
   absl::Mutex partition_mu_;
   absl::Time covered_until_ ABSL_GUARDED_BY(partition_mu_) = absl::InfinitePast();
 };

@@ -235,7 +235,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
   uint64_t final_size = 0;
   std::vector<v1::AppendResponse> responses;
   std::vector<absl::Status> refused;
-  auto body = [&](sql::Connection& conn) -> absl::Status {
+  auto body = [&](sql::Connection& conn, bool& failed_at_begin) -> absl::Status {
     appended = 0;
     duplicates = 0;
     checkpoints = 0;
@@ -297,6 +297,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
         }
         if (!part.empty()) parts.push_back(part + ") LOCK IN SHARE MODE)");
       }
+      failed_at_begin = true;
       RETURN_IF_ERROR(qunzu::Query(
           conn, absl::StrJoin(parts, " UNION ALL "), {},
           [&](const sql::ResultSet& row) -> absl::Status {
@@ -332,6 +333,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
             return absl::OkStatus();
           }));
     }
+    failed_at_begin = false;
     if (!locked) {
       return MakeError(absl::StatusCode::kInternal, "TREE_HEAD_MISSING",
                        "audit_tree_head has no row; the schema is damaged");
@@ -449,44 +451,42 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     return absl::OkStatus();
   };
   // WithTransaction's loop, but the next group may start building once
-  // this one's body is done and only its COMMIT is outstanding.
+  // this one's body is done and only its COMMIT is outstanding, and on a
+  // connection of the append path's own (autocommit off: the transaction
+  // starts with the body's first statement, no START TRANSACTION).
   absl::Status status;
   constexpr int kAttempts = 4;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-    absl::StatusOr<MysqlPool::Lease> lease = pool_.Acquire(absl::Seconds(5));
-    if (!lease.ok()) {
-      status = lease.status();
+    absl::StatusOr<std::unique_ptr<sql::Connection>> taken = TakeAppendConnection();
+    if (!taken.ok()) {
+      status = taken.status();
       break;
     }
-    sql::Connection& conn = **lease;
+    std::unique_ptr<sql::Connection> conn = *std::move(taken);
+    bool broken = false;
+    // Nothing was read or written yet when the first statement failed.
     bool failed_at_begin = false;
     {
       absl::MutexLock lock(&append_mu_);
-      status = Execute(conn, "START TRANSACTION").status();
-      if (!status.ok()) {
-        failed_at_begin = true;
-      } else {
-        status = body(conn);
-        if (!status.ok() && !conn.isClosed() && !Execute(conn, "ROLLBACK").ok()) {
-          lease->MarkBroken();
-        }
-      }
+      status = body(*conn, failed_at_begin);
+      if (!status.ok() && !conn->isClosed() && !Execute(*conn, "ROLLBACK").ok()) broken = true;
     }
     if (status.ok()) {
       release();
-      status = Execute(conn, "COMMIT").status();
+      status = Execute(*conn, "COMMIT").status();
       if (!status.ok()) {
-        if (conn.isClosed()) {
+        if (conn->isClosed()) {
           status = MakeError(absl::StatusCode::kUnavailable, kMysqlUnavailable,
                              absl::StrCat("COMMIT failed on a broken connection; its outcome is "
                                           "unknown: ",
                                           status.message()));
-        } else if (!Execute(conn, "ROLLBACK").ok()) {
-          lease->MarkBroken();
+        } else if (!Execute(*conn, "ROLLBACK").ok()) {
+          broken = true;
         }
       }
-      break;
     }
+    if (!broken && !conn->isClosed()) ReturnAppendConnection(std::move(conn));
+    if (status.ok()) break;
     const std::string reason = ErrorReason(status);
     if (reason == kMysqlConflict) {
       absl::SleepFor(absl::Milliseconds(attempt * 5));
@@ -510,6 +510,25 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
   metrics_.checkpoints->Increment(static_cast<double>(checkpoints));
   metrics_.tree_size->Set(static_cast<double>(final_size));
   if (checkpoints > 0) metrics_.checkpoint_age->Set(0);
+}
+
+absl::StatusOr<std::unique_ptr<sql::Connection>> AuditLog::TakeAppendConnection() {
+  {
+    absl::MutexLock lock(&conns_mu_);
+    if (!idle_conns_.empty()) {
+      std::unique_ptr<sql::Connection> conn = std::move(idle_conns_.back());
+      idle_conns_.pop_back();
+      return conn;
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<sql::Connection> conn, pool_.OpenDedicated());
+  RETURN_IF_ERROR(Execute(*conn, "SET autocommit = 0").status());
+  return conn;
+}
+
+void AuditLog::ReturnAppendConnection(std::unique_ptr<sql::Connection> conn) {
+  absl::MutexLock lock(&conns_mu_);
+  idle_conns_.push_back(std::move(conn));
 }
 
 absl::Status AuditLog::MaybeCheckpoint() {
