@@ -493,6 +493,10 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
       continue;
     }
     if (!(failed_at_begin && reason == kMysqlUnavailable)) break;
+    // The server went away (restart, failover, idle timeout): the other
+    // idle connections are most likely gone too.
+    absl::MutexLock lock(&conns_mu_);
+    idle_conns_.clear();
   }
   release();
   for (size_t g = 0; g < group.size(); ++g) {
