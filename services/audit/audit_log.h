@@ -137,14 +137,18 @@ class AuditLog {
     // The batch's request_id and the SHA-256 of its content (ours only).
     std::string request_id;
     std::string digest;
+    // Per event (not ours), prepared before the group is written: its
+    // canonical bytes without appended_at, and its audit_entries row's
+    // literal values from event_time up to the hex digits of those bytes.
+    std::vector<std::string> bodies;
+    std::vector<std::string> rows;
     // Taken into a group being written.
     bool taken = false;
     bool done = false;
     absl::StatusOr<v1::AppendResponse> result = absl::UnknownError("not written");
   };
   absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own,
-                                                  const std::string& request_id,
-                                                  const std::string& digest);
+                                                  const std::string& request_id);
   // Writes the batches of group in one transaction and sets their results.
   void WriteGroup(const std::vector<PendingAppend*>& group);
   // The head row, locked FOR UPDATE when for_update (the writer lock).
@@ -183,6 +187,14 @@ class AuditLog {
   std::deque<PendingAppend*> queue_ ABSL_GUARDED_BY(queue_mu_);
   // A group's transaction is being built (its COMMIT not yet sent).
   bool building_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // Connections of the append path, kept with autocommit off so that a
+  // group's transaction starts with its first statement; as many as groups
+  // overlap (one being written, one or two committing). A broken one is
+  // dropped, not returned.
+  absl::StatusOr<std::unique_ptr<sql::Connection>> TakeAppendConnection();
+  void ReturnAppendConnection(std::unique_ptr<sql::Connection> conn);
+  absl::Mutex conns_mu_;
+  std::vector<std::unique_ptr<sql::Connection>> idle_conns_ ABSL_GUARDED_BY(conns_mu_);
   absl::Mutex partition_mu_;
   absl::Time covered_until_ ABSL_GUARDED_BY(partition_mu_) = absl::InfinitePast();
 };

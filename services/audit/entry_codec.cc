@@ -116,7 +116,7 @@ bool IsValidUtf8(absl::string_view text) {
   return true;
 }
 
-std::string EncodeEntry(const v1::AuditEvent& event, absl::Time appended_at) {
+std::string EncodeEntryBody(const v1::AuditEvent& event) {
   std::string out;
   out.reserve(256);
   out.push_back(static_cast<char>(kEntryFormatVersion));
@@ -145,6 +145,11 @@ std::string EncodeEntry(const v1::AuditEvent& event, absl::Time appended_at) {
     PutString(&out, key);
     PutString(&out, value);
   }
+  return out;
+}
+
+std::string EncodeAppendedAt(absl::Time appended_at) {
+  std::string out;
   const int64_t micros = absl::ToUnixMicros(appended_at);
   int64_t seconds = micros / 1000000;
   int64_t rem = micros % 1000000;
@@ -154,6 +159,10 @@ std::string EncodeEntry(const v1::AuditEvent& event, absl::Time appended_at) {
   }
   PutTime(&out, seconds, static_cast<int32_t>(rem * 1000));
   return out;
+}
+
+std::string EncodeEntry(const v1::AuditEvent& event, absl::Time appended_at) {
+  return EncodeEntryBody(event) + EncodeAppendedAt(appended_at);
 }
 
 absl::StatusOr<DecodedEntry> DecodeEntry(absl::string_view bytes) {

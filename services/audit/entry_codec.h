@@ -56,6 +56,10 @@ inline constexpr uint8_t kEntryFormatVersion = 1;
 
 // Encodes event and appended_at canonically (details sorted by key).
 std::string EncodeEntry(const v1::AuditEvent& event, absl::Time appended_at);
+// The same in two parts: EncodeEntry(e, t) == EncodeEntryBody(e) +
+// EncodeAppendedAt(t), so the body can be encoded before the time is known.
+std::string EncodeEntryBody(const v1::AuditEvent& event);
+std::string EncodeAppendedAt(absl::Time appended_at);
 
 // The inverse; INVALID_ARGUMENT (ENTRY_ENCODING_INVALID) on any deviation.
 struct DecodedEntry {

@@ -6,9 +6,11 @@
 // from the boundary checkpoint.
 #include "services/audit/audit_log.h"
 
+#include <cppconn/resultset.h>
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "absl/time/civil_time.h"
@@ -207,6 +209,49 @@ TEST_F(AuditLogTest, BadBatchesAreRefusedWhole) {
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->entries_size(), 0);
   EXPECT_EQ(q->tree_size(), 0u);
+}
+
+TEST_F(AuditLogTest, AnAppendConnectionKilledBetweenGroupsIsReplaced) {
+  // The append path writes on connections of its own, kept between
+  // groups. The server drops them (as after a restart or an idle timeout):
+  // the next append fails on its first statement, before anything is read
+  // or written, and is retried on a new connection.
+  // The connections open on the test's schema.
+  auto sleeping = [&] {
+    std::set<uint64_t> ids;
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    EXPECT_TRUE(lease.ok());
+    if (!lease.ok()) return ids;
+    EXPECT_TRUE(Query(**lease, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?",
+                      {schema_},
+                      [&](const sql::ResultSet& row) {
+                        ids.insert(row.getUInt64(1));
+                        return absl::OkStatus();
+                      })
+                    .ok());
+    return ids;
+  };
+  const std::set<uint64_t> before = sleeping();
+  AppendRange("groups", 1, 3);
+  int killed = 0;
+  for (uint64_t id : sleeping()) {
+    if (before.count(id) > 0) continue;
+    EXPECT_TRUE(Sql(absl::StrCat("KILL CONNECTION ", id)).ok());
+    ++killed;
+  }
+  EXPECT_GE(killed, 1);
+  v1::AppendResponse next = AppendRange("groups", 4, 3);
+  ASSERT_EQ(next.results_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(next.results(i).leaf_index(), static_cast<uint64_t>(3 + i));
+    EXPECT_FALSE(next.results(i).duplicate());
+  }
+  EXPECT_EQ(next.tree_size(), 6u);
+  // The retry of the first batch still finds it.
+  v1::AppendResponse again = AppendRange("groups", 1, 3);
+  EXPECT_TRUE(again.results(0).duplicate());
+  EXPECT_EQ(again.tree_size(), 6u);
+  EXPECT_TRUE(Verify(0, 6).ok());
 }
 
 TEST_F(AuditLogTest, CheckpointsAreSignedAndProofsVerify) {
