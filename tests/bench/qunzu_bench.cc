@@ -51,6 +51,7 @@ int RunRpcBench() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &bare_port);
   builder.RegisterService(&bare);
+  ConfigureServerThreads(builder);
   std::unique_ptr<grpc::Server> bare_server = builder.BuildAndStart();
 
   common::v1::AuthConfig config;
