@@ -1,6 +1,6 @@
 // The text normaliser of the content screen (DESIGN §2, R10.1): folds the
 // ways a term can be disguised into one form, so that one literal per term
-// catches them all, and keeps a map from every normalised byte back to the
+// catches them all, and can map every normalised character back to the
 // original text so that matches report spans in what the user wrote.
 //
 // Per code point, in this order: number and letter styles ICU does not fold
