@@ -36,7 +36,8 @@ run: build
 	  deploy/local/run-suite.sh $(BUILD_DIR)
 
 bench: build
-	deploy/local/with-servers.sh bench $(TEST_MYSQL_PORT) $(TEST_REDIS_PORT) -- \
+	QUNZU_INNODB_LOG_FILE_SIZE=512M \
+	  deploy/local/with-servers.sh bench $(TEST_MYSQL_PORT) $(TEST_REDIS_PORT) -- \
 	  $(BUILD_DIR)/tests/bench/qunzu_bench
 
 lint: build
