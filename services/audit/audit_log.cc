@@ -316,6 +316,13 @@ absl::Status AuditLog::Init(prometheus::Registry* registry) {
                                 .Help("Checkpoints signed.")
                                 .Register(r)
                                 .Add({});
+    metrics_.redone = &prometheus::BuildCounter()
+                           .Name("qunzu_audit_append_groups_redone_total")
+                           .Help(
+                               "Append groups whose speculative write was stale (the tree "
+                               "head moved) or failed, and was redone under the head lock.")
+                           .Register(r)
+                           .Add({});
   }
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(absl::Seconds(5)));
   RETURN_IF_ERROR(Execute(*lease,

@@ -3,7 +3,13 @@
 //
 // One writer orders the log: every append (and every checkpoint or purge
 // that changes the tree) locks the single audit_tree_head row with SELECT
-// ... FOR UPDATE, so replicas serialise on it and the tree cannot fork. The
+// ... FOR UPDATE, so replicas serialise on it and the tree cannot fork.
+// Appends are written speculatively: a group of batches is built against
+// the head the group still in flight in this process will produce (or the
+// committed head), its rows are inserted in its own transaction before it
+// takes the head-row lock, and under the lock it checks that the head is
+// exactly the one it was built on, else it rolls back and is redone with the
+// lock taken first. Two groups insert at once; they commit in order. The
 // head row keeps the tree size and the frontier (the roots of the perfect
 // subtrees), so an append costs O(log n) hashing and never rereads the
 // log. audit_nodes keeps the hash of every complete subtree (leaves at
@@ -27,8 +33,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <list>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -58,6 +69,12 @@ struct AuditLogOptions {
   absl::Duration checkpoint_interval = absl::Seconds(60);
   absl::Duration retention = absl::Hours(24 * 365);
   const Clock* clock = &SystemClock::Get();
+  // Tests only: called when a speculative group has been built (its base
+  // head, leaf indexes and rows fixed, nothing inserted yet), after every
+  // earlier group of this process has finished and before a later one is
+  // built. A test appends through another AuditLog (another replica) here
+  // to make the speculation fail deterministically.
+  std::function<void()> after_speculative_build;
 };
 
 // The schema (component "audit").
@@ -124,6 +141,7 @@ class AuditLog {
     prometheus::Gauge* checkpoint_age = nullptr;
     prometheus::Counter* purge_runs = nullptr;
     prometheus::Counter* checkpoints = nullptr;
+    prometheus::Counter* redone = nullptr;
   };
 
   AuditLog(MysqlPool& pool, std::shared_ptr<const Signer> signer, AuditLogOptions options);
@@ -149,8 +167,44 @@ class AuditLog {
   };
   absl::StatusOr<v1::AppendResponse> AppendEvents(std::vector<v1::AuditEvent> events, bool own,
                                                   const std::string& request_id);
+  // A group's rows and the head it produces (audit_log_append.cc).
+  struct GroupWrite;
+  // What a group in flight (built, not yet committed or rolled back) added:
+  // later groups built on it deduplicate against it.
+  struct InFlight {
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+    std::map<std::pair<std::string, uint64_t>, uint64_t> keys;
+    std::map<std::pair<std::string, std::string>, std::string> requests;
+  };
   // Writes the batches of group in one transaction and sets their results.
+  // Called with building_ set; clears it once the group is built.
   void WriteGroup(const std::vector<PendingAppend*>& group);
+  // The speculative write; false when it must be redone under the lock.
+  bool WriteSpeculatively(const std::vector<PendingAppend*>& group, GroupWrite& w,
+                          absl::Status& status);
+  // The write with the head-row lock taken first, inside an exclusive
+  // section (see BeginExclusive).
+  absl::Status WriteLocked(const std::vector<PendingAppend*>& group, GroupWrite& w);
+  // Dedupe read, leaf indexes, encoding, hashing and the INSERT statements
+  // of group. With lock_head the same statement first locks the head row
+  // FOR UPDATE and w.base is the head it read (and the dedupe parts are
+  // locking reads); else w.base is set by the caller and the read is a
+  // consistent one.
+  absl::Status BuildGroup(sql::Connection& conn, const std::vector<PendingAppend*>& group,
+                          bool lock_head, GroupWrite& w);
+  // Under the head-row lock (head, just read FOR UPDATE): checks the head
+  // is w.base, writes the checkpoints due and the new head. ABORTED
+  // (AUDIT_SPECULATION_STALE) when the head moved.
+  absl::Status FinishGroup(sql::Connection& conn, GroupWrite& w, Head head);
+  // Waits until no group is being built or in flight and keeps new ones
+  // from starting until EndExclusive(); the head is reread afterwards. For
+  // writes that take the head-row lock first (redone groups, checkpoints,
+  // purges).
+  void BeginExclusive();
+  void EndExclusive();
+  // A speculation failed: every group built on it is stale.
+  void InvalidateChainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_);
   // The head row, locked FOR UPDATE when for_update (the writer lock).
   absl::StatusOr<Head> LoadHead(sql::Connection& conn, bool for_update);
   absl::Status WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time);
@@ -177,16 +231,23 @@ class AuditLog {
   std::shared_ptr<const Signer> signer_;
   const AuditLogOptions options_;
   Metrics metrics_;
-  // Serialises this process's transaction bodies (appends, checkpoints,
-  // purges) before they queue on the head row; an append's COMMIT runs
-  // outside it.
-  absl::Mutex append_mu_;
   // Batches waiting for the group commit; one of their callers writes.
   absl::Mutex queue_mu_;
   absl::CondVar queue_cv_;
   std::deque<PendingAppend*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  // A group's transaction is being built (its COMMIT not yet sent).
+  // A group is being built (its rows not yet fixed), or an exclusive
+  // section runs.
   bool building_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // The head the groups in flight will produce once all commit; unset when
+  // it must be read from the database.
+  std::optional<Head> tip_ ABSL_GUARDED_BY(queue_mu_);
+  // Bumped when a speculation fails: groups of older epochs are stale.
+  uint64_t epoch_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  // Groups in flight, in build order; seq numbers them, and the group with
+  // seq next_lock_seq_ is the next to ask for the head-row lock.
+  std::list<InFlight*> in_flight_ ABSL_GUARDED_BY(queue_mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  uint64_t next_lock_seq_ ABSL_GUARDED_BY(queue_mu_) = 0;
   // Connections of the append path, kept with autocommit off so that a
   // group's transaction starts with its first statement; as many as groups
   // overlap (one being written, one or two committing). A broken one is

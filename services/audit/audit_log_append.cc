@@ -1,5 +1,7 @@
-// AuditLog's append path: batches queued for a group commit, written as
-// literal multi-row INSERTs in one transaction, and periodic checkpoints.
+// AuditLog's append path: batches queued for a group commit, each group
+// written as literal multi-row INSERTs in one transaction, speculatively
+// (inserted before the tree-head lock, checked under it, redone with the
+// lock taken first when the head moved), and periodic checkpoints.
 
 #include <cppconn/resultset.h>
 
@@ -37,6 +39,10 @@ namespace {
 constexpr char kOwnService[] = "audit";
 // The most entries one group commit writes.
 constexpr size_t kMaxGroupEntries = 5000;
+// The most groups written at once: one inserting its rows while the one
+// before it holds the head-row lock and commits. More did not help at
+// batches of 1 and 100 (each group pays a COMMIT and its round trips).
+constexpr size_t kMaxInFlight = 2;
 
 // Literal SQL values for the append path's multi-row INSERTs. A statement
 // without parameters runs over the text protocol in one round trip (a
@@ -117,17 +123,15 @@ class LiteralInsert {
     return current_;
   }
   size_t rows() const { return rows_; }
-  absl::Status Run(sql::Connection& conn) {
+  // Moves the finished statements to the end of out.
+  void TakeStatements(std::vector<std::string>& out) {
     if (!current_.empty()) {
       current_ += ")";
       statements_.push_back(std::move(current_));
       current_.clear();
     }
-    for (const std::string& statement : statements_) {
-      RETURN_IF_ERROR(Execute(conn, statement).status());
-    }
+    for (std::string& statement : statements_) out.push_back(std::move(statement));
     statements_.clear();
-    return absl::OkStatus();
   }
 
  private:
@@ -138,6 +142,27 @@ class LiteralInsert {
 };
 
 }  // namespace
+
+struct AuditLog::GroupWrite {
+  // The head the group is built on, and the head once its leaves are in.
+  Head base;
+  Head produced;
+  absl::Time now;
+  std::vector<v1::AppendResponse> responses;
+  // A batch refused alone (its request_id reused for other content).
+  std::vector<absl::Status> refused;
+  uint64_t appended = 0;
+  uint64_t duplicates = 0;
+  uint64_t checkpoints = 0;
+  // request_id -> batch digest, and (service, source_id) -> leaf index, of
+  // what is in the log (or in a group in flight this one is built on).
+  std::map<std::pair<std::string, std::string>, std::string> known;
+  std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
+  // The group's INSERTs, in order.
+  std::vector<std::string> statements;
+  // What this group adds, for the groups built on it.
+  InFlight added;
+};
 
 absl::StatusOr<v1::AppendResponse> AuditLog::Append(const Caller& caller,
                                                     const v1::AppendRequest& request) {
@@ -157,10 +182,10 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
   RETURN_IF_ERROR(EnsurePartitionFor(Now()));
   PendingAppend pending;
   // What does not depend on the leaf index or the commit time is prepared
-  // here, in the caller's thread, not under the tree-head lock: each
-  // entry's canonical bytes but the trailing appended_at, and its row's
-  // literal values from event_time to the hex digits of those bytes. (Our
-  // own entries take their source_id from their leaf index.)
+  // here, in the caller's thread, not while a group is built: each entry's
+  // canonical bytes but the trailing appended_at, and its row's literal
+  // values from event_time to the hex digits of those bytes. (Our own
+  // entries take their source_id from their leaf index.)
   if (!own) {
     pending.bodies.reserve(events.size());
     pending.rows.reserve(events.size());
@@ -179,11 +204,11 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
     }
     pending.digest = HashToBytes(Sha256(content));
   }
-  // Group commit: batches that arrive while one transaction is being built
-  // are written together in the next, in arrival order. The next group's
-  // transaction starts as soon as the previous one has sent its COMMIT: its
-  // SELECT ... FOR UPDATE of the head row waits on the server until that
-  // commit releases the row, and the two commits' log flushes overlap.
+  // Group commit: batches that arrive while a group is being built are
+  // written together in the next, in arrival order. A group is built by
+  // one of its callers; once its rows are fixed (and before they are
+  // inserted) the next group may be built on the head it will produce, so
+  // two groups insert at once and then commit one after the other.
   pending.events = &events;
   pending.own = own;
   pending.request_id = request_id;
@@ -191,7 +216,7 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
     absl::MutexLock lock(&queue_mu_);
     queue_.push_back(&pending);
     while (!pending.done) {
-      if (building_ || pending.taken) {
+      if (building_ || pending.taken || in_flight_.size() >= kMaxInFlight) {
         queue_cv_.Wait(&queue_mu_);
         continue;
       }
@@ -219,85 +244,74 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
   return std::move(pending.result);
 }
 
-void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
-  // Lets the next group start building (see AppendEvents); once.
-  bool released = false;
-  auto release = [&] {
-    if (released) return;
-    released = true;
-    absl::MutexLock lock(&queue_mu_);
-    building_ = false;
-    queue_cv_.SignalAll();
-  };
-  uint64_t appended = 0;
-  uint64_t duplicates = 0;
-  uint64_t checkpoints = 0;
-  uint64_t final_size = 0;
-  std::vector<v1::AppendResponse> responses;
-  std::vector<absl::Status> refused;
-  auto body = [&](sql::Connection& conn, bool& failed_at_begin) -> absl::Status {
-    appended = 0;
-    duplicates = 0;
-    checkpoints = 0;
-    responses.assign(group.size(), v1::AppendResponse());
-    refused.assign(group.size(), absl::OkStatus());
-    // One statement takes the head row lock (which makes read-then-insert
-    // race-free across replicas, and orders the tree) and then answers
-    // both questions: which request_ids were seen before (a request_id must
-    // carry the same batch again, else that batch alone is refused), and
-    // which events are already in the log by (service, source_id). The
-    // parts run in order, the head first (every writer locks it first, so
-    // no lock cycle); the others are locking reads, which see the latest
-    // committed rows whatever the transaction's snapshot.
-    std::optional<Head> locked;
-    std::map<std::pair<std::string, std::string>, std::string> known;
-    std::map<std::pair<std::string, uint64_t>, uint64_t> existing;
-    {
-      std::vector<std::string> parts = {
+absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<PendingAppend*>& group,
+                                  bool lock_head, GroupWrite& w) {
+  w.appended = 0;
+  w.duplicates = 0;
+  w.responses.assign(group.size(), v1::AppendResponse());
+  w.refused.assign(group.size(), absl::OkStatus());
+  w.statements.clear();
+  // One statement answers both questions: which request_ids were seen
+  // before (a request_id must carry the same batch again, else that batch
+  // alone is refused), and which events are already in the log by
+  // (service, source_id). With lock_head it first takes the head row lock
+  // (every writer locks it first, so no lock cycle) and the other parts
+  // are locking reads, which see the latest committed rows. Without, it is
+  // a consistent read of what was committed when the transaction's
+  // snapshot was taken; what groups still in flight add is in w.known and
+  // w.existing already, and FinishGroup checks under the head row lock
+  // that nothing else was appended since.
+  {
+    const char* const lock = lock_head ? " LOCK IN SHARE MODE)" : ")";
+    std::vector<std::string> parts;
+    if (lock_head) {
+      parts.emplace_back(
           "(SELECT 2, tree_size, frontier, last_appended_at, last_checkpoint_size, "
-          "last_checkpoint_at, oldest_leaf_index FROM audit_tree_head WHERE id = 1 FOR UPDATE)"};
-      std::string requests;
-      for (const PendingAppend* p : group) {
-        if (p->own || p->request_id.empty()) continue;
-        requests += requests.empty() ? "(SELECT 0, service, request_id, digest, NULL, NULL, NULL "
-                                       "FROM audit_append_requests WHERE "
-                                     : " OR ";
-        requests += "(service = ";
-        AppendText(requests, p->events->front().service());
-        requests += " AND request_id = ";
-        AppendText(requests, p->request_id);
-        requests += ")";
-      }
-      if (!requests.empty()) parts.push_back(requests + " LOCK IN SHARE MODE)");
-      std::map<std::string, std::set<uint64_t>> wanted;
-      for (const PendingAppend* p : group) {
-        if (p->own) continue;
-        for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
-      }
-      for (const auto& [service, ids] : wanted) {
-        // At most 500 values per IN list, read through by_source: from
-        // 1,000 values on MariaDB turns the list into a derived table to
-        // join, which took 30-80 ms per group on a log of ~300k entries
-        // (2 ms as plain index ranges).
-        size_t n = 0;
-        std::string part;
-        for (uint64_t id : ids) {
-          if (n % 500 == 0) {
-            if (!part.empty()) parts.push_back(part + ") LOCK IN SHARE MODE)");
-            part =
-                "(SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY), NULL, "
-                "NULL, NULL FROM audit_entries FORCE INDEX (by_source) WHERE service = ";
-            AppendText(part, service);
-            part += " AND source_id IN (";
-          } else {
-            part += ",";
-          }
-          absl::StrAppend(&part, id);
-          ++n;
+          "last_checkpoint_at, oldest_leaf_index FROM audit_tree_head WHERE id = 1 FOR UPDATE)");
+    }
+    std::string requests;
+    for (const PendingAppend* p : group) {
+      if (p->own || p->request_id.empty()) continue;
+      requests += requests.empty() ? "(SELECT 0, service, request_id, digest, NULL, NULL, NULL "
+                                     "FROM audit_append_requests WHERE "
+                                   : " OR ";
+      requests += "(service = ";
+      AppendText(requests, p->events->front().service());
+      requests += " AND request_id = ";
+      AppendText(requests, p->request_id);
+      requests += ")";
+    }
+    if (!requests.empty()) parts.push_back(requests + lock);
+    std::map<std::string, std::set<uint64_t>> wanted;
+    for (const PendingAppend* p : group) {
+      if (p->own) continue;
+      for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
+    }
+    for (const auto& [service, ids] : wanted) {
+      // At most 500 values per IN list, read through by_source: from
+      // 1,000 values on MariaDB turns the list into a derived table to
+      // join, which took 30-80 ms per group on a log of ~300k entries
+      // (2 ms as plain index ranges).
+      size_t n = 0;
+      std::string part;
+      for (uint64_t id : ids) {
+        if (n % 500 == 0) {
+          if (!part.empty()) parts.push_back(part + ")" + lock);
+          part =
+              "(SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY), NULL, "
+              "NULL, NULL FROM audit_entries FORCE INDEX (by_source) WHERE service = ";
+          AppendText(part, service);
+          part += " AND source_id IN (";
+        } else {
+          part += ",";
         }
-        if (!part.empty()) parts.push_back(part + ") LOCK IN SHARE MODE)");
+        absl::StrAppend(&part, id);
+        ++n;
       }
-      failed_at_begin = true;
+      if (!part.empty()) parts.push_back(part + ")" + lock);
+    }
+    std::optional<Head> locked;
+    if (!parts.empty()) {
       RETURN_IF_ERROR(qunzu::Query(
           conn, absl::StrJoin(parts, " UNION ALL "), {},
           [&](const sql::ResultSet& row) -> absl::Status {
@@ -319,7 +333,7 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
               return absl::OkStatus();
             }
             if (tag == 0) {
-              known[{Bytes(row, 2), Bytes(row, 3)}] = Bytes(row, 4);
+              w.known.emplace(std::make_pair(Bytes(row, 2), Bytes(row, 3)), Bytes(row, 4));
               return absl::OkStatus();
             }
             uint64_t source_id = 0;
@@ -329,131 +343,316 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
               return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
                                "audit_entries returned a non-numeric source_id or leaf_index");
             }
-            existing[{Bytes(row, 2), source_id}] = leaf_index;
+            w.existing.emplace(std::make_pair(Bytes(row, 2), source_id), leaf_index);
             return absl::OkStatus();
           }));
     }
-    failed_at_begin = false;
-    if (!locked) {
-      return MakeError(absl::StatusCode::kInternal, "TREE_HEAD_MISSING",
-                       "audit_tree_head has no row; the schema is damaged");
+    if (lock_head) {
+      if (!locked) {
+        return MakeError(absl::StatusCode::kInternal, "TREE_HEAD_MISSING",
+                         "audit_tree_head has no row; the schema is damaged");
+      }
+      w.base = *std::move(locked);
     }
-    Head head = *std::move(locked);
-    const absl::Time now = std::max(Now(), head.last_appended_at);
-    LiteralInsert request_rows(
-        "INSERT INTO audit_append_requests (service, request_id, digest, created_at) VALUES ");
-    for (size_t g = 0; g < group.size(); ++g) {
-      const PendingAppend* p = group[g];
-      if (p->own || p->request_id.empty()) continue;
-      const std::pair<std::string, std::string> key = {p->events->front().service(), p->request_id};
-      auto it = known.find(key);
-      if (it == known.end()) {
-        known[key] = p->digest;
-        std::string& row = request_rows.Row();
-        AppendText(row, key.first);
-        row += ",";
-        AppendText(row, key.second);
-        row += ",";
-        AppendHex(row, p->digest);
-        row += ",";
-        AppendTime(row, now);
-      } else if (it->second != p->digest) {
-        refused[g] =
-            MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
-                      "request_id " + p->request_id + " was used before for a different batch");
+  }
+  w.now = std::max(Now(), w.base.last_appended_at);
+  w.produced = w.base;
+  LiteralInsert request_rows(
+      "INSERT INTO audit_append_requests (service, request_id, digest, created_at) VALUES ");
+  for (size_t g = 0; g < group.size(); ++g) {
+    const PendingAppend* p = group[g];
+    if (p->own || p->request_id.empty()) continue;
+    const std::pair<std::string, std::string> key = {p->events->front().service(), p->request_id};
+    auto it = w.known.find(key);
+    if (it == w.known.end()) {
+      w.known[key] = p->digest;
+      w.added.requests[key] = p->digest;
+      std::string& row = request_rows.Row();
+      AppendText(row, key.first);
+      row += ",";
+      AppendText(row, key.second);
+      row += ",";
+      AppendHex(row, p->digest);
+      row += ",";
+      AppendTime(row, w.now);
+    } else if (it->second != p->digest) {
+      w.refused[g] =
+          MakeError(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                    "request_id " + p->request_id + " was used before for a different batch");
+    }
+  }
+  request_rows.TakeStatements(w.statements);
+  LiteralInsert entry_rows(
+      "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, source_id, "
+      "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES ");
+  LiteralInsert node_rows("INSERT INTO audit_nodes (level, node_index, hash) VALUES ");
+  LiteralInsert subject_rows("INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES ");
+  std::string now_literal;
+  AppendTime(now_literal, w.now);
+  const std::string now_bytes = EncodeAppendedAt(w.now);
+  std::string now_hex;
+  AppendHexDigits(now_hex, now_bytes);
+  Head& head = w.produced;
+  for (size_t g = 0; g < group.size(); ++g) {
+    const bool own = group[g]->own;
+    if (!w.refused[g].ok()) continue;
+    for (size_t i = 0; i < group[g]->events->size(); ++i) {
+      v1::AuditEvent& e = (*group[g]->events)[i];
+      v1::AppendResult* result = w.responses[g].add_results();
+      if (!own) {
+        auto it = w.existing.find({e.service(), e.source_id()});
+        if (it != w.existing.end()) {
+          result->set_leaf_index(it->second);
+          result->set_duplicate(true);
+          ++w.duplicates;
+          continue;
+        }
+      }
+      const uint64_t leaf_index = head.tree_size;
+      if (own) e.set_source_id(leaf_index + 1);
+      w.existing[{e.service(), e.source_id()}] = leaf_index;
+      if (!own) w.added.keys[{e.service(), e.source_id()}] = leaf_index;
+      result->set_leaf_index(leaf_index);
+      const std::string bytes =
+          own ? EncodeEntry(e, w.now) : absl::StrCat(group[g]->bodies[i], now_bytes);
+      const Hash leaf = LeafHash(bytes);
+      head.frontier.Append(leaf, [&](const NodeId& id, const Hash& h) {
+        if (id.level < kStoredLevel) return;
+        std::string& row = node_rows.Row();
+        absl::StrAppend(&row, id.level, ",", id.index, ",");
+        AppendHex(row, HashToBytes(h));
+      });
+      std::string& row = entry_rows.Row();
+      absl::StrAppend(&row, leaf_index, ",", now_literal);
+      if (own) {
+        AppendEntryColumns(row, e);
+        AppendHex(row, bytes);
+      } else {
+        absl::StrAppend(&row, group[g]->rows[i], now_hex, "'");
+      }
+      row += ",";
+      AppendHex(row, HashToBytes(leaf));
+      std::set<std::pair<int, uint64_t>> seen;
+      for (const v1::Subject& s : e.subjects()) {
+        if (!seen.insert({s.kind(), s.id()}).second) continue;
+        absl::StrAppend(&subject_rows.Row(), static_cast<int64_t>(s.kind()), ",", s.id(), ",",
+                        leaf_index);
+      }
+      head.tree_size = head.frontier.size();
+      ++w.appended;
+    }
+  }
+  if (w.appended > 0) head.last_appended_at = w.now;
+  entry_rows.TakeStatements(w.statements);
+  node_rows.TakeStatements(w.statements);
+  subject_rows.TakeStatements(w.statements);
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::FinishGroup(sql::Connection& conn, GroupWrite& w, Head head) {
+  w.checkpoints = 0;
+  // The rows were built on w.base: only if the log is still exactly that
+  // (same size, same frontier, so the same root) are their leaf indexes,
+  // subtree hashes and dedupe answers right.
+  if (head.tree_size != w.base.tree_size ||
+      head.frontier.Serialize() != w.base.frontier.Serialize() || head.last_appended_at > w.now) {
+    return MakeError(
+        absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
+        absl::StrCat("the tree head moved (size ", head.tree_size,
+                     ") from the one this group was built on (size ", w.base.tree_size, ")"));
+  }
+  // A month boundary: sign the tree as it stood when the month closed.
+  if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
+      MonthOf(w.now) != MonthOf(head.last_appended_at) &&
+      head.last_checkpoint_size != head.tree_size) {
+    RETURN_IF_ERROR(WriteCheckpoint(conn, head, w.now));
+    ++w.checkpoints;
+  }
+  if (w.appended > 0) {
+    head.tree_size = w.produced.tree_size;
+    head.frontier = w.produced.frontier;
+    head.last_appended_at = w.now;
+    const bool by_count = head.tree_size - head.last_checkpoint_size >=
+                          static_cast<uint64_t>(options_.checkpoint_every_entries);
+    const bool by_time = head.last_checkpoint_at == absl::InfinitePast() ||
+                         w.now - head.last_checkpoint_at >= options_.checkpoint_interval;
+    if (by_count || by_time) {
+      RETURN_IF_ERROR(WriteCheckpoint(conn, head, w.now));
+      ++w.checkpoints;
+    }
+    RETURN_IF_ERROR(SaveHead(conn, head));
+  } else if (w.checkpoints > 0) {
+    RETURN_IF_ERROR(SaveHead(conn, head));
+  }
+  for (v1::AppendResponse& r : w.responses) r.set_tree_size(head.tree_size);
+  w.produced = std::move(head);
+  return absl::OkStatus();
+}
+
+void AuditLog::InvalidateChainLocked() {
+  ++epoch_;
+  tip_.reset();
+  next_lock_seq_ = next_seq_;
+  queue_cv_.SignalAll();
+}
+
+void AuditLog::BeginExclusive() {
+  absl::MutexLock lock(&queue_mu_);
+  while (building_ || !in_flight_.empty()) queue_cv_.Wait(&queue_mu_);
+  building_ = true;
+}
+
+void AuditLog::EndExclusive() {
+  absl::MutexLock lock(&queue_mu_);
+  // The head may have changed: the next group reads it.
+  InvalidateChainLocked();
+  building_ = false;
+  queue_cv_.SignalAll();
+}
+
+namespace {
+
+// COMMIT on an append connection; false in broken when it must not be
+// reused. A failure on a closed connection leaves the outcome unknown.
+absl::Status Commit(sql::Connection& conn, bool& broken) {
+  absl::Status status = Execute(conn, "COMMIT").status();
+  if (status.ok()) return status;
+  if (conn.isClosed()) {
+    broken = true;
+    return MakeError(absl::StatusCode::kUnavailable, kMysqlUnavailable,
+                     absl::StrCat("COMMIT failed on a broken connection; its outcome is unknown: ",
+                                  status.message()));
+  }
+  if (!Execute(conn, "ROLLBACK").ok()) broken = true;
+  return status;
+}
+
+}  // namespace
+
+bool AuditLog::WriteSpeculatively(const std::vector<PendingAppend*>& group, GroupWrite& w,
+                                  absl::Status& status) {
+  // building_ is ours until the group's rows are fixed.
+  bool building = true;
+  bool registered = false;
+  absl::StatusOr<std::unique_ptr<sql::Connection>> conn = TakeAppendConnection();
+  // Rolls back and unregisters; false: the group must be redone. Nothing
+  // of it was committed.
+  auto fail = [&](absl::Status why) {
+    if (conn.ok()) {
+      if (!(*conn)->isClosed() && Execute(**conn, "ROLLBACK").ok()) {
+        ReturnAppendConnection(*std::move(conn));
       }
     }
-    RETURN_IF_ERROR(request_rows.Run(conn));
-    // A month boundary: sign the tree as it stood when the month closed.
-    if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
-        MonthOf(now) != MonthOf(head.last_appended_at) &&
-        head.last_checkpoint_size != head.tree_size) {
-      RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
-      ++checkpoints;
+    absl::MutexLock lock(&queue_mu_);
+    if (registered) {
+      in_flight_.remove(&w.added);
+      if (w.added.epoch == epoch_) InvalidateChainLocked();
+      next_lock_seq_ = std::max(next_lock_seq_, w.added.seq + 1);
     }
-    LiteralInsert entry_rows(
-        "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, source_id, "
-        "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES ");
-    LiteralInsert node_rows("INSERT INTO audit_nodes (level, node_index, hash) VALUES ");
-    LiteralInsert subject_rows("INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES ");
-    std::string now_literal;
-    AppendTime(now_literal, now);
-    const std::string now_bytes = EncodeAppendedAt(now);
-    std::string now_hex;
-    AppendHexDigits(now_hex, now_bytes);
-    for (size_t g = 0; g < group.size(); ++g) {
-      const bool own = group[g]->own;
-      if (!refused[g].ok()) continue;
-      for (size_t i = 0; i < group[g]->events->size(); ++i) {
-        v1::AuditEvent& e = (*group[g]->events)[i];
-        v1::AppendResult* result = responses[g].add_results();
-        if (!own) {
-          auto it = existing.find({e.service(), e.source_id()});
-          if (it != existing.end()) {
-            result->set_leaf_index(it->second);
-            result->set_duplicate(true);
-            ++duplicates;
-            continue;
-          }
-        }
-        const uint64_t leaf_index = head.tree_size;
-        if (own) e.set_source_id(leaf_index + 1);
-        existing[{e.service(), e.source_id()}] = leaf_index;
-        result->set_leaf_index(leaf_index);
-        const std::string bytes =
-            own ? EncodeEntry(e, now) : absl::StrCat(group[g]->bodies[i], now_bytes);
-        const Hash leaf = LeafHash(bytes);
-        head.frontier.Append(leaf, [&](const NodeId& id, const Hash& h) {
-          if (id.level < kStoredLevel) return;
-          std::string& row = node_rows.Row();
-          absl::StrAppend(&row, id.level, ",", id.index, ",");
-          AppendHex(row, HashToBytes(h));
-        });
-        std::string& row = entry_rows.Row();
-        absl::StrAppend(&row, leaf_index, ",", now_literal);
-        if (own) {
-          AppendEntryColumns(row, e);
-          AppendHex(row, bytes);
-        } else {
-          absl::StrAppend(&row, group[g]->rows[i], now_hex, "'");
-        }
-        row += ",";
-        AppendHex(row, HashToBytes(leaf));
-        std::set<std::pair<int, uint64_t>> seen;
-        for (const v1::Subject& s : e.subjects()) {
-          if (!seen.insert({s.kind(), s.id()}).second) continue;
-          absl::StrAppend(&subject_rows.Row(), static_cast<int64_t>(s.kind()), ",", s.id(), ",",
-                          leaf_index);
-        }
-        head.tree_size = head.frontier.size();
-        ++appended;
-      }
-    }
-    if (entry_rows.rows() > 0) {
-      RETURN_IF_ERROR(entry_rows.Run(conn));
-      RETURN_IF_ERROR(node_rows.Run(conn));
-      RETURN_IF_ERROR(subject_rows.Run(conn));
-      head.last_appended_at = now;
-      const bool by_count = head.tree_size - head.last_checkpoint_size >=
-                            static_cast<uint64_t>(options_.checkpoint_every_entries);
-      const bool by_time = head.last_checkpoint_at == absl::InfinitePast() ||
-                           now - head.last_checkpoint_at >= options_.checkpoint_interval;
-      if (by_count || by_time) {
-        RETURN_IF_ERROR(WriteCheckpoint(conn, head, now));
-        ++checkpoints;
-      }
-      RETURN_IF_ERROR(SaveHead(conn, head));
-    } else if (checkpoints > 0) {
-      RETURN_IF_ERROR(SaveHead(conn, head));
-    }
-    for (v1::AppendResponse& r : responses) r.set_tree_size(head.tree_size);
-    final_size = head.tree_size;
-    return absl::OkStatus();
+    if (building) building_ = false;
+    queue_cv_.SignalAll();
+    status = std::move(why);
+    return false;
   };
-  // WithTransaction's loop, but the next group may start building once
-  // this one's body is done and only its COMMIT is outstanding, and on a
-  // connection of the append path's own (autocommit off: the transaction
-  // starts with the body's first statement, no START TRANSACTION).
+  if (!conn.ok()) return fail(conn.status());
+  std::optional<Head> tip;
+  uint64_t epoch = 0;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    tip = tip_;
+    epoch = epoch_;
+    // What the groups this one is built on add (taken before the dedupe
+    // read, whose snapshot is taken after: a group that commits in between
+    // is seen one way or the other).
+    for (const InFlight* f : in_flight_) {
+      if (f->epoch != epoch_) continue;
+      for (const PendingAppend* p : group) {
+        if (p->own) continue;
+        if (!p->request_id.empty()) {
+          auto it = f->requests.find({p->events->front().service(), p->request_id});
+          if (it != f->requests.end()) w.known.insert(*it);
+        }
+        for (const v1::AuditEvent& e : *p->events) {
+          auto it = f->keys.find({e.service(), e.source_id()});
+          if (it != f->keys.end()) w.existing.insert(*it);
+        }
+      }
+    }
+  }
+  if (tip) {
+    w.base = *std::move(tip);
+  } else {
+    absl::StatusOr<Head> head = LoadHead(**conn, false);
+    if (!head.ok()) return fail(head.status());
+    w.base = *std::move(head);
+  }
+  status = BuildGroup(**conn, group, false, w);
+  if (!status.ok()) return fail(status);
+  if (options_.after_speculative_build) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      while (!in_flight_.empty()) queue_cv_.Wait(&queue_mu_);
+    }
+    options_.after_speculative_build();
+  }
+  // Publish the head this group will produce: the next group is built on
+  // it while this one inserts. Unless a group this one was built on failed
+  // meanwhile.
+  bool stale = false;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stale = epoch != epoch_;
+    if (!stale) {
+      w.added.epoch = epoch;
+      w.added.seq = next_seq_++;
+      in_flight_.push_back(&w.added);
+      registered = true;
+      tip_ = w.produced;
+      building_ = false;
+      building = false;
+      queue_cv_.SignalAll();
+    }
+  }
+  if (stale) {
+    return fail(MakeError(absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
+                          "a group this one was built on failed"));
+  }
+  for (const std::string& statement : w.statements) {
+    status = Execute(**conn, statement).status();
+    if (!status.ok()) return fail(status);
+  }
+  // The groups ask for the head-row lock in build order: one that asked
+  // before the group it is built on had committed would find the head moved.
+  {
+    absl::MutexLock lock(&queue_mu_);
+    while (next_lock_seq_ < w.added.seq && w.added.epoch == epoch_) queue_cv_.Wait(&queue_mu_);
+    stale = w.added.epoch != epoch_;
+  }
+  if (stale) {
+    return fail(MakeError(absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
+                          "a group this one was built on failed"));
+  }
+  absl::StatusOr<Head> head = LoadHead(**conn, true);
+  {
+    absl::MutexLock lock(&queue_mu_);
+    next_lock_seq_ = std::max(next_lock_seq_, w.added.seq + 1);
+    queue_cv_.SignalAll();
+  }
+  if (!head.ok()) return fail(head.status());
+  status = FinishGroup(**conn, w, *std::move(head));
+  if (!status.ok()) return fail(status);
+  bool broken = false;
+  status = Commit(**conn, broken);
+  if (!broken) ReturnAppendConnection(*std::move(conn));
+  absl::MutexLock lock(&queue_mu_);
+  in_flight_.remove(&w.added);
+  if (!status.ok() && w.added.epoch == epoch_) InvalidateChainLocked();
+  queue_cv_.SignalAll();
+  return true;
+}
+
+absl::Status AuditLog::WriteLocked(const std::vector<PendingAppend*>& group, GroupWrite& w) {
+  BeginExclusive();
   absl::Status status;
   constexpr int kAttempts = 4;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
@@ -465,26 +664,18 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     std::unique_ptr<sql::Connection> conn = *std::move(taken);
     bool broken = false;
     // Nothing was read or written yet when the first statement failed.
-    bool failed_at_begin = false;
-    {
-      absl::MutexLock lock(&append_mu_);
-      status = body(*conn, failed_at_begin);
-      if (!status.ok() && !conn->isClosed() && !Execute(*conn, "ROLLBACK").ok()) broken = true;
-    }
-    if (status.ok()) {
-      release();
-      status = Execute(*conn, "COMMIT").status();
-      if (!status.ok()) {
-        if (conn->isClosed()) {
-          status = MakeError(absl::StatusCode::kUnavailable, kMysqlUnavailable,
-                             absl::StrCat("COMMIT failed on a broken connection; its outcome is "
-                                          "unknown: ",
-                                          status.message()));
-        } else if (!Execute(*conn, "ROLLBACK").ok()) {
-          broken = true;
-        }
+    bool failed_at_begin = true;
+    w = GroupWrite();
+    status = [&]() -> absl::Status {
+      RETURN_IF_ERROR(BuildGroup(*conn, group, true, w));
+      failed_at_begin = false;
+      for (const std::string& statement : w.statements) {
+        RETURN_IF_ERROR(Execute(*conn, statement).status());
       }
-    }
+      return FinishGroup(*conn, w, w.base);
+    }();
+    if (!status.ok() && !conn->isClosed() && !Execute(*conn, "ROLLBACK").ok()) broken = true;
+    if (status.ok()) status = Commit(*conn, broken);
     if (!broken && !conn->isClosed()) ReturnAppendConnection(std::move(conn));
     if (status.ok()) break;
     const std::string reason = ErrorReason(status);
@@ -498,22 +689,36 @@ void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
     absl::MutexLock lock(&conns_mu_);
     idle_conns_.clear();
   }
-  release();
+  EndExclusive();
+  return status;
+}
+
+void AuditLog::WriteGroup(const std::vector<PendingAppend*>& group) {
+  GroupWrite w;
+  absl::Status status;
+  if (!WriteSpeculatively(group, w, status)) {
+    // The head moved under the speculation (another replica appended, a
+    // group it was built on failed) or a statement failed: write the group
+    // again with the head-row lock taken first. Nothing of the failed
+    // attempt was committed.
+    metrics_.redone->Increment();
+    status = WriteLocked(group, w);
+  }
   for (size_t g = 0; g < group.size(); ++g) {
-    if (status.ok() && !refused[g].ok()) {
-      group[g]->result = refused[g];
+    if (status.ok() && !w.refused[g].ok()) {
+      group[g]->result = w.refused[g];
     } else if (status.ok()) {
-      group[g]->result = std::move(responses[g]);
+      group[g]->result = std::move(w.responses[g]);
     } else {
       group[g]->result = status;
     }
   }
   if (!status.ok()) return;
-  metrics_.appended->Increment(static_cast<double>(appended));
-  metrics_.duplicates->Increment(static_cast<double>(duplicates));
-  metrics_.checkpoints->Increment(static_cast<double>(checkpoints));
-  metrics_.tree_size->Set(static_cast<double>(final_size));
-  if (checkpoints > 0) metrics_.checkpoint_age->Set(0);
+  metrics_.appended->Increment(static_cast<double>(w.appended));
+  metrics_.duplicates->Increment(static_cast<double>(w.duplicates));
+  metrics_.checkpoints->Increment(static_cast<double>(w.checkpoints));
+  metrics_.tree_size->Set(static_cast<double>(w.produced.tree_size));
+  if (w.checkpoints > 0) metrics_.checkpoint_age->Set(0);
 }
 
 absl::StatusOr<std::unique_ptr<sql::Connection>> AuditLog::TakeAppendConnection() {
@@ -536,7 +741,19 @@ void AuditLog::ReturnAppendConnection(std::unique_ptr<sql::Connection> conn) {
 }
 
 absl::Status AuditLog::MaybeCheckpoint() {
-  absl::MutexLock lock(&append_mu_);
+  // A look without the lock first, so a tick with nothing to sign does not
+  // hold up the appends in flight.
+  {
+    ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(absl::Seconds(5)));
+    ASSIGN_OR_RETURN(Head head, LoadHead(*lease, false));
+    if (head.tree_size == head.last_checkpoint_size ||
+        (head.last_checkpoint_at != absl::InfinitePast() &&
+         std::max(Now(), head.last_appended_at) - head.last_checkpoint_at <
+             options_.checkpoint_interval)) {
+      return absl::OkStatus();
+    }
+  }
+  BeginExclusive();
   bool signed_one = false;
   absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
     signed_one = false;
@@ -551,6 +768,7 @@ absl::Status AuditLog::MaybeCheckpoint() {
     signed_one = true;
     return SaveHead(conn, head);
   });
+  EndExclusive();
   RETURN_IF_ERROR(status);
   if (signed_one) metrics_.checkpoints->Increment();
   return absl::OkStatus();

@@ -139,7 +139,8 @@ absl::StatusOr<v1::PurgeRun> AuditLog::PurgeLocked() {
   // The first kept leaf, and the signed checkpoint verification resumes from.
   uint64_t boundary = 0;
   {
-    absl::MutexLock lock(&append_mu_);
+    // No append in flight while the head changes (see BeginExclusive).
+    BeginExclusive();
     absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
       ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
       boundary = head.tree_size;
@@ -175,6 +176,7 @@ absl::StatusOr<v1::PurgeRun> AuditLog::PurgeLocked() {
       }
       return absl::OkStatus();
     });
+    EndExclusive();
     RETURN_IF_ERROR(status);
   }
   // The dropped leaves' hashes stay, for proofs and the boundary frontier.
