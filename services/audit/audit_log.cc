@@ -247,7 +247,7 @@ absl::Status ValidateAppend(const Caller& caller, const v1::AppendRequest& reque
 }
 
 AuditLog::AuditLog(MysqlPool& pool, std::shared_ptr<const Signer> signer, AuditLogOptions options)
-    : pool_(pool), signer_(std::move(signer)), options_(options) {}
+    : pool_(pool), signer_(std::move(signer)), options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Create(MysqlPool& pool,
                                                            std::shared_ptr<const Signer> signer,
@@ -262,7 +262,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Create(MysqlPool& pool,
   if (options.checkpoint_every_entries < 1) {
     return InvalidField("--checkpoint-every-entries", "must be at least 1");
   }
-  std::unique_ptr<AuditLog> log(new AuditLog(pool, std::move(signer), options));
+  std::unique_ptr<AuditLog> log(new AuditLog(pool, std::move(signer), std::move(options)));
   RETURN_IF_ERROR(log->Init(registry));
   return log;
 }

@@ -326,12 +326,14 @@ TEST_F(AuditLogTest, ASpeculativeGroupOvertakenByAnotherReplicaIsRedone) {
   // Four appenders, ten batches of ten each; the first sends sources 1..100.
   std::vector<std::vector<std::pair<uint64_t, v1::AppendResult>>> answers(4);
   std::vector<std::thread> appenders;
+  appenders.reserve(4);
   for (int t = 0; t < 4; ++t) {
     appenders.emplace_back([&, t] {
       for (int b = 0; b < 10; ++b) {
         v1::AppendRequest request;
         request.set_request_id(absl::StrCat("t", t, "-b", b));
-        const uint64_t first = static_cast<uint64_t>(t * 1000 + b * 10 + 1);
+        const uint64_t first =
+            (static_cast<uint64_t>(t) * 1000) + (static_cast<uint64_t>(b) * 10) + 1;
         for (uint64_t i = 0; i < 10; ++i) *request.add_events() = Event("groups", first + i);
         auto r = log_->Append(Service("groups"), request);
         ASSERT_TRUE(r.ok()) << r.status();
