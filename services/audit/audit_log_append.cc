@@ -40,8 +40,9 @@ constexpr char kOwnService[] = "audit";
 // The most entries one group commit writes.
 constexpr size_t kMaxGroupEntries = 5000;
 // The most groups written at once: one inserting its rows while the one
-// before it holds the head-row lock and commits. More did not help at
-// batches of 1 and 100 (each group pays a COMMIT and its round trips).
+// before it holds the head-row lock and commits. Unbounded lost at batches
+// of 1 and 100 (more, smaller groups, each paying a COMMIT and its round
+// trips; docs/benchmarks.md).
 constexpr size_t kMaxInFlight = 2;
 
 // Literal SQL values for the append path's multi-row INSERTs. A statement
