@@ -310,6 +310,15 @@ absl::Status Query(sql::Connection& conn, const std::string& statement,
   });
 }
 
+absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn) {
+  uint64_t id = 0;
+  RETURN_IF_ERROR(Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
+    id = row.getUInt64(1);
+    return absl::OkStatus();
+  }));
+  return id;
+}
+
 absl::StatusOr<bool> GetNamedLock(sql::Connection& conn, const std::string& name,
                                   absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;

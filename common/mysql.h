@@ -130,6 +130,10 @@ absl::Status Query(sql::Connection& conn, const std::string& statement,
                    const std::vector<SqlValue>& params,
                    absl::FunctionRef<absl::Status(const sql::ResultSet&)> on_row);
 
+// The last AUTO_INCREMENT id (or LAST_INSERT_ID(expr) value) of conn's
+// session.
+absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn);
+
 // Takes the server-wide named lock `name` (GET_LOCK) for conn's session,
 // waiting up to `timeout` (zero: one try). Returns whether it was taken. The
 // wait is split into one-second GET_LOCK calls, so it may exceed the read

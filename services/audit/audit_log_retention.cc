@@ -350,11 +350,7 @@ absl::StatusOr<v1::SetLegalHoldResponse> AuditLog::SetLegalHold(
                                ToMicros(FromProto(request.end_time())), request.case_reference(),
                                request.reason(), now})
                           .status());
-      RETURN_IF_ERROR(
-          qunzu::Query(*lease, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
-            id = row.getUInt64(1);
-            return absl::OkStatus();
-          }));
+      ASSIGN_OR_RETURN(id, qunzu::LastInsertId(*lease));
       action = "LEGAL_HOLD_PLACED";
     }
   } else {

@@ -189,7 +189,7 @@ class MysqlCreditTransaction final : public CreditTransaction {
                        {{"field", "request_id"}});
     }
     RETURN_IF_ERROR(inserted.status());
-    return LastInsertId();
+    return qunzu::LastInsertId(conn_);
   }
 
   absl::StatusOr<std::vector<v1::Penalty>> ActivePenalties(uint64_t account_id) override {
@@ -211,7 +211,7 @@ class MysqlCreditTransaction final : public CreditTransaction {
                        {{"field", "disposition_id"}});
     }
     RETURN_IF_ERROR(inserted.status());
-    return LastInsertId();
+    return qunzu::LastInsertId(conn_);
   }
 
   absl::StatusOr<std::optional<v1::Penalty>> FindPenalty(uint64_t penalty_id) override {
@@ -249,15 +249,6 @@ class MysqlCreditTransaction final : public CreditTransaction {
   }
 
  private:
-  absl::StatusOr<uint64_t> LastInsertId() {
-    uint64_t id = 0;
-    RETURN_IF_ERROR(Query(conn_, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& r) {
-      id = r.getUInt64(1);
-      return absl::OkStatus();
-    }));
-    return id;
-  }
-
   sql::Connection& conn_;
 };
 

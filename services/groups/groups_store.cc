@@ -88,15 +88,6 @@ absl::StatusOr<v1::JoinRequest> RequestOf(const sql::ResultSet& row) {
   return r;
 }
 
-absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn) {
-  uint64_t id = 0;
-  RETURN_IF_ERROR(Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
-    id = row.getUInt64(1);
-    return absl::OkStatus();
-  }));
-  return id;
-}
-
 absl::StatusOr<std::optional<v1::Group>> FindGroup(sql::Connection& conn, const std::string& where,
                                                    const std::vector<SqlValue>& params) {
   std::optional<v1::Group> found;

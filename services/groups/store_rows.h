@@ -39,7 +39,6 @@ SqlValue OptionalTime(const google::protobuf::Timestamp& t);
 absl::StatusOr<v1::Group> GroupOf(const sql::ResultSet& row);
 absl::StatusOr<v1::Member> MemberOf(const sql::ResultSet& row);
 absl::StatusOr<v1::JoinRequest> RequestOf(const sql::ResultSet& row);
-absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn);
 
 }  // namespace qunzu::groups::store_internal
 

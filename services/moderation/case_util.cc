@@ -126,13 +126,4 @@ absl::Status RecordCreditEvent(sql::Connection& conn, const std::string& event_i
   return OutboxWriter().Add(conn, kCreditTopic, event.SerializeAsString()).status();
 }
 
-absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn) {
-  uint64_t id = 0;
-  RETURN_IF_ERROR(Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
-    id = row.getUInt64(1);
-    return absl::OkStatus();
-  }));
-  return id;
-}
-
 }  // namespace qunzu::moderation

@@ -73,9 +73,6 @@ absl::Status RecordCreditEvent(sql::Connection& conn, const std::string& event_i
                                const std::string& reference, const std::string& reason,
                                absl::Time now, const std::string& reverses_event_id = "");
 
-// The last AUTO_INCREMENT id of conn's session.
-absl::StatusOr<uint64_t> LastInsertId(sql::Connection& conn);
-
 }  // namespace qunzu::moderation
 
 #endif  // QUNZU_SERVICES_MODERATION_CASE_UTIL_H_

@@ -165,12 +165,7 @@ absl::StatusOr<v1::SetEmergencyModeResponse> MysqlEmergencyStore::Set(
                          static_cast<int>(request.level()), request.reason(),
                          context.caller.principal, now, expires})
                     .status());
-            uint64_t mode_id = 0;
-            RETURN_IF_ERROR(
-                Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
-                  mode_id = row.getUInt64(1);
-                  return absl::OkStatus();
-                }));
+            ASSIGN_OR_RETURN(const uint64_t mode_id, LastInsertId(conn));
             v1::EmergencyMode* mode = response.mutable_mode();
             mode->set_emergency_mode_id(mode_id);
             mode->set_scope(request.scope());

@@ -103,10 +103,7 @@ absl::StatusOr<std::vector<v1::Rule>> NewRuleList(sql::Connection& conn,
                             "LAST_INSERT_ID(next_rule_id) + ? WHERE id = 1",
                             {static_cast<uint64_t>(fresh)})
                         .status());
-    RETURN_IF_ERROR(Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
-      next_id = row.getUInt64(1);
-      return absl::OkStatus();
-    }));
+    ASSIGN_OR_RETURN(next_id, LastInsertId(conn));
   }
   std::vector<v1::Rule> ordered;
   for (const v1::Rule& rule : request.rules()) {
@@ -201,11 +198,7 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
                                "a rule set with this name exists", {{"name", name}});
             }
             RETURN_IF_ERROR(inserted.status());
-            RETURN_IF_ERROR(
-                Query(conn, "SELECT LAST_INSERT_ID()", {}, [&](const sql::ResultSet& row) {
-                  rule_set_id = row.getUInt64(1);
-                  return absl::OkStatus();
-                }));
+            ASSIGN_OR_RETURN(rule_set_id, LastInsertId(conn));
           } else {
             bool found = false;
             RETURN_IF_ERROR(Query(conn,

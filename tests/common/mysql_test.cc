@@ -116,6 +116,22 @@ TEST_F(MysqlPoolTest, BindsEveryValueKindAndBinaryBytes) {
   EXPECT_TRUE(status.ok()) << status;
 }
 
+TEST_F(MysqlPoolTest, LastInsertIdIsTheSessionsOwn) {
+  MysqlPool::Lease first = MustAcquire(*pool_);
+  MysqlPool::Lease second = MustAcquire(*pool_);
+  ASSERT_TRUE(
+      Execute(*first, "CREATE TABLE ids (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, v INT)")
+          .ok());
+  ASSERT_TRUE(Execute(*first, "INSERT INTO ids (v) VALUES (1)").ok());
+  ASSERT_TRUE(Execute(*second, "INSERT INTO ids (v) VALUES (2), (3)").ok());
+  // The first row of the session's last INSERT, whatever other sessions did.
+  EXPECT_EQ(LastInsertId(*first).value(), 1u);
+  EXPECT_EQ(LastInsertId(*second).value(), 2u);
+  // LAST_INSERT_ID(expr), as the rule store draws ids from a counter row.
+  ASSERT_TRUE(Execute(*first, "UPDATE ids SET v = LAST_INSERT_ID(v + 41) WHERE id = 1").ok());
+  EXPECT_EQ(LastInsertId(*first).value(), 42u);
+}
+
 TEST_F(MysqlPoolTest, MapsDuplicateKeyAndOtherErrors) {
   MysqlPool::Lease lease = MustAcquire(*pool_);
   absl::Status dup = Execute(*lease, "INSERT INTO counters VALUES (?, 0)", {1}).status();
