@@ -29,6 +29,9 @@ namespace qunzu::moderation {
 // How long a recorded verdict answers retries.
 inline constexpr absl::Duration kScreenRecordTtl = absl::Minutes(15);
 
+// Writes the hot path's deferred Redis commands — verdict records, and the
+// EXPIREs and activity corrections of its counters — in batched pipelines
+// on its own thread, so that none costs ScreenMessage a round trip.
 class ScreenRecordWriter {
  public:
   explicit ScreenRecordWriter(RedisClient& redis);
@@ -42,7 +45,8 @@ class ScreenRecordWriter {
               const v1::ScreenMessageResponse& response);
 
   // Queues a command that may wait for the next batch (the EXPIRE of a new
-  // counter); like records, it is logged and dropped if Redis refuses it.
+  // counter, an activity count taken back); like records, it is logged and
+  // dropped if Redis refuses it.
   void Defer(RedisCommand command);
 
   // Blocks until everything queued before the call is written (tests).
