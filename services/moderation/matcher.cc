@@ -159,12 +159,15 @@ absl::Status CompiledRules::Build() {
     if (inserted) {
       Literal literal;
       literal.text = term.text;
-      literal.left_boundary = (term.Chars().front().flags & kWordChar) != 0;
-      literal.right_boundary = (term.Chars().back().flags & kWordChar) != 0;
-      const bool needs_check =
-          std::any_of(term.Chars().begin(), term.Chars().end(),
-                      [](const auto& c) { return c.run > 1 || (c.flags & kDigit) != 0; });
-      if (needs_check) literal.chars = term.Chars();
+      const std::vector<NormalizedChar>& chars = term.Chars();
+      const bool needs_check = std::any_of(chars.begin(), chars.end(), [](const auto& c) {
+        return c.run > 1 || (c.flags & kDigit) != 0;
+      });
+      if (needs_check) literal.chars = chars;
+      literal.hit_flags =
+          static_cast<uint8_t>(((chars.front().flags & kWordChar) != 0 ? kLeftBoundary : 0) |
+                               ((chars.back().flags & kWordChar) != 0 ? kRightBoundary : 0) |
+                               (needs_check ? kCheckRuns : 0));
       literals_.push_back(std::move(literal));
     }
     literals_[it->second].rule_indexes.push_back(static_cast<uint32_t>(i));
@@ -179,9 +182,7 @@ absl::Status CompiledRules::Build() {
       literal_rules_.push_back(rule_index | (allow ? kAllowRule : 0));
     }
     hit.rules_end = static_cast<uint32_t>(literal_rules_.size());
-    hit.flags = static_cast<uint8_t>((literal.left_boundary ? kLeftBoundary : 0) |
-                                     (literal.right_boundary ? kRightBoundary : 0) |
-                                     (literal.chars.empty() ? 0 : kCheckRuns));
+    hit.flags = literal.hit_flags;
     literal_hits_.push_back(hit);
   }
   hs_compile_error_t* error = nullptr;

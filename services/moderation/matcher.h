@@ -95,8 +95,8 @@ class CompiledRules {
     // Per character of text: the term's run length and digit flag (empty
     // when every run is 1 and there is no digit, so no check is needed).
     std::vector<NormalizedChar> chars;
-    bool left_boundary = false;
-    bool right_boundary = false;
+    // LiteralHit::flags.
+    uint8_t hit_flags = 0;
     std::vector<uint32_t> rule_indexes;
   };
   // What Scan reads per literal hit, kept small and in one array so that a
