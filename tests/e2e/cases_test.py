@@ -164,8 +164,12 @@ class CasesTest(unittest.TestCase):
             kind=identity_pb2.AGREEMENT_KIND_SERVICE_AGREEMENT, version=self.agreement_version,
             body_sha256=hashlib.sha256(self.agreement_body.encode()).digest()),
             metadata=self.md("platform"), timeout=10)
-        # Credit rates the account from identity's outbox.
+        # Credit rates the account from identity's outbox, and then projects
+        # the rating to Redis (after its commit), where groups and the hot
+        # path read it.
         wait_until(lambda: self.credit_of(account).rated, "credit to rate the account")
+        wait_until(lambda: self.suite.redis.hget(f"{{a:{account}}}:credit", "level") != "",
+                   "credit to project the account's rating")
         return account
 
     def credit_of(self, account):
