@@ -242,7 +242,7 @@ bool CompiledRules::LiteralMatchHolds(uint32_t literal_id, const NormalizedText&
                                       uint32_t begin, uint32_t end) const {
   const LiteralHit& hit = literal_hits_[literal_id];
   if ((hit.flags & (kLeftBoundary | kRightBoundary | kCheckRuns)) == 0) return true;
-  const auto& chars = text.Chars();
+  const auto& chars = text.CharsThrough(end);
   // A literal is whole UTF-8 characters, so begin and end are boundaries.
   const size_t first = text.CharAt(begin);
   if ((hit.flags & kLeftBoundary) != 0 && first > 0 && (chars[first].flags & kGapBefore) == 0 &&
@@ -289,6 +289,12 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
     ReturnScratch(scratch);
     if (!ok) return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "scan failed");
   }
+  if (raw.empty()) return absl::OkStatus();
+  // Map the text once, up to the character after the last match (its right
+  // boundary), not past it: what follows is never looked at.
+  uint32_t last_end = 0;
+  for (const RawMatch& match : raw) last_end = std::max(last_end, match.end);
+  (void)text.CharsThrough(last_end);
   auto add = [&](uint32_t rule_index, uint32_t begin, uint32_t end) {
     out->matches.push_back(
         RuleMatch{rule_index, begin, end, text.OriginalBegin(begin), text.OriginalEnd(end), 0});

@@ -283,16 +283,20 @@ std::u32string Normalizer::MapCodePoint(char32_t cp) const {
 }
 
 const std::vector<NormalizedChar>& NormalizedText::Chars() const {
-  if (!mapped_) {
-    // The same text normalised again cannot fail: NormalizeText accepted it.
-    NormalizedText* self = const_cast<NormalizedText*>(this);
-    (void)Normalizer::Get().Run<true>(source_, self, "text");
-  }
+  return CharsThrough(kAllMapped);
+}
+
+const std::vector<NormalizedChar>& NormalizedText::CharsThrough(size_t offset) const {
+  if (mapped_before_ == kAllMapped || offset < mapped_before_) return chars_;
+  // The same text normalised again cannot fail: NormalizeText accepted it.
+  NormalizedText* self = const_cast<NormalizedText*>(this);
+  (void)Normalizer::Get().Run<Normalizer::Pass::kMap>(source_, self, "text",
+                                                      offset == kAllMapped ? offset : offset + 1);
   return chars_;
 }
 
 size_t NormalizedText::CharAt(size_t offset) const {
-  const std::vector<NormalizedChar>& chars = Chars();
+  const std::vector<NormalizedChar>& chars = CharsThrough(offset);
   auto after =
       std::upper_bound(chars.begin(), chars.end(), offset,
                        [](size_t value, const NormalizedChar& c) { return value < c.pos; });
@@ -301,34 +305,38 @@ size_t NormalizedText::CharAt(size_t offset) const {
 
 absl::Status Normalizer::Normalize(absl::string_view text, NormalizedText* out,
                                    absl::string_view field) const {
-  return Run<true>(text, out, field);
+  return Run<Pass::kTextAndMap>(text, out, field);
 }
 
 absl::Status Normalizer::NormalizeText(absl::string_view text, NormalizedText* out,
                                        absl::string_view field) const {
-  return Run<false>(text, out, field);
+  return Run<Pass::kText>(text, out, field);
 }
 
-template <bool kMap>
-absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out,
-                             absl::string_view field) const {
+template <Normalizer::Pass kPass>
+absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::string_view field,
+                             size_t map_before) const {
+  constexpr bool kMap = kPass != Pass::kText;
+  constexpr bool kText = kPass != Pass::kMap;
   std::vector<NormalizedChar>& chars = out->chars_;
   chars.clear();
-  if (kMap) chars.reserve(text.size());
-  out->mapped_ = kMap;
+  if (kMap) chars.reserve(std::min(text.size(), map_before));
+  out->mapped_before_ = kMap ? map_before : 0;
   out->source_ = text;
   // Written through a pointer into a buffer with room for four bytes past
   // the end, so that a character is stored with one unaligned 4-byte write;
   // trimmed at the end. Characters that expand grow it first.
   std::string& dst = out->text;
-  dst.resize(text.size() + kUtf8Slack);
+  if (kText) dst.resize(text.size() + kUtf8Slack);
   char* base = dst.data();
   size_t capacity = dst.size();
   size_t w = 0;
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   uint32_t last = 0;  // the packed UTF-8 of the last character written; 0: none
   bool gap = false;
+  bool done = false;  // kMap: every character before map_before is complete
   auto emit = [&](uint64_t entry, uint32_t begin, uint32_t end) {
+    if (kPass == Pass::kMap && done) return;  // the rest of an expansion
     const auto utf8 = static_cast<uint32_t>(entry);
     if (utf8 == last) {
       if (kMap) {
@@ -338,12 +346,18 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out,
       }
       return;
     }
-    if (w + kUtf8Slack > capacity) {  // only when characters expand
-      dst.resize(capacity * 2);
-      base = dst.data();
-      capacity = dst.size();
+    if (kPass == Pass::kMap && w >= map_before) {
+      done = true;
+      return;
     }
-    std::memcpy(base + w, &utf8, sizeof(utf8));
+    if (kText) {
+      if (w + kUtf8Slack > capacity) {  // only when characters expand
+        dst.resize(capacity * 2);
+        base = dst.data();
+        capacity = dst.size();
+      }
+      std::memcpy(base + w, &utf8, sizeof(utf8));
+    }
     if (kMap) {
       const auto flags = static_cast<uint8_t>((entry >> kFastFlagsShift) | (gap ? kGapBefore : 0));
       chars.push_back(NormalizedChar{static_cast<uint32_t>(w), begin, end, 1, flags});
@@ -352,7 +366,7 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out,
     last = utf8;
     gap = false;
   };
-  for (size_t i = 0; i < text.size();) {
+  for (size_t i = 0; i < text.size() && !done;) {
     char32_t cp = s[i];
     size_t len = 1;
     if (cp >= 0x80) {
@@ -381,7 +395,8 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out,
       emit(FastEntry(cp), begin, end);
     }
   }
-  dst.resize(w);
+  if (kText) dst.resize(w);
+  if (kPass == Pass::kMap && !done) out->mapped_before_ = NormalizedText::kAllMapped;
   return absl::OkStatus();
 }
 

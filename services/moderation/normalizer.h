@@ -57,18 +57,26 @@ struct NormalizedText {
   // so after NormalizeText it is built only when first asked for (a match).
   const std::vector<NormalizedChar>& Chars() const;
 
+  // A prefix of Chars() that holds, complete (runs included), every
+  // character whose first byte is at or before normalised byte `offset`.
+  // After NormalizeText it maps no further than that: the matcher asks for
+  // the map up to its last match only.
+  const std::vector<NormalizedChar>& CharsThrough(size_t offset) const;
+
   // The index in Chars() of the character normalised byte `offset` is in.
   size_t CharAt(size_t offset) const;
   // The original span [begin, end) of the normalised bytes [from, to).
-  uint32_t OriginalBegin(size_t from) const { return Chars()[CharAt(from)].begin; }
-  uint32_t OriginalEnd(size_t to) const { return Chars()[CharAt(to - 1)].end; }
+  uint32_t OriginalBegin(size_t from) const { return chars_[CharAt(from)].begin; }
+  uint32_t OriginalEnd(size_t to) const { return chars_[CharAt(to - 1)].end; }
 
  private:
   friend class Normalizer;
-  // Valid when mapped; else built from source (the original text, which
-  // must outlive this) on first use.
+  static constexpr size_t kAllMapped = ~size_t{0};
+  // Holds every character that starts before normalised byte mapped_before_
+  // (kAllMapped: all of them); the rest is built from source_ (the original
+  // text, which must outlive this) when asked for.
   mutable std::vector<NormalizedChar> chars_;
-  mutable bool mapped_ = false;
+  mutable size_t mapped_before_ = kAllMapped;
   absl::string_view source_;
 };
 
@@ -101,8 +109,13 @@ class Normalizer {
   friend struct NormalizedText;  // Chars() runs the mapping pass
   Normalizer();
   void Build();
-  template <bool kMap>
-  absl::Status Run(absl::string_view text, NormalizedText* out, absl::string_view field) const;
+  // What a pass over the text writes: the normalised text, the map, or both.
+  enum class Pass { kText, kTextAndMap, kMap };
+  // kMap leaves out->text as it is and stops once every character that
+  // starts before normalised byte `map_before` is complete.
+  template <Pass kPass>
+  absl::Status Run(absl::string_view text, NormalizedText* out, absl::string_view field,
+                   size_t map_before = NormalizedText::kAllMapped) const;
 
   // Per code point below kTableSize: (count << 24) | payload, where count 0
   // is noise, count 1 has the code point in payload, and a larger count has

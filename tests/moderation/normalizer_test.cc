@@ -157,5 +157,33 @@ TEST(ModerationNormalizerTest, TheMapBuiltOnDemandIsTheFullOne) {
   }
 }
 
+TEST(ModerationNormalizerTest, TheMapBuiltUpToAnOffsetIsACompletePrefix) {
+  for (const std::string text :
+       {"x ＦＵ！Ｃ", "fuuu uck  aaa ss", "赌赌 博 賭博 ①②", "\uFDFA\uFDFA a"}) {
+    NormalizedText full;
+    ASSERT_TRUE(Normalizer::Get().Normalize(text, &full).ok());
+    for (size_t offset = 0; offset < full.text.size(); ++offset) {
+      NormalizedText lazy;
+      ASSERT_TRUE(Normalizer::Get().NormalizeText(text, &lazy).ok());
+      const std::vector<NormalizedChar>& prefix = lazy.CharsThrough(offset);
+      const size_t wanted = full.CharAt(offset) + 1;
+      // Every character through the offset, and no more than one past it.
+      ASSERT_GE(prefix.size(), wanted) << text << " @" << offset;
+      ASSERT_LE(prefix.size(), wanted + 1) << text << " @" << offset;
+      for (size_t k = 0; k < wanted; ++k) {
+        const NormalizedChar& a = full.Chars()[k];
+        const NormalizedChar& b = prefix[k];
+        EXPECT_EQ(std::tie(a.pos, a.begin, a.end, a.run, a.flags),
+                  std::tie(b.pos, b.begin, b.end, b.run, b.flags))
+            << text << " @" << offset << " character " << k;
+      }
+      EXPECT_EQ(lazy.OriginalEnd(offset + 1), full.OriginalEnd(offset + 1));
+      EXPECT_EQ(lazy.text, full.text) << "a partial map leaves the text as it was";
+      // Asking for all of it afterwards maps the rest.
+      EXPECT_EQ(lazy.Chars().size(), full.Chars().size()) << text << " @" << offset;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qunzu::moderation
