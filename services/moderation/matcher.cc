@@ -66,30 +66,30 @@ absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
 }  // namespace
 
 CompiledRules::~CompiledRules() {
-  absl::MutexLock lock(&scratch_mu_);
-  for (hs_scratch_t* scratch : free_scratch_) hs_free_scratch(scratch);
+  if (prototype_ != nullptr) hs_free_scratch(prototype_);
   if (literal_db_ != nullptr) hs_free_database(literal_db_);
   if (regex_db_ != nullptr) hs_free_database(regex_db_);
 }
 
-hs_scratch_t* CompiledRules::TakeScratch() const {
-  {
-    absl::MutexLock lock(&scratch_mu_);
-    if (free_scratch_.size() > 1) {
-      hs_scratch_t* scratch = free_scratch_.back();
-      free_scratch_.pop_back();
-      return scratch;
+hs_scratch_t* CompiledRules::ThreadScratch() const {
+  struct Held {
+    uint64_t serial = 0;
+    hs_scratch_t* scratch = nullptr;
+    ~Held() {
+      if (scratch != nullptr) hs_free_scratch(scratch);
     }
-  }
-  // The first stays as the prototype to clone.
+  };
+  thread_local Held held;
+  if (held.serial == serial_ && held.scratch != nullptr) return held.scratch;
+  if (held.scratch != nullptr) hs_free_scratch(held.scratch);
+  held.scratch = nullptr;
+  held.serial = 0;
   hs_scratch_t* scratch = nullptr;
-  absl::MutexLock lock(&scratch_mu_);
-  return hs_clone_scratch(free_scratch_.front(), &scratch) == HS_SUCCESS ? scratch : nullptr;
-}
-
-void CompiledRules::ReturnScratch(hs_scratch_t* scratch) const {
-  absl::MutexLock lock(&scratch_mu_);
-  free_scratch_.push_back(scratch);
+  absl::MutexLock lock(&prototype_mu_);
+  if (hs_clone_scratch(prototype_, &scratch) != HS_SUCCESS) return nullptr;
+  held.scratch = scratch;
+  held.serial = serial_;
+  return scratch;
 }
 
 absl::Status CompiledRules::CheckRegex(absl::string_view pattern, size_t rule_index) {
@@ -220,14 +220,14 @@ absl::Status CompiledRules::Build() {
       return RegexRejected(index, why);
     }
   }
-  hs_scratch_t* prototype = nullptr;
   for (hs_database_t* db : {literal_db_, regex_db_}) {
-    if (db != nullptr && hs_alloc_scratch(db, &prototype) != HS_SUCCESS) {
+    if (db != nullptr && hs_alloc_scratch(db, &prototype_) != HS_SUCCESS) {
       return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
                        "hs_alloc_scratch failed");
     }
   }
-  if (prototype != nullptr) free_scratch_.push_back(prototype);
+  static std::atomic<uint64_t> next_serial{1};
+  serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -274,9 +274,7 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   raw.clear();
   allowed.clear();
   if (literal_db_ != nullptr || regex_db_ != nullptr) {
-    // From a pool, not per thread: gRPC's sync server starts and ends
-    // threads under load, and a fresh scratch for a large set is costly.
-    hs_scratch_t* scratch = TakeScratch();
+    hs_scratch_t* scratch = ThreadScratch();
     if (scratch == nullptr) {
       return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "hs_clone_scratch failed");
     }
@@ -286,7 +284,6 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
     literal_matches = raw.size();
     ok = ok && (regex_db_ == nullptr || hs_scan(regex_db_, text.text.data(), length, 0, scratch,
                                                 &OnMatch, &raw) == HS_SUCCESS);
-    ReturnScratch(scratch);
     if (!ok) return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "scan failed");
   }
   if (raw.empty()) return absl::OkStatus();

@@ -137,12 +137,16 @@ class CompiledRules {
   std::vector<uint32_t> regex_rules_;
   hs_database* literal_db_ = nullptr;
   hs_database* regex_db_ = nullptr;
-  // A scratch space for one scan at a time: taken from the pool (the
-  // first entry, allocated at Build, is kept as the prototype to clone).
-  hs_scratch* TakeScratch() const;
-  void ReturnScratch(hs_scratch* scratch) const;
-  mutable absl::Mutex scratch_mu_;
-  mutable std::vector<hs_scratch*> free_scratch_ ABSL_GUARDED_BY(scratch_mu_);
+  // The calling thread's scratch space for these rules: each thread keeps
+  // one, for the rule set it scanned with last (a scan takes no lock), and
+  // replaces it with a clone of prototype_ when the rule set has changed.
+  hs_scratch* ThreadScratch() const;
+  // Tells this rule set from every other one of the process, so a thread's
+  // scratch is never taken for another set's (an address could be reused).
+  uint64_t serial_ = 0;
+  // Allocated at Build for both databases; only cloned, under the lock.
+  mutable absl::Mutex prototype_mu_;
+  hs_scratch* prototype_ = nullptr;
 };
 
 }  // namespace qunzu::moderation

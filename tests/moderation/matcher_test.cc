@@ -140,5 +140,36 @@ TEST_F(ModerationMatcherTest, EmptyRulesAndEmptyText) {
   EXPECT_EQ(Scan("😀😀").verdict, Verdict::kAllow);
 }
 
+// Each thread keeps the scratch space of the rule set it scanned with last;
+// a different set (a swap, or TestRules' candidate) must get its own, also
+// when the new set is built where a freed one was.
+TEST_F(ModerationMatcherTest, OneThreadScansWithRuleSetsInTurn) {
+  auto compile = [](std::vector<Rule> rules) {
+    auto compiled = CompiledRules::Compile(std::move(rules));
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    return *std::move(compiled);
+  };
+  const std::shared_ptr<const CompiledRules> literals = compile({Literal(1, "赌博")});
+  const std::shared_ptr<const CompiledRules> regexes =
+      compile({Literal(2, "毒品"), Regex(3, "[0-9]{6,}")});
+  auto ids = [](const CompiledRules& rules, absl::string_view text) {
+    NormalizedText normalized;
+    EXPECT_TRUE(Normalizer::Get().Normalize(text, &normalized).ok());
+    ScanResult result;
+    EXPECT_TRUE(rules.Scan(normalized, false, &result).ok());
+    std::vector<uint64_t> out;
+    for (const RuleMatch& m : result.matches) out.push_back(rules.rules()[m.rule_index].id);
+    return out;
+  };
+  for (int round = 0; round < 20; ++round) {
+    EXPECT_EQ(ids(*literals, "赌博 毒品 1234567"), std::vector<uint64_t>{1});
+    EXPECT_EQ(ids(*regexes, "赌博 毒品 1234567"), (std::vector<uint64_t>{2, 3}));
+    // Built and freed in turn, likely at one address.
+    const std::shared_ptr<const CompiledRules> fresh =
+        compile({Literal(4, round % 2 == 0 ? "赌博" : "毒品"), Regex(5, "[a-z]{9,}")});
+    EXPECT_EQ(ids(*fresh, "赌博 毒品 abcdefghij"), (std::vector<uint64_t>{4, 5}));
+  }
+}
+
 }  // namespace
 }  // namespace qunzu::moderation
