@@ -369,7 +369,13 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
   for (size_t i = 0; i < text.size() && !done;) {
     char32_t cp = s[i];
     size_t len = 1;
-    if (cp >= 0x80) {
+    if (cp >= 0xE1 && cp <= 0xEF && cp != 0xED && i + 2 < text.size() &&
+        (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+      // Most CJK: a lead byte that can neither be overlong (E0) nor start a
+      // surrogate (ED) with two continuation bytes is always valid.
+      cp = ((cp & 0x0F) << 12) | (static_cast<char32_t>(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+      len = 3;
+    } else if (cp >= 0x80) {
       len = DecodeUtf8(text, i, &cp);
       if (len == 0) return InvalidField(field, "is not valid UTF-8");
     }

@@ -127,14 +127,22 @@ TEST(ModerationNormalizerTest, TextThatExpandsGrowsTheOutput) {
 
 TEST(ModerationNormalizerTest, InvalidUtf8IsRefusedWithTheField) {
   NormalizedText out;
-  for (absl::string_view bad : {absl::string_view("a\xff"), absl::string_view("\xe8\xb5"),
-                                absl::string_view("\xc0\xaf"), absl::string_view("\xed\xa0\x80")}) {
+  // Truncated, a lead byte without its continuation, overlong (2 and 3
+  // bytes), a surrogate, past U+10FFFF.
+  for (absl::string_view bad :
+       {absl::string_view("a\xff"), absl::string_view("\xe8\xb5"), absl::string_view("\xe8\xb5("),
+        absl::string_view("\xe8(\xb5"), absl::string_view("\xc0\xaf"),
+        absl::string_view("\xe0\x80\xaf"), absl::string_view("\xed\xa0\x80"),
+        absl::string_view("\xf4\x90\x80\x80")}) {
     absl::Status status = Normalizer::Get().Normalize(bad, &out, "message.text");
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(ErrorMetadata(status, "field"), "message.text");
   }
   EXPECT_TRUE(Normalizer::Get().Normalize("", &out).ok());
   EXPECT_TRUE(out.text.empty());
+  // The edges of the three-byte fast path are valid.
+  EXPECT_TRUE(Normalizer::Get().Normalize("\xe1\x80\x80\xec\xbf\xbf\xee\x80\x80", &out).ok());
+  EXPECT_TRUE(Normalizer::Get().Normalize("\xe0\xa0\x80\xed\x9f\xbf", &out).ok());
 }
 
 TEST(ModerationNormalizerTest, TheMapBuiltOnDemandIsTheFullOne) {
