@@ -297,6 +297,20 @@ const std::vector<NormalizedChar>& NormalizedText::CharsThrough(size_t offset) c
 
 size_t NormalizedText::CharAt(size_t offset) const {
   const std::vector<NormalizedChar>& chars = CharsThrough(offset);
+  const size_t n = chars.size();
+  if (n < 2) return 0;
+  // Guess from the average bytes per character (exact for text of one
+  // script), walk a few steps, and search only when the guess is far off.
+  size_t k = std::min(n - 1, offset * (n - 1) / std::max<size_t>(1, chars.back().pos));
+  for (int step = 0; step < 4; ++step) {
+    if (chars[k].pos > offset) {
+      --k;  // chars[0].pos is 0, so k > 0 here
+    } else if (k + 1 < n && chars[k + 1].pos <= offset) {
+      ++k;
+    } else {
+      return k;
+    }
+  }
   auto after =
       std::upper_bound(chars.begin(), chars.end(), offset,
                        [](size_t value, const NormalizedChar& c) { return value < c.pos; });

@@ -193,5 +193,25 @@ TEST(ModerationNormalizerTest, TheMapBuiltUpToAnOffsetIsACompletePrefix) {
   }
 }
 
+// CharAt guesses from the average character width and walks; text that
+// mixes widths (ASCII, CJK, characters that expand) puts the guess far off.
+TEST(ModerationNormalizerTest, CharAtIsTheCharacterEveryByteIsIn) {
+  std::string letters;  // no two neighbours alike, so nothing collapses
+  for (int i = 0; i < 8; ++i) letters += "abcdefghijklmnopqrstuvwxyz";
+  const std::string cjk = "赌博网站色情毒品诈骗";
+  for (const std::string& text :
+       {std::string("plain ascii words"), cjk, letters + cjk, cjk + letters + "网站",
+        std::string("x\uFDFAy 𠀀𠀁 é ①② 賭博"), std::string("a")}) {
+    NormalizedText out;
+    ASSERT_TRUE(Normalizer::Get().Normalize(text, &out).ok());
+    const std::vector<NormalizedChar>& chars = out.Chars();
+    for (size_t offset = 0; offset < out.text.size(); ++offset) {
+      size_t expected = 0;
+      while (expected + 1 < chars.size() && chars[expected + 1].pos <= offset) ++expected;
+      ASSERT_EQ(out.CharAt(offset), expected) << text << " @" << offset;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qunzu::moderation
