@@ -374,7 +374,13 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
     }
     if (kMap) {
       const auto flags = static_cast<uint8_t>((entry >> kFastFlagsShift) | (gap ? kGapBefore : 0));
-      chars.push_back(NormalizedChar{static_cast<uint32_t>(w), begin, end, 1, flags});
+      // Field by field into place: a temporary built by narrow stores and
+      // then copied with one 16-byte load stalls on store forwarding.
+      NormalizedChar& c = chars.emplace_back();
+      c.pos = static_cast<uint32_t>(w);
+      c.begin = begin;
+      c.end = end;
+      c.flags = flags;
     }
     w += static_cast<uint8_t>(entry >> kFastLengthShift);
     last = utf8;
