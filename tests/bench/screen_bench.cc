@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -56,6 +57,8 @@ constexpr uint64_t kGroups = 100;
 constexpr uint64_t kFirstAccount = 7000000001;
 constexpr uint64_t kFirstGroup = 8000000001;
 const absl::Duration kDuration = absl::Seconds(5);
+constexpr int kRounds = 6;
+const absl::Duration kRoundDuration = absl::Seconds(3);
 
 // Terms of two CJK characters or more, spread over the dictionary.
 std::vector<std::string> Terms(const std::vector<std::string>& words, size_t count) {
@@ -285,33 +288,44 @@ int RunScreenBench() {
   const int port = (*server)->port();
   PrintBreakdown(**pool, **redis, messages);
 
+  // Short runs, alternated, and the median of the per-round ratios: the
+  // machine's own speed drifts over tens of seconds (other tenants), and a
+  // ratio of neighbouring runs survives that where one of long runs does not.
   PrintHeader(absl::StrCat("### screen: ScreenMessage against the empty RPC, same server, ",
                            kSaturationThreads, " closed-loop client threads, ",
-                           absl::FormatDuration(kDuration), " per run, ", terms.size(),
-                           " jieba terms")
+                           absl::FormatDuration(kRoundDuration), " per run, ", kRounds,
+                           " alternated rounds, ", terms.size(), " jieba terms")
                   .c_str());
-  double echo_qps = 0;
-  double screen_qps = 0;
-  for (int round = 0; round < 2; ++round) {
-    LoadResult e = RunLoad("empty RPC (baseline)", kSaturationThreads, kDuration, EchoCall(port));
+  std::vector<double> ratios;
+  for (int round = 0; round < kRounds; ++round) {
+    LoadResult e =
+        RunLoad("empty RPC (baseline)", kSaturationThreads, kRoundDuration, EchoCall(port));
     LoadResult s =
-        RunLoad("ScreenMessage", kSaturationThreads, kDuration, ScreenCall(port, messages));
+        RunLoad("ScreenMessage", kSaturationThreads, kRoundDuration, ScreenCall(port, messages));
     std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
-    echo_qps += e.qps;
-    screen_qps += s.qps;
+    ratios.push_back(s.qps / e.qps);
   }
-  std::printf("\nratio ScreenMessage/empty RPC at saturation: QPS %.2f (goal >= 0.7)\n",
-              screen_qps / echo_qps);
+  std::sort(ratios.begin(), ratios.end());
+  std::printf(
+      "\nratio ScreenMessage/empty RPC at saturation: QPS %.2f, the median of the rounds' %.2f .. "
+      "%.2f (goal >= 0.7)\n",
+      (ratios[kRounds / 2 - 1] + ratios[kRounds / 2]) / 2, ratios.front(), ratios.back());
 
   PrintHeader(absl::StrCat("### screen: at a fixed ", kRate, " calls/s (", kRateThreads,
-                           " client threads on schedules, latency from the due time)")
+                           " client threads on schedules, latency from the due time), two rounds")
                   .c_str());
-  LoadResult e = RunRate("empty RPC (baseline)", kRateThreads, kRate, kDuration, EchoCall(port));
-  LoadResult s =
-      RunRate("ScreenMessage", kRateThreads, kRate, kDuration, ScreenCall(port, messages));
-  std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
-  std::printf("\nScreenMessage p99 at %.0f/s: %.0f µs (goal <= 2000), %.2f of the rate held\n",
-              kRate, s.p99_us, s.qps / kRate);
+  std::vector<double> p99s;
+  for (int round = 0; round < 2; ++round) {
+    LoadResult e = RunRate("empty RPC (baseline)", kRateThreads, kRate, kDuration, EchoCall(port));
+    LoadResult s =
+        RunRate("ScreenMessage", kRateThreads, kRate, kDuration, ScreenCall(port, messages));
+    std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
+    p99s.push_back(s.p99_us);
+    if (s.qps < kRate * 0.99)
+      std::printf("(round %d held only %.2f of the rate)\n", round, s.qps / kRate);
+  }
+  std::printf("\nScreenMessage p99 at %.0f/s: %.0f / %.0f µs in the two rounds (goal <= 2000)\n",
+              kRate, p99s[0], p99s[1]);
 
   (*server)->Shutdown(absl::Seconds(1));
   service.reset();  // its refresh loops stop before their tables go
