@@ -22,6 +22,7 @@
 #include "common/status.h"
 #include "qunzu/testing/v1/testing.grpc.pb.h"
 #include "tests/bench/rpc_bench.h"
+#include "tests/bench/rpc_load.h"
 #include "tests/bench/scenarios.h"
 
 namespace qunzu::bench {
@@ -72,18 +73,17 @@ int RunRpcBench() {
     return 1;
   }
 
-  std::printf("## rpc: unary echo, %d client threads, %s per run\n\n", kThreads,
-              absl::FormatDuration(kDuration).c_str());
   std::printf(
-      "| run | QPS | p50 µs | p99 µs | p99.9 µs | CPU ms per 1k calls (client and server, one "
-      "process) | errors |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+      "## rpc: unary echo, the async load generator with %d calls in flight, %s per run\n\n",
+      kThreads, absl::FormatDuration(kDuration).c_str());
+  std::printf("%s", kRpcTableHeader);
   double bare_qps = 0, ours_qps = 0, bare_p99 = 0, ours_p99 = 0;
   for (int round = 0; round < 2; ++round) {
-    LoadResult b = RunLoad("bare gRPC (baseline)", kThreads, kDuration, EchoCall(bare_port));
-    LoadResult q =
-        RunLoad("GrpcServer: auth + metrics", kThreads, kDuration, EchoCall((*server)->port()));
-    std::printf("%s\n%s\n", FormatRow(b).c_str(), FormatRow(q).c_str());
+    LoadResult b =
+        DriveSaturated("bare gRPC (baseline)", EchoTarget(bare_port), 1, kThreads, kDuration);
+    LoadResult q = DriveSaturated("GrpcServer: auth + metrics", EchoTarget((*server)->port()), 1,
+                                  kThreads, kDuration);
+    std::printf("%s\n%s\n", FormatRpcRow(b).c_str(), FormatRpcRow(q).c_str());
     bare_qps += b.qps;
     ours_qps += q.qps;
     bare_p99 += b.p99_us;

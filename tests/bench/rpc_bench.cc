@@ -1,7 +1,5 @@
 #include "tests/bench/rpc_bench.h"
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -18,36 +16,10 @@
 namespace qunzu::bench {
 namespace {
 
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 double Percentile(std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   size_t index = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1));
   return sorted[index];
-}
-
-LoadResult Summarise(const std::string& name, std::vector<std::vector<double>>& latencies,
-                     long errors, double elapsed, double cpu) {
-  std::vector<double> all;
-  for (auto& per_thread : latencies) all.insert(all.end(), per_thread.begin(), per_thread.end());
-  std::sort(all.begin(), all.end());
-  LoadResult result;
-  result.name = name;
-  result.calls = static_cast<long>(all.size());
-  result.errors = errors;
-  result.qps = static_cast<double>(all.size()) / elapsed;
-  result.p50_us = Percentile(all, 0.50);
-  result.p99_us = Percentile(all, 0.99);
-  result.p999_us = Percentile(all, 0.999);
-  result.client_cpu_ms_per_kcall = all.empty() ? 0 : cpu * 1e6 / static_cast<double>(all.size());
-  return result;
 }
 
 class QunzuEcho final : public testing::v1::TestService::Service {
@@ -63,52 +35,34 @@ class QunzuEcho final : public testing::v1::TestService::Service {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeQunzuEcho() { return std::make_unique<QunzuEcho>(); }
-
-std::function<bool()> EchoCall(int port) {
-  auto stub = std::shared_ptr<testing::v1::TestService::Stub>(
-      testing::v1::TestService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                            grpc::InsecureChannelCredentials())));
-  return [stub] {
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", std::string("Bearer ") + kBenchToken);
-    testing::v1::EchoRequest request;
-    request.set_text("你好, qunzu");
-    testing::v1::EchoResponse response;
-    return stub->PlatformEcho(&context, request, &response).ok();
+double CpuSeconds(int who) {
+  rusage usage{};
+  getrusage(who, &usage);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
   };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-LoadResult RunRate(const std::string& name, int threads, double rate, absl::Duration duration,
-                   const std::function<bool()>& call) {
-  for (int i = 0; i < 200; ++i) call();  // warm-up: connections, caches
-  using Steady = std::chrono::steady_clock;
-  const auto interval = std::chrono::duration_cast<Steady::duration>(
-      std::chrono::duration<double>(static_cast<double>(threads) / rate));
-  std::atomic<long> errors{0};
-  std::vector<std::vector<double>> latencies(threads);
-  std::vector<std::thread> workers;
-  workers.reserve(threads);
-  const double cpu_before = CpuSeconds();
-  const auto start = Steady::now();
-  const auto end = start + absl::ToChronoNanoseconds(duration);
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      auto due = start + interval * t / threads;
-      while (due < end) {
-        std::this_thread::sleep_until(due);
-        bool ok = call();
-        latencies[t].push_back(
-            std::chrono::duration<double, std::micro>(Steady::now() - due).count());
-        if (!ok) errors.fetch_add(1, std::memory_order_relaxed);
-        due += interval;
-      }
-    });
-  }
-  for (auto& worker : workers) worker.join();
-  const double elapsed = std::chrono::duration<double>(Steady::now() - start).count();
-  return Summarise(name, latencies, errors.load(), elapsed, CpuSeconds() - cpu_before);
+LoadResult SummariseLoad(const std::string& name, std::vector<std::vector<double>>& latencies,
+                         long errors, double elapsed_seconds, double cpu_seconds) {
+  std::vector<double> all;
+  for (auto& per_thread : latencies) all.insert(all.end(), per_thread.begin(), per_thread.end());
+  std::sort(all.begin(), all.end());
+  LoadResult result;
+  result.name = name;
+  result.calls = static_cast<long>(all.size());
+  result.errors = errors;
+  result.qps = static_cast<double>(all.size()) / elapsed_seconds;
+  result.p50_us = Percentile(all, 0.50);
+  result.p99_us = Percentile(all, 0.99);
+  result.p999_us = Percentile(all, 0.999);
+  result.client_cpu_ms_per_kcall =
+      all.empty() ? 0 : cpu_seconds * 1e6 / static_cast<double>(all.size());
+  return result;
 }
+
+std::unique_ptr<grpc::Service> MakeQunzuEcho() { return std::make_unique<QunzuEcho>(); }
 
 LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration,
                    const std::function<bool()>& call) {
@@ -139,7 +93,13 @@ LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration
   for (auto& worker : workers) worker.join();
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return Summarise(name, latencies, errors.load(), elapsed, CpuSeconds() - cpu_before);
+  return SummariseLoad(name, latencies, errors.load(), elapsed, CpuSeconds() - cpu_before);
+}
+
+std::string FormatRpcRow(const LoadResult& r) {
+  return absl::StrFormat("| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %d |", r.name, r.qps,
+                         r.p50_us, r.p99_us, r.p999_us, r.client_cpu_ms_per_kcall,
+                         r.process_cpu_ms_per_kcall, r.errors);
 }
 
 std::string FormatRow(const LoadResult& r) {

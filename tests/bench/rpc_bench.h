@@ -1,15 +1,17 @@
-// Load generation for `make bench`: client threads issuing unary calls for
-// a fixed time, closed loop (saturation) or on a fixed schedule (a target
-// rate), with latency percentiles and the process's CPU; and the empty RPC
-// every server-side benchmark compares with.
+// What every benchmark reports (LoadResult, its table rows), the closed-loop
+// harness for in-process calls (RunLoad: a transaction, an Append), and the
+// empty RPC every server-side benchmark compares with. RPCs are driven by
+// the async load generator in rpc_load.h.
 #ifndef QUNZU_TESTS_BENCH_RPC_BENCH_H_
 #define QUNZU_TESTS_BENCH_RPC_BENCH_H_
 
 #include <grpcpp/impl/service_type.h>
+#include <sys/resource.h>
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -21,8 +23,13 @@ struct LoadResult {
   double p50_us = 0;
   double p99_us = 0;
   double p999_us = 0;
-  // CPU milliseconds (user + system) of this process per 1,000 calls.
+  // CPU milliseconds (user + system) per 1,000 calls of the client: this
+  // process for RunLoad, the generator's own threads for
+  // DriveSaturated/DriveAtRate (rpc_load.h).
   double client_cpu_ms_per_kcall = 0;
+  // DriveSaturated/DriveAtRate: of the whole process (the generator, and
+  // the server when it runs in the same process).
+  double process_cpu_ms_per_kcall = 0;
   long calls = 0;
   long errors = 0;
 };
@@ -30,13 +37,6 @@ struct LoadResult {
 // Runs `call` from `threads` threads back to back for `duration` (after a
 // short warm-up); `call` returns false for a failed call.
 LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration,
-                   const std::function<bool()>& call);
-
-// Issues `rate` calls per second in total for `duration` from `threads`
-// threads, each on its own fixed schedule (open loop). A call's latency is
-// measured from when it was due, so a stall counts against every call it
-// delays (no coordinated omission); qps shows whether the rate was held.
-LoadResult RunRate(const std::string& name, int threads, double rate, absl::Duration duration,
                    const std::function<bool()>& call);
 
 // The bearer token the benchmarks' platform caller presents.
@@ -47,11 +47,22 @@ inline constexpr char kBenchToken[] = "bench-platform-token";
 // our server stack.
 std::unique_ptr<grpc::Service> MakeQunzuEcho();
 
-// One PlatformEcho call to 127.0.0.1:port with kBenchToken; thread-safe.
-std::function<bool()> EchoCall(int port);
-
 // "name  qps  p50  p99  p99.9  cpu" as a Markdown table row.
 std::string FormatRow(const LoadResult& r);
+
+// The header and a row of a table of DriveSaturated/DriveAtRate results:
+// FormatRow's columns with the generator's and the process's CPU.
+inline constexpr char kRpcTableHeader[] =
+    "| run | QPS | p50 µs | p99 µs | p99.9 µs | load generator CPU ms per 1k calls | process CPU "
+    "ms per 1k calls (generator and server) | errors |\n|---|---|---|---|---|---|---|---|\n";
+std::string FormatRpcRow(const LoadResult& r);
+
+// CPU seconds (user + system) of RUSAGE_SELF (the process) or RUSAGE_THREAD.
+double CpuSeconds(int who = RUSAGE_SELF);
+
+// The result of a run from every latency (µs) its threads kept, in any order.
+LoadResult SummariseLoad(const std::string& name, std::vector<std::vector<double>>& latencies,
+                         long errors, double elapsed_seconds, double cpu_seconds);
 
 }  // namespace qunzu::bench
 

@@ -40,6 +40,7 @@
 #include "services/moderation/normalizer.h"
 #include "tests/bench/jieba_words.h"
 #include "tests/bench/rpc_bench.h"
+#include "tests/bench/rpc_load.h"
 #include "tests/bench/scenarios.h"
 
 namespace qunzu::bench {
@@ -48,8 +49,11 @@ namespace {
 namespace v1 = moderation::v1;
 using Steady = std::chrono::steady_clock;
 
-constexpr int kSaturationThreads = 8;
-constexpr int kRateThreads = 32;
+// Calls the load generator keeps in flight at saturation (one client
+// thread), as the eight closed-loop client threads it replaced did.
+constexpr int kInFlight = 8;
+// The service's Redis connections.
+constexpr int kRedisPool = 32;
 constexpr double kRate = 10000;
 constexpr size_t kTerms = 10000;
 constexpr uint64_t kSenders = 1000;
@@ -143,33 +147,28 @@ bool WaitForRules(int port, const std::string& term) {
 
 // ScreenMessage with a fresh request id, a sender of the group it posts in
 // and a jieba message, all chosen round robin.
-std::function<bool()> ScreenCall(int port, const std::vector<std::string>& messages) {
-  auto stub = Stub(port);
-  auto counter = std::make_shared<std::atomic<uint64_t>>(0);
+RpcTarget ScreenTarget(int port, const std::vector<std::string>& messages) {
+  RpcTarget target;
+  target.channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  target.method = "/qunzu.moderation.v1.ModerationService/ScreenMessage";
+  target.metadata = {{"authorization", std::string("Bearer ") + kBenchToken}};
   const std::string prefix =
       absl::StrCat("b", getpid(), "-", Steady::now().time_since_epoch().count(), "-");
-  return [stub, counter, prefix, &messages] {
-    const uint64_t n = counter->fetch_add(1, std::memory_order_relaxed);
+  target.request = [prefix, &messages](uint64_t n) {
     const uint64_t sender = n % kSenders;
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", std::string("Bearer ") + kBenchToken);
     v1::ScreenMessageRequest request;
     request.set_request_id(absl::StrCat(prefix, n));
     request.set_actor_account_id(kFirstAccount + sender);
     request.set_group_id(kFirstGroup + sender % kGroups);
     request.set_message_id(absl::StrCat("m", n));
     request.set_text(messages[n % messages.size()]);
-    v1::ScreenMessageResponse response;
-    return stub->ScreenMessage(&context, request, &response).ok();
+    return request.SerializeAsString();
   };
+  return target;
 }
 
-void PrintHeader(const char* what) {
-  std::printf("\n%s\n\n", what);
-  std::printf(
-      "| run | QPS | p50 µs | p99 µs | p99.9 µs | CPU ms per 1k calls (client and server, one "
-      "process) | errors |\n|---|---|---|---|---|---|---|\n");
-}
+void PrintHeader(const char* what) { std::printf("\n%s\n\n%s", what, kRpcTableHeader); }
 
 int64_t RssBytes() {
   std::ifstream statm("/proc/self/statm");
@@ -242,7 +241,7 @@ int RunScreenBench() {
   auto pool = MysqlPool::Create(*options, schema, 8);
   RedisOptions redis_options;
   redis_options.address = redis_addr;
-  redis_options.pool_size = kRateThreads;
+  redis_options.pool_size = kRedisPool;
   auto redis = RedisClient::Create(redis_options);
   if (!pool.ok() || !redis.ok()) return 1;
   absl::Status ready = ApplyMigrations(**pool, kCommonComponent, CommonMigrations());
@@ -292,17 +291,17 @@ int RunScreenBench() {
   // machine's own speed drifts over tens of seconds (other tenants), and a
   // ratio of neighbouring runs survives that where one of long runs does not.
   PrintHeader(absl::StrCat("### screen: ScreenMessage against the empty RPC, same server, ",
-                           kSaturationThreads, " closed-loop client threads, ",
+                           kInFlight, " calls in flight from the async load generator, ",
                            absl::FormatDuration(kRoundDuration), " per run, ", kRounds,
                            " alternated rounds, ", terms.size(), " jieba terms")
                   .c_str());
   std::vector<double> ratios;
   for (int round = 0; round < kRounds; ++round) {
     LoadResult e =
-        RunLoad("empty RPC (baseline)", kSaturationThreads, kRoundDuration, EchoCall(port));
+        DriveSaturated("empty RPC (baseline)", EchoTarget(port), 1, kInFlight, kRoundDuration);
     LoadResult s =
-        RunLoad("ScreenMessage", kSaturationThreads, kRoundDuration, ScreenCall(port, messages));
-    std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
+        DriveSaturated("ScreenMessage", ScreenTarget(port, messages), 1, kInFlight, kRoundDuration);
+    std::printf("%s\n%s\n", FormatRpcRow(e).c_str(), FormatRpcRow(s).c_str());
     ratios.push_back(s.qps / e.qps);
   }
   std::sort(ratios.begin(), ratios.end());
@@ -311,15 +310,15 @@ int RunScreenBench() {
       "%.2f (goal >= 0.7)\n",
       (ratios[kRounds / 2 - 1] + ratios[kRounds / 2]) / 2, ratios.front(), ratios.back());
 
-  PrintHeader(absl::StrCat("### screen: at a fixed ", kRate, " calls/s (", kRateThreads,
-                           " client threads on schedules, latency from the due time), two rounds")
+  PrintHeader(absl::StrCat("### screen: at a fixed ", kRate,
+                           " calls/s (the async load generator, open loop, latency from the due "
+                           "time), two rounds")
                   .c_str());
   std::vector<double> p99s;
   for (int round = 0; round < 2; ++round) {
-    LoadResult e = RunRate("empty RPC (baseline)", kRateThreads, kRate, kDuration, EchoCall(port));
-    LoadResult s =
-        RunRate("ScreenMessage", kRateThreads, kRate, kDuration, ScreenCall(port, messages));
-    std::printf("%s\n%s\n", FormatRow(e).c_str(), FormatRow(s).c_str());
+    LoadResult e = DriveAtRate("empty RPC (baseline)", EchoTarget(port), kRate, kDuration);
+    LoadResult s = DriveAtRate("ScreenMessage", ScreenTarget(port, messages), kRate, kDuration);
+    std::printf("%s\n%s\n", FormatRpcRow(e).c_str(), FormatRpcRow(s).c_str());
     p99s.push_back(s.p99_us);
     if (s.qps < kRate * 0.99)
       std::printf("(round %d held only %.2f of the rate)\n", round, s.qps / kRate);
