@@ -15,12 +15,14 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "common/auth_interceptor.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "qunzu/testing/v1/testing.grpc.pb.h"
+#include "tests/bench/load_cli.h"
 #include "tests/bench/rpc_bench.h"
 #include "tests/bench/rpc_load.h"
 #include "tests/bench/scenarios.h"
@@ -98,9 +100,29 @@ int RunRpcBench() {
 
 }  // namespace qunzu::bench
 
-// QUNZU_BENCH_ONLY=<name> runs one scenario.
-int main() {
+// QUNZU_BENCH_ONLY=<name> runs one scenario; with --target=host:port the
+// load generator drives one RPC of a running service instead (load_cli.h).
+int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (qunzu::bench::WantsLoadCli(args)) {
+    absl::StatusOr<qunzu::bench::LoadResult> result = qunzu::bench::RunLoadCli(args);
+    if (!result.ok()) {
+      std::fprintf(stderr, "qunzu_bench: %s\n", std::string(result.status().message()).c_str());
+      return 2;
+    }
+    std::printf("%s%s\n", qunzu::bench::kRpcTableHeader,
+                qunzu::bench::FormatRpcRow(*result).c_str());
+    return result->errors == 0 ? 0 : 1;
+  }
+  if (!args.empty()) {
+    std::fprintf(stderr,
+                 "usage: qunzu_bench (runs the scenarios; QUNZU_BENCH_ONLY=<name> runs one)\n"
+                 "       qunzu_bench --target=host:port --method=/pkg.Service/Method "
+                 "--request='<text proto>' [--token=T] [--vary=FIELD] [--rate=N | "
+                 "--in-flight=N] [--duration=5s]\n");
+    return 2;
+  }
   const char* only_env = std::getenv("QUNZU_BENCH_ONLY");
   const std::string only = only_env != nullptr ? only_env : "";
   auto wanted = [&](const char* name) { return only.empty() || only == name; };

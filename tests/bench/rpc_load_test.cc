@@ -6,68 +6,22 @@
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 
-#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
-#include "qunzu/testing/v1/testing.grpc.pb.h"
+#include "qunzu/testing/v1/testing.pb.h"
+#include "tests/bench/recording_echo.h"
 
 namespace qunzu::bench {
 namespace {
 
 namespace tv1 = testing::v1;
 
-// Echoes, remembering every request text and the token it came with;
-// StaffEcho always fails.
-class RecordingEcho final : public tv1::TestService::Service {
- public:
-  grpc::Status PlatformEcho(grpc::ServerContext* context, const tv1::EchoRequest* request,
-                            tv1::EchoResponse* response) override {
-    const auto token = context->client_metadata().find("authorization");
-    absl::MutexLock lock(&mu_);
-    texts_.insert(request->text());
-    if (token == context->client_metadata().end() || token->second != "Bearer t") ++untokened_;
-    response->set_text(request->text());
-    return grpc::Status::OK;
-  }
-  grpc::Status StaffEcho(grpc::ServerContext*, const tv1::EchoRequest*,
-                         tv1::EchoResponse*) override {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "no");
-  }
-  std::set<std::string> texts() {
-    absl::MutexLock lock(&mu_);
-    return texts_;
-  }
-  int untokened() {
-    absl::MutexLock lock(&mu_);
-    return untokened_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::set<std::string> texts_ ABSL_GUARDED_BY(mu_);
-  int untokened_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-class RpcLoadTest : public ::testing::Test {
+class RpcLoadTest : public RecordingEchoTest {
  protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&echo_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port_, 0);
-  }
-  void TearDown() override { server_->Shutdown(); }
-
   RpcTarget Target(const std::string& method) {
     RpcTarget target;
     target.channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
@@ -81,10 +35,6 @@ class RpcLoadTest : public ::testing::Test {
     };
     return target;
   }
-
-  RecordingEcho echo_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
 };
 
 TEST_F(RpcLoadTest, AtARateEveryScheduledCallIsMadeOnceWithItsOwnRequest) {
@@ -101,7 +51,7 @@ TEST_F(RpcLoadTest, AtARateEveryScheduledCallIsMadeOnceWithItsOwnRequest) {
   EXPECT_EQ(texts.size(), 800U);
   EXPECT_EQ(texts.count("0"), 1U);
   EXPECT_EQ(texts.count("799"), 1U);
-  EXPECT_EQ(echo_.untokened(), 0);
+  EXPECT_EQ(echo_.tokens(), std::set<std::string>{"Bearer t"});
 }
 
 TEST_F(RpcLoadTest, SaturatedKeepsCallsInFlightAndCountsThem) {
