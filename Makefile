@@ -38,7 +38,7 @@ run: build
 bench: build
 	QUNZU_INNODB_LOG_FILE_SIZE=512M \
 	  deploy/local/with-servers.sh bench $(TEST_MYSQL_PORT) $(TEST_REDIS_PORT) -- \
-	  $(BUILD_DIR)/tests/bench/qunzu_bench
+	  $(BUILD_DIR)/tests/bench/qunzu-bench
 
 lint: build
 	clang-format --dry-run -Werror $(CXX_SOURCES)

@@ -1,8 +1,8 @@
-// `qunzu_bench --target=...`: the load generator pointed at a running
+// `qunzu-bench --target=...`: the load generator pointed at a running
 // service (e.g. the one `make run` starts) for any unary RPC of Qunzu's
 // protos, the request given as a text proto:
 //
-//   qunzu_bench --target=127.0.0.1:50054 --token=$TOKEN
+//   qunzu-bench --target=127.0.0.1:50054 --token=$TOKEN
 //     --method=/qunzu.moderation.v1.ModerationService/ScreenMessage
 //     --request='actor_account_id: 1 group_id: 2 text: "你好" request_id: "r"'
 //     --vary=request_id --rate=2000 --duration=10s

@@ -1,4 +1,4 @@
-// qunzu_bench --target=...: the flags, the method looked up in Qunzu's
+// qunzu-bench --target=...: the flags, the method looked up in Qunzu's
 // protos, the text-proto request and --vary, driven against a real server.
 #include "tests/bench/load_cli.h"
 

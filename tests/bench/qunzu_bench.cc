@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   if (qunzu::bench::WantsLoadCli(args)) {
     absl::StatusOr<qunzu::bench::LoadResult> result = qunzu::bench::RunLoadCli(args);
     if (!result.ok()) {
-      std::fprintf(stderr, "qunzu_bench: %s\n", std::string(result.status().message()).c_str());
+      std::fprintf(stderr, "qunzu-bench: %s\n", std::string(result.status().message()).c_str());
       return 2;
     }
     std::printf("%s%s\n", qunzu::bench::kRpcTableHeader,
@@ -117,8 +117,8 @@ int main(int argc, char** argv) {
   }
   if (!args.empty()) {
     std::fprintf(stderr,
-                 "usage: qunzu_bench (runs the scenarios; QUNZU_BENCH_ONLY=<name> runs one)\n"
-                 "       qunzu_bench --target=host:port --method=/pkg.Service/Method "
+                 "usage: qunzu-bench (runs the scenarios; QUNZU_BENCH_ONLY=<name> runs one)\n"
+                 "       qunzu-bench --target=host:port --method=/pkg.Service/Method "
                  "--request='<text proto>' [--token=T] [--vary=FIELD] [--rate=N | "
                  "--in-flight=N] [--duration=5s]\n");
     return 2;
