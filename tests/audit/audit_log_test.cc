@@ -68,14 +68,19 @@ class AuditLogTest : public ::testing::Test {
     }
   }
 
-  void Open() {
-    log_.reset();
+  // The options every log of these tests runs with, on `clock`.
+  AuditLogOptions Options(const Clock* clock) const {
     AuditLogOptions options;
-    options.clock = &clock_;
+    options.clock = clock;
     options.checkpoint_every_entries = every_;
     options.checkpoint_interval = absl::Hours(1);
     options.retention = absl::Hours(24 * 180);
-    auto log = AuditLog::Create(*pool_, signer_, options, nullptr);
+    return options;
+  }
+
+  void Open() {
+    log_.reset();
+    auto log = AuditLog::Create(*pool_, signer_, Options(&clock_), nullptr);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = *std::move(log);
   }
@@ -279,21 +284,12 @@ double CounterValue(prometheus::Registry& registry, const std::string& name) {
 // real leaf, and the tree verifies.
 TEST_F(AuditLogTest, ASpeculativeGroupOvertakenByAnotherReplicaIsRedone) {
   FakeClock other_clock(clock_.Now() + absl::Seconds(1));
-  AuditLogOptions other_options;
-  other_options.clock = &other_clock;
-  other_options.checkpoint_every_entries = every_;
-  other_options.checkpoint_interval = absl::Hours(1);
-  other_options.retention = absl::Hours(24 * 180);
-  auto other = AuditLog::Create(*pool_, signer_, other_options, nullptr);
+  auto other = AuditLog::Create(*pool_, signer_, Options(&other_clock), nullptr);
   ASSERT_TRUE(other.ok()) << other.status();
 
   std::atomic<int> builds{0};
   std::vector<v1::AppendResponse> other_responses;
-  AuditLogOptions options;
-  options.clock = &clock_;
-  options.checkpoint_every_entries = every_;
-  options.checkpoint_interval = absl::Hours(1);
-  options.retention = absl::Hours(24 * 180);
+  AuditLogOptions options = Options(&clock_);
   options.after_speculative_build = [&] {
     const int n = ++builds;
     if (n != 2 && n != 5) return;
