@@ -119,6 +119,7 @@ absl::StatusOr<v1::SubmitReportResponse> ReportStore::Submit(
   bool fresh = false;  // a replay of the same request is not a second report
   ASSIGN_OR_RETURN(v1::SubmitReportResponse response,
                    WithTransaction(pool_, [&](sql::Connection& conn) {
+                     fresh = false;  // per attempt: a retried transaction may find a replay
                      return RunIdempotent<v1::SubmitReportResponse>(conn, key, request, [&]() {
                        fresh = true;
                        return SubmitInTransaction(conn, context, request);
