@@ -1,5 +1,6 @@
 #include "services/moderation/hot_path_checks.h"
 
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -190,7 +191,8 @@ absl::StatusOr<std::optional<CheckFailure>> EvaluateChecks(const HotPathView& vi
 absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKeys& keys) {
   const std::string sender = absl::StrCat(keys.sender_id);
   const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
-  const std::string activity = projection::GroupActivityKey(keys.group_id);
+  std::string activity = projection::GroupActivityKey(keys.group_id);
+  std::string hour = absl::StrCat(unix_seconds / 3600);
   const std::string sender_rate = projection::AccountRateKey(keys.sender_id, unix_seconds / 60);
   const std::string group_rate = projection::GroupRateKey(keys.group_id, unix_seconds / 60);
   // SET with both NX and GET (Redis 7.0 and later) claims the request id
@@ -211,7 +213,7 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
       {"HGET", projection::AccountCreditKey(keys.sender_id), "messages_per_minute"},
       {"INCR", sender_rate},
       {"INCR", group_rate},
-      {"HINCRBY", activity, absl::StrCat(unix_seconds / 3600), "1"},
+      {"HINCRBY", activity, hour, "1"},
   };
   absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
   if (!replies.ok()) return Unavailable(replies.status().ToString());
@@ -265,6 +267,8 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
     if (hour_count == 1) {
       view.new_counter_expiries.push_back({"EXPIRE", activity, absl::StrCat(kActivityTtlSeconds)});
     }
+    view.activity_key = std::move(activity);
+    view.activity_hour = std::move(hour);
     return absl::OkStatus();
   };
   if (absl::Status status = read(); !status.ok()) return Unavailable(status.ToString());

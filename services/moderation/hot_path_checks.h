@@ -57,6 +57,10 @@ struct HotPathView {
   // path (ScreenRecordWriter::Defer): one pipeline of 12 commands instead
   // of 15, and an EXPIRE a minute per window instead of one per message.
   std::vector<RedisCommand> new_counter_expiries;
+  // The group's activity hash and the hour field this message was counted
+  // in, for taking the count back when the message is not delivered.
+  std::string activity_key;
+  std::string activity_hour;
 };
 
 // Messages per minute a group may carry, by ScaleTier (index = enum

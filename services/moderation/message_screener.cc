@@ -2,9 +2,9 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "common/idempotency.h"
 #include "common/log.h"
 #include "common/projection_keys.h"
@@ -89,8 +89,7 @@ absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Screen(
   if (response->verdict() != v1::SCREEN_VERDICT_ALLOW) {
     // Activity counts messages delivered; this one was counted in the
     // pipeline before its verdict was known.
-    records_.Defer({"HINCRBY", projection::GroupActivityKey(request.group_id()),
-                    absl::StrCat(absl::ToUnixSeconds(now) / 3600), "-1"});
+    records_.Defer({"HINCRBY", std::move(view.activity_key), std::move(view.activity_hour), "-1"});
   }
   if (deps_.metrics != nullptr)
     deps_.metrics->MessageVerdict(response->verdict(), FirstCode(*response));

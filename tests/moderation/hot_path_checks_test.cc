@@ -285,6 +285,9 @@ TEST_F(ModerationHotPathRedisTest, ReadsOneRoundTripClaimsAndCounts) {
   EXPECT_EQ(view->new_counter_expiries[1],
             (RedisCommand{"EXPIRE", projection::GroupRateKey(group_, minute), "120"}));
   EXPECT_EQ(view->new_counter_expiries[2][1], projection::GroupActivityKey(group_));
+  // Where the message was counted, for taking it back if it is not delivered.
+  EXPECT_EQ(view->activity_key, projection::GroupActivityKey(group_));
+  EXPECT_EQ(view->activity_hour, absl::StrCat(absl::ToUnixSeconds(kNow) / 3600));
 
   // The same request id again: the claim is seen, and the count taken back.
   auto again = ReadHotPathView(*redis_, Keys("r1"));
