@@ -1,6 +1,6 @@
 // For the load generator's tests: testing.v1.TestService on a free port,
 // remembering every request text and bearer token it was sent; StaffEcho
-// always fails (PERMISSION_DENIED).
+// always fails (PERMISSION_DENIED), ServiceEcho hangs until released.
 #ifndef QUNZU_TESTS_BENCH_RECORDING_ECHO_H_
 #define QUNZU_TESTS_BENCH_RECORDING_ECHO_H_
 
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "qunzu/testing/v1/testing.grpc.pb.h"
 
@@ -35,6 +36,16 @@ class RecordingEcho final : public testing::v1::TestService::Service {
                          testing::v1::EchoResponse*) override {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "no");
   }
+  // Answers only once Release() is called (or after a minute): a server
+  // that hangs.
+  grpc::Status ServiceEcho(grpc::ServerContext*, const testing::v1::EchoRequest*,
+                           testing::v1::EchoResponse*) override {
+    released_.WaitForNotificationWithTimeout(absl::Minutes(1));
+    return grpc::Status::OK;
+  }
+  void Release() {
+    if (!released_.HasBeenNotified()) released_.Notify();
+  }
   std::set<std::string> texts() {
     absl::MutexLock lock(&mu_);
     return texts_;
@@ -46,6 +57,7 @@ class RecordingEcho final : public testing::v1::TestService::Service {
   }
 
  private:
+  absl::Notification released_;
   absl::Mutex mu_;
   std::set<std::string> texts_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> tokens_ ABSL_GUARDED_BY(mu_);
@@ -62,7 +74,10 @@ class RecordingEchoTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port_, 0);
   }
-  void TearDown() override { server_->Shutdown(); }
+  void TearDown() override {
+    echo_.Release();
+    server_->Shutdown();
+  }
 
   RecordingEcho echo_;
   int port_ = 0;

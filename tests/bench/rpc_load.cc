@@ -50,6 +50,10 @@ class Driver {
   void Start(uint64_t n, Clock::time_point since, bool measured) {
     auto* call = new Call;
     for (const auto& [key, value] : target_.metadata) call->context.AddMetadata(key, value);
+    // Every call ends, so a run ends even against a server that hangs (the
+    // call then counts as an error).
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               absl::ToChronoMilliseconds(target_.deadline));
     call->since = since;
     call->measured = measured;
     const std::string bytes = target_.request(n);
@@ -62,7 +66,8 @@ class Driver {
   }
 
   // Takes one completion, waiting until `deadline` at most; false on
-  // timeout. A measured call's latency (to now) goes into latencies.
+  // timeout. A measured call's latency (to now) goes into latencies; a
+  // failed call counts in errors.
   bool Complete(Clock::time_point deadline, std::vector<double>& latencies, long& errors) {
     void* tag = nullptr;
     bool ok = false;
@@ -76,16 +81,16 @@ class Driver {
     }
     std::unique_ptr<Call> call(static_cast<Call*>(tag));
     --outstanding_;
-    if (call->measured) {
-      latencies.push_back(MicrosSince(call->since, Clock::now()));
-      if (!ok || !call->status.ok()) ++errors;
-    }
+    if (call->measured) latencies.push_back(MicrosSince(call->since, Clock::now()));
+    if (!ok || !call->status.ok()) ++errors;
     return true;
   }
 
   // Completes everything still in flight.
   void Drain(std::vector<double>& latencies, long& errors) {
-    while (outstanding_ > 0) Complete(Clock::now() + std::chrono::hours(1), latencies, errors);
+    while (outstanding_ > 0) {
+      Complete(Clock::now() + absl::ToChronoMilliseconds(target_.deadline), latencies, errors);
+    }
   }
 
   ~Driver() {
@@ -103,14 +108,14 @@ class Driver {
 };
 
 // Warms the channel and the server (connections, caches) with unmeasured
-// calls, a few at a time.
+// calls, a few at a time; stops at the first failure (the run will show it).
 void Warm(Driver& driver, uint64_t& next) {
   std::vector<double> ignored;
-  long ignored_errors = 0;
-  for (int i = 0; i < kWarmupCalls;) {
+  long failed = 0;
+  for (int i = 0; i < kWarmupCalls && failed == 0;) {
     const int batch = std::min(8, kWarmupCalls - i);
     for (int k = 0; k < batch; ++k) driver.Start(next++, Clock::now(), false);
-    driver.Drain(ignored, ignored_errors);
+    driver.Drain(ignored, failed);
     i += batch;
   }
 }
@@ -142,7 +147,8 @@ LoadResult DriveSaturated(const std::string& name, const RpcTarget& target, int 
       for (int i = 0; i < in_flight_per_thread; ++i) {
         driver.Start(next.fetch_add(1, std::memory_order_relaxed), Clock::now(), true);
       }
-      while (driver.Complete(end + std::chrono::seconds(30), latencies[t], errors[t])) {
+      while (driver.Complete(end + absl::ToChronoMilliseconds(target.deadline), latencies[t],
+                             errors[t])) {
         const auto now = Clock::now();
         if (now >= end) break;
         driver.Start(next.fetch_add(1, std::memory_order_relaxed), now, true);

@@ -34,6 +34,9 @@ struct RpcTarget {
   // The serialised request of call number n (0, 1, 2, ...). Called from the
   // generator's threads, one call at a time per thread.
   std::function<std::string(uint64_t n)> request;
+  // Each call's deadline: a call the server never answers ends then, as an
+  // error, so a run always ends.
+  absl::Duration deadline = absl::Seconds(10);
 };
 
 // Closed loop: `threads` client threads, each with its own completion queue

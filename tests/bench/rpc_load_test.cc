@@ -76,5 +76,16 @@ TEST_F(RpcLoadTest, FailedCallsAreErrors) {
   EXPECT_EQ(saturated.errors, saturated.calls);
 }
 
+TEST_F(RpcLoadTest, CallsAServerNeverAnswersEndAtTheirDeadlineAsErrors) {
+  RpcTarget target = Target("ServiceEcho");
+  target.deadline = absl::Milliseconds(200);
+  const LoadResult rate = DriveAtRate("hung", target, 100, absl::Milliseconds(100));
+  EXPECT_EQ(rate.calls, 10);
+  EXPECT_EQ(rate.errors, 10);
+  const LoadResult saturated = DriveSaturated("hung", target, 1, 2, absl::Milliseconds(50));
+  EXPECT_EQ(saturated.calls, 2);
+  EXPECT_EQ(saturated.errors, 2);
+}
+
 }  // namespace
 }  // namespace qunzu::bench
