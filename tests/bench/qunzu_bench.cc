@@ -34,7 +34,7 @@ using testing::v1::EchoRequest;
 using testing::v1::EchoResponse;
 using testing::v1::TestService;
 
-constexpr int kThreads = 4;
+constexpr int kInFlight = 4;
 const absl::Duration kDuration = absl::Seconds(5);
 
 // The bare baseline: no caller lookup, no mapping.
@@ -77,14 +77,14 @@ int RunRpcBench() {
 
   std::printf(
       "## rpc: unary echo, the async load generator with %d calls in flight, %s per run\n\n",
-      kThreads, absl::FormatDuration(kDuration).c_str());
+      kInFlight, absl::FormatDuration(kDuration).c_str());
   std::printf("%s", kRpcTableHeader);
   double bare_qps = 0, ours_qps = 0, bare_p99 = 0, ours_p99 = 0;
   for (int round = 0; round < 2; ++round) {
     LoadResult b =
-        DriveSaturated("bare gRPC (baseline)", EchoTarget(bare_port), 1, kThreads, kDuration);
+        DriveSaturated("bare gRPC (baseline)", EchoTarget(bare_port), 1, kInFlight, kDuration);
     LoadResult q = DriveSaturated("GrpcServer: auth + metrics", EchoTarget((*server)->port()), 1,
-                                  kThreads, kDuration);
+                                  kInFlight, kDuration);
     std::printf("%s\n%s\n", FormatRpcRow(b).c_str(), FormatRpcRow(q).c_str());
     bare_qps += b.qps;
     ours_qps += q.qps;
