@@ -68,6 +68,7 @@ absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
 CompiledRules::~CompiledRules() {
   if (prototype_ != nullptr) hs_free_scratch(prototype_);
   if (literal_db_ != nullptr) hs_free_database(literal_db_);
+  if (run_literal_db_ != nullptr) hs_free_database(run_literal_db_);
   if (regex_db_ != nullptr) hs_free_database(regex_db_);
 }
 
@@ -155,15 +156,23 @@ absl::Status CompiledRules::Build() {
                        absl::StrCat("rule ", i, " has nothing left after normalisation"),
                        {{"rule_index", absl::StrCat(i)}});
     }
-    auto [it, inserted] = literal_index.try_emplace(term.text, literals_.size());
+    // Terms that normalise to the same text are one literal only when they
+    // also need the same runs: "哈" and "哈哈" are both the text "哈".
+    const std::vector<NormalizedChar>& chars = term.Chars();
+    std::string key = term.text;
+    for (const NormalizedChar& c : chars) {
+      absl::StrAppend(&key, "\n", c.run, (c.flags & kDigit) != 0 ? "d" : "");
+    }
+    auto [it, inserted] = literal_index.try_emplace(std::move(key), literals_.size());
     if (inserted) {
       Literal literal;
       literal.text = term.text;
-      const std::vector<NormalizedChar>& chars = term.Chars();
       const bool needs_check = std::any_of(chars.begin(), chars.end(), [](const auto& c) {
         return c.run > 1 || (c.flags & kDigit) != 0;
       });
       if (needs_check) literal.chars = chars;
+      literal.needs_runs =
+          std::any_of(chars.begin(), chars.end(), [](const auto& c) { return c.run > 1; });
       literal.hit_flags =
           static_cast<uint8_t>(((chars.front().flags & kWordChar) != 0 ? kLeftBoundary : 0) |
                                ((chars.back().flags & kWordChar) != 0 ? kRightBoundary : 0) |
@@ -185,25 +194,10 @@ absl::Status CompiledRules::Build() {
     hit.flags = literal.hit_flags;
     literal_hits_.push_back(hit);
   }
-  hs_compile_error_t* error = nullptr;
-  if (!literals_.empty()) {
-    std::vector<const char*> patterns;
-    std::vector<size_t> lengths;
-    std::vector<unsigned> flags(literals_.size(), 0);
-    std::vector<unsigned> ids;
-    for (size_t i = 0; i < literals_.size(); ++i) {
-      patterns.push_back(literals_[i].text.data());
-      lengths.push_back(literals_[i].text.size());
-      ids.push_back(static_cast<unsigned>(i));
-    }
-    if (hs_compile_lit_multi(patterns.data(), flags.data(), ids.data(), lengths.data(),
-                             static_cast<unsigned>(patterns.size()), HS_MODE_BLOCK, nullptr,
-                             &literal_db_, &error) != HS_SUCCESS) {
-      std::string why = error != nullptr ? error->message : "literal compile failed";
-      hs_free_compile_error(error);
-      return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED", why);
-    }
+  for (const bool needs_runs : {false, true}) {
+    RETURN_IF_ERROR(CompileLiterals(needs_runs, needs_runs ? &run_literal_db_ : &literal_db_));
   }
+  hs_compile_error_t* error = nullptr;
   if (!regex_rules_.empty()) {
     for (uint32_t rule_index : regex_rules_) {
       regex_patterns.push_back(rules_[rule_index].pattern.c_str());
@@ -220,7 +214,7 @@ absl::Status CompiledRules::Build() {
       return RegexRejected(index, why);
     }
   }
-  for (hs_database_t* db : {literal_db_, regex_db_}) {
+  for (hs_database_t* db : {literal_db_, run_literal_db_, regex_db_}) {
     if (db != nullptr && hs_alloc_scratch(db, &prototype_) != HS_SUCCESS) {
       return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
                        "hs_alloc_scratch failed");
@@ -228,6 +222,29 @@ absl::Status CompiledRules::Build() {
   }
   static std::atomic<uint64_t> next_serial{1};
   serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status CompiledRules::CompileLiterals(bool needs_runs, hs_database** db) {
+  std::vector<const char*> patterns;
+  std::vector<size_t> lengths;
+  std::vector<unsigned> ids;
+  for (size_t i = 0; i < literals_.size(); ++i) {
+    if (literals_[i].needs_runs != needs_runs) continue;
+    patterns.push_back(literals_[i].text.data());
+    lengths.push_back(literals_[i].text.size());
+    ids.push_back(static_cast<unsigned>(i));
+  }
+  if (patterns.empty()) return absl::OkStatus();
+  const std::vector<unsigned> flags(patterns.size(), 0);
+  hs_compile_error_t* error = nullptr;
+  if (hs_compile_lit_multi(patterns.data(), flags.data(), ids.data(), lengths.data(),
+                           static_cast<unsigned>(patterns.size()), HS_MODE_BLOCK, nullptr, db,
+                           &error) != HS_SUCCESS) {
+    std::string why = error != nullptr ? error->message : "literal compile failed";
+    hs_free_compile_error(error);
+    return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED", why);
+  }
   return absl::OkStatus();
 }
 
@@ -273,7 +290,9 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   thread_local std::vector<RawMatch> allowed;
   raw.clear();
   allowed.clear();
-  if (literal_db_ != nullptr || regex_db_ != nullptr) {
+  // Terms that need a run can match only in a text that has one.
+  hs_database_t* run_db = text.has_runs() ? run_literal_db_ : nullptr;
+  if (literal_db_ != nullptr || run_db != nullptr || regex_db_ != nullptr) {
     hs_scratch_t* scratch = ThreadScratch();
     if (scratch == nullptr) {
       return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "hs_clone_scratch failed");
@@ -281,6 +300,15 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
     const auto length = static_cast<unsigned>(text.text.size());
     bool ok = literal_db_ == nullptr || hs_scan(literal_db_, text.text.data(), length, 0, scratch,
                                                 &OnMatch, &raw) == HS_SUCCESS;
+    const size_t plain_matches = raw.size();
+    ok = ok && (run_db == nullptr || hs_scan(run_db, text.text.data(), length, 0, scratch, &OnMatch,
+                                             &raw) == HS_SUCCESS);
+    if (plain_matches != 0 && raw.size() != plain_matches) {
+      // Both found something: back in order of end offset.
+      std::inplace_merge(raw.begin(), raw.begin() + static_cast<ptrdiff_t>(plain_matches),
+                         raw.end(),
+                         [](const RawMatch& a, const RawMatch& b) { return a.end < b.end; });
+    }
     literal_matches = raw.size();
     ok = ok && (regex_db_ == nullptr || hs_scan(regex_db_, text.text.data(), length, 0, scratch,
                                                 &OnMatch, &raw) == HS_SUCCESS);

@@ -97,6 +97,9 @@ class CompiledRules {
     std::vector<NormalizedChar> chars;
     // LiteralHit::flags.
     uint8_t hit_flags = 0;
+    // Some character must occur more than once in a row: compiled into
+    // run_literal_db_, which is scanned only on text that has a run.
+    bool needs_runs = false;
     std::vector<uint32_t> rule_indexes;
   };
   // What Scan reads per literal hit, kept small and in one array so that a
@@ -123,6 +126,9 @@ class CompiledRules {
 
   CompiledRules() = default;
   absl::Status Build();
+  // Compiles the literals whose needs_runs is as given into *db (left null
+  // when there are none), Vectorscan id = index in literals_.
+  absl::Status CompileLiterals(bool needs_runs, hs_database** db);
   bool LiteralMatchHolds(uint32_t literal, const NormalizedText& text, uint32_t begin,
                          uint32_t end) const;
   static int OnMatch(unsigned int id, unsigned long long from, unsigned long long to,
@@ -135,7 +141,9 @@ class CompiledRules {
   std::vector<bool> rule_blocks_;         // by rule index: its action is BLOCK
   // Rule indexes of the regexes, by Vectorscan id minus literals_.size().
   std::vector<uint32_t> regex_rules_;
+  // The literals that need no run, and those that do (see Literal).
   hs_database* literal_db_ = nullptr;
+  hs_database* run_literal_db_ = nullptr;
   hs_database* regex_db_ = nullptr;
   // The calling thread's scratch space for these rules: each thread keeps
   // one, for the rule set it scanned with last (a scan takes no lock), and

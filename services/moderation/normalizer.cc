@@ -348,11 +348,13 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   uint32_t last = 0;  // the packed UTF-8 of the last character written; 0: none
   bool gap = false;
+  bool repeats = false;
   bool done = false;  // kMap: every character before map_before is complete
   auto emit = [&](uint64_t entry, uint32_t begin, uint32_t end) {
     if (kPass == Pass::kMap && done) return;  // the rest of an expansion
     const auto utf8 = static_cast<uint32_t>(entry);
     if (utf8 == last) {
+      repeats = true;
       if (kMap) {
         NormalizedChar& repeated = chars.back();
         if (repeated.run < 0xFFFF) ++repeated.run;
@@ -421,7 +423,10 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
       emit(FastEntry(cp), begin, end);
     }
   }
-  if (kText) dst.resize(w);
+  if (kText) {
+    dst.resize(w);
+    out->has_runs_ = repeats;
+  }
   if (kPass == Pass::kMap && !done) out->mapped_before_ = NormalizedText::kAllMapped;
   return absl::OkStatus();
 }

@@ -63,6 +63,11 @@ struct NormalizedText {
   // the map up to its last match only.
   const std::vector<NormalizedChar>& CharsThrough(size_t offset) const;
 
+  // Whether some character occurred more than once in a row (a run > 1).
+  // Only then can a term that needs a run ("哈哈", "100") match: the matcher
+  // scans for those terms only in such texts.
+  bool has_runs() const { return has_runs_; }
+
   // The index in Chars() of the character normalised byte `offset` is in.
   size_t CharAt(size_t offset) const;
   // The original span [begin, end) of the normalised bytes [from, to).
@@ -77,6 +82,7 @@ struct NormalizedText {
   // text, which must outlive this) when asked for.
   mutable std::vector<NormalizedChar> chars_;
   mutable size_t mapped_before_ = kAllMapped;
+  bool has_runs_ = false;
   absl::string_view source_;
 };
 

@@ -1,5 +1,6 @@
 #include "services/moderation/matcher.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +84,33 @@ TEST_F(ModerationMatcherTest, DigitsMatchExactRuns) {
   EXPECT_EQ(Ids("pay ①⓪⓪ now"), std::vector<uint64_t>{1});
   EXPECT_TRUE(Ids("pay 1000 now").empty());
   EXPECT_TRUE(Ids("pay 10 now").empty());
+}
+
+TEST_F(ModerationMatcherTest, TermsOfOneTextAndDifferentRunsAreTwoTerms) {
+  // Both normalise to "哈"; each keeps its own run.
+  for (const bool longer_first : {true, false}) {
+    SCOPED_TRACE(longer_first ? "哈哈 first" : "哈 first");
+    if (longer_first) {
+      Use({Literal(1, "哈哈"), Literal(2, "哈")});
+    } else {
+      Use({Literal(2, "哈"), Literal(1, "哈哈")});
+    }
+    EXPECT_EQ(Ids("哈"), std::vector<uint64_t>{2});
+    EXPECT_EQ(Ids("你哈好"), std::vector<uint64_t>{2});
+    std::vector<uint64_t> both = Ids("哈，哈哈");
+    std::sort(both.begin(), both.end());
+    EXPECT_EQ(both, (std::vector<uint64_t>{1, 2}));
+  }
+}
+
+TEST_F(ModerationMatcherTest, TermsThatNeedARunAreInOrderWithTheOthers) {
+  Use({Literal(1, "哈哈"), Literal(2, "你好"), Literal(3, "100")});
+  EXPECT_EQ(Ids("哈哈你好"), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(Ids("你好哈哈"), (std::vector<uint64_t>{2, 1}));
+  EXPECT_EQ(Ids("你好 100 哈 哈 你好"), (std::vector<uint64_t>{2, 3, 1, 2}));
+  EXPECT_TRUE(Ids("你哈好哈").empty());  // two single 哈 are not a run
+  EXPECT_TRUE(Ids("哈你").empty());
+  EXPECT_TRUE(Ids("10 哈").empty());
 }
 
 TEST_F(ModerationMatcherTest, AllowListWinsWhereItContainsTheTerm) {

@@ -79,6 +79,32 @@ TEST(ModerationNormalizerTest, RepeatsCollapseAndRemember) {
   EXPECT_EQ(Norm("abab"), "abab");  // only the same character in a row
 }
 
+TEST(ModerationNormalizerTest, TheTextSaysWhetherItHasARun) {
+  auto has_runs = [](absl::string_view text, bool with_map) {
+    NormalizedText out;
+    out.text = "stale";
+    const Normalizer& normalizer = Normalizer::Get();
+    EXPECT_TRUE(
+        (with_map ? normalizer.Normalize(text, &out) : normalizer.NormalizeText(text, &out)).ok());
+    return out.has_runs();
+  };
+  for (const bool with_map : {false, true}) {
+    SCOPED_TRACE(with_map ? "Normalize" : "NormalizeText");
+    EXPECT_TRUE(has_runs("哈哈", with_map));
+    EXPECT_TRUE(has_runs("好，好 的", with_map));  // noise between the repeats
+    EXPECT_TRUE(has_runs("ＡａA", with_map));      // the same after folding
+    EXPECT_TRUE(has_runs("1 ⓪ 0", with_map));
+    EXPECT_FALSE(has_runs("哈你哈", with_map));
+    EXPECT_FALSE(has_runs("abab", with_map));
+    EXPECT_FALSE(has_runs("", with_map));
+  }
+  // A reused instance forgets the last text's runs.
+  NormalizedText out;
+  ASSERT_TRUE(Normalizer::Get().NormalizeText("哈哈", &out).ok());
+  ASSERT_TRUE(Normalizer::Get().NormalizeText("你好", &out).ok());
+  EXPECT_FALSE(out.has_runs());
+}
+
 TEST(ModerationNormalizerTest, OffsetsPointIntoTheOriginal) {
   NormalizedText out;
   const std::string text = "x ＦＵ！Ｃ";
