@@ -200,6 +200,16 @@ TEST(ModerationMatcherReferenceTest, EveryMatchIsWhatACharacterSearchFinds) {
         ASSERT_EQ(got_suppressed, want_suppressed) << Describe(rules, text);
         ASSERT_EQ(result.verdict, verdict) << Describe(rules, text);
       }
+      // Each span holds the term: its original bytes normalise to the
+      // term's characters (none of this alphabet expands to several).
+      for (const Found& f : standing) {
+        const std::string span = text.substr(std::get<3>(f), std::get<4>(f) - std::get<3>(f));
+        NormalizedText normalized_span;
+        ASSERT_TRUE(normalizer.Normalize(span, &normalized_span).ok());
+        NormalizedText term;
+        ASSERT_TRUE(normalizer.Normalize(rules[std::get<0>(f) - 1].pattern, &term).ok());
+        EXPECT_EQ(normalized_span.text, term.text) << Describe(rules, text);
+      }
       compared_matches += standing.size();
       compared_suppressed += suppressed.size();
     }
