@@ -1,14 +1,20 @@
 #include "services/moderation/matcher.h"
 
 #include <hs.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status.h"
 
 namespace qunzu::moderation {
@@ -57,6 +63,31 @@ std::string CheckRepeats(absl::string_view pattern) {
   return "";
 }
 
+// The first bytes of a serialised rule set, and part of its cache key:
+// change it whenever what the compile reads or the layout changes.
+constexpr absl::string_view kSerializedMagic = "qunzu-compiled-rules-1\n";
+
+void AppendNumber(std::string& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(value >> (8 * i)));
+}
+
+bool TakeNumber(absl::string_view& in, uint64_t* value) {
+  if (in.size() < 8) return false;
+  *value = 0;
+  for (int i = 0; i < 8; ++i) {
+    *value |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  }
+  in.remove_prefix(8);
+  return true;
+}
+
+std::string Sha256(absl::string_view bytes) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(digest.data()), length);
+}
+
 absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
   return MakeError(absl::StatusCode::kInvalidArgument, "REGEX_REJECTED",
                    absl::StrCat("regex of rule ", rule_index, " rejected: ", why),
@@ -67,9 +98,7 @@ absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
 
 CompiledRules::~CompiledRules() {
   if (prototype_ != nullptr) hs_free_scratch(prototype_);
-  if (literal_db_ != nullptr) hs_free_database(literal_db_);
-  if (run_literal_db_ != nullptr) hs_free_database(run_literal_db_);
-  if (regex_db_ != nullptr) hs_free_database(regex_db_);
+  FreeDatabases();
 }
 
 hs_scratch_t* CompiledRules::ThreadScratch() const {
@@ -127,18 +156,101 @@ absl::Status CompiledRules::CheckRegex(absl::string_view pattern, size_t rule_in
 }
 
 absl::StatusOr<std::shared_ptr<const CompiledRules>> CompiledRules::Compile(
-    std::vector<Rule> rules) {
+    std::vector<Rule> rules, CompiledRulesCache* cache) {
   std::shared_ptr<CompiledRules> compiled(new CompiledRules());
   compiled->rules_ = std::move(rules);
-  RETURN_IF_ERROR(compiled->Build());
+  RETURN_IF_ERROR(compiled->Build(cache));
   return std::shared_ptr<const CompiledRules>(std::move(compiled));
 }
 
-absl::Status CompiledRules::Build() {
+std::string CompiledRules::CacheKey() const {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                  &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
+  auto add = [&](absl::string_view bytes) {
+    EVP_DigestUpdate(context.get(), bytes.data(), bytes.size());
+  };
+  auto add_number = [&](uint64_t value) {
+    std::array<char, 8> bytes{};
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(value >> (8 * i));
+    add(absl::string_view(bytes.data(), bytes.size()));
+  };
+  // What the compile reads: our format, Vectorscan's version and flags,
+  // every literal (its id is its position) and every regex.
+  add(kSerializedMagic);
+  add(hs_version());
+  add_number(kRegexFlags);
+  add_number(literals_.size());
+  for (const Literal& literal : literals_) {
+    add_number(literal.needs_runs ? 1 : 0);
+    add_number(literal.text.size());
+    add(literal.text);
+  }
+  add_number(regex_rules_.size());
+  for (uint32_t rule_index : regex_rules_) {
+    add_number(rules_[rule_index].pattern.size());
+    add(rules_[rule_index].pattern);
+  }
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context.get(), digest.data(), &length);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest.data()), length));
+}
+
+absl::StatusOr<std::string> CompiledRules::Serialize() const {
+  std::string out(kSerializedMagic);
+  out += cache_key_;  // the bytes say which rules they are
+  for (const hs_database_t* db : {literal_db_, run_literal_db_, regex_db_}) {
+    char* bytes = nullptr;
+    size_t length = 0;
+    if (db != nullptr && hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) {
+      return MakeError(absl::StatusCode::kInternal, "RULE_SET_SERIALIZE_FAILED",
+                       "hs_serialize_database failed");
+    }
+    AppendNumber(out, length);
+    out.append(bytes, length);
+    free(bytes);  // NOLINT(cppcoreguidelines-no-malloc): allocated by Vectorscan with malloc
+  }
+  // A digest of the whole, so that damaged bytes are never deserialised.
+  out += Sha256(out);
+  return out;
+}
+
+bool CompiledRules::Deserialize(const std::string& bytes) {
+  constexpr size_t kDigestBytes = 32;
+  absl::string_view in(bytes);
+  if (in.size() < kSerializedMagic.size() + kDigestBytes ||
+      !absl::StartsWith(in, kSerializedMagic) ||
+      Sha256(in.substr(0, in.size() - kDigestBytes)) != in.substr(in.size() - kDigestBytes)) {
+    return false;
+  }
+  in.remove_prefix(kSerializedMagic.size());
+  in.remove_suffix(kDigestBytes);
+  if (!absl::StartsWith(in, cache_key_)) return false;
+  in.remove_prefix(cache_key_.size());
+  const bool wanted[] = {std::any_of(literals_.begin(), literals_.end(),
+                                     [](const Literal& l) { return !l.needs_runs; }),
+                         std::any_of(literals_.begin(), literals_.end(),
+                                     [](const Literal& l) { return l.needs_runs; }),
+                         !regex_rules_.empty()};
+  hs_database_t** targets[] = {&literal_db_, &run_literal_db_, &regex_db_};
+  for (size_t k = 0; k < 3; ++k) {
+    uint64_t length = 0;
+    if (!TakeNumber(in, &length) || length > in.size() || (length != 0) != wanted[k]) {
+      return false;
+    }
+    if (length != 0 && hs_deserialize_database(in.data(), length, targets[k]) != HS_SUCCESS) {
+      return false;
+    }
+    in.remove_prefix(length);
+  }
+  return in.empty();
+}
+
+absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
   const Normalizer& normalizer = Normalizer::Get();
   absl::flat_hash_map<std::string, uint32_t> literal_index;
-  std::vector<const char*> regex_patterns;
-  std::vector<unsigned> regex_flags;
   std::vector<unsigned> regex_ids;
   NormalizedText term;
   for (size_t i = 0; i < rules_.size(); ++i) {
@@ -194,11 +306,54 @@ absl::Status CompiledRules::Build() {
     hit.flags = literal.hit_flags;
     literal_hits_.push_back(hit);
   }
+  cache_key_ = CacheKey();
+  if (cache != nullptr) {
+    absl::StatusOr<std::optional<std::string>> cached = cache->Load(cache_key_);
+    if (!cached.ok()) {
+      LogWarning("rule_cache_load_failed",
+                 {{"key", cache_key_}, {"error", cached.status().ToString()}});
+    } else if (cached->has_value()) {
+      from_cache_ = Deserialize(**cached);
+      if (!from_cache_) {
+        FreeDatabases();
+        LogWarning("rule_cache_damaged", {{"key", cache_key_}});
+      }
+    }
+  }
+  if (!from_cache_) RETURN_IF_ERROR(CompileDatabases(regex_ids));
+  if (cache != nullptr && !from_cache_) {
+    absl::StatusOr<std::string> bytes = Serialize();
+    absl::Status stored = bytes.ok() ? cache->Store(cache_key_, *bytes) : bytes.status();
+    if (!stored.ok()) {
+      LogWarning("rule_cache_store_failed", {{"key", cache_key_}, {"error", stored.ToString()}});
+    }
+  }
+  for (hs_database_t* db : {literal_db_, run_literal_db_, regex_db_}) {
+    if (db != nullptr && hs_alloc_scratch(db, &prototype_) != HS_SUCCESS) {
+      return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
+                       "hs_alloc_scratch failed");
+    }
+  }
+  static std::atomic<uint64_t> next_serial{1};
+  serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+void CompiledRules::FreeDatabases() {
+  for (hs_database_t** db : {&literal_db_, &run_literal_db_, &regex_db_}) {
+    if (*db != nullptr) hs_free_database(*db);
+    *db = nullptr;
+  }
+}
+
+absl::Status CompiledRules::CompileDatabases(const std::vector<unsigned>& regex_ids) {
   for (const bool needs_runs : {false, true}) {
     RETURN_IF_ERROR(CompileLiterals(needs_runs, needs_runs ? &run_literal_db_ : &literal_db_));
   }
   hs_compile_error_t* error = nullptr;
   if (!regex_rules_.empty()) {
+    std::vector<const char*> regex_patterns;
+    std::vector<unsigned> regex_flags;
     for (uint32_t rule_index : regex_rules_) {
       regex_patterns.push_back(rules_[rule_index].pattern.c_str());
       regex_flags.push_back(kRegexFlags);
@@ -214,14 +369,6 @@ absl::Status CompiledRules::Build() {
       return RegexRejected(index, why);
     }
   }
-  for (hs_database_t* db : {literal_db_, run_literal_db_, regex_db_}) {
-    if (db != nullptr && hs_alloc_scratch(db, &prototype_) != HS_SUCCESS) {
-      return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
-                       "hs_alloc_scratch failed");
-    }
-  }
-  static std::atomic<uint64_t> next_serial{1};
-  serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 

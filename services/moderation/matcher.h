@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,14 +66,33 @@ struct ScanResult {
   std::vector<RuleMatch> matches;
 };
 
+// Where compiled rule sets are kept for other replicas and later starts,
+// keyed by a digest of everything the compile reads (the normalised
+// literals with their ids, the regexes with their flags, the Vectorscan
+// version): a replica that finds its set there deserialises it — tens of
+// milliseconds and megabytes at a million terms — instead of compiling it,
+// which takes tens of seconds and gigabytes. A cache that fails or holds
+// damaged bytes only costs the compile.
+class CompiledRulesCache {
+ public:
+  virtual ~CompiledRulesCache() = default;
+  // The bytes stored under key; nullopt when there are none.
+  virtual absl::StatusOr<std::optional<std::string>> Load(const std::string& key) = 0;
+  // Keeps bytes under key (a second Store of the same key may be ignored).
+  virtual absl::Status Store(const std::string& key, const std::string& bytes) = 0;
+};
+
 // Hard limits that keep a regex cheap to compile and to run.
 inline constexpr size_t kMaxRegexLength = 1000;
 
 class CompiledRules {
  public:
-  // Compiles rules. Errors: INVALID_ARGUMENT PATTERN_EMPTY (a term that is
-  // all noise) or REGEX_REJECTED (metadata `rule_index`, `why`).
-  static absl::StatusOr<std::shared_ptr<const CompiledRules>> Compile(std::vector<Rule> rules);
+  // Compiles rules, or with a cache that holds them, loads them from it
+  // (and stores them there after a compile). Errors: INVALID_ARGUMENT
+  // PATTERN_EMPTY (a term that is all noise) or REGEX_REJECTED (metadata
+  // `rule_index`, `why`); a cache error is logged, never returned.
+  static absl::StatusOr<std::shared_ptr<const CompiledRules>> Compile(
+      std::vector<Rule> rules, CompiledRulesCache* cache = nullptr);
 
   // Refuses a regex that Vectorscan cannot compile, that can match the
   // empty string, that is longer than kMaxRegexLength, or whose compiled
@@ -88,6 +108,11 @@ class CompiledRules {
   absl::Status Scan(const NormalizedText& text, bool explain, ScanResult* out) const;
 
   const std::vector<Rule>& rules() const { return rules_; }
+
+  // The cache key of these rules (hex SHA-256) and whether they were
+  // loaded from the cache rather than compiled.
+  const std::string& cache_key() const { return cache_key_; }
+  bool from_cache() const { return from_cache_; }
 
  private:
   struct Literal {
@@ -125,7 +150,16 @@ class CompiledRules {
   };
 
   CompiledRules() = default;
-  absl::Status Build();
+  absl::Status Build(CompiledRulesCache* cache);
+  // The digest of every compile input, computed once the literals are built.
+  std::string CacheKey() const;
+  // The three databases as one string, and back (false: damaged bytes).
+  absl::StatusOr<std::string> Serialize() const;
+  bool Deserialize(const std::string& bytes);
+  // Compiles the literal and regex databases (Vectorscan id of a regex:
+  // its index in regex_rules_, as in regex_ids).
+  absl::Status CompileDatabases(const std::vector<unsigned>& regex_ids);
+  void FreeDatabases();
   // Compiles the literals whose needs_runs is as given into *db (left null
   // when there are none), Vectorscan id = index in literals_.
   absl::Status CompileLiterals(bool needs_runs, hs_database** db);
@@ -152,6 +186,8 @@ class CompiledRules {
   // Tells this rule set from every other one of the process, so a thread's
   // scratch is never taken for another set's (an address could be reused).
   uint64_t serial_ = 0;
+  std::string cache_key_;
+  bool from_cache_ = false;
   // Allocated at Build for both databases; only cloned, under the lock.
   mutable absl::Mutex prototype_mu_;
   hs_scratch* prototype_ = nullptr;

@@ -1,6 +1,8 @@
 #include "services/moderation/matcher.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,6 +113,121 @@ TEST_F(ModerationMatcherTest, TermsThatNeedARunAreInOrderWithTheOthers) {
   EXPECT_TRUE(Ids("你哈好哈").empty());  // two single 哈 are not a run
   EXPECT_TRUE(Ids("哈你").empty());
   EXPECT_TRUE(Ids("10 哈").empty());
+}
+
+// A cache in memory that counts its calls and can fail.
+class MemoryRulesCache : public CompiledRulesCache {
+ public:
+  absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override {
+    ++loads;
+    if (failing) return MakeError(absl::StatusCode::kUnavailable, "TEST_CACHE_DOWN", "down");
+    auto it = bytes.find(key);
+    if (it == bytes.end()) return std::nullopt;
+    return it->second;
+  }
+  absl::Status Store(const std::string& key, const std::string& value) override {
+    ++stores;
+    if (failing) return MakeError(absl::StatusCode::kUnavailable, "TEST_CACHE_DOWN", "down");
+    bytes[key] = value;
+    return absl::OkStatus();
+  }
+  std::map<std::string, std::string> bytes;
+  int loads = 0;
+  int stores = 0;
+  bool failing = false;
+};
+
+std::vector<Rule> CacheTestRules(RuleAction first_action) {
+  return {Literal(1, "赌博网站", first_action), Literal(2, "哈哈"), Literal(3, "100"),
+          Allow(4, "赌博网站大全"), Regex(5, "v[i1]agra")};
+}
+
+// Every match of every text, as (rule id, original span, suppressed by).
+std::vector<std::vector<uint64_t>> Explain(const CompiledRules& rules) {
+  std::vector<std::vector<uint64_t>> out;
+  for (const char* text : {"去赌 博网站", "哈哈哈", "哈", "pay 100", "pay 1000", "赌博网站大全",
+                           "buy v1agra", "nothing here"}) {
+    NormalizedText normalized;
+    EXPECT_TRUE(Normalizer::Get().Normalize(text, &normalized).ok());
+    ScanResult result;
+    EXPECT_TRUE(rules.Scan(normalized, true, &result).ok());
+    out.push_back({static_cast<uint64_t>(result.verdict)});
+    for (const RuleMatch& m : result.matches) {
+      out.push_back(
+          {rules.rules()[m.rule_index].id, m.original_begin, m.original_end, m.suppressed_by});
+    }
+  }
+  return out;
+}
+
+TEST_F(ModerationMatcherTest, ACompiledSetIsLoadedFromTheCacheAndScansTheSame) {
+  MemoryRulesCache cache;
+  auto compiled = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  EXPECT_FALSE((*compiled)->from_cache());
+  EXPECT_EQ(cache.stores, 1);
+  ASSERT_EQ(cache.bytes.count((*compiled)->cache_key()), 1U);
+
+  auto loaded = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE((*loaded)->from_cache());
+  EXPECT_EQ(cache.stores, 1);  // nothing compiled, nothing stored
+  EXPECT_EQ((*loaded)->cache_key(), (*compiled)->cache_key());
+  const auto uncached = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock));
+  ASSERT_TRUE(uncached.ok());
+  EXPECT_EQ(Explain(**loaded), Explain(**uncached));
+  EXPECT_EQ(Explain(**compiled), Explain(**uncached));
+
+  // An action is not a compile input: the databases are reused, the new
+  // action holds.
+  auto held = CompiledRules::Compile(CacheTestRules(RuleAction::kHold), &cache);
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE((*held)->from_cache());
+  NormalizedText normalized;
+  ASSERT_TRUE(Normalizer::Get().Normalize("赌博网站", &normalized).ok());
+  ScanResult result;
+  ASSERT_TRUE((*held)->Scan(normalized, false, &result).ok());
+  EXPECT_EQ(result.verdict, Verdict::kHold);
+
+  // A different term is a different set.
+  std::vector<Rule> other = CacheTestRules(RuleAction::kBlock);
+  other[1].pattern = "嘻嘻";
+  auto changed = CompiledRules::Compile(other, &cache);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE((*changed)->from_cache());
+  EXPECT_NE((*changed)->cache_key(), (*compiled)->cache_key());
+  EXPECT_EQ(cache.stores, 2);
+}
+
+TEST_F(ModerationMatcherTest, ADamagedOrFailingCacheOnlyCostsTheCompile) {
+  MemoryRulesCache cache;
+  auto compiled = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
+  ASSERT_TRUE(compiled.ok());
+  const std::string key = (*compiled)->cache_key();
+  const std::string good = cache.bytes[key];
+  const auto expected = Explain(**compiled);
+  std::vector<std::string> damaged = {good.substr(0, good.size() / 2), "", good + "x", good};
+  damaged.back()[good.size() / 2] = static_cast<char>(damaged.back()[good.size() / 2] ^ 1);
+  // Bytes of another set stored under this key.
+  std::vector<Rule> other = CacheTestRules(RuleAction::kBlock);
+  other[0].pattern = "别的";
+  MemoryRulesCache other_cache;
+  ASSERT_TRUE(CompiledRules::Compile(other, &other_cache).ok());
+  damaged.push_back(other_cache.bytes.begin()->second);
+  for (size_t i = 0; i < damaged.size(); ++i) {
+    SCOPED_TRACE(i);
+    cache.bytes[key] = damaged[i];
+    auto again = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_FALSE((*again)->from_cache());
+    EXPECT_EQ(Explain(**again), expected);
+    EXPECT_EQ(cache.bytes[key], good);  // compiled and stored afresh
+  }
+  cache.failing = true;
+  auto without = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_FALSE((*without)->from_cache());
+  EXPECT_EQ(Explain(**without), expected);
 }
 
 TEST_F(ModerationMatcherTest, AllowListWinsWhereItContainsTheTerm) {
