@@ -179,6 +179,13 @@ std::string CompiledRules::CacheKey() const {
   // every literal (its id is its position) and every regex.
   add(kSerializedMagic);
   add(hs_version());
+  // The host the databases are compiled for: replicas on other CPUs keep
+  // their own entries.
+  hs_platform_info_t platform{};
+  if (hs_populate_platform(&platform) == HS_SUCCESS) {
+    add_number(platform.tune);
+    add_number(platform.cpu_features);
+  }
   add_number(kRegexFlags);
   add_number(literals_.size());
   for (const Literal& literal : literals_) {

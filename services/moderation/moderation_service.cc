@@ -1,5 +1,6 @@
 #include "services/moderation/moderation_service.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -208,6 +209,9 @@ const std::vector<Migration>& ModerationServiceMigrations() {
     auto* all = new std::vector<Migration>(RuleSetMigrations());
     for (const Migration& m : EmergencyModeMigrations()) all->push_back(m);
     all->insert(all->end(), CaseMigrations().begin(), CaseMigrations().end());
+    // Each list adds versions of its own; they apply in one order.
+    std::sort(all->begin(), all->end(),
+              [](const Migration& a, const Migration& b) { return a.version < b.version; });
     return all;
   }();
   return *migrations;

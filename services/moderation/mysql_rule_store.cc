@@ -19,6 +19,8 @@ namespace {
 
 constexpr absl::Duration kAcquireTimeout = absl::Seconds(5);
 constexpr size_t kInsertBatch = 500;
+// Under the 16 MiB max_allowed_packet MariaDB has by default.
+constexpr size_t kCompiledChunkBytes = size_t{4} << 20;
 constexpr char kRuleColumns[] = "rule_id, kind, pattern, category, action, note";
 
 v1::Rule ReadRule(const sql::ResultSet& row) {
@@ -308,6 +310,48 @@ absl::StatusOr<v1::ListRuleSetsResponse> MysqlRuleStore::List(
   return response;
 }
 
+absl::StatusOr<std::optional<std::string>> MysqlRuleStore::Load(const std::string& key) {
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
+  std::string bytes;
+  bool found = false;
+  // One statement, one snapshot: every chunk of an entry or none.
+  RETURN_IF_ERROR(Query(*lease,
+                        "SELECT bytes FROM rule_compiled_sets WHERE cache_key = ? ORDER BY chunk",
+                        {key}, [&](const sql::ResultSet& row) {
+                          bytes += row.getString(1);
+                          found = true;
+                          return absl::OkStatus();
+                        }));
+  if (!found) return std::nullopt;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(Execute(*lease,
+                          "UPDATE rule_compiled_sets SET used_at = ? WHERE cache_key = ? AND "
+                          "used_at < ?",
+                          {now, key, now - absl::Hours(24)})
+                      .status());
+  return bytes;
+}
+
+absl::Status MysqlRuleStore::Store(const std::string& key, const std::string& bytes) {
+  const absl::Time now = clock_.Now();
+  return WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
+    RETURN_IF_ERROR(Execute(conn,
+                            "DELETE FROM rule_compiled_sets WHERE cache_key = ? OR used_at < ?",
+                            {key, now - kCompiledSetRetention})
+                        .status());
+    for (size_t offset = 0, chunk = 0; offset < bytes.size() || chunk == 0;
+         offset += kCompiledChunkBytes, ++chunk) {
+      RETURN_IF_ERROR(Execute(conn,
+                              "INSERT INTO rule_compiled_sets (cache_key, chunk, bytes, used_at) "
+                              "VALUES (?, ?, ?, ?)",
+                              {key, static_cast<uint64_t>(chunk),
+                               bytes.substr(offset, kCompiledChunkBytes), now})
+                          .status());
+    }
+    return absl::OkStatus();
+  });
+}
+
 const std::vector<Migration>& RuleSetMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1,
@@ -328,6 +372,14 @@ const std::vector<Migration>& RuleSetMigrations() {
         " id TINYINT UNSIGNED NOT NULL PRIMARY KEY, generation BIGINT NOT NULL,"
         " next_rule_id BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
         "INSERT IGNORE INTO rule_generation (id, generation, next_rule_id) VALUES (1, 0, 1)"}},
+      // After the emergency-mode (10) and case (50-54) migrations, which
+      // came first.
+      {55,
+       "compiled rule sets shared between replicas",
+       {"CREATE TABLE IF NOT EXISTS rule_compiled_sets ("
+        " cache_key CHAR(64) NOT NULL, chunk INT UNSIGNED NOT NULL,"
+        " bytes MEDIUMBLOB NOT NULL, used_at DATETIME(6) NOT NULL,"
+        " PRIMARY KEY (cache_key, chunk), KEY by_used (used_at)) ENGINE=InnoDB"}},
   };
   return *migrations;
 }

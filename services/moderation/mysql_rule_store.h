@@ -7,10 +7,12 @@
 #define QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/auth.h"
 #include "common/clock.h"
 #include "common/migrations.h"
@@ -20,6 +22,9 @@
 
 namespace qunzu::moderation {
 
+// A compiled set nobody has loaded or stored for this long leaves the cache.
+inline constexpr absl::Duration kCompiledSetRetention = absl::Hours(24 * 7);
+
 // Who is asking, for idempotency and audit.
 struct RequestContext {
   Caller caller;
@@ -28,12 +33,22 @@ struct RequestContext {
   std::string method;
 };
 
-class MysqlRuleStore final : public RuleSource {
+// Also the cache of compiled sets every replica shares
+// (rule_compiled_sets: one entry per key, in chunks that stay under
+// MySQL's packet limit, written whole in one transaction).
+class MysqlRuleStore final : public RuleSource, public CompiledRulesCache {
  public:
   MysqlRuleStore(MysqlPool& pool, const Clock& clock) : pool_(pool), clock_(clock) {}
 
   absl::StatusOr<int64_t> Generation() override;
   absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override;
+  CompiledRulesCache* compiled_cache() override { return this; }
+
+  // The cache. Store replaces an entry of the same key and drops entries
+  // nobody loaded or stored for kCompiledSetRetention; Load marks an entry
+  // used (at most once a day).
+  absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override;
+  absl::Status Store(const std::string& key, const std::string& bytes) override;
 
   // Creates a rule set or a version of one from a validated request.
   // Errors: NOT_FOUND RULE_SET_NOT_FOUND, RULE_NOT_FOUND; ABORTED

@@ -37,7 +37,7 @@ absl::Status RuleEngine::Refresh() {
     rules.push_back(std::move(rule.rule));
   }
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
-      CompiledRules::Compile(std::move(rules));
+      CompiledRules::Compile(std::move(rules), source_.compiled_cache());
   absl::MutexLock lock(&mu_);
   if (!compiled.ok()) {
     last_error_ = compiled.status().ToString();

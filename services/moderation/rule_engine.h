@@ -3,7 +3,9 @@
 // and swapped in atomically. A poller asks the RuleSource for its
 // generation every poll interval and recompiles when it moved, so a new
 // version is in force on every replica within about one interval plus its
-// compile time. Screening never waits on a compile: it reads the snapshot in
+// compile time — or, when the source's cache already holds the compiled
+// set (another replica compiled it, or this one before a restart), plus
+// the time to load it. Screening never waits on a compile: it reads the snapshot in
 // force; if a compile fails, the previous snapshot stays.
 #ifndef QUNZU_SERVICES_MODERATION_RULE_ENGINE_H_
 #define QUNZU_SERVICES_MODERATION_RULE_ENGINE_H_
@@ -40,6 +42,8 @@ class RuleSource {
   virtual absl::StatusOr<int64_t> Generation() = 0;
   // The generation and every rule of every active version, read together.
   virtual absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) = 0;
+  // Where compiled sets are shared between replicas; null: none.
+  virtual CompiledRulesCache* compiled_cache() { return nullptr; }
 };
 
 // One compiled generation of the active rules.

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "common/clock.h"
 #include "common/migrations.h"
 #include "common/mysql_pool.h"
 #include "common/status.h"
@@ -164,6 +165,79 @@ TEST_F(ModerationRuleStoreTest, RefusalsLeaveNoTrace) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_sets"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM outbox"), 1);
+}
+
+TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
+  v1::UpsertRuleSetRequest create;
+  create.set_request_id("shared");
+  create.set_name("shared");
+  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  *create.add_rules() = MakeRule("赌博");
+  *create.add_rules() = MakeRule("哈哈", v1::RULE_ACTION_HOLD);
+  create.set_activate(true);
+  ASSERT_TRUE(Upsert(create).ok());
+
+  RuleEngine first(*store_);
+  ASSERT_TRUE(first.Refresh().ok());
+  EXPECT_FALSE(first.Current()->compiled->from_cache());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 1);
+  // Another replica (its own store, the same database) loads what the
+  // first compiled, and screens the same.
+  MysqlRuleStore other_store(*pool_, SystemClock::Get());
+  RuleEngine second(other_store);
+  ASSERT_TRUE(second.Refresh().ok());
+  EXPECT_TRUE(second.Current()->compiled->from_cache());
+  EXPECT_EQ(second.Current()->compiled->cache_key(), first.Current()->compiled->cache_key());
+  for (const RuleEngine* engine : {&first, &second}) {
+    EXPECT_EQ(Screen(*engine, "賭 博"), Verdict::kBlock);
+    EXPECT_EQ(Screen(*engine, "哈哈哈"), Verdict::kHold);
+    EXPECT_EQ(Screen(*engine, "哈"), Verdict::kAllow);
+  }
+}
+
+TEST_F(ModerationRuleStoreTest, TheCompiledSetCacheKeepsEntriesWholeAndDropsStaleOnes) {
+  FakeClock clock(absl::FromUnixSeconds(1790000000));
+  MysqlRuleStore store(*pool_, clock);
+  // Three chunks, every byte value.
+  std::string big(9 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
+  ASSERT_TRUE(store.Store("big", big).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets WHERE cache_key = 'big'"), 3);
+  auto loaded = store.Load("big");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_TRUE(**loaded == big);
+  auto missing = store.Load("missing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  // Stored again, shorter: nothing of the first entry is left.
+  ASSERT_TRUE(store.Store("big", "short").ok());
+  loaded = store.Load("big");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ(**loaded, "short");
+  ASSERT_TRUE(store.Store("empty", "").ok());
+  loaded = store.Load("empty");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ(**loaded, "");
+
+  // "used" is loaded six days on, "idle" never; a store eight days on
+  // drops only what nobody used for a week.
+  ASSERT_TRUE(store.Store("used", "u").ok());
+  ASSERT_TRUE(store.Store("idle", "i").ok());
+  clock.Advance(absl::Hours(24 * 6));
+  ASSERT_TRUE(store.Load("used").ok());
+  clock.Advance(absl::Hours(24 * 2));
+  ASSERT_TRUE(store.Store("new", "n").ok());
+  for (const char* key : {"used", "new"}) {
+    auto kept = store.Load(key);
+    ASSERT_TRUE(kept.ok());
+    EXPECT_TRUE(kept->has_value()) << key;
+  }
+  for (const char* key : {"idle", "big", "empty"}) {
+    auto dropped = store.Load(key);
+    ASSERT_TRUE(dropped.ok());
+    EXPECT_FALSE(dropped->has_value()) << key;
+  }
 }
 
 }  // namespace
