@@ -255,6 +255,10 @@ bool CompiledRules::Deserialize(const std::string& bytes) {
   return in.empty();
 }
 
+absl::StatusOr<std::shared_ptr<void>> CompiledRulesCache::ClaimCompile(const std::string&) {
+  return std::make_shared<int>(0);
+}
+
 absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
   const Normalizer& normalizer = Normalizer::Get();
   absl::flat_hash_map<std::string, uint32_t> literal_index;
@@ -324,6 +328,25 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
       if (!from_cache_) {
         FreeDatabases();
         LogWarning("rule_cache_damaged", {{"key", cache_key_}});
+      }
+    }
+  }
+  std::shared_ptr<void> claim;
+  if (cache != nullptr && !from_cache_) {
+    absl::StatusOr<std::shared_ptr<void>> claimed = cache->ClaimCompile(cache_key_);
+    if (!claimed.ok()) {
+      LogWarning("rule_cache_claim_failed",
+                 {{"key", cache_key_}, {"error", claimed.status().ToString()}});
+    } else if (*claimed == nullptr) {
+      return MakeError(absl::StatusCode::kUnavailable, "RULE_SET_COMPILING_ELSEWHERE",
+                       "another replica is compiling these rules", {{"key", cache_key_}});
+    } else {
+      claim = *std::move(claimed);
+      // It may have been stored between the miss and the claim.
+      absl::StatusOr<std::optional<std::string>> cached = cache->Load(cache_key_);
+      if (cached.ok() && cached->has_value()) {
+        from_cache_ = Deserialize(**cached);
+        if (!from_cache_) FreeDatabases();
       }
     }
   }

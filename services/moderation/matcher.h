@@ -80,6 +80,11 @@ class CompiledRulesCache {
   virtual absl::StatusOr<std::optional<std::string>> Load(const std::string& key) = 0;
   // Keeps bytes under key (a second Store of the same key may be ignored).
   virtual absl::Status Store(const std::string& key, const std::string& bytes) = 0;
+  // Asked after a miss, before compiling: a token that lets this replica
+  // compile the set (held until the set is stored), or null while another
+  // replica compiles it — this one then waits for the cache instead of
+  // spending the same compile's time and memory a second time.
+  virtual absl::StatusOr<std::shared_ptr<void>> ClaimCompile(const std::string& key);
 };
 
 // Hard limits that keep a regex cheap to compile and to run.
@@ -90,7 +95,9 @@ class CompiledRules {
   // Compiles rules, or with a cache that holds them, loads them from it
   // (and stores them there after a compile). Errors: INVALID_ARGUMENT
   // PATTERN_EMPTY (a term that is all noise) or REGEX_REJECTED (metadata
-  // `rule_index`, `why`); a cache error is logged, never returned.
+  // `rule_index`, `why`); UNAVAILABLE RULE_SET_COMPILING_ELSEWHERE while
+  // another replica holds the cache's claim on these rules (ask again
+  // later). A cache error is logged, never returned.
   static absl::StatusOr<std::shared_ptr<const CompiledRules>> Compile(
       std::vector<Rule> rules, CompiledRulesCache* cache = nullptr);
 

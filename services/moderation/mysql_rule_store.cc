@@ -352,6 +352,26 @@ absl::Status MysqlRuleStore::Store(const std::string& key, const std::string& by
   });
 }
 
+absl::StatusOr<std::shared_ptr<void>> MysqlRuleStore::ClaimCompile(const std::string& key) {
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
+  int64_t got = -1;
+  RETURN_IF_ERROR(Query(*lease, "SELECT GET_LOCK(?, 0)",
+                        {absl::StrCat("qunzu_rule_compile_", key.substr(0, 40))},
+                        [&](const sql::ResultSet& row) {
+                          if (!row.isNull(1)) got = row.getInt64(1);
+                          return absl::OkStatus();
+                        }));
+  if (got == 0) return nullptr;
+  if (got != 1) {
+    return MakeError(absl::StatusCode::kUnavailable, "RULE_COMPILE_LOCK_FAILED",
+                     "GET_LOCK returned NULL");
+  }
+  // The lock lives as long as the connection: the token closes it.
+  auto held = std::make_shared<MysqlPool::Lease>(std::move(lease));
+  held->MarkBroken();
+  return std::shared_ptr<void>(std::move(held));
+}
+
 const std::vector<Migration>& RuleSetMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1,

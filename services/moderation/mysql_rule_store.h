@@ -7,6 +7,7 @@
 #define QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,10 @@ class MysqlRuleStore final : public RuleSource, public CompiledRulesCache {
   // used (at most once a day).
   absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override;
   absl::Status Store(const std::string& key, const std::string& bytes) override;
+  // A MySQL named lock on the key (GET_LOCK, not waiting), held on a
+  // connection of its own until the token goes, and by the server only as
+  // long as that connection lives: a replica that dies mid-compile frees it.
+  absl::StatusOr<std::shared_ptr<void>> ClaimCompile(const std::string& key) override;
 
   // Creates a rule set or a version of one from a validated request.
   // Errors: NOT_FOUND RULE_SET_NOT_FOUND, RULE_NOT_FOUND; ABORTED

@@ -16,7 +16,11 @@ void RuleEngine::Start(absl::Duration poll_interval) {
   poller_ = std::thread([this, poll_interval] {
     do {
       absl::Status status = Refresh();
-      if (!status.ok()) LogError("rule_refresh_failed", {{"error", status.ToString()}});
+      // Waiting for another replica's compile is the normal case of a
+      // large set, not an error.
+      if (!status.ok() && ErrorReason(status) != "RULE_SET_COMPILING_ELSEWHERE") {
+        LogError("rule_refresh_failed", {{"error", status.ToString()}});
+      }
     } while (!stop_.WaitForNotificationWithTimeout(poll_interval));
   });
 }
@@ -40,7 +44,9 @@ absl::Status RuleEngine::Refresh() {
       CompiledRules::Compile(std::move(rules), source_.compiled_cache());
   absl::MutexLock lock(&mu_);
   if (!compiled.ok()) {
-    last_error_ = compiled.status().ToString();
+    if (ErrorReason(compiled.status()) != "RULE_SET_COMPILING_ELSEWHERE") {
+      last_error_ = compiled.status().ToString();
+    }
     return compiled.status();
   }
   snapshot->compiled = *std::move(compiled);

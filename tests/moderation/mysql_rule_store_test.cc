@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/migrations.h"
@@ -193,6 +194,63 @@ TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
     EXPECT_EQ(Screen(*engine, "哈哈哈"), Verdict::kHold);
     EXPECT_EQ(Screen(*engine, "哈"), Verdict::kAllow);
   }
+}
+
+// The store's rules without its cache.
+class UncachedSource final : public RuleSource {
+ public:
+  explicit UncachedSource(RuleSource& source) : source_(source) {}
+  absl::StatusOr<int64_t> Generation() override { return source_.Generation(); }
+  absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override {
+    return source_.LoadActive(generation, rules);
+  }
+
+ private:
+  RuleSource& source_;
+};
+
+TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
+  v1::UpsertRuleSetRequest create;
+  create.set_request_id("claimed");
+  create.set_name("claimed");
+  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  *create.add_rules() = MakeRule("赌博");
+  create.set_activate(true);
+  ASSERT_TRUE(Upsert(create).ok());
+  UncachedSource uncached(*store_);
+  RuleEngine reference(uncached);
+  ASSERT_TRUE(reference.Refresh().ok());
+  const std::string key = reference.Current()->compiled->cache_key();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 0);
+
+  // Replica a is compiling the set: it holds the claim.
+  MysqlRuleStore a(*pool_, SystemClock::Get());
+  MysqlRuleStore b(*pool_, SystemClock::Get());
+  auto claim = a.ClaimCompile(key);
+  ASSERT_TRUE(claim.ok()) << claim.status();
+  ASSERT_NE(*claim, nullptr);
+  auto taken = b.ClaimCompile(key);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(*taken, nullptr);
+  // Replica b waits: no compile, no snapshot yet, and not an error.
+  RuleEngine waiting(b);
+  absl::Status refreshed = waiting.Refresh();
+  EXPECT_EQ(ErrorReason(refreshed), "RULE_SET_COMPILING_ELSEWHERE");
+  EXPECT_EQ(refreshed.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(waiting.Current(), nullptr);
+  EXPECT_EQ(waiting.LastError(), "");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 0);
+
+  // Replica a goes away mid-compile: its claim goes with its connection,
+  // and b compiles (and shares) the set itself.
+  claim->reset();
+  ASSERT_TRUE(waiting.Refresh().ok());
+  EXPECT_FALSE(waiting.Current()->compiled->from_cache());
+  EXPECT_EQ(Screen(waiting, "赌博"), Verdict::kBlock);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 1);
+  RuleEngine later(a);
+  ASSERT_TRUE(later.Refresh().ok());
+  EXPECT_TRUE(later.Current()->compiled->from_cache());
 }
 
 TEST_F(ModerationRuleStoreTest, TheCompiledSetCacheKeepsEntriesWholeAndDropsStaleOnes) {
