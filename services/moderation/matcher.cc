@@ -281,18 +281,22 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
     }
     // Terms that normalise to the same text are one literal only when they
     // also need the same runs: "哈" and "哈哈" are both the text "哈".
+    // (Normalised text holds no NUL: it is noise.)
     const std::vector<NormalizedChar>& chars = term.Chars();
+    const bool needs_check = std::any_of(chars.begin(), chars.end(), [](const auto& c) {
+      return c.run > 1 || (c.flags & kDigit) != 0;
+    });
     std::string key = term.text;
-    for (const NormalizedChar& c : chars) {
-      absl::StrAppend(&key, "\n", c.run, (c.flags & kDigit) != 0 ? "d" : "");
+    if (needs_check) {
+      key.push_back('\0');
+      for (const NormalizedChar& c : chars) {
+        absl::StrAppend(&key, c.run, (c.flags & kDigit) != 0 ? "d," : ",");
+      }
     }
     auto [it, inserted] = literal_index.try_emplace(std::move(key), literals_.size());
     if (inserted) {
       Literal literal;
       literal.text = term.text;
-      const bool needs_check = std::any_of(chars.begin(), chars.end(), [](const auto& c) {
-        return c.run > 1 || (c.flags & kDigit) != 0;
-      });
       if (needs_check) literal.chars = chars;
       literal.needs_runs =
           std::any_of(chars.begin(), chars.end(), [](const auto& c) { return c.run > 1; });
