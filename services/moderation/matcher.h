@@ -68,11 +68,11 @@ struct ScanResult {
 
 // Where compiled rule sets are kept for other replicas and later starts,
 // keyed by a digest of everything the compile reads (the normalised
-// literals with their ids, the regexes with their flags, the Vectorscan
-// version): a replica that finds its set there deserialises it — tens of
-// milliseconds and megabytes at a million terms — instead of compiling it,
-// which takes tens of seconds and gigabytes. A cache that fails or holds
-// damaged bytes only costs the compile.
+// literals in id order with their runs, the regexes, the Vectorscan version
+// and the host's CPU class): a replica that finds its set there loads it —
+// under a second and a quarter of the memory at a million terms — instead
+// of compiling it, which takes tens of seconds and gigabytes. A cache that
+// fails or holds damaged bytes only costs the compile.
 class CompiledRulesCache {
  public:
   virtual ~CompiledRulesCache() = default;
