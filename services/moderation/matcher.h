@@ -70,7 +70,7 @@ struct ScanResult {
 // keyed by a digest of everything the compile reads (the normalised
 // literals in id order with their runs, the regexes, the Vectorscan version
 // and the host's CPU class): a replica that finds its set there loads it —
-// under a second and a quarter of the memory at a million terms — instead
+// under a second and under a third of the memory at a million terms — instead
 // of compiling it, which takes tens of seconds and gigabytes. A cache that
 // fails or holds damaged bytes only costs the compile.
 class CompiledRulesCache {
