@@ -40,12 +40,23 @@ absl::Status RuleEngine::Refresh() {
     snapshot->origin.emplace_back(rule.rule_set_id, rule.version);
     rules.push_back(std::move(rule.rule));
   }
+  CompiledRulesCache* cache = source_.compiled_cache();
+  {
+    absl::MutexLock lock(&mu_);
+    if (waiting_generation_ == generation &&
+        absl::Now() - waiting_since_ >= max_wait_for_other_compile_) {
+      cache = nullptr;  // waited long enough: compile here, alone
+    }
+  }
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
-      CompiledRules::Compile(std::move(rules), source_.compiled_cache());
+      CompiledRules::Compile(std::move(rules), cache);
   absl::MutexLock lock(&mu_);
   if (!compiled.ok()) {
     if (ErrorReason(compiled.status()) != "RULE_SET_COMPILING_ELSEWHERE") {
       last_error_ = compiled.status().ToString();
+    } else if (waiting_generation_ != generation) {
+      waiting_generation_ = generation;
+      waiting_since_ = absl::Now();
     }
     return compiled.status();
   }

@@ -54,9 +54,15 @@ struct RuleSnapshot {
   std::vector<std::pair<uint64_t, uint32_t>> origin;
 };
 
+// How long a replica waits for another one's compile of the same rules
+// before compiling them itself (that one may be stuck, or unable to store).
+inline constexpr absl::Duration kMaxWaitForOtherCompile = absl::Minutes(3);
+
 class RuleEngine {
  public:
-  explicit RuleEngine(RuleSource& source) : source_(source) {}
+  explicit RuleEngine(RuleSource& source,
+                      absl::Duration max_wait_for_other_compile = kMaxWaitForOtherCompile)
+      : source_(source), max_wait_for_other_compile_(max_wait_for_other_compile) {}
   ~RuleEngine();
   RuleEngine(const RuleEngine&) = delete;
   RuleEngine& operator=(const RuleEngine&) = delete;
@@ -84,7 +90,11 @@ class RuleEngine {
 
  private:
   RuleSource& source_;
+  const absl::Duration max_wait_for_other_compile_;
   mutable absl::Mutex mu_;
+  // The generation this replica waits for another one to compile, since when.
+  int64_t waiting_generation_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::Time waiting_since_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const RuleSnapshot> current_ ABSL_GUARDED_BY(mu_);
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;

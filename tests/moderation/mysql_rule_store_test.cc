@@ -253,6 +253,36 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   EXPECT_TRUE(later.Current()->compiled->from_cache());
 }
 
+TEST_F(ModerationRuleStoreTest, AReplicaWaitsForAnotherOnesCompileOnlySoLong) {
+  v1::UpsertRuleSetRequest create;
+  create.set_request_id("stuck");
+  create.set_name("stuck");
+  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  *create.add_rules() = MakeRule("赌博");
+  create.set_activate(true);
+  ASSERT_TRUE(Upsert(create).ok());
+  UncachedSource uncached(*store_);
+  RuleEngine reference(uncached);
+  ASSERT_TRUE(reference.Refresh().ok());
+  // Replica a claimed the compile and never finishes.
+  MysqlRuleStore a(*pool_, SystemClock::Get());
+  auto claim = a.ClaimCompile(reference.Current()->compiled->cache_key());
+  ASSERT_TRUE(claim.ok() && *claim != nullptr);
+  MysqlRuleStore b(*pool_, SystemClock::Get());
+  RuleEngine waiting(b, absl::ZeroDuration());
+  EXPECT_EQ(ErrorReason(waiting.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
+  // Its patience spent, b compiles the rules itself.
+  ASSERT_TRUE(waiting.Refresh().ok());
+  EXPECT_FALSE(waiting.Current()->compiled->from_cache());
+  EXPECT_EQ(Screen(waiting, "赌博"), Verdict::kBlock);
+  // A patient replica keeps waiting.
+  MysqlRuleStore c(*pool_, SystemClock::Get());
+  RuleEngine patient(c);
+  EXPECT_EQ(ErrorReason(patient.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
+  EXPECT_EQ(ErrorReason(patient.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
+  EXPECT_EQ(patient.Current(), nullptr);
+}
+
 TEST_F(ModerationRuleStoreTest, TheCompiledSetCacheKeepsEntriesWholeAndDropsStaleOnes) {
   FakeClock clock(absl::FromUnixSeconds(1790000000));
   MysqlRuleStore store(*pool_, clock);
