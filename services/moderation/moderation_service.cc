@@ -25,7 +25,8 @@ ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redi
                                              GroupRateLimits group_limits)
     : clock_(clock),
       store_(mysql, clock),
-      engine_(store_),
+      rule_metrics_(metrics),
+      engine_(store_, kMaxWaitForOtherCompile, &rule_metrics_),
       emergency_store_(mysql, clock,
                        [&redis](uint64_t group_id) -> absl::StatusOr<bool> {
                          absl::StatusOr<RedisReply> reply =

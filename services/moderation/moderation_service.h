@@ -72,6 +72,7 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
  private:
   const Clock& clock_;
   MysqlRuleStore store_;
+  RuleEngineMetrics rule_metrics_;
   RuleEngine engine_;
   MysqlEmergencyStore emergency_store_;
   EmergencyModes emergency_;

@@ -7,6 +7,48 @@
 
 namespace qunzu::moderation {
 
+RuleEngineMetrics::RuleEngineMetrics(prometheus::Registry& registry) {
+  auto& generation = prometheus::BuildGauge()
+                         .Name("qunzu_moderation_rules_generation")
+                         .Help(
+                             "The rule sets' generation: the latest one (state=latest) and "
+                             "the one in force on this replica (state=in_force).")
+                         .Register(registry);
+  latest_ = &generation.Add({{"state", "latest"}});
+  in_force_ = &generation.Add({{"state", "in_force"}});
+  auto& loads = prometheus::BuildCounter()
+                    .Name("qunzu_moderation_rule_set_loads_total")
+                    .Help(
+                        "Rule snapshots put in force, compiled here or loaded from the "
+                        "cache another replica filled.")
+                    .Register(registry);
+  compiled_ = &loads.Add({{"how", "compiled"}});
+  from_cache_ = &loads.Add({{"how", "from_cache"}});
+  failures_ = &prometheus::BuildCounter()
+                   .Name("qunzu_moderation_rule_set_load_failures_total")
+                   .Help("Rule refreshes that failed; the snapshot in force stays.")
+                   .Register(registry)
+                   .Add({});
+  seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("qunzu_moderation_rule_set_load_seconds")
+           .Help("Time to compile or load the rules of one snapshot.")
+           .Register(registry)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.1, 0.5, 1, 5, 15, 60, 180});
+}
+
+void RuleEngineMetrics::Polled(int64_t latest_generation) {
+  latest_->Set(static_cast<double>(latest_generation));
+}
+
+void RuleEngineMetrics::Loaded(int64_t generation, bool from_cache, absl::Duration elapsed) {
+  in_force_->Set(static_cast<double>(generation));
+  (from_cache ? from_cache_ : compiled_)->Increment();
+  seconds_->Observe(absl::ToDoubleSeconds(elapsed));
+}
+
+void RuleEngineMetrics::Failed() { failures_->Increment(); }
+
 RuleEngine::~RuleEngine() {
   stop_.Notify();
   if (poller_.joinable()) poller_.join();
@@ -26,7 +68,17 @@ void RuleEngine::Start(absl::Duration poll_interval) {
 }
 
 absl::Status RuleEngine::Refresh() {
+  absl::Status status = RefreshOnce();
+  if (!status.ok() && metrics_ != nullptr &&
+      ErrorReason(status) != "RULE_SET_COMPILING_ELSEWHERE") {
+    metrics_->Failed();
+  }
+  return status;
+}
+
+absl::Status RuleEngine::RefreshOnce() {
   ASSIGN_OR_RETURN(int64_t generation, source_.Generation());
+  if (metrics_ != nullptr) metrics_->Polled(generation);
   std::shared_ptr<const RuleSnapshot> current = Current();
   if (current != nullptr && current->generation == generation) return absl::OkStatus();
   std::vector<ActiveRule> active;
@@ -48,6 +100,7 @@ absl::Status RuleEngine::Refresh() {
       cache = nullptr;  // waited long enough: compile here, alone
     }
   }
+  const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
       CompiledRules::Compile(std::move(rules), cache);
   absl::MutexLock lock(&mu_);
@@ -61,6 +114,9 @@ absl::Status RuleEngine::Refresh() {
     return compiled.status();
   }
   snapshot->compiled = *std::move(compiled);
+  if (metrics_ != nullptr) {
+    metrics_->Loaded(generation, snapshot->compiled->from_cache(), absl::Now() - started);
+  }
   current_ = std::move(snapshot);
   last_error_.clear();
   return absl::OkStatus();

@@ -23,6 +23,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "services/moderation/matcher.h"
 
 namespace qunzu::moderation {
@@ -58,11 +62,40 @@ struct RuleSnapshot {
 // before compiling them itself (that one may be stuck, or unable to store).
 inline constexpr absl::Duration kMaxWaitForOtherCompile = absl::Minutes(3);
 
+// What a RuleEngine exports (all optional):
+//   qunzu_moderation_rules_generation{state="latest"|"in_force"}: the
+//     source's generation at the last poll, and the one this replica's
+//     snapshot was compiled from; apart for long, this replica does not
+//     apply new rules (alert QunzuRulesNotInForce);
+//   qunzu_moderation_rule_set_loads_total{how="compiled"|"from_cache"};
+//   qunzu_moderation_rule_set_load_failures_total (waiting for another
+//     replica's compile is not a failure);
+//   qunzu_moderation_rule_set_load_seconds: compile or load, per snapshot.
+class RuleEngineMetrics {
+ public:
+  explicit RuleEngineMetrics(prometheus::Registry& registry);
+  void Polled(int64_t latest_generation);
+  void Loaded(int64_t generation, bool from_cache, absl::Duration elapsed);
+  void Failed();
+
+ private:
+  prometheus::Gauge* latest_;
+  prometheus::Gauge* in_force_;
+  prometheus::Counter* compiled_;
+  prometheus::Counter* from_cache_;
+  prometheus::Counter* failures_;
+  prometheus::Histogram* seconds_;
+};
+
 class RuleEngine {
  public:
+  // metrics may be null.
   explicit RuleEngine(RuleSource& source,
-                      absl::Duration max_wait_for_other_compile = kMaxWaitForOtherCompile)
-      : source_(source), max_wait_for_other_compile_(max_wait_for_other_compile) {}
+                      absl::Duration max_wait_for_other_compile = kMaxWaitForOtherCompile,
+                      RuleEngineMetrics* metrics = nullptr)
+      : source_(source),
+        max_wait_for_other_compile_(max_wait_for_other_compile),
+        metrics_(metrics) {}
   ~RuleEngine();
   RuleEngine(const RuleEngine&) = delete;
   RuleEngine& operator=(const RuleEngine&) = delete;
@@ -89,8 +122,11 @@ class RuleEngine {
   std::string LastError() const;
 
  private:
+  absl::Status RefreshOnce();
+
   RuleSource& source_;
   const absl::Duration max_wait_for_other_compile_;
+  RuleEngineMetrics* const metrics_;
   mutable absl::Mutex mu_;
   // The generation this replica waits for another one to compile, since when.
   int64_t waiting_generation_ ABSL_GUARDED_BY(mu_) = -1;

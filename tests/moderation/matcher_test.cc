@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "tests/moderation/memory_rules_cache.h"
 
 namespace qunzu::moderation {
 namespace {
@@ -114,28 +115,6 @@ TEST_F(ModerationMatcherTest, TermsThatNeedARunAreInOrderWithTheOthers) {
   EXPECT_TRUE(Ids("哈你").empty());
   EXPECT_TRUE(Ids("10 哈").empty());
 }
-
-// A cache in memory that counts its calls and can fail.
-class MemoryRulesCache : public CompiledRulesCache {
- public:
-  absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override {
-    ++loads;
-    if (failing) return MakeError(absl::StatusCode::kUnavailable, "TEST_CACHE_DOWN", "down");
-    auto it = bytes.find(key);
-    if (it == bytes.end()) return std::nullopt;
-    return it->second;
-  }
-  absl::Status Store(const std::string& key, const std::string& value) override {
-    ++stores;
-    if (failing) return MakeError(absl::StatusCode::kUnavailable, "TEST_CACHE_DOWN", "down");
-    bytes[key] = value;
-    return absl::OkStatus();
-  }
-  std::map<std::string, std::string> bytes;
-  int loads = 0;
-  int stores = 0;
-  bool failing = false;
-};
 
 std::vector<Rule> CacheTestRules(RuleAction first_action) {
   return {Literal(1, "赌博网站", first_action), Literal(2, "哈哈"), Literal(3, "100"),

@@ -1,5 +1,6 @@
 #include "services/moderation/rule_engine.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -9,6 +10,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "tests/moderation/memory_rules_cache.h"
 
 namespace qunzu::moderation {
 namespace {
@@ -40,6 +43,8 @@ class FakeRuleSource : public RuleSource {
     *rules = rules_;
     return absl::OkStatus();
   }
+  CompiledRulesCache* compiled_cache() override { return cache_; }
+  void SetCache(CompiledRulesCache* cache) { cache_ = cache; }
 
  private:
   absl::Mutex mu_;
@@ -47,7 +52,33 @@ class FakeRuleSource : public RuleSource {
   std::vector<ActiveRule> rules_;
   bool down_ = false;
   int loads_ = 0;
+  CompiledRulesCache* cache_ = nullptr;
 };
+
+// One series' value: a counter's or gauge's value, a histogram's count;
+// -1 when absent.
+double Series(prometheus::Registry& registry, const std::string& name,
+              const std::map<std::string, std::string>& labels = {}) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& metric : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const auto& label : metric.label) have[label.name] = label.value;
+      if (have != labels) continue;
+      switch (family.type) {
+        case prometheus::MetricType::Counter:
+          return metric.counter.value;
+        case prometheus::MetricType::Gauge:
+          return metric.gauge.value;
+        case prometheus::MetricType::Histogram:
+          return static_cast<double>(metric.histogram.sample_count);
+        default:
+          return -1;
+      }
+    }
+  }
+  return -1;
+}
 
 ActiveRule Term(uint64_t id, std::string term, uint64_t set = 1, uint32_t version = 1) {
   return ActiveRule{Rule{id, RuleKind::kLiteral, std::move(term), 2, RuleAction::kBlock}, set,
@@ -135,6 +166,44 @@ TEST(ModerationRuleEngineTest, ScreeningDuringSwapsNeverFails) {
     ASSERT_TRUE(engine.Refresh().ok());
   }
   reader.join();
+}
+
+TEST(ModerationRuleEngineTest, MetricsSayWhichGenerationIsInForceAndHowItCame) {
+  prometheus::Registry registry;
+  RuleEngineMetrics metrics(registry);
+  MemoryRulesCache cache;
+  FakeRuleSource source;
+  source.SetCache(&cache);
+  source.Set(3, {Term(1, "赌博")});
+  RuleEngine engine(source, kMaxWaitForOtherCompile, &metrics);
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "latest"}}), 3);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "in_force"}}), 3);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_loads_total", {{"how", "compiled"}}), 1);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_loads_total", {{"how", "from_cache"}}), 0);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_seconds"), 1);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_failures_total"), 0);
+
+  // A second replica finds the set in the cache.
+  prometheus::Registry other_registry;
+  RuleEngineMetrics other_metrics(other_registry);
+  RuleEngine other(source, kMaxWaitForOtherCompile, &other_metrics);
+  ASSERT_TRUE(other.Refresh().ok());
+  EXPECT_EQ(
+      Series(other_registry, "qunzu_moderation_rule_set_loads_total", {{"how", "from_cache"}}), 1);
+  EXPECT_EQ(Series(other_registry, "qunzu_moderation_rule_set_loads_total", {{"how", "compiled"}}),
+            0);
+
+  // A generation that does not compile: the latest moves, the one in
+  // force stays, and the failure is counted; so is a source that is down.
+  source.Set(4, {Term(1, " ")});
+  EXPECT_FALSE(engine.Refresh().ok());
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "latest"}}), 4);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "in_force"}}), 3);
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_failures_total"), 1);
+  source.SetDown(true);
+  EXPECT_FALSE(engine.Refresh().ok());
+  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_failures_total"), 2);
 }
 
 }  // namespace
