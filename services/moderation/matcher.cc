@@ -171,9 +171,9 @@ std::string CompiledRules::CacheKey() const {
     EVP_DigestUpdate(context.get(), bytes.data(), bytes.size());
   };
   auto add_number = [&](uint64_t value) {
-    std::array<char, 8> bytes{};
-    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(value >> (8 * i));
-    add(absl::string_view(bytes.data(), bytes.size()));
+    std::string bytes;
+    AppendNumber(bytes, value);
+    add(bytes);
   };
   // What the compile reads: our format, Vectorscan's version and flags,
   // every literal (its id is its position) and every regex.
@@ -225,6 +225,12 @@ absl::StatusOr<std::string> CompiledRules::Serialize() const {
 }
 
 bool CompiledRules::Deserialize(const std::string& bytes) {
+  if (DeserializeDatabases(bytes)) return true;
+  FreeDatabases();  // any that came before the damage
+  return false;
+}
+
+bool CompiledRules::DeserializeDatabases(const std::string& bytes) {
   constexpr size_t kDigestBytes = 32;
   absl::string_view in(bytes);
   if (in.size() < kSerializedMagic.size() + kDigestBytes ||
@@ -253,6 +259,18 @@ bool CompiledRules::Deserialize(const std::string& bytes) {
     in.remove_prefix(length);
   }
   return in.empty();
+}
+
+bool CompiledRules::LoadFromCache(CompiledRulesCache& cache) {
+  absl::StatusOr<std::optional<std::string>> cached = cache.Load(cache_key_);
+  if (!cached.ok()) {
+    LogWarning("rule_cache_load_failed",
+               {{"key", cache_key_}, {"error", cached.status().ToString()}});
+  } else if (cached->has_value()) {
+    from_cache_ = Deserialize(**cached);
+    if (!from_cache_) LogWarning("rule_cache_damaged", {{"key", cache_key_}});
+  }
+  return from_cache_;
 }
 
 absl::StatusOr<std::shared_ptr<void>> CompiledRulesCache::ClaimCompile(const std::string&) {
@@ -322,36 +340,19 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
     literal_hits_.push_back(hit);
   }
   cache_key_ = CacheKey();
-  if (cache != nullptr) {
-    absl::StatusOr<std::optional<std::string>> cached = cache->Load(cache_key_);
-    if (!cached.ok()) {
-      LogWarning("rule_cache_load_failed",
-                 {{"key", cache_key_}, {"error", cached.status().ToString()}});
-    } else if (cached->has_value()) {
-      from_cache_ = Deserialize(**cached);
-      if (!from_cache_) {
-        FreeDatabases();
-        LogWarning("rule_cache_damaged", {{"key", cache_key_}});
-      }
-    }
-  }
-  std::shared_ptr<void> claim;
-  if (cache != nullptr && !from_cache_) {
+  std::shared_ptr<void> claim;  // held until the compiled set is stored
+  if (cache != nullptr && !LoadFromCache(*cache)) {
     absl::StatusOr<std::shared_ptr<void>> claimed = cache->ClaimCompile(cache_key_);
     if (!claimed.ok()) {
       LogWarning("rule_cache_claim_failed",
                  {{"key", cache_key_}, {"error", claimed.status().ToString()}});
     } else if (*claimed == nullptr) {
-      return MakeError(absl::StatusCode::kUnavailable, "RULE_SET_COMPILING_ELSEWHERE",
+      return MakeError(absl::StatusCode::kUnavailable, kCompilingElsewhere,
                        "another replica is compiling these rules", {{"key", cache_key_}});
     } else {
       claim = *std::move(claimed);
       // It may have been stored between the miss and the claim.
-      absl::StatusOr<std::optional<std::string>> cached = cache->Load(cache_key_);
-      if (cached.ok() && cached->has_value()) {
-        from_cache_ = Deserialize(**cached);
-        if (!from_cache_) FreeDatabases();
-      }
+      LoadFromCache(*cache);
     }
   }
   if (!from_cache_) RETURN_IF_ERROR(CompileDatabases(regex_ids));

@@ -87,6 +87,10 @@ class CompiledRulesCache {
   virtual absl::StatusOr<std::shared_ptr<void>> ClaimCompile(const std::string& key);
 };
 
+// The reason of CompiledRules::Compile's error while another replica holds
+// the cache's claim on the same rules: wait and ask again, not a failure.
+inline constexpr char kCompilingElsewhere[] = "RULE_SET_COMPILING_ELSEWHERE";
+
 // Hard limits that keep a regex cheap to compile and to run.
 inline constexpr size_t kMaxRegexLength = 1000;
 
@@ -160,9 +164,14 @@ class CompiledRules {
   absl::Status Build(CompiledRulesCache* cache);
   // The digest of every compile input, computed once the literals are built.
   std::string CacheKey() const;
-  // The three databases as one string, and back (false: damaged bytes).
+  // The three databases as one string, and back (false: damaged or
+  // foreign bytes, and nothing deserialised is kept).
   absl::StatusOr<std::string> Serialize() const;
   bool Deserialize(const std::string& bytes);
+  bool DeserializeDatabases(const std::string& bytes);
+  // Deserialises the cache's entry for cache_key_ when it has a good one;
+  // a failing cache or a damaged entry is logged. Returns from_cache_.
+  bool LoadFromCache(CompiledRulesCache& cache);
   // Compiles the literal and regex databases (Vectorscan id of a regex:
   // its index in regex_rules_, as in regex_ids).
   absl::Status CompileDatabases(const std::vector<unsigned>& regex_ids);

@@ -57,21 +57,18 @@ RuleEngine::~RuleEngine() {
 void RuleEngine::Start(absl::Duration poll_interval) {
   poller_ = std::thread([this, poll_interval] {
     do {
-      absl::Status status = Refresh();
-      // Waiting for another replica's compile is the normal case of a
-      // large set, not an error.
-      if (!status.ok() && ErrorReason(status) != "RULE_SET_COMPILING_ELSEWHERE") {
-        LogError("rule_refresh_failed", {{"error", status.ToString()}});
-      }
+      (void)Refresh();
     } while (!stop_.WaitForNotificationWithTimeout(poll_interval));
   });
 }
 
 absl::Status RuleEngine::Refresh() {
   absl::Status status = RefreshOnce();
-  if (!status.ok() && metrics_ != nullptr &&
-      ErrorReason(status) != "RULE_SET_COMPILING_ELSEWHERE") {
-    metrics_->Failed();
+  // Waiting for another replica's compile is the normal case of a large
+  // set, not a failure.
+  if (!status.ok() && ErrorReason(status) != kCompilingElsewhere) {
+    LogError("rule_refresh_failed", {{"error", status.ToString()}});
+    if (metrics_ != nullptr) metrics_->Failed();
   }
   return status;
 }
@@ -105,7 +102,7 @@ absl::Status RuleEngine::RefreshOnce() {
       CompiledRules::Compile(std::move(rules), cache);
   absl::MutexLock lock(&mu_);
   if (!compiled.ok()) {
-    if (ErrorReason(compiled.status()) != "RULE_SET_COMPILING_ELSEWHERE") {
+    if (ErrorReason(compiled.status()) != kCompilingElsewhere) {
       last_error_ = compiled.status().ToString();
     } else if (waiting_generation_ != generation) {
       waiting_generation_ = generation;

@@ -104,7 +104,8 @@ class RuleEngine {
   void Start(absl::Duration poll_interval);
 
   // One poll: when the source's generation differs from the snapshot's,
-  // loads, compiles and swaps. Errors leave the snapshot in force.
+  // loads, compiles and swaps. Errors leave the snapshot in force and are
+  // logged and counted, except kCompilingElsewhere (waiting).
   absl::Status Refresh();
 
   // The snapshot in force; null until the first successful Refresh.
