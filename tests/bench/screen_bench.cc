@@ -43,6 +43,7 @@
 #include "tests/bench/rpc_bench.h"
 #include "tests/bench/rpc_load.h"
 #include "tests/bench/scenarios.h"
+#include "tests/moderation/memory_rules_cache.h"
 
 namespace qunzu::bench {
 namespace {
@@ -179,25 +180,6 @@ int64_t RssBytes() {
   statm >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
 }
-
-// What another replica's compile left in the shared cache, in memory.
-class MemoryRulesCache final : public moderation::CompiledRulesCache {
- public:
-  absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override {
-    if (key != key_) return std::nullopt;
-    return bytes_;
-  }
-  absl::Status Store(const std::string& key, const std::string& bytes) override {
-    key_ = key;
-    bytes_ = bytes;
-    return absl::OkStatus();
-  }
-  size_t bytes() const { return bytes_.size(); }
-
- private:
-  std::string key_;
-  std::string bytes_;
-};
 
 double Mib(int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 
@@ -407,7 +389,7 @@ int RunRuleCompileBench() {
     }
     // The compile stores the set in a cache, as a replica does; then the
     // same rules are loaded from it, as every other replica does.
-    MemoryRulesCache cache;
+    moderation::MemoryRulesCache cache;
     before = RssBytes();
     start = Steady::now();
     auto compiled = moderation::CompiledRules::Compile(rules, &cache);
@@ -431,7 +413,7 @@ int RunRuleCompileBench() {
     std::printf("| %zu | %.2f | %.0f | %.2f | %.0f | %.1f | %.2f | %.2f | %.0f | %.1f |\n",
                 terms.size(), ours_seconds, Mib(ours_rss), raw_seconds, Mib(raw_rss),
                 Mib(static_cast<int64_t>(raw_db_bytes)), ours_seconds / raw_seconds, load_seconds,
-                Mib(load_rss), Mib(static_cast<int64_t>(cache.bytes())));
+                Mib(load_rss), Mib(static_cast<int64_t>(cache.bytes.begin()->second.size())));
     std::fflush(stdout);
   }
   return 0;

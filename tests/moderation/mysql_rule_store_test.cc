@@ -22,6 +22,19 @@
 namespace qunzu::moderation {
 namespace {
 
+// The store's rules without its cache.
+class UncachedSource final : public RuleSource {
+ public:
+  explicit UncachedSource(RuleSource& source) : source_(source) {}
+  absl::StatusOr<int64_t> Generation() override { return source_.Generation(); }
+  absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override {
+    return source_.LoadActive(generation, rules);
+  }
+
+ private:
+  RuleSource& source_;
+};
+
 class ModerationRuleStoreTest : public testing::CommonSchemaTest {
  protected:
   ModerationRuleStoreTest() : CommonSchemaTest("moderation", 8) {}
@@ -46,6 +59,24 @@ class ModerationRuleStoreTest : public testing::CommonSchemaTest {
   absl::StatusOr<v1::UpsertRuleSetResponse> Upsert(const v1::UpsertRuleSetRequest& request) {
     RETURN_IF_ERROR(ValidateUpsertRuleSet(request));
     return store_->Upsert(Operator(), request);
+  }
+  // Creates rule set `name` with these terms and puts it in force.
+  void ActivateNewSet(const std::string& name, const std::vector<v1::Rule>& rules) {
+    v1::UpsertRuleSetRequest create;
+    create.set_request_id(name);
+    create.set_name(name);
+    create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+    for (const v1::Rule& rule : rules) *create.add_rules() = rule;
+    create.set_activate(true);
+    auto created = Upsert(create);
+    ASSERT_TRUE(created.ok()) << created.status();
+  }
+  // The cache key of the rules in force, compiled without the cache.
+  std::string KeyInForce() {
+    UncachedSource uncached(*store_);
+    RuleEngine reference(uncached);
+    EXPECT_TRUE(reference.Refresh().ok());
+    return reference.Current() == nullptr ? "" : reference.Current()->compiled->cache_key();
   }
   Verdict Screen(const RuleEngine& engine, absl::string_view text) {
     NormalizedText normalized;
@@ -169,14 +200,7 @@ TEST_F(ModerationRuleStoreTest, RefusalsLeaveNoTrace) {
 }
 
 TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
-  v1::UpsertRuleSetRequest create;
-  create.set_request_id("shared");
-  create.set_name("shared");
-  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
-  *create.add_rules() = MakeRule("赌博");
-  *create.add_rules() = MakeRule("哈哈", v1::RULE_ACTION_HOLD);
-  create.set_activate(true);
-  ASSERT_TRUE(Upsert(create).ok());
+  ActivateNewSet("shared", {MakeRule("赌博"), MakeRule("哈哈", v1::RULE_ACTION_HOLD)});
 
   RuleEngine first(*store_);
   ASSERT_TRUE(first.Refresh().ok());
@@ -196,31 +220,9 @@ TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
   }
 }
 
-// The store's rules without its cache.
-class UncachedSource final : public RuleSource {
- public:
-  explicit UncachedSource(RuleSource& source) : source_(source) {}
-  absl::StatusOr<int64_t> Generation() override { return source_.Generation(); }
-  absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override {
-    return source_.LoadActive(generation, rules);
-  }
-
- private:
-  RuleSource& source_;
-};
-
 TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
-  v1::UpsertRuleSetRequest create;
-  create.set_request_id("claimed");
-  create.set_name("claimed");
-  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
-  *create.add_rules() = MakeRule("赌博");
-  create.set_activate(true);
-  ASSERT_TRUE(Upsert(create).ok());
-  UncachedSource uncached(*store_);
-  RuleEngine reference(uncached);
-  ASSERT_TRUE(reference.Refresh().ok());
-  const std::string key = reference.Current()->compiled->cache_key();
+  ActivateNewSet("claimed", {MakeRule("赌博")});
+  const std::string key = KeyInForce();
   EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 0);
 
   // Replica a is compiling the set: it holds the claim.
@@ -254,19 +256,10 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
 }
 
 TEST_F(ModerationRuleStoreTest, AReplicaWaitsForAnotherOnesCompileOnlySoLong) {
-  v1::UpsertRuleSetRequest create;
-  create.set_request_id("stuck");
-  create.set_name("stuck");
-  create.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
-  *create.add_rules() = MakeRule("赌博");
-  create.set_activate(true);
-  ASSERT_TRUE(Upsert(create).ok());
-  UncachedSource uncached(*store_);
-  RuleEngine reference(uncached);
-  ASSERT_TRUE(reference.Refresh().ok());
+  ActivateNewSet("stuck", {MakeRule("赌博")});
   // Replica a claimed the compile and never finishes.
   MysqlRuleStore a(*pool_, SystemClock::Get());
-  auto claim = a.ClaimCompile(reference.Current()->compiled->cache_key());
+  auto claim = a.ClaimCompile(KeyInForce());
   ASSERT_TRUE(claim.ok() && *claim != nullptr);
   MysqlRuleStore b(*pool_, SystemClock::Get());
   RuleEngine waiting(b, absl::ZeroDuration());
