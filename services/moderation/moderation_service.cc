@@ -95,13 +95,26 @@ grpc::Status ModerationServiceImpl::ScreenText(grpc::ServerContext* context,
   });
 }
 
+void ModerationServiceImpl::MarkLoadingHere(v1::RuleSet* set) const {
+  if (set->compile_state() != v1::COMPILE_STATE_READY || set->active_version() == 0) return;
+  std::shared_ptr<const RuleSnapshot> snapshot = engine_.Current();
+  if (snapshot != nullptr) {
+    for (const auto& [id, version] : snapshot->origin) {
+      if (id == set->rule_set_id() && version == set->active_version()) return;
+    }
+  }
+  // Activated, but not yet loaded by this replica (a poll interval).
+  set->set_compile_state(v1::COMPILE_STATE_COMPILING);
+  set->set_compile_error(engine_.LastError());
+}
+
 grpc::Status ModerationServiceImpl::UpsertRuleSet(grpc::ServerContext* context,
                                                   const v1::UpsertRuleSetRequest* request,
                                                   v1::UpsertRuleSetResponse* response) {
   return Serve(context, [&](const CallInfo& call) -> absl::Status {
     RETURN_IF_ERROR(ValidateUpsertRuleSet(*request));
     ASSIGN_OR_RETURN(*response, store_.Upsert(ContextOf(call, "UpsertRuleSet"), *request));
-    response->mutable_rule_set()->set_compile_state(v1::COMPILE_STATE_COMPILING);
+    MarkLoadingHere(response->mutable_rule_set());
     return absl::OkStatus();
   });
 }
@@ -112,21 +125,7 @@ grpc::Status ModerationServiceImpl::ListRuleSets(grpc::ServerContext* context,
   return Serve(context, [&](const CallInfo& call) -> absl::Status {
     RETURN_IF_ERROR(ValidateListRuleSets(*request));
     ASSIGN_OR_RETURN(*response, store_.List(*request));
-    std::shared_ptr<const RuleSnapshot> snapshot = engine_.Current();
-    const std::string error = engine_.LastError();
-    for (v1::RuleSet& set : *response->mutable_rule_sets()) {
-      bool compiled = set.active_version() == 0;
-      if (snapshot != nullptr) {
-        for (const auto& [id, version] : snapshot->origin) {
-          if (id == set.rule_set_id() && version == set.active_version()) {
-            compiled = true;
-            break;
-          }
-        }
-      }
-      set.set_compile_state(compiled ? v1::COMPILE_STATE_READY : v1::COMPILE_STATE_COMPILING);
-      if (!compiled) set.set_compile_error(error);
-    }
+    for (v1::RuleSet& set : *response->mutable_rule_sets()) MarkLoadingHere(&set);
     return RecordIfInspection(call, "ListRuleSets");
   });
 }

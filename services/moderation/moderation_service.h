@@ -81,6 +81,10 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
   std::unique_ptr<Cases> cases_;
   MessageScreener screener_;
 
+  // A set READY in the store whose active version this replica has not put
+  // in force yet reads COMPILING, with this replica's last error if any.
+  void MarkLoadingHere(v1::RuleSet* set) const;
+
   // Case handling (issue 8): reports and held messages, dispositions, the
   // blacklist, filings. Handlers in case_handlers.cc.
  public:

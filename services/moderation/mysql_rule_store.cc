@@ -123,6 +123,71 @@ absl::StatusOr<std::vector<v1::Rule>> NewRuleList(sql::Connection& conn,
   return out;
 }
 
+// Every rule of every active version, with set `with_id` at `with_version`
+// instead (0: none), ordered by set and rule id so that every replica reads
+// the same list and so the same compiled-set cache key.
+absl::Status ReadRulesInForce(sql::Connection& conn, uint64_t with_id, uint32_t with_version,
+                              std::vector<ActiveRule>* rules) {
+  rules->clear();
+  return Query(conn,
+               "SELECT r.rule_id, r.kind, r.pattern, r.category, r.action, r.note, "
+               "s.rule_set_id, r.version FROM rule_sets s JOIN rule_set_rules r "
+               "ON r.rule_set_id = s.rule_set_id AND "
+               "r.version = IF(s.rule_set_id = ?, ?, s.active_version) "
+               "WHERE IF(s.rule_set_id = ?, ?, s.active_version) > 0 "
+               "ORDER BY s.rule_set_id, r.rule_id",
+               {with_id, with_version, with_id, with_version}, [&](const sql::ResultSet& row) {
+                 rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), row.getUInt64(7),
+                                             static_cast<uint32_t>(row.getUInt(8))});
+                 return absl::OkStatus();
+               });
+}
+
+absl::StatusOr<int64_t> ReadGeneration(sql::Connection& conn, bool for_update) {
+  int64_t generation = 0;
+  RETURN_IF_ERROR(Query(conn,
+                        absl::StrCat("SELECT generation FROM rule_generation WHERE id = 1",
+                                     for_update ? " FOR UPDATE" : ""),
+                        {}, [&](const sql::ResultSet& row) {
+                          generation = row.getInt64(1);
+                          return absl::OkStatus();
+                        }));
+  return generation;
+}
+
+// The set-wide compile state: a version waiting is COMPILING; a rejected
+// version newer than the active one is FAILED with the compiler's error.
+void SetCompileState(uint32_t pending_version, uint32_t failed_version,
+                     const std::string& compile_error, v1::RuleSet* set) {
+  if (pending_version > 0) {
+    set->set_compile_state(v1::COMPILE_STATE_COMPILING);
+  } else if (failed_version > set->active_version()) {
+    set->set_compile_state(v1::COMPILE_STATE_FAILED);
+    set->set_compile_error(compile_error);
+  } else {
+    set->set_compile_state(v1::COMPILE_STATE_READY);
+  }
+}
+
+// Moderation itself, for what the rule engine does on its own.
+RequestContext Engine() {
+  return RequestContext{Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"}, "",
+                        "RuleEngine"};
+}
+
+absl::Status RecordRuleSetEvent(sql::Connection& conn, const RequestContext& context,
+                                absl::string_view action, absl::string_view request_id,
+                                absl::Time now, uint64_t rule_set_id, uint32_t version,
+                                const std::map<std::string, std::string>& details) {
+  audit::v1::AuditEvent event =
+      AuditEventFor(context.caller, context.peer, context.method, action, request_id);
+  *event.mutable_time() = ToProtoTime(now);
+  (*event.mutable_details())["rule_set_id"] = absl::StrCat(rule_set_id);
+  (*event.mutable_details())["version"] = absl::StrCat(version);
+  for (const auto& [name, value] : details) (*event.mutable_details())[name] = value;
+  return RecordAuditEvent(conn, event).status();
+}
+
 }  // namespace
 
 Rule RuleFromProto(const v1::Rule& rule) {
@@ -157,24 +222,105 @@ absl::Status MysqlRuleStore::LoadActive(int64_t* generation, std::vector<ActiveR
   return WithTransaction(
       pool_,
       [&](sql::Connection& conn) -> absl::Status {
-        rules->clear();
-        RETURN_IF_ERROR(Query(conn, "SELECT generation FROM rule_generation WHERE id = 1", {},
-                              [&](const sql::ResultSet& row) {
-                                *generation = row.getInt64(1);
-                                return absl::OkStatus();
-                              }));
-        return Query(conn,
-                     "SELECT r.rule_id, r.kind, r.pattern, r.category, r.action, r.note, "
-                     "s.rule_set_id, s.active_version FROM rule_sets s JOIN rule_set_rules r "
-                     "ON r.rule_set_id = s.rule_set_id AND r.version = s.active_version "
-                     "WHERE s.active_version > 0",
-                     {}, [&](const sql::ResultSet& row) {
-                       rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), row.getUInt64(7),
-                                                   static_cast<uint32_t>(row.getUInt(8))});
-                       return absl::OkStatus();
-                     });
+        ASSIGN_OR_RETURN(*generation, ReadGeneration(conn, false));
+        return ReadRulesInForce(conn, 0, 0, rules);
       },
       options);
+}
+
+absl::StatusOr<std::optional<PendingActivation>> MysqlRuleStore::LoadPending() {
+  TransactionOptions options;
+  options.isolation = Isolation::kRepeatableRead;
+  std::optional<PendingActivation> pending;
+  absl::Status read = WithTransaction(
+      pool_,
+      [&](sql::Connection& conn) -> absl::Status {
+        pending.reset();
+        PendingActivation next;
+        ASSIGN_OR_RETURN(next.generation, ReadGeneration(conn, false));
+        bool found = false;
+        RETURN_IF_ERROR(Query(conn,
+                              "SELECT rule_set_id, pending_version FROM rule_sets WHERE "
+                              "pending_version > 0 ORDER BY pending_since, rule_set_id LIMIT 1",
+                              {}, [&](const sql::ResultSet& row) {
+                                found = true;
+                                next.rule_set_id = row.getUInt64(1);
+                                next.version = row.getUInt(2);
+                                return absl::OkStatus();
+                              }));
+        if (!found) return absl::OkStatus();
+        RETURN_IF_ERROR(ReadRulesInForce(conn, next.rule_set_id, next.version, &next.rules));
+        pending = std::move(next);
+        return absl::OkStatus();
+      },
+      options);
+  if (!read.ok()) return read;
+  return pending;
+}
+
+absl::StatusOr<int64_t> MysqlRuleStore::Activate(const PendingActivation& pending) {
+  const absl::Time now = clock_.Now();
+  return WithTransaction(pool_, [&](sql::Connection& conn) -> absl::StatusOr<int64_t> {
+    // The generation row orders activations: the versions in force are the
+    // ones pending was compiled with only while it has not moved.
+    ASSIGN_OR_RETURN(const int64_t generation, ReadGeneration(conn, true));
+    uint32_t waiting = 0;
+    std::string name;
+    uint64_t rule_count = 0;
+    RETURN_IF_ERROR(Query(conn,
+                          "SELECT pending_version, name FROM rule_sets WHERE rule_set_id = ? "
+                          "FOR UPDATE",
+                          {pending.rule_set_id}, [&](const sql::ResultSet& row) {
+                            waiting = row.getUInt(1);
+                            name = row.getString(2);
+                            return absl::OkStatus();
+                          }));
+    if (generation != pending.generation || waiting != pending.version) {
+      return MakeError(
+          absl::StatusCode::kAborted, kActivationStale,
+          absl::StrCat("rule set ", pending.rule_set_id, " version ", pending.version,
+                       " was compiled on generation ", pending.generation, "; now generation ",
+                       generation, ", waiting version ", waiting));
+    }
+    for (const ActiveRule& rule : pending.rules) {
+      if (rule.rule_set_id == pending.rule_set_id) ++rule_count;
+    }
+    RETURN_IF_ERROR(Execute(conn,
+                            "UPDATE rule_sets SET active_version = ?, pending_version = 0, "
+                            "pending_since = NULL, compiled_at = ? WHERE rule_set_id = ?",
+                            {pending.version, now, pending.rule_set_id})
+                        .status());
+    RETURN_IF_ERROR(
+        Execute(conn, "UPDATE rule_generation SET generation = generation + 1 WHERE id = 1")
+            .status());
+    RETURN_IF_ERROR(RecordRuleSetEvent(
+        conn, Engine(), "RULE_SET_VERSION_ACTIVATED",
+        absl::StrCat("rule-set-", pending.rule_set_id, "-v", pending.version, "-activated"), now,
+        pending.rule_set_id, pending.version,
+        {{"name", name},
+         {"rule_count", absl::StrCat(rule_count)},
+         {"generation", absl::StrCat(generation + 1)}}));
+    return generation + 1;
+  });
+}
+
+absl::Status MysqlRuleStore::Reject(const PendingActivation& pending, const absl::Status& why) {
+  const absl::Time now = clock_.Now();
+  // The column holds 1,000 characters; the reason leads the message.
+  const std::string error = why.ToString().substr(0, 1000);
+  return WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
+    ASSIGN_OR_RETURN(const int64_t changed,
+                     Execute(conn,
+                             "UPDATE rule_sets SET pending_version = 0, pending_since = NULL, "
+                             "failed_version = ?, compile_error = ? WHERE rule_set_id = ? AND "
+                             "pending_version = ?",
+                             {pending.version, error, pending.rule_set_id, pending.version}));
+    if (changed == 0) return absl::OkStatus();  // no longer waiting: nothing to refuse
+    return RecordRuleSetEvent(
+        conn, Engine(), "RULE_SET_VERSION_REJECTED",
+        absl::StrCat("rule-set-", pending.rule_set_id, "-v", pending.version, "-rejected"), now,
+        pending.rule_set_id, pending.version, {{"reason", ErrorReason(why)}, {"error", error}});
+  });
 }
 
 absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
@@ -187,6 +333,9 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
           uint64_t rule_set_id = request.rule_set_id();
           uint32_t latest = 0;
           uint32_t active = 0;
+          uint32_t pending = 0;
+          uint32_t failed = 0;
+          std::string compile_error;
           std::string name = request.name();
           std::string description = request.description();
           if (rule_set_id == 0) {
@@ -204,14 +353,18 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
           } else {
             bool found = false;
             RETURN_IF_ERROR(Query(conn,
-                                  "SELECT latest_version, active_version, name, description FROM "
-                                  "rule_sets WHERE rule_set_id = ? FOR UPDATE",
+                                  "SELECT latest_version, active_version, name, description, "
+                                  "pending_version, failed_version, compile_error FROM rule_sets "
+                                  "WHERE rule_set_id = ? FOR UPDATE",
                                   {rule_set_id}, [&](const sql::ResultSet& row) {
                                     found = true;
                                     latest = row.getUInt(1);
                                     active = row.getUInt(2);
                                     if (name.empty()) name = row.getString(3);
                                     if (description.empty()) description = row.getString(4);
+                                    pending = row.getUInt(5);
+                                    failed = row.getUInt(6);
+                                    compile_error = row.getString(7);
                                     return absl::OkStatus();
                                   }));
             if (!found) {
@@ -236,36 +389,31 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
           }
           rules.resize(rules.size() - own);
           RETURN_IF_ERROR(InsertRules(conn, rule_set_id, version, rules));
-          if (request.activate()) active = version;
+          // An activated version waits until it is compiled (RuleEngine),
+          // and a newer one activated meanwhile replaces it in the wait.
+          if (request.activate()) pending = version;
           RETURN_IF_ERROR(
-              Execute(conn,
-                      "UPDATE rule_sets SET name = ?, description = ?, "
-                      "latest_version = ?, active_version = ?, rule_count = ?, "
-                      "updated_by = ?, updated_at = ? WHERE rule_set_id = ?",
-                      {name, description, version, active, static_cast<uint64_t>(rules.size()),
-                       context.caller.principal, now, rule_set_id})
+              Execute(
+                  conn,
+                  "UPDATE rule_sets SET name = ?, description = ?, latest_version = ?, "
+                  "pending_version = ?, pending_since = IF(?, ?, pending_since), "
+                  "rule_count = ?, updated_by = ?, updated_at = ? WHERE rule_set_id = ?",
+                  {name, description, version, pending, request.activate(), now,
+                   static_cast<uint64_t>(rules.size()), context.caller.principal, now, rule_set_id})
                   .status());
-          if (request.activate()) {
-            RETURN_IF_ERROR(
-                Execute(conn, "UPDATE rule_generation SET generation = generation + 1 WHERE id = 1")
-                    .status());
-          }
-          audit::v1::AuditEvent event = AuditEventFor(
-              context.caller, context.peer, context.method,
-              request.activate() ? "RULE_SET_VERSION_ACTIVATED" : "RULE_SET_VERSION_CREATED",
-              request.request_id());
-          *event.mutable_time() = ToProtoTime(now);
-          (*event.mutable_details())["rule_set_id"] = absl::StrCat(rule_set_id);
-          (*event.mutable_details())["name"] = name;
-          (*event.mutable_details())["version"] = absl::StrCat(version);
-          (*event.mutable_details())["rule_count"] = absl::StrCat(rules.size());
-          RETURN_IF_ERROR(RecordAuditEvent(conn, event).status());
+          RETURN_IF_ERROR(
+              RecordRuleSetEvent(conn, context, "RULE_SET_VERSION_CREATED", request.request_id(),
+                                 now, rule_set_id, version,
+                                 {{"name", name},
+                                  {"rule_count", absl::StrCat(rules.size())},
+                                  {"activate", request.activate() ? "requested" : "no"}}));
           v1::RuleSet* set = response.mutable_rule_set();
           set->set_rule_set_id(rule_set_id);
           set->set_name(name);
           set->set_description(description);
           set->set_latest_version(version);
           set->set_active_version(active);
+          SetCompileState(pending, failed, compile_error, set);
           set->set_rule_count(rules.size());
           set->set_updated_by(context.caller.principal);
           *set->mutable_updated_at() = ToProtoTime(now);
@@ -285,28 +433,34 @@ absl::StatusOr<v1::ListRuleSetsResponse> MysqlRuleStore::List(
   }
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
   v1::ListRuleSetsResponse response;
-  RETURN_IF_ERROR(Query(
-      *lease,
-      "SELECT rule_set_id, name, description, latest_version, active_version, rule_count, "
-      "updated_by, updated_at FROM rule_sets WHERE rule_set_id > ? ORDER BY rule_set_id LIMIT ?",
-      {after, page_size + 1}, [&](const sql::ResultSet& row) -> absl::Status {
-        if (response.rule_sets_size() == page_size) {
-          response.mutable_page()->set_next_page_token(
-              absl::StrCat(response.rule_sets(page_size - 1).rule_set_id()));
-          return absl::OkStatus();
-        }
-        v1::RuleSet* set = response.add_rule_sets();
-        set->set_rule_set_id(row.getUInt64(1));
-        set->set_name(row.getString(2));
-        set->set_description(row.getString(3));
-        set->set_latest_version(row.getUInt(4));
-        set->set_active_version(row.getUInt(5));
-        set->set_rule_count(row.getUInt64(6));
-        set->set_updated_by(row.getString(7));
-        ASSIGN_OR_RETURN(absl::Time updated, ParseSqlDateTime(row.getString(8)));
-        *set->mutable_updated_at() = ToProtoTime(updated);
-        return absl::OkStatus();
-      }));
+  RETURN_IF_ERROR(
+      Query(*lease,
+            "SELECT rule_set_id, name, description, latest_version, active_version, rule_count, "
+            "updated_by, updated_at, pending_version, failed_version, compile_error, compiled_at "
+            "FROM rule_sets WHERE rule_set_id > ? ORDER BY rule_set_id LIMIT ?",
+            {after, page_size + 1}, [&](const sql::ResultSet& row) -> absl::Status {
+              if (response.rule_sets_size() == page_size) {
+                response.mutable_page()->set_next_page_token(
+                    absl::StrCat(response.rule_sets(page_size - 1).rule_set_id()));
+                return absl::OkStatus();
+              }
+              v1::RuleSet* set = response.add_rule_sets();
+              set->set_rule_set_id(row.getUInt64(1));
+              set->set_name(row.getString(2));
+              set->set_description(row.getString(3));
+              set->set_latest_version(row.getUInt(4));
+              set->set_active_version(row.getUInt(5));
+              set->set_rule_count(row.getUInt64(6));
+              set->set_updated_by(row.getString(7));
+              ASSIGN_OR_RETURN(absl::Time updated, ParseSqlDateTime(row.getString(8)));
+              *set->mutable_updated_at() = ToProtoTime(updated);
+              SetCompileState(row.getUInt(9), row.getUInt(10), row.getString(11), set);
+              if (!row.isNull(12)) {
+                ASSIGN_OR_RETURN(absl::Time compiled, ParseSqlDateTime(row.getString(12)));
+                *set->mutable_compiled_at() = ToProtoTime(compiled);
+              }
+              return absl::OkStatus();
+            }));
   return response;
 }
 
@@ -355,9 +509,12 @@ absl::Status MysqlRuleStore::Store(const std::string& key, const std::string& by
 absl::StatusOr<std::shared_ptr<void>> MysqlRuleStore::ClaimCompile(const std::string& key) {
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
   int64_t got = -1;
-  RETURN_IF_ERROR(Query(*lease, "SELECT GET_LOCK(?, 0)",
-                        {absl::StrCat("qunzu_rule_compile_", key.substr(0, 40))},
-                        [&](const sql::ResultSet& row) {
+  // Named locks are server-wide: the name is this database's own, so
+  // deployments (and tests) sharing a server do not wait for each other.
+  RETURN_IF_ERROR(Query(*lease,
+                        "SELECT GET_LOCK(SHA2(CONCAT('qunzu_rule_compile:', DATABASE(), ':', ?), "
+                        "256), 0)",
+                        {key}, [&](const sql::ResultSet& row) {
                           if (!row.isNull(1)) got = row.getInt64(1);
                           return absl::OkStatus();
                         }));
@@ -400,6 +557,15 @@ const std::vector<Migration>& RuleSetMigrations() {
         " cache_key CHAR(64) NOT NULL, chunk INT UNSIGNED NOT NULL,"
         " bytes MEDIUMBLOB NOT NULL, used_at DATETIME(6) NOT NULL,"
         " PRIMARY KEY (cache_key, chunk), KEY by_used (used_at)) ENGINE=InnoDB"}},
+      {56,
+       "a version is activated once compiled",
+       {"ALTER TABLE rule_sets"
+        " ADD COLUMN IF NOT EXISTS pending_version INT UNSIGNED NOT NULL DEFAULT 0,"
+        " ADD COLUMN IF NOT EXISTS pending_since DATETIME(6) NULL,"
+        " ADD COLUMN IF NOT EXISTS failed_version INT UNSIGNED NOT NULL DEFAULT 0,"
+        " ADD COLUMN IF NOT EXISTS compile_error VARCHAR(1000) NOT NULL DEFAULT '',"
+        " ADD COLUMN IF NOT EXISTS compiled_at DATETIME(6) NULL,"
+        " ADD KEY IF NOT EXISTS by_pending (pending_version, pending_since)"}},
   };
   return *migrations;
 }

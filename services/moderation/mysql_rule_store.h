@@ -1,8 +1,12 @@
 // Rule sets in MySQL (R10.1): every UpsertRuleSet makes a version holding
-// its full rule list; activating a version bumps one generation counter that
-// every replica's RuleEngine polls, so the new rules are in force everywhere
-// within a poll interval plus the compile. Writes are idempotent by
-// request_id and audited in the same transaction.
+// its full rule list; an activated version waits (pending_version) until a
+// replica's RuleEngine has compiled it with the other active versions and
+// stored the compiled set in the shared cache; activating it then bumps one
+// generation counter that every replica's RuleEngine polls, so the new
+// rules are in force everywhere within a poll interval plus the load from
+// the cache. Writes are idempotent by request_id; every write, the
+// engine's activations and rejections included, is audited in its own
+// transaction.
 #ifndef QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
 #define QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
 
@@ -44,6 +48,12 @@ class MysqlRuleStore final : public RuleSource, public CompiledRulesCache {
   absl::StatusOr<int64_t> Generation() override;
   absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override;
   CompiledRulesCache* compiled_cache() override { return this; }
+  // Versions wait in the order they were activated.
+  absl::StatusOr<std::optional<PendingActivation>> LoadPending() override;
+  // Both audited as moderation's own RULE_SET_VERSION_ACTIVATED and
+  // RULE_SET_VERSION_REJECTED (details: reason, error).
+  absl::StatusOr<int64_t> Activate(const PendingActivation& pending) override;
+  absl::Status Reject(const PendingActivation& pending, const absl::Status& why) override;
 
   // The cache. Store replaces an entry of the same key and drops entries
   // nobody loaded or stored for kCompiledSetRetention; Load marks an entry
@@ -62,8 +72,9 @@ class MysqlRuleStore final : public RuleSource, public CompiledRulesCache {
   absl::StatusOr<v1::UpsertRuleSetResponse> Upsert(const RequestContext& context,
                                                    const v1::UpsertRuleSetRequest& request);
 
-  // Rule sets by id, without their rules; compile_state is left for the
-  // caller, who knows what this replica compiled.
+  // Rule sets by id, without their rules. compile_state is the set's:
+  // READY once its active version was compiled and activated, which this
+  // replica puts in force within a poll interval plus the load.
   absl::StatusOr<v1::ListRuleSetsResponse> List(const v1::ListRuleSetsRequest& request);
 
  private:

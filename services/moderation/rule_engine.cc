@@ -1,7 +1,10 @@
 #include "services/moderation/rule_engine.h"
 
+#include <optional>
+#include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -49,6 +52,34 @@ void RuleEngineMetrics::Loaded(int64_t generation, bool from_cache, absl::Durati
 
 void RuleEngineMetrics::Failed() { failures_->Increment(); }
 
+absl::StatusOr<int64_t> RuleSource::Activate(const PendingActivation&) {
+  return absl::UnimplementedError("this rule source has no pending versions");
+}
+
+absl::Status RuleSource::Reject(const PendingActivation&, const absl::Status&) {
+  return absl::UnimplementedError("this rule source has no pending versions");
+}
+
+namespace {
+
+// The source's cache without its claim: for a replica that waited long
+// enough for another one's compile, which may be stuck or unable to store.
+class UnclaimedCache final : public CompiledRulesCache {
+ public:
+  explicit UnclaimedCache(CompiledRulesCache& cache) : cache_(cache) {}
+  absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override {
+    return cache_.Load(key);
+  }
+  absl::Status Store(const std::string& key, const std::string& bytes) override {
+    return cache_.Store(key, bytes);
+  }
+
+ private:
+  CompiledRulesCache& cache_;
+};
+
+}  // namespace
+
 RuleEngine::~RuleEngine() {
   stop_.Notify();
   if (poller_.joinable()) poller_.join();
@@ -64,9 +95,12 @@ void RuleEngine::Start(absl::Duration poll_interval) {
 
 absl::Status RuleEngine::Refresh() {
   absl::Status status = RefreshOnce();
+  if (status.ok()) status = ActivatePending();
   // Waiting for another replica's compile is the normal case of a large
-  // set, not a failure.
-  if (!status.ok() && ErrorReason(status) != kCompilingElsewhere) {
+  // set, and a stale activation is read again at the next poll: neither is
+  // a failure.
+  const std::string reason = ErrorReason(status);
+  if (!status.ok() && reason != kCompilingElsewhere && reason != kActivationStale) {
     LogError("rule_refresh_failed", {{"error", status.ToString()}});
     if (metrics_ != nullptr) metrics_->Failed();
   }
@@ -82,41 +116,88 @@ absl::Status RuleEngine::RefreshOnce() {
   RETURN_IF_ERROR(source_.LoadActive(&generation, &active));
   auto snapshot = std::make_shared<RuleSnapshot>();
   snapshot->generation = generation;
-  std::vector<Rule> rules;
-  rules.reserve(active.size());
-  snapshot->origin.reserve(active.size());
-  for (ActiveRule& rule : active) {
-    snapshot->origin.emplace_back(rule.rule_set_id, rule.version);
-    rules.push_back(std::move(rule.rule));
-  }
-  CompiledRulesCache* cache = source_.compiled_cache();
-  {
-    absl::MutexLock lock(&mu_);
-    if (waiting_generation_ == generation &&
-        absl::Now() - waiting_since_ >= max_wait_for_other_compile_) {
-      cache = nullptr;  // waited long enough: compile here, alone
-    }
-  }
+  std::vector<Rule> rules = TakeRules(active, *snapshot);
   const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
-      CompiledRules::Compile(std::move(rules), cache);
-  absl::MutexLock lock(&mu_);
+      CompileShared(std::move(rules), absl::StrCat("generation ", generation));
   if (!compiled.ok()) {
     if (ErrorReason(compiled.status()) != kCompilingElsewhere) {
+      absl::MutexLock lock(&mu_);
       last_error_ = compiled.status().ToString();
-    } else if (waiting_generation_ != generation) {
-      waiting_generation_ = generation;
-      waiting_since_ = absl::Now();
     }
     return compiled.status();
   }
   snapshot->compiled = *std::move(compiled);
-  if (metrics_ != nullptr) {
-    metrics_->Loaded(generation, snapshot->compiled->from_cache(), absl::Now() - started);
+  Install(std::move(snapshot), absl::Now() - started);
+  return absl::OkStatus();
+}
+
+absl::Status RuleEngine::ActivatePending() {
+  ASSIGN_OR_RETURN(std::optional<PendingActivation> pending, source_.LoadPending());
+  if (!pending.has_value()) return absl::OkStatus();
+  auto snapshot = std::make_shared<RuleSnapshot>();
+  std::vector<Rule> rules = TakeRules(pending->rules, *snapshot);
+  const absl::Time started = absl::Now();
+  absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled = CompileShared(
+      std::move(rules), absl::StrCat("rule set ", pending->rule_set_id, " version ",
+                                     pending->version, " on generation ", pending->generation));
+  if (!compiled.ok()) {
+    if (ErrorReason(compiled.status()) == kCompilingElsewhere) return compiled.status();
+    // The rules do not compile: the version is refused, the ones in force
+    // stay, and the next version waiting is not held up by it.
+    LogWarning("rule_set_version_rejected", {{"rule_set_id", absl::StrCat(pending->rule_set_id)},
+                                             {"version", absl::StrCat(pending->version)},
+                                             {"error", compiled.status().ToString()}});
+    return source_.Reject(*pending, compiled.status());
   }
+  // What is activated is exactly what was compiled: no second load here.
+  ASSIGN_OR_RETURN(snapshot->generation, source_.Activate(*pending));
+  if (metrics_ != nullptr) metrics_->Polled(snapshot->generation);
+  snapshot->compiled = *std::move(compiled);
+  Install(std::move(snapshot), absl::Now() - started);
+  return absl::OkStatus();
+}
+
+std::vector<Rule> RuleEngine::TakeRules(std::vector<ActiveRule>& active, RuleSnapshot& snapshot) {
+  std::vector<Rule> rules;
+  rules.reserve(active.size());
+  snapshot.origin.reserve(active.size());
+  for (ActiveRule& rule : active) {
+    snapshot.origin.emplace_back(rule.rule_set_id, rule.version);
+    rules.push_back(std::move(rule.rule));
+  }
+  return rules;
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledRules>> RuleEngine::CompileShared(
+    std::vector<Rule> rules, const std::string& what) {
+  CompiledRulesCache* cache = source_.compiled_cache();
+  std::optional<UnclaimedCache> unclaimed;
+  if (cache != nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (waiting_for_ == what && absl::Now() - waiting_since_ >= max_wait_for_other_compile_) {
+      cache = &unclaimed.emplace(*cache);  // waited long enough: compile here, alone
+    }
+  }
+  absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
+      CompiledRules::Compile(std::move(rules), cache);
+  if (ErrorReason(compiled.status()) == kCompilingElsewhere) {
+    absl::MutexLock lock(&mu_);
+    if (waiting_for_ != what) {
+      waiting_for_ = what;
+      waiting_since_ = absl::Now();
+    }
+  }
+  return compiled;
+}
+
+void RuleEngine::Install(std::shared_ptr<const RuleSnapshot> snapshot, absl::Duration elapsed) {
+  if (metrics_ != nullptr) {
+    metrics_->Loaded(snapshot->generation, snapshot->compiled->from_cache(), elapsed);
+  }
+  absl::MutexLock lock(&mu_);
   current_ = std::move(snapshot);
   last_error_.clear();
-  return absl::OkStatus();
 }
 
 std::shared_ptr<const RuleSnapshot> RuleEngine::Current() const {

@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 namespace qunzu::bench {
 
@@ -46,6 +50,21 @@ std::vector<std::string> MakeJiebaMessages(const JiebaDictionary& dictionary, si
     messages.push_back(std::move(text));
   }
   return messages;
+}
+
+std::vector<std::string> ManyDistinctTerms(const std::vector<std::string>& words, size_t count) {
+  std::vector<std::string> all;
+  std::unordered_set<std::string> seen;
+  for (const std::string& w : words) {
+    if (w.size() >= 6 && seen.insert(w).second) all.push_back(w);
+  }
+  for (size_t i = 0; all.size() < count && !words.empty(); ++i) {
+    // Round r = i / n pairs each word a with the word r + 1 places on.
+    const size_t a = i % words.size();
+    std::string pair = words[a] + words[(a + 1 + i / words.size()) % words.size()];
+    if (seen.insert(pair).second) all.push_back(std::move(pair));
+  }
+  return all;
 }
 
 hs_database_t* CompileRawLiterals(const std::vector<std::string>& terms) {

@@ -35,6 +35,10 @@ JiebaDictionary LoadJiebaDictionary(const std::string& path);
 std::vector<std::string> MakeJiebaMessages(const JiebaDictionary& dictionary, size_t count,
                                            bool by_frequency = false);
 
+// Distinct terms for large rule sets: every word of two characters or more,
+// then pairs of words ("word1word2") until there are `count`.
+std::vector<std::string> ManyDistinctTerms(const std::vector<std::string>& words, size_t count);
+
 // The baseline of the moderation benchmarks: `terms` compiled as they are
 // by hs_compile_lit_multi (block mode, id = index); null on failure.
 hs_database_t* CompileRawLiterals(const std::vector<std::string>& terms);

@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
   int groups = wanted("groups") ? qunzu::bench::RunGroupsBench() : 0;
   int screen = wanted("screen") ? qunzu::bench::RunScreenBench() : 0;
   int compile = wanted("rule-compile") ? qunzu::bench::RunRuleCompileBench() : 0;
-  for (int code : {rpc, outbox, audit, moderation, groups, screen, compile}) {
+  int activation = wanted("rule-activation") ? qunzu::bench::RunRuleActivationBench() : 0;
+  for (int code : {rpc, outbox, audit, moderation, groups, screen, compile, activation}) {
     if (code != 0) return code;
   }
   return 0;

@@ -29,6 +29,11 @@ int RunScreenBench();
 // Compile time and memory of 100k and 1M term rule sets against raw
 // Vectorscan on the same terms (screen_bench.cc).
 int RunRuleCompileBench();
+// From a version's activation to its being in force on another replica
+// (reading its rules, loading the compiled set) against that replica
+// compiling the rules itself, at 100k and 1M terms
+// (rule_activation_bench.cc).
+int RunRuleActivationBench();
 
 }  // namespace qunzu::bench
 

@@ -22,7 +22,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -344,20 +343,7 @@ int RunRuleCompileBench() {
     return 0;
   }
   (void)moderation::Normalizer::Get();
-  // 1M distinct terms: every dictionary word of two characters or more,
-  // then pairs of words ("word1word2") until the count is reached.
-  std::vector<std::string> all;
-  std::unordered_set<std::string> seen;
-  for (const std::string& w : words) {
-    if (w.size() >= 6 && seen.insert(w).second) all.push_back(w);
-  }
-  for (size_t i = 0; all.size() < 1000000; ++i) {
-    // Round r = i / n pairs each word a with the word r + 1 places on.
-    const size_t a = i % words.size();
-    std::string pair = words[a] + words[(a + 1 + i / words.size()) % words.size()];
-    if (seen.insert(pair).second) all.push_back(std::move(pair));
-  }
-  seen.clear();
+  const std::vector<std::string> all = ManyDistinctTerms(words, 1000000);
   std::printf("\n### rule-compile: compile time and memory, jieba terms\n\n");
   std::printf(
       "| terms | ours: compile s | ours: RSS growth MiB | raw Vectorscan: compile s | raw: RSS "

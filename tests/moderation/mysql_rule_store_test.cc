@@ -1,6 +1,7 @@
 // Rule sets in real MariaDB (through `make test` or with-servers.sh):
 // versions, REPLACE and MERGE, conflicts, idempotent retries, the audit
-// outbox row, and the RuleEngine picking up an activated version.
+// outbox rows, and the RuleEngine compiling an activated version before it
+// is activated, sharing it with the other replicas, or rejecting it.
 #include "services/moderation/mysql_rule_store.h"
 
 #include <gtest/gtest.h>
@@ -10,10 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/migrations.h"
 #include "common/mysql_pool.h"
 #include "common/status.h"
+#include "qunzu/audit/v1/audit.pb.h"
 #include "services/moderation/rule_engine.h"
 #include "services/moderation/rule_validation.h"
 #include "tests/common/common_schema_fixture.h"
@@ -60,8 +63,8 @@ class ModerationRuleStoreTest : public testing::CommonSchemaTest {
     RETURN_IF_ERROR(ValidateUpsertRuleSet(request));
     return store_->Upsert(Operator(), request);
   }
-  // Creates rule set `name` with these terms and puts it in force.
-  void ActivateNewSet(const std::string& name, const std::vector<v1::Rule>& rules) {
+  // Creates rule set `name` with these terms, activation requested.
+  uint64_t CreateSet(const std::string& name, const std::vector<v1::Rule>& rules) {
     v1::UpsertRuleSetRequest create;
     create.set_request_id(name);
     create.set_name(name);
@@ -69,7 +72,31 @@ class ModerationRuleStoreTest : public testing::CommonSchemaTest {
     for (const v1::Rule& rule : rules) *create.add_rules() = rule;
     create.set_activate(true);
     auto created = Upsert(create);
-    ASSERT_TRUE(created.ok()) << created.status();
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->rule_set().rule_set_id() : 0;
+  }
+  // A request for an activated version of set `id` on top of base_version.
+  static v1::UpsertRuleSetRequest ActivatedVersion(const std::string& request_id, uint64_t id,
+                                                   uint32_t base_version,
+                                                   v1::RuleSetUpdateMode mode,
+                                                   const v1::Rule& rule) {
+    v1::UpsertRuleSetRequest request;
+    request.set_request_id(request_id);
+    request.set_rule_set_id(id);
+    request.set_mode(mode);
+    request.set_base_version(base_version);
+    *request.add_rules() = rule;
+    request.set_activate(true);
+    return request;
+  }
+  // Creates rule set `name` and puts it in force without compiling it, as
+  // a replica on another CPU class or after the cache dropped the entry
+  // finds it: in force, nothing in the cache.
+  void ActivateNewSet(const std::string& name, const std::vector<v1::Rule>& rules) {
+    CreateSet(name, rules);
+    auto pending = store_->LoadPending();
+    ASSERT_TRUE(pending.ok() && pending->has_value());
+    ASSERT_TRUE(store_->Activate(**pending).ok());
   }
   // The cache key of the rules in force, compiled without the cache.
   std::string KeyInForce() {
@@ -77,6 +104,41 @@ class ModerationRuleStoreTest : public testing::CommonSchemaTest {
     RuleEngine reference(uncached);
     EXPECT_TRUE(reference.Refresh().ok());
     return reference.Current() == nullptr ? "" : reference.Current()->compiled->cache_key();
+  }
+  // The cache key of the rules in force once the waiting version is.
+  std::string KeyPending() {
+    auto pending = store_->LoadPending();
+    EXPECT_TRUE(pending.ok() && pending->has_value());
+    if (!pending.ok() || !pending->has_value()) return "";
+    std::vector<Rule> rules;
+    for (const ActiveRule& rule : (*pending)->rules) rules.push_back(rule.rule);
+    auto compiled = CompiledRules::Compile(std::move(rules));
+    EXPECT_TRUE(compiled.ok());
+    return compiled.ok() ? (*compiled)->cache_key() : "";
+  }
+  v1::RuleSet Listed(uint64_t rule_set_id) {
+    auto listed = store_->List(v1::ListRuleSetsRequest());
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    for (const v1::RuleSet& set : listed->rule_sets()) {
+      if (set.rule_set_id() == rule_set_id) return set;
+    }
+    ADD_FAILURE() << "no rule set " << rule_set_id;
+    return v1::RuleSet();
+  }
+  // The actions of the audit events in the outbox, oldest first.
+  std::vector<std::string> AuditedActions() {
+    std::vector<std::string> actions;
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    EXPECT_TRUE(lease.ok());
+    EXPECT_TRUE(Query(**lease, "SELECT payload FROM outbox WHERE topic = 'audit' ORDER BY id", {},
+                      [&](const sql::ResultSet& row) {
+                        audit::v1::AuditEvent event;
+                        EXPECT_TRUE(event.ParseFromString(row.getString(1)));
+                        actions.push_back(event.action());
+                        return absl::OkStatus();
+                      })
+                    .ok());
+    return actions;
   }
   Verdict Screen(const RuleEngine& engine, absl::string_view text) {
     NormalizedText normalized;
@@ -105,16 +167,23 @@ TEST_F(ModerationRuleStoreTest, VersionsMergeAndActivation) {
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ(created->version(), 1U);
   ASSERT_EQ(created->rule_ids_size(), 2);
-  EXPECT_EQ(created->rule_set().active_version(), 1U);
+  // Not in force until compiled.
+  EXPECT_EQ(created->rule_set().active_version(), 0U);
+  EXPECT_EQ(created->rule_set().compile_state(), v1::COMPILE_STATE_COMPILING);
   // A retry returns the first answer and writes nothing more.
   auto again = Upsert(create);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->SerializeAsString(), created->SerializeAsString());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 2);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM outbox"), 1);
+  EXPECT_EQ(AuditedActions(), std::vector<std::string>{"RULE_SET_VERSION_CREATED"});
 
+  // The engine's poll compiles the version, activates it and puts it in
+  // force; the activation is audited as moderation's own.
   ASSERT_TRUE(engine.Refresh().ok());
   EXPECT_EQ(Screen(engine, "賭 博"), Verdict::kBlock);
+  EXPECT_EQ(AuditedActions(),
+            (std::vector<std::string>{"RULE_SET_VERSION_CREATED", "RULE_SET_VERSION_ACTIVATED"}));
+  EXPECT_EQ(Listed(created->rule_set().rule_set_id()).active_version(), 1U);
 
   v1::UpsertRuleSetRequest merge;
   merge.set_request_id("r2");
@@ -150,6 +219,90 @@ TEST_F(ModerationRuleStoreTest, VersionsMergeAndActivation) {
   ASSERT_EQ(listed->rule_sets_size(), 1);
   EXPECT_EQ(listed->rule_sets(0).latest_version(), 3U);
   EXPECT_EQ(listed->rule_sets(0).active_version(), 3U);
+  EXPECT_EQ(listed->rule_sets(0).compile_state(), v1::COMPILE_STATE_READY);
+  EXPECT_TRUE(listed->rule_sets(0).has_compiled_at());
+}
+
+TEST_F(ModerationRuleStoreTest, AVersionThatDoesNotCompileIsRejectedAndTheOneInForceStays) {
+  RuleEngine engine(*store_);
+  const uint64_t id = CreateSet("set", {MakeRule("赌博")});
+  ASSERT_TRUE(engine.Refresh().ok());
+  const int64_t generation = *store_->Generation();
+
+  // A term that is all noise passes no validation, but a version may hold
+  // one written before a normaliser change: its compile fails.
+  const v1::UpsertRuleSetRequest broken =
+      ActivatedVersion("broken", id, 1, v1::RULE_SET_UPDATE_MODE_REPLACE, MakeRule("，，！"));
+  ASSERT_TRUE(store_->Upsert(Operator(), broken).ok());
+  EXPECT_EQ(Listed(id).compile_state(), v1::COMPILE_STATE_COMPILING);
+  ASSERT_TRUE(engine.Refresh().ok());
+
+  // Refused: version 1 stays in force, here and for every replica.
+  const v1::RuleSet failed = Listed(id);
+  EXPECT_EQ(failed.compile_state(), v1::COMPILE_STATE_FAILED);
+  EXPECT_NE(failed.compile_error().find("PATTERN_EMPTY"), std::string::npos)
+      << failed.compile_error();
+  EXPECT_EQ(failed.active_version(), 1U);
+  EXPECT_EQ(failed.latest_version(), 2U);
+  EXPECT_EQ(*store_->Generation(), generation);
+  EXPECT_EQ(Screen(engine, "赌博"), Verdict::kBlock);
+  EXPECT_EQ(AuditedActions().back(), "RULE_SET_VERSION_REJECTED");
+  auto none = store_->LoadPending();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  // The next version is not held up by it.
+  const v1::UpsertRuleSetRequest fixed =
+      ActivatedVersion("fixed", id, 2, v1::RULE_SET_UPDATE_MODE_REPLACE, MakeRule("赌球"));
+  ASSERT_TRUE(Upsert(fixed).ok());
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Listed(id).compile_state(), v1::COMPILE_STATE_READY);
+  EXPECT_EQ(Listed(id).active_version(), 3U);
+  EXPECT_EQ(Screen(engine, "赌球"), Verdict::kBlock);
+  EXPECT_EQ(Screen(engine, "赌博"), Verdict::kAllow);
+}
+
+TEST_F(ModerationRuleStoreTest, AnActivationCompiledOnRulesThatMovedIsNotApplied) {
+  // Set a's version 1 waits; a newer activated version replaces it in the
+  // wait while the first is compiled: the first is never put in force.
+  const uint64_t a = CreateSet("a", {MakeRule("赌博")});
+  auto first = store_->LoadPending();
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_EQ((*first)->version, 1U);
+  const v1::UpsertRuleSetRequest newer =
+      ActivatedVersion("newer", a, 1, v1::RULE_SET_UPDATE_MODE_MERGE, MakeRule("赌球"));
+  ASSERT_TRUE(Upsert(newer).ok());
+  const int64_t generation = *store_->Generation();
+  EXPECT_EQ(ErrorReason(store_->Activate(**first).status()), kActivationStale);
+  EXPECT_EQ(*store_->Generation(), generation);
+  EXPECT_EQ(Listed(a).active_version(), 0U);
+
+  // Set b waits with a's version 2 in its rules; set c is activated first
+  // (another replica): b's compiled set no longer matches what is in force.
+  const uint64_t b = CreateSet("b", {MakeRule("代开发票")});
+  RuleEngine engine(*store_);
+  ASSERT_TRUE(engine.Refresh().ok());  // a version 2, the oldest waiting
+  EXPECT_EQ(Listed(a).active_version(), 2U);
+  const uint64_t c = CreateSet("c", {MakeRule("六合彩")});
+  auto for_b = store_->LoadPending();
+  ASSERT_TRUE(for_b.ok() && for_b->has_value());
+  EXPECT_EQ((*for_b)->rule_set_id, b);
+  PendingActivation for_c = **for_b;
+  for_c.rule_set_id = c;
+  for_c.version = 1;
+  ASSERT_TRUE(store_->Activate(for_c).ok());
+  auto stale = store_->Activate(**for_b);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ErrorReason(stale.status()), kActivationStale);
+  EXPECT_EQ(Listed(b).active_version(), 0U);
+  // The next poll reads b again, on top of c, and puts all three in force.
+  absl::Status refreshed = engine.Refresh();
+  ASSERT_TRUE(refreshed.ok()) << refreshed;
+  EXPECT_EQ(Listed(b).active_version(), 1U);
+  for (const char* text : {"赌博", "赌球", "代开发票", "六合彩"}) {
+    EXPECT_NE(Screen(engine, text), Verdict::kAllow) << text;
+  }
+  EXPECT_EQ(engine.Current()->generation, *store_->Generation());
 }
 
 TEST_F(ModerationRuleStoreTest, RefusalsLeaveNoTrace) {
@@ -200,12 +353,19 @@ TEST_F(ModerationRuleStoreTest, RefusalsLeaveNoTrace) {
 }
 
 TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
-  ActivateNewSet("shared", {MakeRule("赌博"), MakeRule("哈哈", v1::RULE_ACTION_HOLD)});
+  CreateSet("shared", {MakeRule("赌博"), MakeRule("哈哈", v1::RULE_ACTION_HOLD)});
+  // Nothing is in force before a replica has compiled it.
+  std::vector<ActiveRule> active;
+  int64_t generation = -1;
+  ASSERT_TRUE(store_->LoadActive(&generation, &active).ok());
+  EXPECT_TRUE(active.empty());
 
   RuleEngine first(*store_);
   ASSERT_TRUE(first.Refresh().ok());
   EXPECT_FALSE(first.Current()->compiled->from_cache());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 1);
+  EXPECT_EQ(Count(absl::StrCat("SELECT COUNT(*) FROM rule_compiled_sets WHERE cache_key = '",
+                               first.Current()->compiled->cache_key(), "'")),
+            1);
   // Another replica (its own store, the same database) loads what the
   // first compiled, and screens the same.
   MysqlRuleStore other_store(*pool_, SystemClock::Get());
@@ -213,19 +373,23 @@ TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
   ASSERT_TRUE(second.Refresh().ok());
   EXPECT_TRUE(second.Current()->compiled->from_cache());
   EXPECT_EQ(second.Current()->compiled->cache_key(), first.Current()->compiled->cache_key());
+  EXPECT_EQ(second.Current()->generation, first.Current()->generation);
   for (const RuleEngine* engine : {&first, &second}) {
     EXPECT_EQ(Screen(*engine, "賭 博"), Verdict::kBlock);
     EXPECT_EQ(Screen(*engine, "哈哈哈"), Verdict::kHold);
     EXPECT_EQ(Screen(*engine, "哈"), Verdict::kAllow);
   }
+  EXPECT_EQ(AuditedActions(),
+            (std::vector<std::string>{"RULE_SET_VERSION_CREATED", "RULE_SET_VERSION_ACTIVATED"}));
 }
 
 TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
-  ActivateNewSet("claimed", {MakeRule("赌博")});
-  const std::string key = KeyInForce();
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 0);
+  const uint64_t id = CreateSet("claimed", {MakeRule("赌博")});
+  const std::string key = KeyPending();
+  const std::string count_stored =
+      absl::StrCat("SELECT COUNT(*) FROM rule_compiled_sets WHERE cache_key = '", key, "'");
 
-  // Replica a is compiling the set: it holds the claim.
+  // Replica a is compiling the waiting version: it holds the claim.
   MysqlRuleStore a(*pool_, SystemClock::Get());
   MysqlRuleStore b(*pool_, SystemClock::Get());
   auto claim = a.ClaimCompile(key);
@@ -234,22 +398,25 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   auto taken = b.ClaimCompile(key);
   ASSERT_TRUE(taken.ok()) << taken.status();
   EXPECT_EQ(*taken, nullptr);
-  // Replica b waits: no compile, no snapshot yet, and not an error.
+  // Replica b waits: no compile, nothing activated, and not an error.
   RuleEngine waiting(b);
   absl::Status refreshed = waiting.Refresh();
   EXPECT_EQ(ErrorReason(refreshed), "RULE_SET_COMPILING_ELSEWHERE");
   EXPECT_EQ(refreshed.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(waiting.Current(), nullptr);
+  EXPECT_EQ(waiting.Current()->compiled->rules().size(), 0U);
   EXPECT_EQ(waiting.LastError(), "");
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 0);
+  EXPECT_EQ(Count(count_stored), 0);
+  EXPECT_EQ(Listed(id).active_version(), 0U);
 
   // Replica a goes away mid-compile: its claim goes with its connection,
-  // and b compiles (and shares) the set itself.
+  // and b compiles (and shares) the set, then activates it.
   claim->reset();
   ASSERT_TRUE(waiting.Refresh().ok());
   EXPECT_FALSE(waiting.Current()->compiled->from_cache());
+  EXPECT_EQ(waiting.Current()->compiled->cache_key(), key);
   EXPECT_EQ(Screen(waiting, "赌博"), Verdict::kBlock);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_compiled_sets"), 1);
+  EXPECT_EQ(Count(count_stored), 1);
+  EXPECT_EQ(Listed(id).active_version(), 1U);
   RuleEngine later(a);
   ASSERT_TRUE(later.Refresh().ok());
   EXPECT_TRUE(later.Current()->compiled->from_cache());
@@ -264,16 +431,20 @@ TEST_F(ModerationRuleStoreTest, AReplicaWaitsForAnotherOnesCompileOnlySoLong) {
   MysqlRuleStore b(*pool_, SystemClock::Get());
   RuleEngine waiting(b, absl::ZeroDuration());
   EXPECT_EQ(ErrorReason(waiting.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
-  // Its patience spent, b compiles the rules itself.
-  ASSERT_TRUE(waiting.Refresh().ok());
-  EXPECT_FALSE(waiting.Current()->compiled->from_cache());
-  EXPECT_EQ(Screen(waiting, "赌博"), Verdict::kBlock);
   // A patient replica keeps waiting.
   MysqlRuleStore c(*pool_, SystemClock::Get());
   RuleEngine patient(c);
   EXPECT_EQ(ErrorReason(patient.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
   EXPECT_EQ(ErrorReason(patient.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
   EXPECT_EQ(patient.Current(), nullptr);
+  // Its patience spent, b compiles the rules itself, without the claim,
+  // and still shares them: the patient replica loads them.
+  ASSERT_TRUE(waiting.Refresh().ok());
+  EXPECT_FALSE(waiting.Current()->compiled->from_cache());
+  EXPECT_EQ(Screen(waiting, "赌博"), Verdict::kBlock);
+  ASSERT_TRUE(patient.Refresh().ok());
+  EXPECT_TRUE(patient.Current()->compiled->from_cache());
+  EXPECT_EQ(Screen(patient, "赌博"), Verdict::kBlock);
 }
 
 TEST_F(ModerationRuleStoreTest, TheCompiledSetCacheKeepsEntriesWholeAndDropsStaleOnes) {

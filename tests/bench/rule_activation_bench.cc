@@ -1,0 +1,199 @@
+// rule-activation: how long after a rule-set version is activated it is in
+// force on the other replicas, at 100k and 1M jieba terms, on real MariaDB.
+// Replica A's RuleEngine takes the waiting version, compiles it, stores the
+// compiled set and activates it; replica B (its own store, the same
+// database) then polls: it reads the rules in force and loads the compiled
+// set from the cache. The baseline is what B would spend compiling the same
+// rules itself, which is what every replica did before activation waited
+// for the compile.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/migrations.h"
+#include "common/mysql.h"
+#include "common/mysql_pool.h"
+#include "common/status.h"
+#include "services/moderation/moderation_service.h"
+#include "services/moderation/mysql_rule_store.h"
+#include "services/moderation/rule_engine.h"
+#include "tests/bench/jieba_words.h"
+#include "tests/bench/scenarios.h"
+
+namespace qunzu::bench {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+namespace v1 = moderation::v1;
+
+// Rows a version's upload writes per statement.
+constexpr size_t kSeedBatch = 5000;
+
+double SecondsSince(Steady::time_point start) {
+  return std::chrono::duration<double>(Steady::now() - start).count();
+}
+
+// A rule set whose version 1 holds `terms` and waits to be put in force.
+// The first 50,000 terms (one call's worth) go through UpsertRuleSet; the
+// rest are written as rows of the same version, as the calls that follow
+// would write them (MERGE copies the whole list per call, which would make
+// the setup of a 1M set take minutes, not the activation).
+absl::StatusOr<uint64_t> SeedPendingSet(MysqlPool& pool, moderation::MysqlRuleStore& store,
+                                        const std::vector<std::string>& terms) {
+  constexpr size_t kPerCall = 50000;
+  v1::UpsertRuleSetRequest request;
+  request.set_request_id(absl::StrCat("activation-", terms.size()));
+  request.set_name(absl::StrCat("activation-", terms.size()));
+  request.set_mode(v1::RULE_SET_UPDATE_MODE_REPLACE);
+  for (size_t i = 0; i < terms.size() && i < kPerCall; ++i) {
+    v1::Rule* rule = request.add_rules();
+    rule->set_kind(v1::RULE_KIND_LITERAL);
+    rule->set_pattern(terms[i]);
+    rule->set_category(v1::CONTENT_CATEGORY_GAMBLING);
+    rule->set_action(v1::RULE_ACTION_BLOCK);
+  }
+  ASSIGN_OR_RETURN(
+      v1::UpsertRuleSetResponse created,
+      store.Upsert(
+          moderation::RequestContext{Caller{"bench", common::v1::ROLE_OPERATOR, ""}, "",
+                                     "/qunzu.moderation.v1.ModerationService/UpsertRuleSet"},
+          request));
+  const uint64_t id = created.rule_set().rule_set_id();
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool.Acquire(absl::Seconds(5)));
+  for (size_t start = kPerCall; start < terms.size(); start += kSeedBatch) {
+    std::string sql =
+        "INSERT INTO rule_set_rules (rule_set_id, version, rule_id, kind, pattern, category, "
+        "action, note) VALUES ";
+    std::vector<SqlValue> params;
+    for (size_t i = start; i < terms.size() && i < start + kSeedBatch; ++i) {
+      absl::StrAppend(&sql, i == start ? "" : ",", "(?, 1, ?, ?, ?, ?, ?, '')");
+      params.insert(params.end(),
+                    {id, (uint64_t{1} << 40) | i, int{v1::RULE_KIND_LITERAL}, terms[i],
+                     int{v1::CONTENT_CATEGORY_GAMBLING}, int{v1::RULE_ACTION_BLOCK}});
+    }
+    RETURN_IF_ERROR(Execute(*lease, sql, params).status());
+  }
+  RETURN_IF_ERROR(Execute(*lease,
+                          "UPDATE rule_sets SET pending_version = 1, pending_since = NOW(6), "
+                          "rule_count = ? WHERE rule_set_id = ?",
+                          {static_cast<uint64_t>(terms.size()), id})
+                      .status());
+  return id;
+}
+
+// One row of the table; false when a step failed.
+bool MeasureOne(MysqlPool& pool, const std::vector<std::string>& terms) {
+  moderation::MysqlRuleStore store_a(pool, SystemClock::Get());
+  moderation::MysqlRuleStore store_b(pool, SystemClock::Get());
+  moderation::RuleEngine a(store_a);
+  moderation::RuleEngine b(store_b);
+  // Both in force on what was there before (nothing).
+  if (!a.Refresh().ok() || !b.Refresh().ok()) return false;
+  absl::StatusOr<uint64_t> id = SeedPendingSet(pool, store_a, terms);
+  if (!id.ok()) {
+    std::fprintf(stderr, "rule-activation: %s\n", id.status().ToString().c_str());
+    return false;
+  }
+  // A: compile, store, activate.
+  auto start = Steady::now();
+  absl::Status activated = a.Refresh();
+  const double activate_seconds = SecondsSince(start);
+  if (!activated.ok() || a.Current()->compiled->rules().size() != terms.size() ||
+      a.Current()->compiled->from_cache()) {
+    std::fprintf(stderr, "rule-activation: A did not compile and activate: %s\n",
+                 activated.ToString().c_str());
+    return false;
+  }
+  // B: the poll after the activation.
+  start = Steady::now();
+  absl::Status loaded = b.Refresh();
+  const double in_force_seconds = SecondsSince(start);
+  if (!loaded.ok() || !b.Current()->compiled->from_cache() ||
+      b.Current()->generation != a.Current()->generation) {
+    std::fprintf(stderr, "rule-activation: B did not load the compiled set: %s\n",
+                 loaded.ToString().c_str());
+    return false;
+  }
+  // Of which reading the rules in force.
+  int64_t generation = 0;
+  std::vector<moderation::ActiveRule> rules;
+  start = Steady::now();
+  if (!store_b.LoadActive(&generation, &rules).ok()) return false;
+  const double read_seconds = SecondsSince(start);
+  // The baseline: B compiling the same rules itself, no cache.
+  std::vector<moderation::Rule> plain;
+  plain.reserve(rules.size());
+  for (moderation::ActiveRule& rule : rules) plain.push_back(std::move(rule.rule));
+  rules.clear();
+  start = Steady::now();
+  auto compiled = moderation::CompiledRules::Compile(std::move(plain));
+  const double compile_seconds = SecondsSince(start);
+  if (!compiled.ok()) return false;
+  std::printf("| %zu | %.2f | %.2f | %.2f | %.2f | %.2f | %.3f |\n", terms.size(), activate_seconds,
+              in_force_seconds, read_seconds, in_force_seconds - read_seconds, compile_seconds,
+              in_force_seconds / compile_seconds);
+  std::fflush(stdout);
+  // The next size starts from nothing in force.
+  auto lease = pool.Acquire(absl::Seconds(5));
+  return lease.ok() &&
+         Execute(**lease, "UPDATE rule_sets SET active_version = 0 WHERE rule_set_id = ?", {*id})
+             .ok() &&
+         Execute(**lease, "UPDATE rule_generation SET generation = generation + 1 WHERE id = 1")
+             .ok();
+}
+
+}  // namespace
+
+int RunRuleActivationBench() {
+  const char* dsn = std::getenv("QUNZU_MYSQL_DSN");
+  if (dsn == nullptr) {
+    std::fprintf(stderr, "rule-activation bench: QUNZU_MYSQL_DSN not set\n");
+    return 1;
+  }
+  const std::vector<std::string> words = LoadJiebaDictionary(JiebaDictPath()).words;
+  if (words.size() < 100000) {
+    std::printf("rule-activation: skipped, no jieba dictionary at %s\n", JiebaDictPath().c_str());
+    return 0;
+  }
+  absl::StatusOr<MysqlOptions> options = ParseMysqlDsn(dsn);
+  if (!options.ok()) return 1;
+  const std::string schema = absl::StrCat("qunzu_bench_activation_", getpid());
+  auto pool = MysqlPool::Create(*options, schema, 8);
+  if (!pool.ok()) return 1;
+  absl::Status ready = ApplyMigrations(**pool, kCommonComponent, CommonMigrations());
+  if (ready.ok()) {
+    ready = ApplyMigrations(**pool, "moderation", moderation::ModerationServiceMigrations());
+  }
+  if (!ready.ok()) {
+    std::fprintf(stderr, "rule-activation bench: %s\n", ready.ToString().c_str());
+    return 1;
+  }
+  std::printf(
+      "\n### rule-activation: from activation to in force on another replica, jieba terms\n\n"
+      "| terms | A: compile, store, activate s | B: in force after its poll s | of which reading "
+      "the rules s | of which loading the compiled set s | baseline: B compiling them itself s | "
+      "ratio in force / compile |\n|---|---|---|---|---|---|---|\n");
+  bool ok = true;
+  const std::vector<std::string> all = ManyDistinctTerms(words, 1000000);
+  for (size_t count : {size_t{100000}, size_t{1000000}}) {
+    const std::vector<std::string> terms(all.begin(),
+                                         all.begin() + static_cast<std::ptrdiff_t>(count));
+    if (!MeasureOne(**pool, terms)) {
+      ok = false;
+      break;
+    }
+  }
+  if (auto lease = (*pool)->Acquire(absl::Seconds(5)); lease.ok()) {
+    (void)Execute(**lease, "DROP DATABASE `" + schema + "`");
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace qunzu::bench
