@@ -61,7 +61,9 @@ std::string Sha1Hex(absl::string_view data) {
       absl::string_view(reinterpret_cast<const char*>(digest), static_cast<size_t>(length)));
 }
 
-RedisReply Convert(const redisReply& raw) {
+}  // namespace
+
+RedisReply ConvertHiredisReply(const redisReply& raw) {
   switch (raw.type) {
     case REDIS_REPLY_STRING:
       return RedisReply::String(std::string(raw.str, raw.len));
@@ -74,13 +76,16 @@ RedisReply Convert(const redisReply& raw) {
     case REDIS_REPLY_ARRAY: {
       std::vector<RedisReply> elements;
       elements.reserve(raw.elements);
-      for (size_t i = 0; i < raw.elements; ++i) elements.push_back(Convert(*raw.element[i]));
+      for (size_t i = 0; i < raw.elements; ++i)
+        elements.push_back(ConvertHiredisReply(*raw.element[i]));
       return RedisReply::Array(std::move(elements));
     }
     default:
       return RedisReply::Nil();
   }
 }
+
+namespace {
 
 // Why a context failed; errno must be the one the failing call left.
 std::string DescribeFailure(const redisContext& context, int saved_errno) {
@@ -412,7 +417,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisClient::RoundTrip(
     if (redisGetReply(context, &raw) != REDIS_OK || raw == nullptr) {
       return Unavailable(DescribeFailure(*context, errno));
     }
-    replies.push_back(Convert(*static_cast<redisReply*>(raw)));
+    replies.push_back(ConvertHiredisReply(*static_cast<redisReply*>(raw)));
     freeReplyObject(raw);
   }
   return replies;

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace qunzu {
 
@@ -102,6 +103,9 @@ class RedisReply {
   int64_t integer_ = 0;
   std::vector<RedisReply> elements_;
 };
+
+// A hiredis reply as a RedisReply (for the asynchronous client).
+RedisReply ConvertHiredisReply(const redisReply& raw);
 
 // One command as its arguments, e.g. {"SET", key, value}. Binary-safe.
 using RedisCommand = std::vector<std::string>;

@@ -13,11 +13,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "tests/common/fake_redis_server.h"
 #include "tests/test_support.h"
 
 namespace qunzu {
 namespace {
 
+using ::qunzu::testing::FakeServer;
 using ::qunzu::testing::RedisAddrOrDie;
 using ::qunzu::testing::UniqueName;
 using ::testing::HasSubstr;
@@ -42,80 +44,6 @@ void ExpectUnavailable(const absl::Status& status, const std::string& address) {
   EXPECT_EQ(ErrorReason(status), "REDIS_UNAVAILABLE");
   EXPECT_THAT(status.message(), HasSubstr(address));
 }
-
-// A loopback TCP socket bound to a free port that the test controls: refused
-// until Listen(), then accepting into the kernel backlog; Serve() answers
-// RESP commands.
-class FakeServer {
- public:
-  FakeServer() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(addr);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), length), 0);
-    EXPECT_EQ(getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length), 0);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~FakeServer() {
-    if (server_.joinable()) server_.join();
-    close(fd_);
-  }
-
-  int port() const { return port_; }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-  void Listen(int backlog) { ASSERT_EQ(listen(fd_, backlog), 0); }
-
-  // Accepts one connection and, only once `commands` whole commands have
-  // arrived, writes `reply` once per command.
-  void Serve(int commands, const std::string& reply) {
-    server_ = std::thread([this, commands, reply] {
-      int peer = accept(fd_, nullptr, nullptr);
-      std::string received;
-      char chunk[4096];
-      while (CountCommands(received) < commands) {
-        ssize_t n = read(peer, chunk, sizeof(chunk));
-        if (n <= 0) break;
-        received.append(chunk, static_cast<size_t>(n));
-      }
-      std::string out;
-      for (int i = 0; i < commands; ++i) out += reply;
-      EXPECT_EQ(write(peer, out.data(), out.size()), static_cast<ssize_t>(out.size()));
-      close(peer);
-    });
-  }
-
- private:
-  // Whole RESP multi-bulk commands at the start of data.
-  static int CountCommands(absl::string_view data) {
-    int count = 0;
-    while (!data.empty()) {
-      int args = 0;
-      if (!ReadHeader(data, '*', &args)) return count;
-      for (int i = 0; i < args; ++i) {
-        int length = 0;
-        if (!ReadHeader(data, '$', &length) || data.size() < static_cast<size_t>(length) + 2) {
-          return count;
-        }
-        data.remove_prefix(static_cast<size_t>(length) + 2);
-      }
-      ++count;
-    }
-    return count;
-  }
-  static bool ReadHeader(absl::string_view& data, char kind, int* value) {
-    size_t end = data.find("\r\n");
-    if (data.empty() || data[0] != kind || end == absl::string_view::npos) return false;
-    if (!absl::SimpleAtoi(data.substr(1, end - 1), value)) return false;
-    data.remove_prefix(end + 2);
-    return true;
-  }
-
-  int fd_ = -1;
-  int port_ = 0;
-  std::thread server_;
-};
 
 TEST(ParseRedisAddressTest, AcceptsTcpIpv6AndUnix) {
   auto tcp = ParseRedisAddress("redis.example:6380");

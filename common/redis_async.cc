@@ -1,0 +1,347 @@
+#include "common/redis_async.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace qunzu {
+
+struct AsyncRedis::Call {
+  std::vector<RedisCommand> commands;
+  Done done;
+  absl::Time deadline;
+  std::vector<RedisReply> replies;
+  size_t remaining = 0;
+  // Set by the first reply that did not come (the connection failed).
+  std::string failure;
+};
+
+// The epoll set: the wake-up eventfd and the Redis connection's socket,
+// with the interest hiredis asked for through its event hooks.
+struct AsyncRedis::Loop {
+  int epoll_fd = -1;
+  int wake_fd = -1;
+  // The connection's socket (-1: none) and what hiredis wants to hear of it.
+  int redis_fd = -1;
+  uint32_t interest = 0;
+  bool registered = false;
+
+  ~Loop() {
+    if (wake_fd >= 0) close(wake_fd);
+    if (epoll_fd >= 0) close(epoll_fd);
+  }
+  void Want(uint32_t events) {
+    if (redis_fd < 0) return;
+    interest = events;
+    epoll_event event{};
+    event.events = events;
+    event.data.fd = redis_fd;
+    epoll_ctl(epoll_fd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, redis_fd, &event);
+    registered = true;
+  }
+  void Forget() {
+    if (registered) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, redis_fd, nullptr);
+    registered = false;
+    redis_fd = -1;
+    interest = 0;
+  }
+};
+
+namespace {
+
+AsyncRedis* Owner(const redisAsyncContext* context) {
+  return static_cast<AsyncRedis*>(context->data);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AsyncRedis>> AsyncRedis::Create(const RedisOptions& options) {
+  // The same validation, and SIGPIPE ignored, as the blocking client.
+  RETURN_IF_ERROR(RedisClient::Create(options).status());
+  ASSIGN_OR_RETURN(RedisEndpoint endpoint, ParseRedisAddress(options.address));
+  std::unique_ptr<AsyncRedis> client(new AsyncRedis(options, std::move(endpoint)));
+  Loop& loop = *client->loop_;
+  loop.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  loop.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (loop.epoll_fd < 0 || loop.wake_fd < 0) {
+    return MakeError(absl::StatusCode::kInternal, "REDIS_LOOP_FAILED",
+                     absl::StrCat("cannot set up the event loop: ", std::strerror(errno)));
+  }
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = loop.wake_fd;
+  epoll_ctl(loop.epoll_fd, EPOLL_CTL_ADD, loop.wake_fd, &wake);
+  AsyncRedis* self = client.get();
+  client->thread_ = std::thread([self] { self->Run(); });
+  return client;
+}
+
+AsyncRedis::AsyncRedis(RedisOptions options, RedisEndpoint endpoint)
+    : options_(std::move(options)),
+      endpoint_(std::move(endpoint)),
+      loop_(std::make_unique<Loop>()) {}
+
+AsyncRedis::~AsyncRedis() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  const uint64_t one = 1;
+  (void)!write(loop_->wake_fd, &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status AsyncRedis::Unavailable(const std::string& what) const {
+  return MakeError(absl::StatusCode::kUnavailable, "REDIS_UNAVAILABLE",
+                   absl::StrCat("redis at ", options_.address, ": ", what),
+                   {{"address", options_.address}});
+}
+
+void AsyncRedis::Pipeline(std::vector<RedisCommand> commands, Done done) {
+  auto call = std::make_unique<Call>();
+  call->commands = std::move(commands);
+  call->done = std::move(done);
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      // The loop drains the whole queue at once: one wake-up is enough.
+      wake = queued_.empty();
+      queued_.push_back(std::move(call));
+    }
+  }
+  if (call != nullptr) {  // stopping: the owner is being destroyed
+    call->done(Unavailable("the client is shutting down"));
+    return;
+  }
+  if (wake) {
+    const uint64_t one = 1;
+    (void)!write(loop_->wake_fd, &one, sizeof(one));
+  }
+}
+
+void AsyncRedis::Run() {
+  std::array<epoll_event, 4> events{};
+  for (;;) {
+    int timeout_ms = -1;
+    if (!in_flight_.empty()) {
+      const absl::Duration left = in_flight_.front()->deadline - absl::Now();
+      timeout_ms = left <= absl::ZeroDuration() ? 0
+                                                : static_cast<int>(absl::ToInt64Milliseconds(
+                                                      absl::Ceil(left, absl::Milliseconds(1))));
+    }
+    const int ready = epoll_wait(loop_->epoll_fd, events.data(), events.size(), timeout_ms);
+    for (int i = 0; i < ready; ++i) {
+      const epoll_event& event = events[static_cast<size_t>(i)];
+      if (event.data.fd == loop_->wake_fd) {
+        uint64_t count = 0;
+        (void)!read(loop_->wake_fd, &count, sizeof(count));
+        continue;
+      }
+      if (context_ == nullptr || event.data.fd != loop_->redis_fd) continue;
+      if ((event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) redisAsyncHandleRead(context_);
+      // The read may have dropped the connection.
+      if (context_ != nullptr && (event.events & EPOLLOUT) != 0) redisAsyncHandleWrite(context_);
+    }
+    bool stop = false;
+    {
+      absl::MutexLock lock(&mu_);
+      stop = stopping_;
+    }
+    if (stop) break;
+    Drain();
+    if (!in_flight_.empty() && in_flight_.front()->deadline <= absl::Now()) {
+      Drop(absl::StrCat("no reply within ", absl::FormatDuration(options_.command_timeout)));
+    }
+  }
+  Drop("the client is shutting down");
+  std::vector<std::unique_ptr<Call>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(queued_);
+  }
+  for (auto& call : left) call->done(Unavailable("the client is shutting down"));
+}
+
+void AsyncRedis::Drain() {
+  std::vector<std::unique_ptr<Call>> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    calls.swap(queued_);
+  }
+  for (auto& call : calls) Send(std::move(call));
+}
+
+bool AsyncRedis::EnsureConnected(std::string* why) {
+  if (context_ != nullptr) return true;
+  const absl::Time now = absl::Now();
+  if (now < retry_after_) {
+    *why = absl::StrCat("not reconnecting for ", absl::FormatDuration(kReconnectBackoff),
+                        " after: ", connect_error_);
+    return false;
+  }
+  redisAsyncContext* context = endpoint_.unix_path.empty()
+                                   ? redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port)
+                                   : redisAsyncConnectUnix(endpoint_.unix_path.c_str());
+  if (context == nullptr || context->err != 0) {
+    connect_error_ = context == nullptr ? "out of memory" : context->errstr;
+    if (context != nullptr) redisAsyncFree(context);
+    retry_after_ = now + kReconnectBackoff;
+    *why = absl::StrCat("cannot connect: ", connect_error_);
+    return false;
+  }
+  context_ = context;
+  drop_reason_.clear();
+  context->data = this;
+  loop_->redis_fd = context->c.fd;
+  // hiredis's event hooks; data is the loop, which outlives every context.
+  context->ev.data = loop_.get();
+  context->ev.addRead = [](void* data) {
+    auto* loop = static_cast<Loop*>(data);
+    loop->Want(loop->interest | EPOLLIN);
+  };
+  context->ev.delRead = [](void* data) {
+    auto* loop = static_cast<Loop*>(data);
+    loop->Want(loop->interest & ~uint32_t{EPOLLIN});
+  };
+  context->ev.addWrite = [](void* data) {
+    auto* loop = static_cast<Loop*>(data);
+    loop->Want(loop->interest | EPOLLOUT);
+  };
+  context->ev.delWrite = [](void* data) {
+    auto* loop = static_cast<Loop*>(data);
+    loop->Want(loop->interest & ~uint32_t{EPOLLOUT});
+  };
+  context->ev.cleanup = [](void* data) { static_cast<Loop*>(data)->Forget(); };
+  redisAsyncSetConnectCallback(context, &ConnectCallback);
+  redisAsyncSetDisconnectCallback(context, &DisconnectCallback);
+  if (!options_.password.empty()) {
+    // Sent ahead of every pipeline on this connection.
+    std::vector<const char*> argv = {"AUTH"};
+    std::vector<size_t> lengths = {4};
+    if (!options_.username.empty()) {
+      argv.push_back(options_.username.c_str());
+      lengths.push_back(options_.username.size());
+    }
+    argv.push_back(options_.password.c_str());
+    lengths.push_back(options_.password.size());
+    redisAsyncCommandArgv(
+        context,
+        [](redisAsyncContext* c, void* reply, void*) {
+          const auto* r = static_cast<const redisReply*>(reply);
+          if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;
+          // Never go on as the default user: drop the connection (hiredis
+          // frees it once this callback returns) and back off.
+          AsyncRedis* self = Owner(c);
+          LogError("redis_auth_failed", {{"address", self->address()}});
+          self->connect_error_ = "authentication failed";
+          self->drop_reason_ = "authentication failed";
+          self->retry_after_ = absl::Now() + kReconnectBackoff;
+          self->context_ = nullptr;
+          redisAsyncFree(c);
+        },
+        nullptr, static_cast<int>(argv.size()), argv.data(), lengths.data());
+  }
+  return true;
+}
+
+void AsyncRedis::Send(std::unique_ptr<Call> call) {
+  std::string why;
+  if (!EnsureConnected(&why)) {
+    call->done(Unavailable(why));
+    return;
+  }
+  const bool connected = (context_->c.flags & REDIS_CONNECTED) != 0;
+  call->deadline = absl::Now() + options_.command_timeout +
+                   (connected ? absl::ZeroDuration() : options_.connect_timeout);
+  call->replies.reserve(call->commands.size());
+  Call* raw = call.get();
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const RedisCommand& command : call->commands) {
+    argv.clear();
+    lengths.clear();
+    for (const std::string& arg : command) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    if (redisAsyncCommandArgv(context_, &ReplyCallback, raw, static_cast<int>(argv.size()),
+                              argv.data(), lengths.data()) != REDIS_OK) {
+      if (raw->failure.empty()) raw->failure = "the connection refused a command";
+      continue;
+    }
+    ++raw->remaining;
+  }
+  call->commands.clear();  // hiredis holds them, formatted
+  if (raw->remaining == 0) {
+    call->done(call->failure.empty()
+                   ? absl::StatusOr<std::vector<RedisReply>>(std::vector<RedisReply>())
+                   : Unavailable(call->failure));
+    return;
+  }
+  in_flight_.push_back(std::move(call));
+}
+
+void AsyncRedis::ReplyCallback(redisAsyncContext* context, void* reply, void* privdata) {
+  AsyncRedis* self = Owner(context);
+  auto* call = static_cast<Call*>(privdata);
+  if (reply == nullptr) {
+    if (call->failure.empty()) {
+      call->failure = !self->drop_reason_.empty()  ? self->drop_reason_
+                      : context->errstr[0] != '\0' ? std::string(context->errstr)
+                                                   : "the connection closed";
+    }
+  } else if (call->failure.empty()) {
+    call->replies.push_back(ConvertHiredisReply(*static_cast<const redisReply*>(reply)));
+  }
+  if (--call->remaining == 0) self->CompleteFront();
+}
+
+void AsyncRedis::CompleteFront() {
+  // Replies come in the order calls were sent: the call done is the oldest.
+  std::unique_ptr<Call> call = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  if (!call->failure.empty()) {
+    call->done(Unavailable(call->failure));
+  } else {
+    call->done(std::move(call->replies));
+  }
+}
+
+void AsyncRedis::ConnectCallback(const redisAsyncContext* context, int status) {
+  if (status == REDIS_OK) return;
+  AsyncRedis* self = Owner(context);
+  // hiredis frees the context after this returns, failing what it holds.
+  self->connect_error_ = context->errstr;
+  self->drop_reason_ = absl::StrCat("cannot connect: ", context->errstr);
+  self->retry_after_ = absl::Now() + kReconnectBackoff;
+  self->context_ = nullptr;
+}
+
+void AsyncRedis::DisconnectCallback(const redisAsyncContext* context, int) {
+  Owner(context)->context_ = nullptr;
+}
+
+void AsyncRedis::Drop(const std::string& why) {
+  if (context_ == nullptr) return;
+  drop_reason_ = why;
+  redisAsyncContext* context = context_;
+  // Fails every call in flight with why (their callbacks get no reply).
+  redisAsyncFree(context);
+  context_ = nullptr;
+  loop_->Forget();
+  drop_reason_.clear();
+}
+
+}  // namespace qunzu

@@ -1,0 +1,237 @@
+// The non-blocking Redis client against the test Redis (through `make test`
+// or with-servers.sh) and against fake servers that refuse, never answer
+// or answer late.
+#include "common/redis_async.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/status.h"
+#include "tests/common/fake_redis_server.h"
+#include "tests/test_support.h"
+
+namespace qunzu {
+namespace {
+
+using ::qunzu::testing::FakeServer;
+using ::qunzu::testing::RedisAddrOrDie;
+using ::qunzu::testing::UniqueName;
+using ::testing::HasSubstr;
+
+std::unique_ptr<AsyncRedis> NewAsync(const std::string& address,
+                                     absl::Duration timeout = absl::Milliseconds(500)) {
+  RedisOptions options;
+  options.address = address;
+  options.connect_timeout = timeout;
+  options.command_timeout = timeout;
+  auto client = AsyncRedis::Create(options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+// Runs one pipeline and waits for its completion.
+absl::StatusOr<std::vector<RedisReply>> RunPipeline(AsyncRedis& client,
+                                                    std::vector<RedisCommand> commands) {
+  absl::Notification done;
+  absl::StatusOr<std::vector<RedisReply>> result;
+  client.Pipeline(std::move(commands), [&](absl::StatusOr<std::vector<RedisReply>> replies) {
+    result = std::move(replies);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+std::unique_ptr<RedisClient> Admin() {
+  RedisOptions options;
+  options.address = RedisAddrOrDie();
+  return RedisClient::Create(options).value();
+}
+
+std::string Prefix() { return "{" + UniqueName("redis-async") + "}:"; }
+
+void ExpectUnavailable(const absl::Status& status, const std::string& address) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_EQ(ErrorReason(status), "REDIS_UNAVAILABLE");
+  EXPECT_THAT(status.message(), HasSubstr(address));
+}
+
+TEST(AsyncRedisTest, APipelineGetsEveryReplyInOrderWithErrorsInTheirSlots) {
+  auto client = NewAsync(RedisAddrOrDie());
+  const std::string p = Prefix();
+  auto replies = RunPipeline(*client, {{"SET", p + "s", "text"},
+                                       {"INCR", p + "s"},
+                                       {"HSET", p + "h", "f", std::string("a\0b", 3)},
+                                       {"HMGET", p + "h", "f", "missing"},
+                                       {"GET", p + "none"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), 5U);
+  EXPECT_EQ((*replies)[0].str(), "OK");
+  EXPECT_TRUE((*replies)[1].is_error());
+  EXPECT_EQ((*replies)[2].integer(), 1);
+  ASSERT_EQ((*replies)[3].elements().size(), 2U);
+  EXPECT_EQ((*replies)[3].elements()[0].str(), std::string("a\0b", 3));
+  EXPECT_TRUE((*replies)[3].elements()[1].is_nil());
+  EXPECT_TRUE((*replies)[4].is_nil());
+  // An empty pipeline completes too.
+  auto none = RunPipeline(*client, {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(AsyncRedisTest, PipelinesFromManyThreadsEachGetTheirOwnReplies) {
+  auto client = NewAsync(RedisAddrOrDie());
+  const std::string p = Prefix();
+  constexpr int kThreads = 8;
+  constexpr int kCalls = 300;
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string key = absl::StrCat(p, "counter", t);
+      // Each thread keeps many pipelines in flight, then checks them all.
+      std::vector<absl::StatusOr<std::vector<RedisReply>>> results(kCalls);
+      absl::Mutex mu;
+      int left = kCalls;
+      for (int n = 0; n < kCalls; ++n) {
+        client->Pipeline({{"INCR", key}, {"ECHO", absl::StrCat(t, ":", n)}},
+                         [&, n](absl::StatusOr<std::vector<RedisReply>> replies) {
+                           absl::MutexLock lock(&mu);
+                           results[static_cast<size_t>(n)] = std::move(replies);
+                           --left;
+                         });
+      }
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(
+          +[](int* remaining) { return *remaining == 0; }, &left));
+      for (int n = 0; n < kCalls; ++n) {
+        const auto& r = results[static_cast<size_t>(n)];
+        // Sent in order from one thread: the counter says which came first.
+        if (!r.ok() || (*r)[0].integer() != n + 1 || (*r)[1].str() != absl::StrCat(t, ":", n)) {
+          ++wrong[static_cast<size_t>(t)];
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[static_cast<size_t>(t)], 0) << t;
+}
+
+TEST(AsyncRedisTest, ASilentServerFailsThePipelineAtItsDeadline) {
+  FakeServer silent;
+  silent.Listen(8);  // the kernel completes connects; nobody ever answers
+  auto client = NewAsync(silent.address(), absl::Milliseconds(300));
+  const absl::Time start = absl::Now();
+  auto replies = RunPipeline(*client, {{"PING"}});
+  const absl::Duration elapsed = absl::Now() - start;
+  ExpectUnavailable(replies.status(), silent.address());
+  EXPECT_THAT(replies.status().message(), HasSubstr("no reply within"));
+  // connect_timeout + command_timeout for the first pipeline on a new
+  // connection.
+  EXPECT_GE(elapsed, absl::Milliseconds(300));
+  EXPECT_LT(elapsed, absl::Milliseconds(1500));
+}
+
+TEST(AsyncRedisTest, ARefusedConnectFailsAtOnceAndIsNotRetriedForTheBackoff) {
+  FakeServer server;  // bound, not listening: connections are refused
+  auto client = NewAsync(server.address());
+  const absl::Time start = absl::Now();
+  auto first = RunPipeline(*client, {{"PING"}});
+  ExpectUnavailable(first.status(), server.address());
+  auto second = RunPipeline(*client, {{"PING"}});
+  ExpectUnavailable(second.status(), server.address());
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));
+  EXPECT_THAT(second.status().message(), HasSubstr("not reconnecting"));
+  // The server comes up; once the backoff is over, the next pipeline
+  // connects.
+  server.Listen(8);
+  server.Serve(1, "+PONG\r\n");
+  absl::SleepFor(AsyncRedis::kReconnectBackoff);
+  auto third = RunPipeline(*client, {{"PING"}});
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ((*third)[0].str(), "PONG");
+}
+
+TEST(AsyncRedisTest, AKilledConnectionFailsWhatIsInFlightAndTheNextPipelineReconnects) {
+  auto client = NewAsync(RedisAddrOrDie());
+  auto admin = Admin();
+  auto id = RunPipeline(*client, {{"CLIENT", "ID"}});
+  ASSERT_TRUE(id.ok()) << id.status();
+  const int64_t old_id = (*id)[0].integer();
+  // In flight while the server kills the connection: a blocking pop.
+  absl::Notification failed;
+  absl::Status blocked;
+  client->Pipeline({{"BLPOP", Prefix() + "never", "0"}},
+                   [&](absl::StatusOr<std::vector<RedisReply>> replies) {
+                     blocked = replies.status();
+                     failed.Notify();
+                   });
+  // Whether or not the BLPOP has reached the server, it is in flight on the
+  // connection killed.
+  auto killed = admin->Command({"CLIENT", "KILL", "ID", absl::StrCat(old_id)});
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  ASSERT_EQ(killed->integer(), 1);
+  failed.WaitForNotification();
+  ExpectUnavailable(blocked, RedisAddrOrDie());
+  auto again = RunPipeline(*client, {{"CLIENT", "ID"}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE((*again)[0].integer(), old_id);
+}
+
+TEST(AsyncRedisTest, DestroyingTheClientFailsWhatIsInFlight) {
+  FakeServer silent;
+  silent.Listen(8);
+  auto client = NewAsync(silent.address(), absl::Seconds(30));
+  absl::Notification done;
+  absl::Status status;
+  client->Pipeline({{"PING"}}, [&](absl::StatusOr<std::vector<RedisReply>> replies) {
+    status = replies.status();
+    done.Notify();
+  });
+  const absl::Time start = absl::Now();
+  client.reset();
+  ASSERT_TRUE(done.HasBeenNotified());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_THAT(status.message(), HasSubstr("shutting down"));
+}
+
+TEST(AsyncRedisTest, AuthenticatesAndNeverGoesOnAsTheDefaultUser) {
+  auto admin = Admin();
+  const std::string user = Prefix() + "user";
+  ASSERT_TRUE(admin->Command({"ACL", "SETUSER", user, "on", ">right", "~*", "+@all"}).ok());
+  RedisOptions options;
+  options.address = RedisAddrOrDie();
+  options.username = user;
+  options.password = "right";
+  auto client = AsyncRedis::Create(options).value();
+  auto whoami = RunPipeline(*client, {{"ACL", "WHOAMI"}});
+  ASSERT_TRUE(whoami.ok()) << whoami.status();
+  EXPECT_EQ((*whoami)[0].str(), user);
+
+  options.password = "wrong";
+  auto refused = RunPipeline(*AsyncRedis::Create(options).value(), {{"ACL", "WHOAMI"}});
+  ExpectUnavailable(refused.status(), RedisAddrOrDie());
+  EXPECT_THAT(refused.status().message(), HasSubstr("authentication failed"));
+  EXPECT_TRUE(admin->Command({"ACL", "DELUSER", user}).ok());
+}
+
+TEST(AsyncRedisTest, UnixSocketAddressWorks) {
+  const char* run_dir = std::getenv("QUNZU_RUN_DIR");
+  ASSERT_NE(run_dir, nullptr) << "QUNZU_RUN_DIR is set by deploy/local/with-servers.sh";
+  auto client = NewAsync(absl::StrCat("unix:", run_dir, "/redis.sock"));
+  auto replies = RunPipeline(*client, {{"PING"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  EXPECT_EQ((*replies)[0].str(), "PONG");
+}
+
+}  // namespace
+}  // namespace qunzu
