@@ -170,6 +170,8 @@ class RedisClient {
 
   // The address this client was created with.
   const std::string& address() const { return options_.address; }
+  // The options it was created with (e.g. for an AsyncRedis beside it).
+  const RedisOptions& options() const { return options_; }
 
  private:
   struct ContextDeleter {

@@ -188,16 +188,12 @@ absl::StatusOr<std::optional<CheckFailure>> EvaluateChecks(const HotPathView& vi
   return hold;
 }
 
-absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKeys& keys) {
+std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys) {
   const std::string sender = absl::StrCat(keys.sender_id);
   const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
-  std::string activity = projection::GroupActivityKey(keys.group_id);
-  std::string hour = absl::StrCat(unix_seconds / 3600);
-  const std::string sender_rate = projection::AccountRateKey(keys.sender_id, unix_seconds / 60);
-  const std::string group_rate = projection::GroupRateKey(keys.group_id, unix_seconds / 60);
   // SET with both NX and GET (Redis 7.0 and later) claims the request id
   // and returns an earlier claim in the same command.
-  const std::vector<RedisCommand> commands = {
+  return {
       {"SET", keys.request_key, "pending", "NX", "GET", "PX", absl::StrCat(kPendingTtlMillis)},
       {"GET", projection::AccountBlacklistKey(keys.sender_id)},
       {"GET", projection::GroupBlacklistKey(keys.group_id)},
@@ -211,20 +207,25 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
       {"HGET", projection::GroupMembersKey(keys.group_id), sender},
       {"HGET", projection::GroupMutesKey(keys.group_id), sender},
       {"HGET", projection::AccountCreditKey(keys.sender_id), "messages_per_minute"},
-      {"INCR", sender_rate},
-      {"INCR", group_rate},
-      {"HINCRBY", activity, hour, "1"},
+      {"INCR", projection::AccountRateKey(keys.sender_id, unix_seconds / 60)},
+      {"INCR", projection::GroupRateKey(keys.group_id, unix_seconds / 60)},
+      {"HINCRBY", projection::GroupActivityKey(keys.group_id), absl::StrCat(unix_seconds / 3600),
+       "1"},
   };
-  absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
+}
+
+absl::StatusOr<HotPathView> ParseHotPathView(
+    const HotPathKeys& keys, const absl::StatusOr<std::vector<RedisReply>>& replies) {
   if (!replies.ok()) return Unavailable(replies.status().ToString());
   for (const RedisReply& reply : *replies) {
     if (reply.is_error()) return Unavailable(reply.str());
   }
   const std::vector<RedisReply>& r = *replies;
-  if (r.size() != commands.size() || r[3].elements().size() != 3 || r[4].elements().size() != 6 ||
+  if (r.size() != kHotPathCommands || r[3].elements().size() != 3 || r[4].elements().size() != 6 ||
       r[5].elements().size() != 4) {
     return Unavailable("unexpected reply shape");
   }
+  const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
   HotPathView view;
   auto read = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(view.earlier_record, r[0].AsOptionalString());
@@ -256,33 +257,42 @@ absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKey
     // A counter that went to 1 was created by this call and has no TTL yet.
     // A window's key names its minute, so one left without a TTL (a crash
     // before the deferred EXPIRE) only takes memory, never limits anyone.
+    view.activity_key = projection::GroupActivityKey(keys.group_id);
+    view.activity_hour = absl::StrCat(unix_seconds / 3600);
     if (view.sender_minute_count == 1) {
       view.new_counter_expiries.push_back(
-          {"EXPIRE", sender_rate, absl::StrCat(kRateWindowTtlSeconds)});
+          {"EXPIRE", projection::AccountRateKey(keys.sender_id, unix_seconds / 60),
+           absl::StrCat(kRateWindowTtlSeconds)});
     }
     if (view.group_minute_count == 1) {
       view.new_counter_expiries.push_back(
-          {"EXPIRE", group_rate, absl::StrCat(kRateWindowTtlSeconds)});
+          {"EXPIRE", projection::GroupRateKey(keys.group_id, unix_seconds / 60),
+           absl::StrCat(kRateWindowTtlSeconds)});
     }
     if (hour_count == 1) {
-      view.new_counter_expiries.push_back({"EXPIRE", activity, absl::StrCat(kActivityTtlSeconds)});
+      view.new_counter_expiries.push_back(
+          {"EXPIRE", view.activity_key, absl::StrCat(kActivityTtlSeconds)});
     }
-    view.activity_key = std::move(activity);
-    view.activity_hour = std::move(hour);
     return absl::OkStatus();
   };
   if (absl::Status status = read(); !status.ok()) return Unavailable(status.ToString());
   return view;
 }
 
-absl::Status UndoCounting(RedisClient& redis, const HotPathKeys& keys) {
+absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKeys& keys) {
+  return ParseHotPathView(keys, redis.Pipeline(HotPathCommands(keys)));
+}
+
+std::vector<RedisCommand> UndoCountingCommands(const HotPathKeys& keys) {
   const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
-  ASSIGN_OR_RETURN(
-      std::vector<RedisReply> replies,
-      redis.Pipeline({{"DECR", projection::AccountRateKey(keys.sender_id, unix_seconds / 60)},
-                      {"DECR", projection::GroupRateKey(keys.group_id, unix_seconds / 60)},
-                      {"HINCRBY", projection::GroupActivityKey(keys.group_id),
-                       absl::StrCat(unix_seconds / 3600), "-1"}}));
+  return {{"DECR", projection::AccountRateKey(keys.sender_id, unix_seconds / 60)},
+          {"DECR", projection::GroupRateKey(keys.group_id, unix_seconds / 60)},
+          {"HINCRBY", projection::GroupActivityKey(keys.group_id),
+           absl::StrCat(unix_seconds / 3600), "-1"}};
+}
+
+absl::Status UndoCounting(RedisClient& redis, const HotPathKeys& keys) {
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, redis.Pipeline(UndoCountingCommands(keys)));
   for (const RedisReply& reply : replies) RETURN_IF_ERROR(reply.ErrorStatus());
   return absl::OkStatus();
 }

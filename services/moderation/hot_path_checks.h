@@ -110,14 +110,20 @@ struct HotPathKeys {
   absl::Time now;
 };
 
-// Claims the request key (SET NX, a short-lived "pending"), reads the view
-// and counts the message, in one pipeline. UNAVAILABLE
-// PROJECTION_UNAVAILABLE when Redis cannot be read (the caller fails
-// closed).
+// The one pipeline of the hot path: claims the request key (SET NX, a
+// short-lived "pending"), reads the view and counts the message.
+inline constexpr size_t kHotPathCommands = 12;
+std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys);
+// The view in the pipeline's replies. UNAVAILABLE PROJECTION_UNAVAILABLE
+// when Redis could not be read (the caller fails closed).
+absl::StatusOr<HotPathView> ParseHotPathView(
+    const HotPathKeys& keys, const absl::StatusOr<std::vector<RedisReply>>& replies);
+// Both on the blocking client.
 absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKeys& keys);
 
-// Takes back the counting of ReadHotPathView (for a retry, which must not
-// count twice).
+// Takes back the counting of the hot path's pipeline (for a retry, which
+// must not count twice).
+std::vector<RedisCommand> UndoCountingCommands(const HotPathKeys& keys);
 absl::Status UndoCounting(RedisClient& redis, const HotPathKeys& keys);
 
 }  // namespace qunzu::moderation

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "common/idempotency.h"
 #include "common/log.h"
 #include "common/projection_keys.h"
@@ -59,44 +60,179 @@ absl::Status ValidateScreenMessage(const v1::ScreenMessageRequest& request) {
   return ValidateText("client_ip", request.client_ip(), kMaxClientIpChars, false);
 }
 
-MessageScreener::MessageScreener(const ScreenerDeps& deps) : deps_(deps), records_(deps.redis) {}
+// One screen from its validation to its answer.
+struct MessageScreener::Screening {
+  const v1::ScreenMessageRequest& request;
+  HotPathKeys keys;
+  std::string fingerprint;
+  Done done;
+  // The view's activity key and hour, for taking the count back.
+  std::string activity_key;
+  std::string activity_hour;
+};
+
+MessageScreener::MessageScreener(const ScreenerDeps& deps) : deps_(deps), records_(deps.redis) {
+  for (int i = 0; i < kHoldThreads; ++i) hold_threads_.emplace_back([this] { RunHoldThread(); });
+}
+
+MessageScreener::~MessageScreener() {
+  {
+    absl::MutexLock lock(&mu_);
+    // Every screen started answers (its Redis reply or deadline comes).
+    mu_.Await(absl::Condition(
+        +[](int* in_progress) { return *in_progress == 0; }, &in_progress_));
+    stopping_ = true;
+  }
+  for (std::thread& thread : hold_threads_) thread.join();
+}
+
+void MessageScreener::RunHoldThread() {
+  for (;;) {
+    std::function<void()> work;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](MessageScreener* self)
+               ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->holds_.empty(); },
+          this));
+      if (holds_.empty()) return;
+      work = std::move(holds_.front());
+      holds_.pop_front();
+    }
+    work();
+  }
+}
 
 absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Screen(
     const Caller& caller, const v1::ScreenMessageRequest& request) {
-  RETURN_IF_ERROR(ValidateScreenMessage(request));
-  const absl::Time now = deps_.clock.Now();
-  const std::string fingerprint = FingerprintMessage(request);
-  const HotPathKeys keys{request.actor_account_id(), request.group_id(),
-                         projection::ScreenRequestKey(request.actor_account_id(), caller.principal,
-                                                      request.request_id()),
-                         now};
-  ASSIGN_OR_RETURN(HotPathView view, ReadHotPathView(deps_.redis, keys));
-  for (RedisCommand& expiry : view.new_counter_expiries) records_.Defer(std::move(expiry));
-  if (view.earlier_record.has_value()) {
-    // A retry: its pipeline counted it again; take that back.
-    if (absl::Status undo = UndoCounting(deps_.redis, keys); !undo.ok()) {
-      LogWarning("screen_retry_uncount_failed", {{"reason", ErrorReason(undo)}});
-    }
-    return ReplayScreenRecord(*view.earlier_record, fingerprint);
-  }
-  absl::StatusOr<v1::ScreenMessageResponse> response = Decide(request, view, now);
-  if (!response.ok()) {
-    // Nothing was decided: free the id so a retry screens afresh.
-    (void)deps_.redis.Command({"DEL", keys.request_key});
-    return response.status();
-  }
-  records_.Record(keys.request_key, fingerprint, *response);
-  if (response->verdict() != v1::SCREEN_VERDICT_ALLOW) {
-    // Activity counts messages delivered; this one was counted in the
-    // pipeline before its verdict was known.
-    records_.Defer({"HINCRBY", std::move(view.activity_key), std::move(view.activity_hour), "-1"});
-  }
-  if (deps_.metrics != nullptr)
-    deps_.metrics->MessageVerdict(response->verdict(), FirstCode(*response));
-  return response;
+  absl::Notification answered;
+  absl::StatusOr<v1::ScreenMessageResponse> result;
+  ScreenAsync(caller, request, [&](absl::StatusOr<v1::ScreenMessageResponse> response) {
+    result = std::move(response);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
 }
 
-absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Decide(
+void MessageScreener::ScreenAsync(const Caller& caller, const v1::ScreenMessageRequest& request,
+                                  Done done) {
+  if (absl::Status valid = ValidateScreenMessage(request); !valid.ok()) {
+    done(valid);
+    return;
+  }
+  const absl::Time now = deps_.clock.Now();
+  auto screening = std::make_shared<Screening>(
+      Screening{request,
+                HotPathKeys{request.actor_account_id(), request.group_id(),
+                            projection::ScreenRequestKey(request.actor_account_id(),
+                                                         caller.principal, request.request_id()),
+                            now},
+                FingerprintMessage(request), std::move(done), "", ""});
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_progress_;
+  }
+  std::vector<RedisCommand> commands = HotPathCommands(screening->keys);
+  deps_.async_redis.Pipeline(std::move(commands),
+                             [this, screening](absl::StatusOr<std::vector<RedisReply>> replies) {
+                               Continue(screening, replies);
+                             });
+}
+
+void MessageScreener::Continue(std::shared_ptr<Screening> screening,
+                               const absl::StatusOr<std::vector<RedisReply>>& replies) {
+  Screening& s = *screening;
+  absl::StatusOr<HotPathView> view = ParseHotPathView(s.keys, replies);
+  if (!view.ok()) {
+    // The claim may not have been made: nothing to free.
+    Finish(s, view.status());
+    return;
+  }
+  for (RedisCommand& expiry : view->new_counter_expiries) records_.Defer(std::move(expiry));
+  s.activity_key = std::move(view->activity_key);
+  s.activity_hour = std::move(view->activity_hour);
+  if (view->earlier_record.has_value()) {
+    // A retry: its pipeline counted it again; take that back.
+    deps_.async_redis.Pipeline(
+        UndoCountingCommands(s.keys), [](absl::StatusOr<std::vector<RedisReply>> undone) {
+          absl::Status status = undone.status();
+          for (const RedisReply& reply : undone.ok() ? *undone : std::vector<RedisReply>()) {
+            if (status.ok()) status = reply.ErrorStatus();
+          }
+          if (!status.ok()) {
+            LogWarning("screen_retry_uncount_failed", {{"reason", ErrorReason(status)}});
+          }
+        });
+    Finish(s, ReplayScreenRecord(*view->earlier_record, s.fingerprint));
+    return;
+  }
+  absl::StatusOr<Decision> decision = Decide(s.request, *view, s.keys.now);
+  if (!decision.ok()) {
+    Fail(s, decision.status());
+    return;
+  }
+  if (!decision->hold) {
+    Record(s, decision->response);
+    Finish(s, std::move(decision->response));
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  holds_.push_back([this, screening, response = std::move(decision->response)]() mutable {
+    Hold(std::move(screening), std::move(response));
+  });
+}
+
+void MessageScreener::Hold(std::shared_ptr<Screening> screening,
+                           v1::ScreenMessageResponse response) {
+  const v1::ScreenMessageRequest& request = screening->request;
+  HeldMessageInput held;
+  held.request_id = request.request_id();
+  held.message_id = request.message_id();
+  held.group_id = request.group_id();
+  held.sender_account_id = request.actor_account_id();
+  held.text = request.text();
+  held.client_ip = request.client_ip();
+  held.reasons.assign(response.reasons().begin(), response.reasons().end());
+  held.held_at = screening->keys.now;
+  absl::StatusOr<v1::HeldMessage> message = deps_.review.Hold(held);
+  if (!message.ok()) {
+    Fail(*screening, message.status());
+    return;
+  }
+  response.set_report_id(message->report_id());
+  Record(*screening, response);
+  Finish(*screening, std::move(response));
+}
+
+void MessageScreener::Record(Screening& screening, const v1::ScreenMessageResponse& response) {
+  records_.Record(screening.keys.request_key, screening.fingerprint, response);
+  if (response.verdict() != v1::SCREEN_VERDICT_ALLOW) {
+    // Activity counts messages delivered; this one was counted in the
+    // pipeline before its verdict was known.
+    records_.Defer({"HINCRBY", screening.activity_key, screening.activity_hour, "-1"});
+  }
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->MessageVerdict(response.verdict(), FirstCode(response));
+  }
+}
+
+void MessageScreener::Fail(Screening& screening, const absl::Status& status) {
+  // Nothing was decided: free the id so a retry screens afresh.
+  deps_.async_redis.Pipeline({{"DEL", screening.keys.request_key}},
+                             [](absl::StatusOr<std::vector<RedisReply>>) {});
+  Finish(screening, status);
+}
+
+void MessageScreener::Finish(Screening& screening,
+                             absl::StatusOr<v1::ScreenMessageResponse> response) {
+  Done done = std::move(screening.done);
+  done(std::move(response));
+  absl::MutexLock lock(&mu_);
+  --in_progress_;
+}
+
+absl::StatusOr<MessageScreener::Decision> MessageScreener::Decide(
     const v1::ScreenMessageRequest& request, const HotPathView& view, absl::Time now) {
   CheckContext context;
   context.group_id = request.group_id();
@@ -107,11 +243,12 @@ absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Decide(
                      deps_.emergency.Find(request.group_id(), GroupCategoryOf(view), now));
   }
   ASSIGN_OR_RETURN(std::optional<CheckFailure> failure, EvaluateChecks(view, context));
-  v1::ScreenMessageResponse response;
+  Decision decision;
+  v1::ScreenMessageResponse& response = decision.response;
   if (failure.has_value() && failure->verdict == v1::SCREEN_VERDICT_BLOCK) {
     response.set_verdict(v1::SCREEN_VERDICT_BLOCK);
     *response.add_reasons() = failure->reason;
-    return response;
+    return decision;
   }
   thread_local NormalizedText normalized;
   thread_local ScanResult result;
@@ -133,11 +270,11 @@ absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Decide(
                                v1::RULE_ACTION_BLOCK);
       }
     }
-    return response;
+    return decision;
   }
   if (result.verdict == Verdict::kAllow && !failure.has_value()) {
     response.set_verdict(v1::SCREEN_VERDICT_ALLOW);
-    return response;
+    return decision;
   }
   // HOLD: an emergency HOLD_ALL, HOLD content rules, or both.
   response.set_verdict(v1::SCREEN_VERDICT_HOLD);
@@ -148,18 +285,8 @@ absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Decide(
       deps_.metrics->Matched(response.reasons().rbegin()->category(), v1::RULE_ACTION_HOLD);
     }
   }
-  HeldMessageInput held;
-  held.request_id = request.request_id();
-  held.message_id = request.message_id();
-  held.group_id = request.group_id();
-  held.sender_account_id = request.actor_account_id();
-  held.text = request.text();
-  held.client_ip = request.client_ip();
-  held.reasons.assign(response.reasons().begin(), response.reasons().end());
-  held.held_at = now;
-  ASSIGN_OR_RETURN(v1::HeldMessage message, deps_.review.Hold(held));
-  response.set_report_id(message.report_id());
-  return response;
+  decision.hold = true;
+  return decision;
 }
 
 }  // namespace qunzu::moderation

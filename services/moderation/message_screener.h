@@ -1,16 +1,26 @@
 // ScreenMessage's logic (DESIGN §2): validate, read every projection in one
 // Redis round trip (hot_path_checks.h), decide steps 1-6, screen the content
 // in process (step 7), send a HOLD to the review queue, and record the
-// verdict for retries (screen_records.h). Plain C++, no gRPC types.
+// verdict for retries (screen_records.h). Plain C++, no gRPC types. No
+// thread waits on Redis: the round trip goes through the non-blocking
+// client, whose reply continues the screen on its loop thread; a HOLD,
+// which writes to MySQL, continues on a small pool of its own.
 #ifndef QUNZU_SERVICES_MODERATION_MESSAGE_SCREENER_H_
 #define QUNZU_SERVICES_MODERATION_MESSAGE_SCREENER_H_
 
+#include <deque>
+#include <functional>
 #include <memory>
+#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/auth.h"
 #include "common/clock.h"
 #include "common/redis.h"
+#include "common/redis_async.h"
 #include "qunzu/moderation/v1/moderation.pb.h"
 #include "services/moderation/emergency_modes.h"
 #include "services/moderation/hot_path_checks.h"
@@ -23,7 +33,10 @@ namespace qunzu::moderation {
 
 // What the screener is built from; all must outlive it. metrics may be null.
 struct ScreenerDeps {
+  // The blocking client writes verdict records in the background; the
+  // non-blocking one carries the hot path's round trip.
   RedisClient& redis;
+  AsyncRedis& async_redis;
   RuleEngine& rules;
   EmergencyModes& emergency;
   ReviewQueue& review;
@@ -34,7 +47,16 @@ struct ScreenerDeps {
 
 class MessageScreener {
  public:
+  using Done = std::function<void(absl::StatusOr<v1::ScreenMessageResponse>)>;
+
+  // Threads that write HOLDs to the review queue (MySQL).
+  static constexpr int kHoldThreads = 4;
+
   explicit MessageScreener(const ScreenerDeps& deps);
+  // Waits for the screens in progress, then stops the hold threads.
+  ~MessageScreener();
+  MessageScreener(const MessageScreener&) = delete;
+  MessageScreener& operator=(const MessageScreener&) = delete;
 
   // ALLOW, BLOCK (the failing check's one reason, or every blocking content
   // rule) or HOLD (with the review report id). A retry with the same
@@ -43,6 +65,12 @@ class MessageScreener {
   // PROJECTION_UNAVAILABLE, EMERGENCY_MODES_UNAVAILABLE, RULES_NOT_LOADED,
   // REVIEW_QUEUE_UNAVAILABLE, SCREEN_IN_PROGRESS (fail closed: never ALLOW);
   // ALREADY_EXISTS REQUEST_ID_REUSED.
+  //
+  // done is called once: at once for invalid input, else on the Redis
+  // client's loop thread or, for a HOLD, a hold thread. request must stay
+  // alive until then.
+  void ScreenAsync(const Caller& caller, const v1::ScreenMessageRequest& request, Done done);
+  // ScreenAsync, waiting for its answer.
   absl::StatusOr<v1::ScreenMessageResponse> Screen(const Caller& caller,
                                                    const v1::ScreenMessageRequest& request);
 
@@ -50,11 +78,40 @@ class MessageScreener {
   void FlushRecords() { records_.Flush(); }
 
  private:
-  absl::StatusOr<v1::ScreenMessageResponse> Decide(const v1::ScreenMessageRequest& request,
-                                                   const HotPathView& view, absl::Time now);
+  struct Screening;
+  // What steps 1-7 decided, before a HOLD is written.
+  struct Decision {
+    v1::ScreenMessageResponse response;
+    bool hold = false;
+  };
+
+  // On the loop thread, with the pipeline's replies.
+  void Continue(std::shared_ptr<Screening> screening,
+                const absl::StatusOr<std::vector<RedisReply>>& replies);
+  absl::StatusOr<Decision> Decide(const v1::ScreenMessageRequest& request, const HotPathView& view,
+                                  absl::Time now);
+  // Writes the HOLD to the review queue (a hold thread).
+  void Hold(std::shared_ptr<Screening> screening, v1::ScreenMessageResponse response);
+  // Records a verdict for retries, takes a message not delivered off the
+  // group's activity, counts it.
+  void Record(Screening& screening, const v1::ScreenMessageResponse& response);
+  // Answers (the screen is then done).
+  void Finish(Screening& screening, absl::StatusOr<v1::ScreenMessageResponse> response);
+  // Answers an error after the request id was claimed: frees it, so a
+  // retry screens afresh.
+  void Fail(Screening& screening, const absl::Status& status);
+
+  void RunHoldThread();
 
   ScreenerDeps deps_;
   ScreenRecordWriter records_;
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> holds_ ABSL_GUARDED_BY(mu_);
+  // Screens started and not yet answered.
+  int in_progress_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> hold_threads_;
 };
 
 // INVALID_FIELD naming the field: request_id, actor_account_id, group_id,

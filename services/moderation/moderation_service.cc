@@ -20,10 +20,12 @@ RequestContext ContextOf(const CallInfo& call, const char* method) {
 }  // namespace
 
 ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redis,
+                                             std::unique_ptr<AsyncRedis> async_redis,
                                              prometheus::Registry& metrics, const Clock& clock,
                                              std::unique_ptr<Cases> cases,
                                              GroupRateLimits group_limits)
     : clock_(clock),
+      async_redis_(std::move(async_redis)),
       store_(mysql, clock),
       rule_metrics_(metrics),
       engine_(store_, kMaxWaitForOtherCompile, &rule_metrics_),
@@ -41,19 +43,31 @@ ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redi
       emergency_(emergency_store_),
       metrics_(metrics),
       cases_(std::move(cases)),
-      screener_(ScreenerDeps{redis, engine_, emergency_, cases_->reports(), &metrics_, clock,
-                             group_limits}) {
+      screener_(ScreenerDeps{redis, *async_redis_, engine_, emergency_, cases_->reports(),
+                             &metrics_, clock, group_limits}) {
   engine_.Start(kRulePollInterval);
   emergency_.Start(kRulePollInterval);
 }
 
-grpc::Status ModerationServiceImpl::ScreenMessage(grpc::ServerContext* context,
-                                                  const v1::ScreenMessageRequest* request,
-                                                  v1::ScreenMessageResponse* response) {
-  return Serve(context, [&](const CallInfo& call) -> absl::Status {
-    ASSIGN_OR_RETURN(*response, screener_.Screen(call.caller, *request));
-    return absl::OkStatus();
-  });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ScreenMessage(
+    grpc::CallbackServerContext* context, const v1::ScreenMessageRequest* request,
+    v1::ScreenMessageResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = CallerOf(context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  screener_.ScreenAsync(*caller, *request,
+                        [reactor, response](absl::StatusOr<v1::ScreenMessageResponse> result) {
+                          if (!result.ok()) {
+                            reactor->Finish(ToGrpcStatus(result.status()));
+                            return;
+                          }
+                          *response = *std::move(result);
+                          reactor->Finish(grpc::Status::OK);
+                        });
+  return reactor;
 }
 
 grpc::Status ModerationServiceImpl::SetEmergencyMode(grpc::ServerContext* context,
@@ -200,8 +214,11 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
                      "moderation reads the hot path's projections from Redis");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, flags.cases));
-  return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, deps.metrics,
-                                                 SystemClock::Get(), std::move(cases), limits);
+  ASSIGN_OR_RETURN(std::unique_ptr<AsyncRedis> async_redis,
+                   AsyncRedis::Create(deps.redis->options()));
+  return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, std::move(async_redis),
+                                                 deps.metrics, SystemClock::Get(), std::move(cases),
+                                                 limits);
 }
 
 const std::vector<Migration>& ModerationServiceMigrations() {

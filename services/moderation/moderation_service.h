@@ -43,17 +43,24 @@ struct ModerationFlags {
 // Registers all of them, the case flags included.
 void AddModerationFlags(FlagSet& flags, ModerationFlags* out);
 
-class ModerationServiceImpl final : public v1::ModerationService::Service {
+// ScreenMessage is a callback method: no thread waits on its Redis round
+// trip (message_screener.h); every other method is synchronous.
+class ModerationServiceImpl final : public v1::ModerationService::WithCallbackMethod_ScreenMessage<
+                                        v1::ModerationService::Service> {
  public:
   // Starts the rule and emergency-mode pollers (the destructor stops them).
   // `cases` (not null) handles the case RPCs, and its report store is the
-  // review queue ScreenMessage's holds go to.
-  ModerationServiceImpl(MysqlPool& mysql, RedisClient& redis, prometheus::Registry& metrics,
+  // review queue ScreenMessage's holds go to. async_redis (not null; made
+  // with redis's options by MakeModerationService) carries ScreenMessage's
+  // round trip.
+  ModerationServiceImpl(MysqlPool& mysql, RedisClient& redis,
+                        std::unique_ptr<AsyncRedis> async_redis, prometheus::Registry& metrics,
                         const Clock& clock, std::unique_ptr<Cases> cases,
                         GroupRateLimits group_limits);
 
-  grpc::Status ScreenMessage(grpc::ServerContext* context, const v1::ScreenMessageRequest* request,
-                             v1::ScreenMessageResponse* response) override;
+  grpc::ServerUnaryReactor* ScreenMessage(grpc::CallbackServerContext* context,
+                                          const v1::ScreenMessageRequest* request,
+                                          v1::ScreenMessageResponse* response) override;
   grpc::Status ScreenText(grpc::ServerContext* context, const v1::ScreenTextRequest* request,
                           v1::ScreenTextResponse* response) override;
   grpc::Status UpsertRuleSet(grpc::ServerContext* context, const v1::UpsertRuleSetRequest* request,
@@ -71,6 +78,8 @@ class ModerationServiceImpl final : public v1::ModerationService::Service {
 
  private:
   const Clock& clock_;
+  // Before screener_, which uses it until its last screen answers.
+  std::unique_ptr<AsyncRedis> async_redis_;
   MysqlRuleStore store_;
   RuleEngineMetrics rule_metrics_;
   RuleEngine engine_;

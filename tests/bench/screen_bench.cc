@@ -31,6 +31,7 @@
 #include "common/mysql.h"
 #include "common/projection_keys.h"
 #include "common/redis.h"
+#include "common/redis_async.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "qunzu/moderation/v1/moderation.grpc.pb.h"
@@ -266,7 +267,8 @@ int RunScreenBench() {
   moderation::GroupRateLimits limits;
   limits.per_minute.fill(100000000);
   auto service = std::make_unique<moderation::ModerationServiceImpl>(
-      **pool, **redis, registry, SystemClock::Get(), *std::move(cases), limits);
+      **pool, **redis, AsyncRedis::Create(redis_options).value(), registry, SystemClock::Get(),
+      *std::move(cases), limits);
   std::unique_ptr<grpc::Service> echo = MakeQunzuEcho();
 
   common::v1::AuthConfig config;

@@ -87,6 +87,7 @@ class ModerationMessageScreenerTest : public ::testing::Test {
     RedisOptions options;
     options.address = testing::RedisAddrOrDie();
     redis_ = RedisClient::Create(options).value();
+    async_redis_ = AsyncRedis::Create(options).value();
     ASSERT_TRUE(engine_.Refresh().ok());
     ASSERT_TRUE(emergency_.Refresh().ok());
     sender_ = std::random_device{}() % 1000000000 + 1000;
@@ -100,8 +101,8 @@ class ModerationMessageScreenerTest : public ::testing::Test {
     Write(
         {"HSET", projection::GroupMembersKey(group_), absl::StrCat(sender_), "MEMBER_ROLE_MEMBER"});
     Write({"HSETNX", projection::PlatformAgreementKey(), "agreement_version", ""});
-    screener_ = std::make_unique<MessageScreener>(
-        ScreenerDeps{*redis_, engine_, emergency_, queue_, &metrics_, clock_, GroupRateLimits()});
+    screener_ = std::make_unique<MessageScreener>(ScreenerDeps{
+        *redis_, *async_redis_, engine_, emergency_, queue_, &metrics_, clock_, GroupRateLimits()});
   }
   void TearDown() override { screener_.reset(); }
 
@@ -163,6 +164,7 @@ class ModerationMessageScreenerTest : public ::testing::Test {
   prometheus::Registry registry_;
   ModerationMetrics metrics_{registry_};
   std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<AsyncRedis> async_redis_;
   std::unique_ptr<MessageScreener> screener_;
   uint64_t sender_ = 0;
   uint64_t group_ = 0;
@@ -328,13 +330,14 @@ TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
   options.address = "127.0.0.1:1";
   options.connect_timeout = absl::Milliseconds(200);
   auto redis = RedisClient::Create(options).value();
+  auto async_redis = AsyncRedis::Create(options).value();
   Rules rules;
   RuleEngine engine(rules);
   Modes modes;
   EmergencyModes emergency(modes);
   RecordingReviewQueue queue;
-  MessageScreener screener(
-      ScreenerDeps{*redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
+  MessageScreener screener(ScreenerDeps{
+      *redis, *async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
   v1::ScreenMessageRequest request;
   request.set_request_id("r");
   request.set_actor_account_id(1);
