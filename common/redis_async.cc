@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -25,6 +26,7 @@ struct AsyncRedis::Call {
   size_t remaining = 0;
   // Set by the first reply that did not come (the connection failed).
   std::string failure;
+  const char* failure_reason = "REDIS_UNAVAILABLE";
 };
 
 // The epoll set: the wake-up eventfd and the Redis connection's socket,
@@ -32,33 +34,41 @@ struct AsyncRedis::Call {
 struct AsyncRedis::Loop {
   int epoll_fd = -1;
   int wake_fd = -1;
-  // The connection's socket (-1: none) and what hiredis wants to hear of it.
+  // The connection's socket (-1: none), what hiredis wants to hear of it
+  // (set by its event hooks) and what epoll is told (Apply).
   int redis_fd = -1;
-  uint32_t interest = 0;
-  bool registered = false;
+  uint32_t wanted = 0;
+  uint32_t registered = 0;
+  bool added = false;
 
   ~Loop() {
     if (wake_fd >= 0) close(wake_fd);
     if (epoll_fd >= 0) close(epoll_fd);
   }
-  void Want(uint32_t events) {
-    if (redis_fd < 0) return;
-    interest = events;
+  // One epoll_ctl only when the interest changed: a pipeline written at once
+  // asks for EPOLLOUT and drops it again without a system call.
+  void Apply() {
+    if (redis_fd < 0 || (added && wanted == registered)) return;
     epoll_event event{};
-    event.events = events;
+    event.events = wanted;
     event.data.fd = redis_fd;
-    epoll_ctl(epoll_fd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, redis_fd, &event);
-    registered = true;
+    epoll_ctl(epoll_fd, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, redis_fd, &event);
+    added = true;
+    registered = wanted;
   }
   void Forget() {
-    if (registered) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, redis_fd, nullptr);
-    registered = false;
+    if (added) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, redis_fd, nullptr);
+    added = false;
     redis_fd = -1;
-    interest = 0;
+    wanted = 0;
+    registered = 0;
   }
 };
 
 namespace {
+
+constexpr char kUnavailableReason[] = "REDIS_UNAVAILABLE";
+constexpr char kAuthFailedReason[] = "REDIS_AUTH_FAILED";
 
 AsyncRedis* Owner(const redisAsyncContext* context) {
   return static_cast<AsyncRedis*>(context->data);
@@ -102,8 +112,8 @@ AsyncRedis::~AsyncRedis() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Status AsyncRedis::Unavailable(const std::string& what) const {
-  return MakeError(absl::StatusCode::kUnavailable, "REDIS_UNAVAILABLE",
+absl::Status AsyncRedis::Unavailable(const std::string& what, const char* reason) const {
+  return MakeError(absl::StatusCode::kUnavailable, reason,
                    absl::StrCat("redis at ", options_.address, ": ", what),
                    {{"address", options_.address}});
 }
@@ -112,83 +122,91 @@ void AsyncRedis::Pipeline(std::vector<RedisCommand> commands, Done done) {
   auto call = std::make_unique<Call>();
   call->commands = std::move(commands);
   call->done = std::move(done);
-  bool wake = false;
+  std::vector<std::unique_ptr<Call>> completed;
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      // The loop drains the whole queue at once: one wake-up is enough.
-      wake = queued_.empty();
-      queued_.push_back(std::move(call));
+    if (stopping_) {
+      call->failure = "the client is shutting down";
+      completed_.push_back(std::move(call));
+    } else {
+      // Written from this thread: the loop thread only reads replies.
+      Send(std::move(call));
+      if (context_ != nullptr && (context_->c.flags & REDIS_CONNECTED) != 0) {
+        redisAsyncHandleWrite(context_);
+      }
+      loop_->Apply();
+    }
+    completed.swap(completed_);
+  }
+  RunCompleted(completed);
+}
+
+void AsyncRedis::RunCompleted(std::vector<std::unique_ptr<Call>>& completed) {
+  for (std::unique_ptr<Call>& call : completed) {
+    if (!call->failure.empty()) {
+      call->done(Unavailable(call->failure, call->failure_reason));
+    } else {
+      call->done(std::move(call->replies));
     }
   }
-  if (call != nullptr) {  // stopping: the owner is being destroyed
-    call->done(Unavailable("the client is shutting down"));
-    return;
-  }
-  if (wake) {
-    const uint64_t one = 1;
-    (void)!write(loop_->wake_fd, &one, sizeof(one));
-  }
+  completed.clear();
 }
 
 void AsyncRedis::Run() {
   std::array<epoll_event, 4> events{};
+  std::vector<std::unique_ptr<Call>> completed;
   for (;;) {
-    int timeout_ms = -1;
-    if (!in_flight_.empty()) {
-      const absl::Duration left = in_flight_.front()->deadline - absl::Now();
-      timeout_ms = left <= absl::ZeroDuration() ? 0
-                                                : static_cast<int>(absl::ToInt64Milliseconds(
-                                                      absl::Ceil(left, absl::Milliseconds(1))));
-    }
-    const int ready = epoll_wait(loop_->epoll_fd, events.data(), events.size(), timeout_ms);
-    for (int i = 0; i < ready; ++i) {
-      const epoll_event& event = events[static_cast<size_t>(i)];
-      if (event.data.fd == loop_->wake_fd) {
-        uint64_t count = 0;
-        (void)!read(loop_->wake_fd, &count, sizeof(count));
-        continue;
+    // Deadlines are looked at least this often (a pipeline sent while the
+    // loop waits does not wake it).
+    absl::Duration wait = kDeadlineTick;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!in_flight_.empty()) {
+        wait = std::min(wait,
+                        std::max(absl::ZeroDuration(), in_flight_.front()->deadline - absl::Now()));
       }
-      if (context_ == nullptr || event.data.fd != loop_->redis_fd) continue;
-      if ((event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) redisAsyncHandleRead(context_);
-      // The read may have dropped the connection.
-      if (context_ != nullptr && (event.events & EPOLLOUT) != 0) redisAsyncHandleWrite(context_);
     }
+    const int ready = epoll_wait(
+        loop_->epoll_fd, events.data(), events.size(),
+        static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
     bool stop = false;
     {
       absl::MutexLock lock(&mu_);
+      for (int i = 0; i < ready; ++i) {
+        const epoll_event& event = events[static_cast<size_t>(i)];
+        if (event.data.fd == loop_->wake_fd) {
+          uint64_t count = 0;
+          (void)!read(loop_->wake_fd, &count, sizeof(count));
+          continue;
+        }
+        if (context_ == nullptr || event.data.fd != loop_->redis_fd) continue;
+        if ((event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) redisAsyncHandleRead(context_);
+        // The read may have dropped the connection.
+        if (context_ != nullptr && (event.events & EPOLLOUT) != 0) {
+          redisAsyncHandleWrite(context_);
+        }
+      }
       stop = stopping_;
+      if (stop) {
+        Drop("the client is shutting down");
+      } else if (!in_flight_.empty() && in_flight_.front()->deadline <= absl::Now()) {
+        Drop(absl::StrCat("no reply within ", absl::FormatDuration(options_.command_timeout)));
+      }
+      loop_->Apply();
+      completed.swap(completed_);
     }
-    if (stop) break;
-    Drain();
-    if (!in_flight_.empty() && in_flight_.front()->deadline <= absl::Now()) {
-      Drop(absl::StrCat("no reply within ", absl::FormatDuration(options_.command_timeout)));
-    }
+    RunCompleted(completed);
+    if (stop) return;
   }
-  Drop("the client is shutting down");
-  std::vector<std::unique_ptr<Call>> left;
-  {
-    absl::MutexLock lock(&mu_);
-    left.swap(queued_);
-  }
-  for (auto& call : left) call->done(Unavailable("the client is shutting down"));
 }
 
-void AsyncRedis::Drain() {
-  std::vector<std::unique_ptr<Call>> calls;
-  {
-    absl::MutexLock lock(&mu_);
-    calls.swap(queued_);
-  }
-  for (auto& call : calls) Send(std::move(call));
-}
-
-bool AsyncRedis::EnsureConnected(std::string* why) {
+bool AsyncRedis::EnsureConnected(std::string* why, const char** reason) {
   if (context_ != nullptr) return true;
   const absl::Time now = absl::Now();
   if (now < retry_after_) {
     *why = absl::StrCat("not reconnecting for ", absl::FormatDuration(kReconnectBackoff),
                         " after: ", connect_error_);
+    *reason = connect_reason_;
     return false;
   }
   redisAsyncContext* context = endpoint_.unix_path.empty()
@@ -196,6 +214,7 @@ bool AsyncRedis::EnsureConnected(std::string* why) {
                                    : redisAsyncConnectUnix(endpoint_.unix_path.c_str());
   if (context == nullptr || context->err != 0) {
     connect_error_ = context == nullptr ? "out of memory" : context->errstr;
+    connect_reason_ = kUnavailableReason;
     if (context != nullptr) redisAsyncFree(context);
     retry_after_ = now + kReconnectBackoff;
     *why = absl::StrCat("cannot connect: ", connect_error_);
@@ -207,21 +226,11 @@ bool AsyncRedis::EnsureConnected(std::string* why) {
   loop_->redis_fd = context->c.fd;
   // hiredis's event hooks; data is the loop, which outlives every context.
   context->ev.data = loop_.get();
-  context->ev.addRead = [](void* data) {
-    auto* loop = static_cast<Loop*>(data);
-    loop->Want(loop->interest | EPOLLIN);
-  };
-  context->ev.delRead = [](void* data) {
-    auto* loop = static_cast<Loop*>(data);
-    loop->Want(loop->interest & ~uint32_t{EPOLLIN});
-  };
-  context->ev.addWrite = [](void* data) {
-    auto* loop = static_cast<Loop*>(data);
-    loop->Want(loop->interest | EPOLLOUT);
-  };
+  context->ev.addRead = [](void* data) { static_cast<Loop*>(data)->wanted |= EPOLLIN; };
+  context->ev.delRead = [](void* data) { static_cast<Loop*>(data)->wanted &= ~uint32_t{EPOLLIN}; };
+  context->ev.addWrite = [](void* data) { static_cast<Loop*>(data)->wanted |= EPOLLOUT; };
   context->ev.delWrite = [](void* data) {
-    auto* loop = static_cast<Loop*>(data);
-    loop->Want(loop->interest & ~uint32_t{EPOLLOUT});
+    static_cast<Loop*>(data)->wanted &= ~uint32_t{EPOLLOUT};
   };
   context->ev.cleanup = [](void* data) { static_cast<Loop*>(data)->Forget(); };
   redisAsyncSetConnectCallback(context, &ConnectCallback);
@@ -246,7 +255,9 @@ bool AsyncRedis::EnsureConnected(std::string* why) {
           AsyncRedis* self = Owner(c);
           LogError("redis_auth_failed", {{"address", self->address()}});
           self->connect_error_ = "authentication failed";
+          self->connect_reason_ = kAuthFailedReason;
           self->drop_reason_ = "authentication failed";
+          self->drop_code_ = kAuthFailedReason;
           self->retry_after_ = absl::Now() + kReconnectBackoff;
           self->context_ = nullptr;
           redisAsyncFree(c);
@@ -258,8 +269,11 @@ bool AsyncRedis::EnsureConnected(std::string* why) {
 
 void AsyncRedis::Send(std::unique_ptr<Call> call) {
   std::string why;
-  if (!EnsureConnected(&why)) {
-    call->done(Unavailable(why));
+  const char* reason = kUnavailableReason;
+  if (!EnsureConnected(&why, &reason)) {
+    call->failure = why;
+    call->failure_reason = reason;
+    completed_.push_back(std::move(call));
     return;
   }
   const bool connected = (context_->c.flags & REDIS_CONNECTED) != 0;
@@ -285,9 +299,7 @@ void AsyncRedis::Send(std::unique_ptr<Call> call) {
   }
   call->commands.clear();  // hiredis holds them, formatted
   if (raw->remaining == 0) {
-    call->done(call->failure.empty()
-                   ? absl::StatusOr<std::vector<RedisReply>>(std::vector<RedisReply>())
-                   : Unavailable(call->failure));
+    completed_.push_back(std::move(call));
     return;
   }
   in_flight_.push_back(std::move(call));
@@ -298,6 +310,7 @@ void AsyncRedis::ReplyCallback(redisAsyncContext* context, void* reply, void* pr
   auto* call = static_cast<Call*>(privdata);
   if (reply == nullptr) {
     if (call->failure.empty()) {
+      call->failure_reason = self->drop_code_;
       call->failure = !self->drop_reason_.empty()  ? self->drop_reason_
                       : context->errstr[0] != '\0' ? std::string(context->errstr)
                                                    : "the connection closed";
@@ -310,13 +323,9 @@ void AsyncRedis::ReplyCallback(redisAsyncContext* context, void* reply, void* pr
 
 void AsyncRedis::CompleteFront() {
   // Replies come in the order calls were sent: the call done is the oldest.
-  std::unique_ptr<Call> call = std::move(in_flight_.front());
+  // It is answered once the lock is released.
+  completed_.push_back(std::move(in_flight_.front()));
   in_flight_.pop_front();
-  if (!call->failure.empty()) {
-    call->done(Unavailable(call->failure));
-  } else {
-    call->done(std::move(call->replies));
-  }
 }
 
 void AsyncRedis::ConnectCallback(const redisAsyncContext* context, int status) {
@@ -324,13 +333,16 @@ void AsyncRedis::ConnectCallback(const redisAsyncContext* context, int status) {
   AsyncRedis* self = Owner(context);
   // hiredis frees the context after this returns, failing what it holds.
   self->connect_error_ = context->errstr;
+  self->connect_reason_ = kUnavailableReason;
   self->drop_reason_ = absl::StrCat("cannot connect: ", context->errstr);
   self->retry_after_ = absl::Now() + kReconnectBackoff;
   self->context_ = nullptr;
 }
 
 void AsyncRedis::DisconnectCallback(const redisAsyncContext* context, int) {
-  Owner(context)->context_ = nullptr;
+  AsyncRedis* self = Owner(context);
+  self->context_ = nullptr;
+  self->drop_code_ = kUnavailableReason;
 }
 
 void AsyncRedis::Drop(const std::string& why) {
@@ -342,6 +354,7 @@ void AsyncRedis::Drop(const std::string& why) {
   context_ = nullptr;
   loop_->Forget();
   drop_reason_.clear();
+  drop_code_ = kUnavailableReason;
 }
 
 }  // namespace qunzu

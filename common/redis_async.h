@@ -1,9 +1,10 @@
 // A non-blocking Redis client for request paths that must not hold a thread
 // for a round trip (moderation's ScreenMessage, a gRPC callback method): a
-// pipeline is handed over with a completion callback, written by one event
-// loop thread on one hiredis async connection, and its replies complete it.
-// Redis answers a connection in order, so the oldest pipeline in flight is
-// always the next to complete and the only deadline to watch.
+// pipeline is written on one hiredis async connection by the thread that
+// hands it over, with a completion callback; one event-loop thread reads
+// the replies and completes it. Redis answers a connection in order, so the
+// oldest pipeline in flight is always the next to complete and the only
+// deadline to watch (looked at every kDeadlineTick at least).
 //
 // Errors are those of RedisClient (redis.h): a transport failure — cannot
 // connect, the connection dropped, no answer within connect_timeout +
@@ -12,7 +13,9 @@
 // may not have run); a Redis error reply comes back in its slot. A Redis
 // that stops answering is dropped and a new connection made for the next
 // pipeline; after a failed connect, pipelines fail at once for
-// kReconnectBackoff instead of each trying again.
+// kReconnectBackoff instead of each trying again. A refused AUTH is
+// UNAVAILABLE REDIS_AUTH_FAILED, and the connection is dropped rather than
+// used as the default user.
 #ifndef QUNZU_COMMON_REDIS_ASYNC_H_
 #define QUNZU_COMMON_REDIS_ASYNC_H_
 
@@ -37,12 +40,16 @@ namespace qunzu {
 
 class AsyncRedis {
  public:
-  // Runs on the client's loop thread: it must not block (hand blocking work
-  // to a thread of its own) and may submit further pipelines.
+  // Runs on the client's loop thread — or on the calling thread, inside
+  // Pipeline, when the pipeline fails at once (no connection): it must not
+  // block (hand blocking work to a thread of its own) and may submit
+  // further pipelines. It is never called with the client's lock held.
   using Done = std::function<void(absl::StatusOr<std::vector<RedisReply>>)>;
 
   // How long pipelines fail at once after a failed connect.
   static constexpr absl::Duration kReconnectBackoff = absl::Milliseconds(100);
+  // How late a deadline may be noticed.
+  static constexpr absl::Duration kDeadlineTick = absl::Milliseconds(50);
 
   // Validates options as RedisClient::Create does (pool_size is unused: one
   // connection carries every pipeline) and starts the loop thread; does not
@@ -54,8 +61,7 @@ class AsyncRedis {
   AsyncRedis& operator=(const AsyncRedis&) = delete;
 
   // Sends commands as one pipeline; done gets every reply in order, or the
-  // transport failure. Thread-safe; done is always called exactly once, on
-  // the loop thread, never inside Pipeline.
+  // transport failure. Thread-safe; done is called exactly once.
   void Pipeline(std::vector<RedisCommand> commands, Done done);
 
   const std::string& address() const { return options_.address; }
@@ -67,15 +73,15 @@ class AsyncRedis {
   AsyncRedis(RedisOptions options, RedisEndpoint endpoint);
 
   void Run();
-  // Loop thread only, from here on.
-  void Drain();
-  void Send(std::unique_ptr<Call> call);
-  bool EnsureConnected(std::string* why);
+  // Answers calls (outside the lock).
+  void RunCompleted(std::vector<std::unique_ptr<Call>>& completed);
+  // With mu_ held, from here on; calls done go to completed_.
+  void Send(std::unique_ptr<Call> call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool EnsureConnected(std::string* why, const char** reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the connection: every call in flight fails with why.
-  void Drop(const std::string& why);
-  void OnReply(redisReply* reply);
-  void CompleteFront();
-  absl::Status Unavailable(const std::string& what) const;
+  void Drop(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CompleteFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Unavailable(const std::string& what, const char* reason = "REDIS_UNAVAILABLE") const;
 
   static void ReplyCallback(redisAsyncContext* context, void* reply, void* privdata);
   static void ConnectCallback(const redisAsyncContext* context, int status);
@@ -85,18 +91,20 @@ class AsyncRedis {
   const RedisEndpoint endpoint_;
   std::unique_ptr<Loop> loop_;
 
+  // Guards the hiredis context (hiredis is not thread-safe) and all below.
   absl::Mutex mu_;
-  std::vector<std::unique_ptr<Call>> queued_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-
-  // The loop thread's own.
-  redisAsyncContext* context_ = nullptr;
+  redisAsyncContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   // Why the calls in flight fail while the connection is being dropped.
-  std::string drop_reason_;
-  std::string connect_error_;
-  absl::Time retry_after_ = absl::InfinitePast();
+  std::string drop_reason_ ABSL_GUARDED_BY(mu_);
+  const char* drop_code_ ABSL_GUARDED_BY(mu_) = "REDIS_UNAVAILABLE";
+  std::string connect_error_ ABSL_GUARDED_BY(mu_);
+  const char* connect_reason_ ABSL_GUARDED_BY(mu_) = "REDIS_UNAVAILABLE";
+  absl::Time retry_after_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Sent, oldest first; the front completes next.
-  std::deque<std::unique_ptr<Call>> in_flight_;
+  std::deque<std::unique_ptr<Call>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Done, to be answered once the lock is released.
+  std::vector<std::unique_ptr<Call>> completed_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

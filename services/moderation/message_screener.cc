@@ -1,5 +1,6 @@
 #include "services/moderation/message_screener.h"
 
+#include <exception>
 #include <optional>
 #include <string>
 #include <utility>
@@ -136,8 +137,22 @@ void MessageScreener::ScreenAsync(const Caller& caller, const v1::ScreenMessageR
   std::vector<RedisCommand> commands = HotPathCommands(screening->keys);
   deps_.async_redis.Pipeline(std::move(commands),
                              [this, screening](absl::StatusOr<std::vector<RedisReply>> replies) {
-                               Continue(screening, replies);
+                               Guarded(*screening, [&] { Continue(screening, replies); });
                              });
+}
+
+void MessageScreener::Guarded(Screening& screening, const std::function<void()>& step) {
+  // As Serve does for the synchronous handlers: no exception leaves, and
+  // the call is answered.
+  try {
+    step();
+  } catch (const std::exception& e) {
+    LogError("handler_exception", {{"what", e.what()}});
+    if (screening.done) {
+      Finish(screening, MakeError(absl::StatusCode::kInternal, "INTERNAL_ERROR",
+                                  "the request failed unexpectedly"));
+    }
+  }
 }
 
 void MessageScreener::Continue(std::shared_ptr<Screening> screening,
@@ -179,13 +194,12 @@ void MessageScreener::Continue(std::shared_ptr<Screening> screening,
   }
   absl::MutexLock lock(&mu_);
   holds_.push_back([this, screening, response = std::move(decision->response)]() mutable {
-    Hold(std::move(screening), std::move(response));
+    Guarded(*screening, [&] { Hold(*screening, std::move(response)); });
   });
 }
 
-void MessageScreener::Hold(std::shared_ptr<Screening> screening,
-                           v1::ScreenMessageResponse response) {
-  const v1::ScreenMessageRequest& request = screening->request;
+void MessageScreener::Hold(Screening& screening, v1::ScreenMessageResponse response) {
+  const v1::ScreenMessageRequest& request = screening.request;
   HeldMessageInput held;
   held.request_id = request.request_id();
   held.message_id = request.message_id();
@@ -194,15 +208,15 @@ void MessageScreener::Hold(std::shared_ptr<Screening> screening,
   held.text = request.text();
   held.client_ip = request.client_ip();
   held.reasons.assign(response.reasons().begin(), response.reasons().end());
-  held.held_at = screening->keys.now;
+  held.held_at = screening.keys.now;
   absl::StatusOr<v1::HeldMessage> message = deps_.review.Hold(held);
   if (!message.ok()) {
-    Fail(*screening, message.status());
+    Fail(screening, message.status());
     return;
   }
   response.set_report_id(message->report_id());
-  Record(*screening, response);
-  Finish(*screening, std::move(response));
+  Record(screening, response);
+  Finish(screening, std::move(response));
 }
 
 void MessageScreener::Record(Screening& screening, const v1::ScreenMessageResponse& response) {
@@ -220,7 +234,7 @@ void MessageScreener::Record(Screening& screening, const v1::ScreenMessageRespon
 void MessageScreener::Fail(Screening& screening, const absl::Status& status) {
   // Nothing was decided: free the id so a retry screens afresh.
   deps_.async_redis.Pipeline({{"DEL", screening.keys.request_key}},
-                             [](absl::StatusOr<std::vector<RedisReply>>) {});
+                             [](const absl::StatusOr<std::vector<RedisReply>>&) {});
   Finish(screening, status);
 }
 

@@ -91,7 +91,7 @@ class MessageScreener {
   absl::StatusOr<Decision> Decide(const v1::ScreenMessageRequest& request, const HotPathView& view,
                                   absl::Time now);
   // Writes the HOLD to the review queue (a hold thread).
-  void Hold(std::shared_ptr<Screening> screening, v1::ScreenMessageResponse response);
+  void Hold(Screening& screening, v1::ScreenMessageResponse response);
   // Records a verdict for retries, takes a message not delivered off the
   // group's activity, counts it.
   void Record(Screening& screening, const v1::ScreenMessageResponse& response);
@@ -101,6 +101,8 @@ class MessageScreener {
   // retry screens afresh.
   void Fail(Screening& screening, const absl::Status& status);
 
+  // Runs one step of a screen; an exception answers INTERNAL.
+  void Guarded(Screening& screening, const std::function<void()>& step);
   void RunHoldThread();
 
   ScreenerDeps deps_;
