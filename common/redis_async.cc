@@ -130,9 +130,13 @@ void AsyncRedis::Pipeline(std::vector<RedisCommand> commands, Done done) {
       completed_.push_back(std::move(call));
     } else {
       // Written from this thread: the loop thread only reads replies.
+      const bool busy = !in_flight_.empty();
       Send(std::move(call));
       if (context_ != nullptr && (context_->c.flags & REDIS_CONNECTED) != 0) {
         redisAsyncHandleWrite(context_);
+        // Under load, replies to earlier pipelines are often waiting: take
+        // them here rather than wake the loop thread for them.
+        if (busy && context_ != nullptr) redisAsyncHandleRead(context_);
       }
       loop_->Apply();
     }
