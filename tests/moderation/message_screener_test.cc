@@ -20,6 +20,7 @@
 #include "common/projection_keys.h"
 #include "common/status.h"
 #include "services/moderation/proto_time.h"
+#include "tests/common/fake_redis_server.h"
 #include "tests/test_support.h"
 
 namespace qunzu::moderation {
@@ -347,6 +348,52 @@ TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
   auto status = screener.Screen(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrorReason(status), "PROJECTION_UNAVAILABLE");
+}
+
+TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosedAtTheDeadline) {
+  testing::FakeServer silent;
+  silent.Listen(8);  // connects, never answers
+  RedisOptions options;
+  options.address = silent.address();
+  options.connect_timeout = absl::Milliseconds(200);
+  options.command_timeout = absl::Milliseconds(200);
+  auto redis = RedisClient::Create(options).value();
+  auto async_redis = AsyncRedis::Create(options).value();
+  Rules rules;
+  RuleEngine engine(rules);
+  Modes modes;
+  EmergencyModes emergency(modes);
+  RecordingReviewQueue queue;
+  MessageScreener screener(ScreenerDeps{
+      *redis, *async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
+  v1::ScreenMessageRequest request;
+  request.set_request_id("r");
+  request.set_actor_account_id(1);
+  request.set_group_id(2);
+  request.set_message_id("m");
+  request.set_text("hi");
+  // Many screens wait at once; none holds a thread, and each is answered
+  // UNAVAILABLE once the pipeline's deadline passes.
+  constexpr int kScreens = 50;
+  absl::Mutex mu;
+  std::vector<absl::Status> answers;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kScreens; ++i) {
+    screener.ScreenAsync(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request,
+                         [&](absl::StatusOr<v1::ScreenMessageResponse> response) {
+                           absl::MutexLock lock(&mu);
+                           answers.push_back(response.status());
+                         });
+  }
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));  // handing over never waits
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](std::vector<absl::Status>* got) { return got->size() == kScreens; }, &answers));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  for (const absl::Status& status : answers) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(ErrorReason(status), "PROJECTION_UNAVAILABLE");
+  }
 }
 
 }  // namespace
