@@ -380,7 +380,7 @@ TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosed
   const absl::Time start = absl::Now();
   for (int i = 0; i < kScreens; ++i) {
     screener.ScreenAsync(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request,
-                         [&](absl::StatusOr<v1::ScreenMessageResponse> response) {
+                         [&](const absl::StatusOr<v1::ScreenMessageResponse>& response) {
                            absl::MutexLock lock(&mu);
                            answers.push_back(response.status());
                          });
