@@ -131,18 +131,70 @@ void AsyncRedis::Pipeline(std::vector<RedisCommand> commands, Done done) {
     } else {
       // Written from this thread: the loop thread only reads replies.
       const bool busy = !in_flight_.empty();
+      SendPosted();
       Send(std::move(call));
-      if (context_ != nullptr && (context_->c.flags & REDIS_CONNECTED) != 0) {
-        redisAsyncHandleWrite(context_);
-        // Under load, replies to earlier pipelines are often waiting: take
-        // them here rather than wake the loop thread for them.
-        if (busy && context_ != nullptr) redisAsyncHandleRead(context_);
-      }
-      loop_->Apply();
+      // Under load, replies to earlier pipelines are often waiting: take
+      // them here rather than wake the loop thread for them.
+      WriteNow(busy);
     }
     completed.swap(completed_);
   }
   RunCompleted(completed);
+}
+
+void AsyncRedis::Post(RedisCommand command) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return;
+  posted_.push_back(std::move(command));
+  // Busy: the next pipeline or reply writes it with its own.
+  if (in_flight_.empty()) {
+    SendPosted();
+    WriteNow(false);
+  }
+}
+
+void AsyncRedis::WriteNow(bool read) {
+  if (context_ != nullptr && (context_->c.flags & REDIS_CONNECTED) != 0) {
+    redisAsyncHandleWrite(context_);
+    if (read && context_ != nullptr) redisAsyncHandleRead(context_);
+  }
+  loop_->Apply();
+}
+
+void AsyncRedis::SendPosted() {
+  if (posted_.empty()) return;
+  std::string why;
+  const char* reason = kUnavailableReason;
+  if (!EnsureConnected(&why, &reason)) {
+    posted_lost_ += static_cast<int64_t>(posted_.size());
+    posted_.clear();
+    return;
+  }
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const RedisCommand& command : posted_) {
+    argv.clear();
+    lengths.clear();
+    for (const std::string& arg : command) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    if (redisAsyncCommandArgv(context_, &PostedCallback, nullptr, static_cast<int>(argv.size()),
+                              argv.data(), lengths.data()) != REDIS_OK) {
+      ++posted_lost_;
+    }
+  }
+  posted_.clear();
+}
+
+void AsyncRedis::PostedCallback(redisAsyncContext* context, void* reply, void*) {
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr) {
+    ++Owner(context)->posted_lost_;
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    LogWarning("redis_posted_command_failed",
+               {{"address", Owner(context)->address()}, {"error", std::string(r->str, r->len)}});
+  }
 }
 
 void AsyncRedis::RunCompleted(std::vector<std::unique_ptr<Call>>& completed) {
@@ -189,6 +241,15 @@ void AsyncRedis::Run() {
         if (context_ != nullptr && (event.events & EPOLLOUT) != 0) {
           redisAsyncHandleWrite(context_);
         }
+      }
+      if (!posted_.empty()) {
+        SendPosted();
+        WriteNow(false);
+      }
+      if (posted_lost_ > 0) {
+        LogWarning("redis_posted_commands_lost",
+                   {{"address", options_.address}, {"commands", posted_lost_}});
+        posted_lost_ = 0;
       }
       stop = stopping_;
       if (stop) {

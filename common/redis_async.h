@@ -64,6 +64,14 @@ class AsyncRedis {
   // transport failure. Thread-safe; done is called exactly once.
   void Pipeline(std::vector<RedisCommand> commands, Done done);
 
+  // Sends a command whose reply nobody waits for (a record, an EXPIRE, a
+  // correction): written with the next write on the connection — at once
+  // when none is in flight — so under load it costs no system call of its
+  // own. A Redis error reply, or a connection lost before the reply, is
+  // logged and the command dropped. A later Pipeline's reply means every
+  // command posted before it has run.
+  void Post(RedisCommand command);
+
   const std::string& address() const { return options_.address; }
 
  private:
@@ -81,9 +89,15 @@ class AsyncRedis {
   // Drops the connection: every call in flight fails with why.
   void Drop(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands the posted commands to hiredis (written by the next write).
+  void SendPosted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes what hiredis holds, when connected; with read, also takes the
+  // replies already waiting.
+  void WriteNow(bool read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Unavailable(const std::string& what, const char* reason = "REDIS_UNAVAILABLE") const;
 
   static void ReplyCallback(redisAsyncContext* context, void* reply, void* privdata);
+  static void PostedCallback(redisAsyncContext* context, void* reply, void* privdata);
   static void ConnectCallback(const redisAsyncContext* context, int status);
   static void DisconnectCallback(const redisAsyncContext* context, int status);
 
@@ -105,6 +119,10 @@ class AsyncRedis {
   std::deque<std::unique_ptr<Call>> in_flight_ ABSL_GUARDED_BY(mu_);
   // Done, to be answered once the lock is released.
   std::vector<std::unique_ptr<Call>> completed_ ABSL_GUARDED_BY(mu_);
+  // Posted, not yet handed to hiredis; and posted commands lost with a
+  // connection since the last log line.
+  std::vector<RedisCommand> posted_ ABSL_GUARDED_BY(mu_);
+  int64_t posted_lost_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

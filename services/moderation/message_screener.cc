@@ -72,7 +72,8 @@ struct MessageScreener::Screening {
   std::string activity_hour;
 };
 
-MessageScreener::MessageScreener(const ScreenerDeps& deps) : deps_(deps), records_(deps.redis) {
+MessageScreener::MessageScreener(const ScreenerDeps& deps)
+    : deps_(deps), records_(deps.async_redis) {
   for (int i = 0; i < kHoldThreads; ++i) hold_threads_.emplace_back([this] { RunHoldThread(); });
 }
 
@@ -85,6 +86,8 @@ MessageScreener::~MessageScreener() {
     stopping_ = true;
   }
   for (std::thread& thread : hold_threads_) thread.join();
+  // The last verdicts' records go out before the connection does.
+  records_.Flush();
 }
 
 void MessageScreener::RunHoldThread() {
@@ -169,16 +172,7 @@ void MessageScreener::Continue(std::shared_ptr<Screening> screening,
   s.activity_hour = std::move(view->activity_hour);
   if (view->earlier_record.has_value()) {
     // A retry: its pipeline counted it again; take that back.
-    deps_.async_redis.Pipeline(
-        UndoCountingCommands(s.keys), [](absl::StatusOr<std::vector<RedisReply>> undone) {
-          absl::Status status = undone.status();
-          for (const RedisReply& reply : undone.ok() ? *undone : std::vector<RedisReply>()) {
-            if (status.ok()) status = reply.ErrorStatus();
-          }
-          if (!status.ok()) {
-            LogWarning("screen_retry_uncount_failed", {{"reason", ErrorReason(status)}});
-          }
-        });
+    for (RedisCommand& undo : UndoCountingCommands(s.keys)) records_.Defer(std::move(undo));
     Finish(s, ReplayScreenRecord(*view->earlier_record, s.fingerprint));
     return;
   }
@@ -233,8 +227,7 @@ void MessageScreener::Record(Screening& screening, const v1::ScreenMessageRespon
 
 void MessageScreener::Fail(Screening& screening, const absl::Status& status) {
   // Nothing was decided: free the id so a retry screens afresh.
-  deps_.async_redis.Pipeline({{"DEL", screening.keys.request_key}},
-                             [](const absl::StatusOr<std::vector<RedisReply>>&) {});
+  records_.Defer({"DEL", screening.keys.request_key});
   Finish(screening, status);
 }
 

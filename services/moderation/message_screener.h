@@ -33,9 +33,7 @@ namespace qunzu::moderation {
 
 // What the screener is built from; all must outlive it. metrics may be null.
 struct ScreenerDeps {
-  // The blocking client writes verdict records in the background; the
-  // non-blocking one carries the hot path's round trip.
-  RedisClient& redis;
+  // Carries the hot path's round trip and its deferred writes.
   AsyncRedis& async_redis;
   RuleEngine& rules;
   EmergencyModes& emergency;
@@ -53,7 +51,8 @@ class MessageScreener {
   static constexpr int kHoldThreads = 4;
 
   explicit MessageScreener(const ScreenerDeps& deps);
-  // Waits for the screens in progress, then stops the hold threads.
+  // Waits for the screens in progress, stops the hold threads and writes
+  // the last records.
   ~MessageScreener();
   MessageScreener(const MessageScreener&) = delete;
   MessageScreener& operator=(const MessageScreener&) = delete;

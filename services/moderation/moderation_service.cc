@@ -43,8 +43,8 @@ ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redi
       emergency_(emergency_store_),
       metrics_(metrics),
       cases_(std::move(cases)),
-      screener_(ScreenerDeps{redis, *async_redis_, engine_, emergency_, cases_->reports(),
-                             &metrics_, clock, group_limits}) {
+      screener_(ScreenerDeps{*async_redis_, engine_, emergency_, cases_->reports(), &metrics_,
+                             clock, group_limits}) {
   engine_.Start(kRulePollInterval);
   emergency_.Start(kRulePollInterval);
 }

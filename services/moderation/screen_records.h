@@ -1,8 +1,9 @@
 // The idempotency records of ScreenMessage (projection::ScreenRequestKey):
 // the hot path's pipeline claims a request id with a short-lived "pending"
 // (SET NX GET, no extra round trip), and the verdict is recorded here after
-// the decision, asynchronously, in batched pipelines, so a first call costs
-// one Redis round trip. A retry that arrives before its verdict is recorded
+// the decision, posted on the hot path's non-blocking connection (it goes
+// out with the next pipeline's write), so a first call costs one Redis
+// round trip. A retry that arrives before its verdict is recorded
 // sees "pending" and is told to retry (UNAVAILABLE SCREEN_IN_PROGRESS); a
 // verdict that is never recorded (a crash) frees the id after the pending
 // TTL. Why Redis and not MySQL's idempotency table: the screen must not put
@@ -12,16 +13,13 @@
 #ifndef QUNZU_SERVICES_MODERATION_SCREEN_RECORDS_H_
 #define QUNZU_SERVICES_MODERATION_SCREEN_RECORDS_H_
 
-#include <deque>
 #include <string>
-#include <thread>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/redis.h"
+#include "common/redis_async.h"
 #include "qunzu/moderation/v1/moderation.pb.h"
 
 namespace qunzu::moderation {
@@ -30,39 +28,27 @@ namespace qunzu::moderation {
 inline constexpr absl::Duration kScreenRecordTtl = absl::Minutes(15);
 
 // Writes the hot path's deferred Redis commands — verdict records, and the
-// EXPIREs and activity corrections of its counters — in batched pipelines
-// on its own thread, so that none costs ScreenMessage a round trip.
+// EXPIREs and activity corrections of its counters — as posted commands of
+// the hot path's AsyncRedis: written with the next pipeline, so that none
+// costs ScreenMessage a round trip or a system call of its own.
 class ScreenRecordWriter {
  public:
-  explicit ScreenRecordWriter(RedisClient& redis);
-  // Writes what is queued, then stops.
-  ~ScreenRecordWriter();
-  ScreenRecordWriter(const ScreenRecordWriter&) = delete;
-  ScreenRecordWriter& operator=(const ScreenRecordWriter&) = delete;
+  explicit ScreenRecordWriter(AsyncRedis& redis) : redis_(redis) {}
 
-  // Queues the record of a first verdict.
+  // Posts the record of a first verdict.
   void Record(std::string key, const std::string& fingerprint,
               const v1::ScreenMessageResponse& response);
 
-  // Queues a command that may wait for the next batch (the EXPIRE of a new
+  // Posts a command that may wait for the next write (the EXPIRE of a new
   // counter, an activity count taken back); like records, it is logged and
   // dropped if Redis refuses it.
-  void Defer(RedisCommand command);
+  void Defer(RedisCommand command) { redis_.Post(std::move(command)); }
 
-  // Blocks until everything queued before the call is written (tests).
+  // Blocks until everything posted before the call has run (tests).
   void Flush();
 
  private:
-  void Run();
-
-  RedisClient& redis_;
-  absl::Mutex mu_;
-  absl::CondVar changed_;
-  std::deque<RedisCommand> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  AsyncRedis& redis_;
 };
 
 // What an earlier record answers a retry with: its response when the

@@ -127,6 +127,25 @@ TEST(AsyncRedisTest, PipelinesFromManyThreadsEachGetTheirOwnReplies) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[static_cast<size_t>(t)], 0) << t;
 }
 
+TEST(AsyncRedisTest, PostedCommandsRunInOrderBeforeALaterPipelinesReply) {
+  auto client = NewAsync(RedisAddrOrDie());
+  const std::string p = Prefix();
+  // Idle: written at once. Then many while a pipeline is (most likely) in
+  // flight: they go out with the next write. A refused one (a type error)
+  // is dropped and the others still run.
+  client->Post({"SET", p + "n", "0"});
+  absl::Notification first;
+  client->Pipeline({{"PING"}},
+                   [&](const absl::StatusOr<std::vector<RedisReply>>&) { first.Notify(); });
+  for (int i = 0; i < 100; ++i) client->Post({"INCR", p + "n"});
+  client->Post({"HSET", p + "n", "f", "v"});  // WRONGTYPE: logged, dropped
+  client->Post({"INCR", p + "n"});
+  auto read = RunPipeline(*client, {{"GET", p + "n"}});
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ((*read)[0].str(), "101");
+  first.WaitForNotification();
+}
+
 TEST(AsyncRedisTest, ASilentServerFailsThePipelineAtItsDeadline) {
   FakeServer silent;
   silent.Listen(8);  // the kernel completes connects; nobody ever answers
@@ -146,6 +165,7 @@ TEST(AsyncRedisTest, ARefusedConnectFailsAtOnceAndIsNotRetriedForTheBackoff) {
   FakeServer server;  // bound, not listening: connections are refused
   auto client = NewAsync(server.address());
   const absl::Time start = absl::Now();
+  client->Post({"PING"});  // cannot connect: dropped, never waited for
   auto first = RunPipeline(*client, {{"PING"}});
   ExpectUnavailable(first.status(), server.address());
   auto second = RunPipeline(*client, {{"PING"}});

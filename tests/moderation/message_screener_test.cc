@@ -103,7 +103,7 @@ class ModerationMessageScreenerTest : public ::testing::Test {
         {"HSET", projection::GroupMembersKey(group_), absl::StrCat(sender_), "MEMBER_ROLE_MEMBER"});
     Write({"HSETNX", projection::PlatformAgreementKey(), "agreement_version", ""});
     screener_ = std::make_unique<MessageScreener>(ScreenerDeps{
-        *redis_, *async_redis_, engine_, emergency_, queue_, &metrics_, clock_, GroupRateLimits()});
+        *async_redis_, engine_, emergency_, queue_, &metrics_, clock_, GroupRateLimits()});
   }
   void TearDown() override { screener_.reset(); }
 
@@ -330,15 +330,14 @@ TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
   RedisOptions options;
   options.address = "127.0.0.1:1";
   options.connect_timeout = absl::Milliseconds(200);
-  auto redis = RedisClient::Create(options).value();
   auto async_redis = AsyncRedis::Create(options).value();
   Rules rules;
   RuleEngine engine(rules);
   Modes modes;
   EmergencyModes emergency(modes);
   RecordingReviewQueue queue;
-  MessageScreener screener(ScreenerDeps{
-      *redis, *async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
+  MessageScreener screener(
+      ScreenerDeps{*async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
   v1::ScreenMessageRequest request;
   request.set_request_id("r");
   request.set_actor_account_id(1);
@@ -357,15 +356,14 @@ TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosed
   options.address = silent.address();
   options.connect_timeout = absl::Milliseconds(200);
   options.command_timeout = absl::Milliseconds(200);
-  auto redis = RedisClient::Create(options).value();
   auto async_redis = AsyncRedis::Create(options).value();
   Rules rules;
   RuleEngine engine(rules);
   Modes modes;
   EmergencyModes emergency(modes);
   RecordingReviewQueue queue;
-  MessageScreener screener(ScreenerDeps{
-      *redis, *async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
+  MessageScreener screener(
+      ScreenerDeps{*async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
   v1::ScreenMessageRequest request;
   request.set_request_id("r");
   request.set_actor_account_id(1);
