@@ -170,21 +170,21 @@ void AsyncRedis::SendPosted() {
     posted_.clear();
     return;
   }
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
   for (const RedisCommand& command : posted_) {
-    argv.clear();
-    lengths.clear();
-    for (const std::string& arg : command) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    if (redisAsyncCommandArgv(context_, &PostedCallback, nullptr, static_cast<int>(argv.size()),
-                              argv.data(), lengths.data()) != REDIS_OK) {
-      ++posted_lost_;
-    }
+    if (!Queue(command, &PostedCallback, nullptr)) ++posted_lost_;
   }
   posted_.clear();
+}
+
+bool AsyncRedis::Queue(const RedisCommand& command, ReplyFn* fn, void* privdata) {
+  argv_.clear();
+  lengths_.clear();
+  for (const std::string& arg : command) {
+    argv_.push_back(arg.data());
+    lengths_.push_back(arg.size());
+  }
+  return redisAsyncCommandArgv(context_, fn, privdata, static_cast<int>(argv_.size()), argv_.data(),
+                               lengths_.data()) == REDIS_OK;
 }
 
 void AsyncRedis::PostedCallback(redisAsyncContext* context, void* reply, void*) {
@@ -346,17 +346,8 @@ void AsyncRedis::Send(std::unique_ptr<Call> call) {
                    (connected ? absl::ZeroDuration() : options_.connect_timeout);
   call->replies.reserve(call->commands.size());
   Call* raw = call.get();
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
   for (const RedisCommand& command : call->commands) {
-    argv.clear();
-    lengths.clear();
-    for (const std::string& arg : command) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    if (redisAsyncCommandArgv(context_, &ReplyCallback, raw, static_cast<int>(argv.size()),
-                              argv.data(), lengths.data()) != REDIS_OK) {
+    if (!Queue(command, &ReplyCallback, raw)) {
       if (raw->failure.empty()) raw->failure = "the connection refused a command";
       continue;
     }

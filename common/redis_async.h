@@ -89,6 +89,10 @@ class AsyncRedis {
   // Drops the connection: every call in flight fails with why.
   void Drop(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands one command to hiredis (formatted into its output buffer).
+  using ReplyFn = void(redisAsyncContext*, void*, void*);
+  bool Queue(const RedisCommand& command, ReplyFn* fn, void* privdata)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands the posted commands to hiredis (written by the next write).
   void SendPosted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes what hiredis holds, when connected; with read, also takes the
@@ -122,6 +126,9 @@ class AsyncRedis {
   // Posted, not yet handed to hiredis; and posted commands lost with a
   // connection since the last log line.
   std::vector<RedisCommand> posted_ ABSL_GUARDED_BY(mu_);
+  // Queue's argument arrays, kept to save their allocations.
+  std::vector<const char*> argv_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> lengths_ ABSL_GUARDED_BY(mu_);
   int64_t posted_lost_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
