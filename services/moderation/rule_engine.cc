@@ -133,6 +133,10 @@ absl::Status RuleEngine::RefreshOnce() {
 }
 
 absl::Status RuleEngine::ActivatePending() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Now() < pending_recheck_after_) return absl::OkStatus();  // not yet
+  }
   ASSIGN_OR_RETURN(std::optional<PendingActivation> pending, source_.LoadPending());
   if (!pending.has_value()) return absl::OkStatus();
   auto snapshot = std::make_shared<RuleSnapshot>();
@@ -142,7 +146,11 @@ absl::Status RuleEngine::ActivatePending() {
       std::move(rules), absl::StrCat("rule set ", pending->rule_set_id, " version ",
                                      pending->version, " on generation ", pending->generation));
   if (!compiled.ok()) {
-    if (ErrorReason(compiled.status()) == kCompilingElsewhere) return compiled.status();
+    if (ErrorReason(compiled.status()) == kCompilingElsewhere) {
+      absl::MutexLock lock(&mu_);
+      pending_recheck_after_ = absl::Now() + pending_recheck_;
+      return compiled.status();
+    }
     // The rules do not compile: the version is refused, the ones in force
     // stay, and the next version waiting is not held up by it.
     LogWarning("rule_set_version_rejected", {{"rule_set_id", absl::StrCat(pending->rule_set_id)},

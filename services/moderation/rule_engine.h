@@ -94,6 +94,10 @@ struct RuleSnapshot {
 // How long a replica waits for another one's compile of the same rules
 // before compiling them itself (that one may be stuck, or unable to store).
 inline constexpr absl::Duration kMaxWaitForOtherCompile = absl::Minutes(3);
+// How often a replica waiting for another one's compile of a pending
+// version reads it again (a million rules take a second to read; the
+// activation itself reaches it through the generation at every poll).
+inline constexpr absl::Duration kPendingRecheck = absl::Seconds(2);
 
 // What a RuleEngine exports (all optional):
 //   qunzu_moderation_rules_generation{state="latest"|"in_force"}: the
@@ -125,9 +129,11 @@ class RuleEngine {
   // metrics may be null.
   explicit RuleEngine(RuleSource& source,
                       absl::Duration max_wait_for_other_compile = kMaxWaitForOtherCompile,
-                      RuleEngineMetrics* metrics = nullptr)
+                      RuleEngineMetrics* metrics = nullptr,
+                      absl::Duration pending_recheck = kPendingRecheck)
       : source_(source),
         max_wait_for_other_compile_(max_wait_for_other_compile),
+        pending_recheck_(pending_recheck),
         metrics_(metrics) {}
   ~RuleEngine();
   RuleEngine(const RuleEngine&) = delete;
@@ -172,10 +178,14 @@ class RuleEngine {
 
   RuleSource& source_;
   const absl::Duration max_wait_for_other_compile_;
+  const absl::Duration pending_recheck_;
   RuleEngineMetrics* const metrics_;
   mutable absl::Mutex mu_;
   // What this replica waits for another one to compile, since when.
   std::string waiting_for_ ABSL_GUARDED_BY(mu_);
+  // Pending versions are not read again before this (waiting for another
+  // replica's compile).
+  absl::Time pending_recheck_after_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time waiting_since_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const RuleSnapshot> current_ ABSL_GUARDED_BY(mu_);
   std::string last_error_ ABSL_GUARDED_BY(mu_);

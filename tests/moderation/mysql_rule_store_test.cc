@@ -38,6 +38,31 @@ class UncachedSource final : public RuleSource {
   RuleSource& source_;
 };
 
+// The store, counting how often the pending version is read.
+class CountingSource final : public RuleSource {
+ public:
+  explicit CountingSource(MysqlRuleStore& store) : store_(store) {}
+  absl::StatusOr<int64_t> Generation() override { return store_.Generation(); }
+  absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override {
+    return store_.LoadActive(generation, rules);
+  }
+  CompiledRulesCache* compiled_cache() override { return &store_; }
+  absl::StatusOr<std::optional<PendingActivation>> LoadPending() override {
+    ++pending_reads;
+    return store_.LoadPending();
+  }
+  absl::StatusOr<int64_t> Activate(const PendingActivation& pending) override {
+    return store_.Activate(pending);
+  }
+  absl::Status Reject(const PendingActivation& pending, const absl::Status& why) override {
+    return store_.Reject(pending, why);
+  }
+  int pending_reads = 0;
+
+ private:
+  MysqlRuleStore& store_;
+};
+
 class ModerationRuleStoreTest : public testing::CommonSchemaTest {
  protected:
   ModerationRuleStoreTest() : CommonSchemaTest("moderation", 8) {}
@@ -398,8 +423,10 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   auto taken = b.ClaimCompile(key);
   ASSERT_TRUE(taken.ok()) << taken.status();
   EXPECT_EQ(*taken, nullptr);
-  // Replica b waits: no compile, nothing activated, and not an error.
-  RuleEngine waiting(b);
+  // Replica b waits: no compile, nothing activated, and not an error. (It
+  // would read the pending version again only after kPendingRecheck; here
+  // at every poll.)
+  RuleEngine waiting(b, kMaxWaitForOtherCompile, nullptr, absl::ZeroDuration());
   absl::Status refreshed = waiting.Refresh();
   EXPECT_EQ(ErrorReason(refreshed), "RULE_SET_COMPILING_ELSEWHERE");
   EXPECT_EQ(refreshed.code(), absl::StatusCode::kUnavailable);
@@ -407,6 +434,15 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   EXPECT_EQ(waiting.LastError(), "");
   EXPECT_EQ(Count(count_stored), 0);
   EXPECT_EQ(Listed(id).active_version(), 0U);
+
+  // A replica with the default recheck does not read the pending version
+  // (a million rules, at scale) at every poll while it waits.
+  MysqlRuleStore c(*pool_, SystemClock::Get());
+  CountingSource counting(c);
+  RuleEngine patient(counting);
+  EXPECT_EQ(ErrorReason(patient.Refresh()), "RULE_SET_COMPILING_ELSEWHERE");
+  EXPECT_TRUE(patient.Refresh().ok());  // nothing tried at this poll
+  EXPECT_EQ(counting.pending_reads, 1);
 
   // Replica a goes away mid-compile: its claim goes with its connection,
   // and b compiles (and shares) the set, then activates it.
@@ -420,6 +456,10 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   RuleEngine later(a);
   ASSERT_TRUE(later.Refresh().ok());
   EXPECT_TRUE(later.Current()->compiled->from_cache());
+  // The waiting replica gets the activation through the generation.
+  ASSERT_TRUE(patient.Refresh().ok());
+  EXPECT_TRUE(patient.Current()->compiled->from_cache());
+  EXPECT_EQ(Screen(patient, "赌博"), Verdict::kBlock);
 }
 
 TEST_F(ModerationRuleStoreTest, AReplicaWaitsForAnotherOnesCompileOnlySoLong) {
