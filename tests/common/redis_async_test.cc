@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -206,6 +207,68 @@ TEST(AsyncRedisTest, AKilledConnectionFailsWhatIsInFlightAndTheNextPipelineRecon
   auto again = RunPipeline(*client, {{"CLIENT", "ID"}});
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_NE((*again)[0].integer(), old_id);
+}
+
+TEST(AsyncRedisTest, EveryPipelineIsAnsweredWhileTheConnectionIsKilledAgainAndAgain) {
+  // A user of its own, so that the kills hit this client's connections
+  // only (other tests share the server).
+  auto admin = Admin();
+  const std::string p = Prefix();
+  const std::string user = p + "victim";
+  ASSERT_TRUE(admin->Command({"ACL", "SETUSER", user, "on", ">pw", "~*", "+@all"}).ok());
+  RedisOptions options;
+  options.address = RedisAddrOrDie();
+  options.username = user;
+  options.password = "pw";
+  auto client = AsyncRedis::Create(options).value();
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 2000;
+  absl::Mutex mu;
+  int answered = 0;
+  int ok = 0;
+  std::atomic<bool> sending{true};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int n = 0; n < kCalls; ++n) {
+        client->Post({"INCR", absl::StrCat(p, "posted", t)});
+        client->Pipeline({{"INCR", absl::StrCat(p, "c", t)}, {"PING"}},
+                         [&](const absl::StatusOr<std::vector<RedisReply>>& replies) {
+                           absl::MutexLock lock(&mu);
+                           ++answered;
+                           if (replies.ok()) {
+                             ++ok;
+                           } else {
+                             EXPECT_EQ(replies.status().code(), absl::StatusCode::kUnavailable);
+                           }
+                         });
+      }
+    });
+  }
+  // The server drops the connection while the pipelines stream in.
+  std::thread killer([&] {
+    while (sending.load()) {
+      (void)admin->Command({"CLIENT", "KILL", "USER", user});
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  sending.store(false);
+  killer.join();
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](int* got) { return *got == kThreads * kCalls; }, &answered));
+  EXPECT_GT(ok, 0);
+  mu.Unlock();
+  // And then it works again (after at most one failure and the backoff).
+  auto again = RunPipeline(*client, {{"PING"}});
+  if (!again.ok()) {
+    absl::SleepFor(AsyncRedis::kReconnectBackoff);
+    again = RunPipeline(*client, {{"PING"}});
+  }
+  EXPECT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(admin->Command({"ACL", "DELUSER", user}).ok());
+  mu.Lock();
 }
 
 TEST(AsyncRedisTest, DestroyingTheClientFailsWhatIsInFlight) {
