@@ -58,6 +58,16 @@ std::unique_ptr<RedisClient> Admin() {
   return RedisClient::Create(options).value();
 }
 
+// Options to connect as a new ACL user of the test server.
+RedisOptions AclUser(RedisClient& admin, const std::string& user, const std::string& password) {
+  EXPECT_TRUE(admin.Command({"ACL", "SETUSER", user, "on", ">" + password, "~*", "+@all"}).ok());
+  RedisOptions options;
+  options.address = RedisAddrOrDie();
+  options.username = user;
+  options.password = password;
+  return options;
+}
+
 std::string Prefix() { return "{" + UniqueName("redis-async") + "}:"; }
 
 void ExpectUnavailable(const absl::Status& status, const std::string& address) {
@@ -215,12 +225,7 @@ TEST(AsyncRedisTest, EveryPipelineIsAnsweredWhileTheConnectionIsKilledAgainAndAg
   auto admin = Admin();
   const std::string p = Prefix();
   const std::string user = p + "victim";
-  ASSERT_TRUE(admin->Command({"ACL", "SETUSER", user, "on", ">pw", "~*", "+@all"}).ok());
-  RedisOptions options;
-  options.address = RedisAddrOrDie();
-  options.username = user;
-  options.password = "pw";
-  auto client = AsyncRedis::Create(options).value();
+  auto client = AsyncRedis::Create(AclUser(*admin, user, "pw")).value();
   constexpr int kThreads = 4;
   constexpr int kCalls = 2000;
   absl::Mutex mu;
@@ -291,11 +296,7 @@ TEST(AsyncRedisTest, DestroyingTheClientFailsWhatIsInFlight) {
 TEST(AsyncRedisTest, AuthenticatesAndNeverGoesOnAsTheDefaultUser) {
   auto admin = Admin();
   const std::string user = Prefix() + "user";
-  ASSERT_TRUE(admin->Command({"ACL", "SETUSER", user, "on", ">right", "~*", "+@all"}).ok());
-  RedisOptions options;
-  options.address = RedisAddrOrDie();
-  options.username = user;
-  options.password = "right";
+  RedisOptions options = AclUser(*admin, user, "right");
   auto client = AsyncRedis::Create(options).value();
   auto whoami = RunPipeline(*client, {{"ACL", "WHOAMI"}});
   ASSERT_TRUE(whoami.ok()) << whoami.status();
