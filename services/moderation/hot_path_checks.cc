@@ -188,9 +188,17 @@ absl::StatusOr<std::optional<CheckFailure>> EvaluateChecks(const HotPathView& vi
   return hold;
 }
 
-std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys) {
-  const std::string sender = absl::StrCat(keys.sender_id);
+HotPathCounters CountersOf(const HotPathKeys& keys) {
   const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
+  return HotPathCounters{projection::AccountRateKey(keys.sender_id, unix_seconds / 60),
+                         projection::GroupRateKey(keys.group_id, unix_seconds / 60),
+                         projection::GroupActivityKey(keys.group_id),
+                         absl::StrCat(unix_seconds / 3600)};
+}
+
+std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys,
+                                          const HotPathCounters& counters) {
+  const std::string sender = absl::StrCat(keys.sender_id);
   // SET with both NX and GET (Redis 7.0 and later) claims the request id
   // and returns an earlier claim in the same command.
   return {
@@ -207,15 +215,14 @@ std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys) {
       {"HGET", projection::GroupMembersKey(keys.group_id), sender},
       {"HGET", projection::GroupMutesKey(keys.group_id), sender},
       {"HGET", projection::AccountCreditKey(keys.sender_id), "messages_per_minute"},
-      {"INCR", projection::AccountRateKey(keys.sender_id, unix_seconds / 60)},
-      {"INCR", projection::GroupRateKey(keys.group_id, unix_seconds / 60)},
-      {"HINCRBY", projection::GroupActivityKey(keys.group_id), absl::StrCat(unix_seconds / 3600),
-       "1"},
+      {"INCR", counters.sender_rate},
+      {"INCR", counters.group_rate},
+      {"HINCRBY", counters.activity, counters.hour, "1"},
   };
 }
 
 absl::StatusOr<HotPathView> ParseHotPathView(
-    const HotPathKeys& keys, const absl::StatusOr<std::vector<RedisReply>>& replies) {
+    const HotPathCounters& counters, const absl::StatusOr<std::vector<RedisReply>>& replies) {
   if (!replies.ok()) return Unavailable(replies.status().ToString());
   for (const RedisReply& reply : *replies) {
     if (reply.is_error()) return Unavailable(reply.str());
@@ -225,7 +232,6 @@ absl::StatusOr<HotPathView> ParseHotPathView(
       r[5].elements().size() != 4) {
     return Unavailable("unexpected reply shape");
   }
-  const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
   HotPathView view;
   auto read = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(view.earlier_record, r[0].AsOptionalString());
@@ -257,21 +263,19 @@ absl::StatusOr<HotPathView> ParseHotPathView(
     // A counter that went to 1 was created by this call and has no TTL yet.
     // A window's key names its minute, so one left without a TTL (a crash
     // before the deferred EXPIRE) only takes memory, never limits anyone.
-    view.activity_key = projection::GroupActivityKey(keys.group_id);
-    view.activity_hour = absl::StrCat(unix_seconds / 3600);
+    view.activity_key = counters.activity;
+    view.activity_hour = counters.hour;
     if (view.sender_minute_count == 1) {
       view.new_counter_expiries.push_back(
-          {"EXPIRE", projection::AccountRateKey(keys.sender_id, unix_seconds / 60),
-           absl::StrCat(kRateWindowTtlSeconds)});
+          {"EXPIRE", counters.sender_rate, absl::StrCat(kRateWindowTtlSeconds)});
     }
     if (view.group_minute_count == 1) {
       view.new_counter_expiries.push_back(
-          {"EXPIRE", projection::GroupRateKey(keys.group_id, unix_seconds / 60),
-           absl::StrCat(kRateWindowTtlSeconds)});
+          {"EXPIRE", counters.group_rate, absl::StrCat(kRateWindowTtlSeconds)});
     }
     if (hour_count == 1) {
       view.new_counter_expiries.push_back(
-          {"EXPIRE", view.activity_key, absl::StrCat(kActivityTtlSeconds)});
+          {"EXPIRE", counters.activity, absl::StrCat(kActivityTtlSeconds)});
     }
     return absl::OkStatus();
   };
@@ -280,19 +284,19 @@ absl::StatusOr<HotPathView> ParseHotPathView(
 }
 
 absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKeys& keys) {
-  return ParseHotPathView(keys, redis.Pipeline(HotPathCommands(keys)));
+  const HotPathCounters counters = CountersOf(keys);
+  return ParseHotPathView(counters, redis.Pipeline(HotPathCommands(keys, counters)));
 }
 
-std::vector<RedisCommand> UndoCountingCommands(const HotPathKeys& keys) {
-  const int64_t unix_seconds = absl::ToUnixSeconds(keys.now);
-  return {{"DECR", projection::AccountRateKey(keys.sender_id, unix_seconds / 60)},
-          {"DECR", projection::GroupRateKey(keys.group_id, unix_seconds / 60)},
-          {"HINCRBY", projection::GroupActivityKey(keys.group_id),
-           absl::StrCat(unix_seconds / 3600), "-1"}};
+std::vector<RedisCommand> UndoCountingCommands(const HotPathCounters& counters) {
+  return {{"DECR", counters.sender_rate},
+          {"DECR", counters.group_rate},
+          {"HINCRBY", counters.activity, counters.hour, "-1"}};
 }
 
 absl::Status UndoCounting(RedisClient& redis, const HotPathKeys& keys) {
-  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, redis.Pipeline(UndoCountingCommands(keys)));
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
+                   redis.Pipeline(UndoCountingCommands(CountersOf(keys))));
   for (const RedisReply& reply : replies) RETURN_IF_ERROR(reply.ErrorStatus());
   return absl::OkStatus();
 }

@@ -110,20 +110,31 @@ struct HotPathKeys {
   absl::Time now;
 };
 
+// The counters one screen increments (rate windows of this minute, the
+// group's activity hour), named once for the pipeline, the view and the
+// undo.
+struct HotPathCounters {
+  std::string sender_rate;
+  std::string group_rate;
+  std::string activity;
+  std::string hour;
+};
+HotPathCounters CountersOf(const HotPathKeys& keys);
+
 // The one pipeline of the hot path: claims the request key (SET NX, a
 // short-lived "pending"), reads the view and counts the message.
 inline constexpr size_t kHotPathCommands = 12;
-std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys);
+std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys, const HotPathCounters& counters);
 // The view in the pipeline's replies. UNAVAILABLE PROJECTION_UNAVAILABLE
 // when Redis could not be read (the caller fails closed).
 absl::StatusOr<HotPathView> ParseHotPathView(
-    const HotPathKeys& keys, const absl::StatusOr<std::vector<RedisReply>>& replies);
+    const HotPathCounters& counters, const absl::StatusOr<std::vector<RedisReply>>& replies);
 // Both on the blocking client.
 absl::StatusOr<HotPathView> ReadHotPathView(RedisClient& redis, const HotPathKeys& keys);
 
 // Takes back the counting of the hot path's pipeline (for a retry, which
 // must not count twice).
-std::vector<RedisCommand> UndoCountingCommands(const HotPathKeys& keys);
+std::vector<RedisCommand> UndoCountingCommands(const HotPathCounters& counters);
 absl::Status UndoCounting(RedisClient& redis, const HotPathKeys& keys);
 
 }  // namespace qunzu::moderation

@@ -65,11 +65,10 @@ absl::Status ValidateScreenMessage(const v1::ScreenMessageRequest& request) {
 struct MessageScreener::Screening {
   const v1::ScreenMessageRequest& request;
   HotPathKeys keys;
+  // What the pipeline counts under, for taking the counts back.
+  HotPathCounters counters;
   std::string fingerprint;
   Done done;
-  // The view's activity key and hour, for taking the count back.
-  std::string activity_key;
-  std::string activity_hour;
 };
 
 MessageScreener::MessageScreener(const ScreenerDeps& deps)
@@ -126,18 +125,18 @@ void MessageScreener::ScreenAsync(const Caller& caller, const v1::ScreenMessageR
     return;
   }
   const absl::Time now = deps_.clock.Now();
-  auto screening = std::make_shared<Screening>(
-      Screening{request,
-                HotPathKeys{request.actor_account_id(), request.group_id(),
-                            projection::ScreenRequestKey(request.actor_account_id(),
-                                                         caller.principal, request.request_id()),
-                            now},
-                FingerprintMessage(request), std::move(done), "", ""});
+  HotPathKeys keys{request.actor_account_id(), request.group_id(),
+                   projection::ScreenRequestKey(request.actor_account_id(), caller.principal,
+                                                request.request_id()),
+                   now};
+  HotPathCounters counters = CountersOf(keys);
+  auto screening = std::make_shared<Screening>(Screening{
+      request, std::move(keys), std::move(counters), FingerprintMessage(request), std::move(done)});
   {
     absl::MutexLock lock(&mu_);
     ++in_progress_;
   }
-  std::vector<RedisCommand> commands = HotPathCommands(screening->keys);
+  std::vector<RedisCommand> commands = HotPathCommands(screening->keys, screening->counters);
   deps_.async_redis.Pipeline(std::move(commands),
                              [this, screening](absl::StatusOr<std::vector<RedisReply>> replies) {
                                Guarded(*screening, [&] { Continue(screening, replies); });
@@ -161,18 +160,16 @@ void MessageScreener::Guarded(Screening& screening, const std::function<void()>&
 void MessageScreener::Continue(std::shared_ptr<Screening> screening,
                                const absl::StatusOr<std::vector<RedisReply>>& replies) {
   Screening& s = *screening;
-  absl::StatusOr<HotPathView> view = ParseHotPathView(s.keys, replies);
+  absl::StatusOr<HotPathView> view = ParseHotPathView(s.counters, replies);
   if (!view.ok()) {
     // The claim may not have been made: nothing to free.
     Finish(s, view.status());
     return;
   }
   for (RedisCommand& expiry : view->new_counter_expiries) records_.Defer(std::move(expiry));
-  s.activity_key = std::move(view->activity_key);
-  s.activity_hour = std::move(view->activity_hour);
   if (view->earlier_record.has_value()) {
     // A retry: its pipeline counted it again; take that back.
-    for (RedisCommand& undo : UndoCountingCommands(s.keys)) records_.Defer(std::move(undo));
+    for (RedisCommand& undo : UndoCountingCommands(s.counters)) records_.Defer(std::move(undo));
     Finish(s, ReplayScreenRecord(*view->earlier_record, s.fingerprint));
     return;
   }
@@ -218,7 +215,7 @@ void MessageScreener::Record(Screening& screening, const v1::ScreenMessageRespon
   if (response.verdict() != v1::SCREEN_VERDICT_ALLOW) {
     // Activity counts messages delivered; this one was counted in the
     // pipeline before its verdict was known.
-    records_.Defer({"HINCRBY", screening.activity_key, screening.activity_hour, "-1"});
+    records_.Defer({"HINCRBY", screening.counters.activity, screening.counters.hour, "-1"});
   }
   if (deps_.metrics != nullptr) {
     deps_.metrics->MessageVerdict(response.verdict(), FirstCode(response));
