@@ -276,7 +276,7 @@ RedisScript::RedisScript(std::string source) : source_(std::move(source)) {
 
 void RedisClient::ContextDeleter::operator()(redisContext* context) const { redisFree(context); }
 
-absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(const RedisOptions& options) {
+absl::StatusOr<RedisEndpoint> PrepareRedisClient(const RedisOptions& options) {
   ASSIGN_OR_RETURN(RedisEndpoint endpoint, ParseRedisAddress(options.address));
   if (options.connect_timeout <= absl::ZeroDuration()) {
     return InvalidField("redis_connect_timeout", "must be positive");
@@ -289,6 +289,17 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(const RedisOpti
   if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
     signal(SIGPIPE, SIG_IGN);
   }
+  return endpoint;
+}
+
+RedisCommand AuthCommand(const RedisOptions& options) {
+  if (options.password.empty()) return {};
+  if (options.username.empty()) return {"AUTH", options.password};
+  return {"AUTH", options.username, options.password};
+}
+
+absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(const RedisOptions& options) {
+  ASSIGN_OR_RETURN(RedisEndpoint endpoint, PrepareRedisClient(options));
   return std::unique_ptr<RedisClient>(new RedisClient(options, std::move(endpoint)));
 }
 
@@ -304,27 +315,16 @@ absl::Status RedisClient::Unavailable(absl::string_view what) const {
 }
 
 absl::Status RedisClient::Authenticate(redisContext& context) const {
-  if (options_.password.empty()) return absl::OkStatus();
-  std::vector<const char*> argv = {"AUTH"};
-  std::vector<size_t> lengths = {4};
-  if (!options_.username.empty()) {
-    argv.push_back(options_.username.data());
-    lengths.push_back(options_.username.size());
-  }
-  argv.push_back(options_.password.data());
-  lengths.push_back(options_.password.size());
-  std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
-      static_cast<redisReply*>(
-          redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(), lengths.data())),
-      freeReplyObject);
-  if (reply == nullptr) return Unavailable(absl::StrCat("AUTH failed: ", context.errstr));
-  if (reply->type == REDIS_REPLY_ERROR) {
+  const RedisCommand auth = AuthCommand(options_);
+  if (auth.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, RoundTrip(&context, {auth}));
+  if (replies[0].is_error()) {
     // The server's words ("WRONGPASS invalid username-password pair") never
     // quote the credentials.
-    return MakeError(absl::StatusCode::kUnavailable, "REDIS_AUTH_FAILED",
-                     absl::StrCat("redis at ", options_.address,
-                                  ": authentication failed: ", std::string(reply->str, reply->len)),
-                     {{"address", options_.address}});
+    return MakeError(
+        absl::StatusCode::kUnavailable, "REDIS_AUTH_FAILED",
+        absl::StrCat("redis at ", options_.address, ": authentication failed: ", replies[0].str()),
+        {{"address", options_.address}});
   }
   return absl::OkStatus();
 }
@@ -397,7 +397,7 @@ void RedisClient::Release(ContextPtr context, bool healthy) {
 }
 
 absl::StatusOr<std::vector<RedisReply>> RedisClient::RoundTrip(
-    redisContext* context, const std::vector<RedisCommand>& commands) {
+    redisContext* context, const std::vector<RedisCommand>& commands) const {
   for (const RedisCommand& command : commands) {
     std::vector<const char*> argv;
     std::vector<size_t> lengths;

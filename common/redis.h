@@ -124,6 +124,17 @@ class RedisScript {
   std::string sha1_;
 };
 
+// What both clients' Create do first: validates options (address syntax,
+// positive timeouts, pool_size >= 1; INVALID_ARGUMENT naming the field),
+// sets SIGPIPE to ignored if it had the default action (a write to a
+// connection the server closed is then an error, not a crash), and returns
+// the parsed address.
+absl::StatusOr<RedisEndpoint> PrepareRedisClient(const RedisOptions& options);
+
+// The AUTH a new connection sends first (with the ACL user when one is
+// set); empty without a password.
+RedisCommand AuthCommand(const RedisOptions& options);
+
 // Thread-safe client. Construction never touches the network; the first call
 // connects. Every call returns within about connect_timeout (when it must
 // connect) plus command_timeout per reply it waits for, or, when all
@@ -186,8 +197,8 @@ class RedisClient {
   absl::StatusOr<ContextPtr> Connect() const;
   // AUTH on a fresh connection when a password is configured.
   absl::Status Authenticate(redisContext& context) const;
-  absl::StatusOr<std::vector<RedisReply>> RoundTrip(redisContext* context,
-                                                    const std::vector<RedisCommand>& commands);
+  absl::StatusOr<std::vector<RedisReply>> RoundTrip(
+      redisContext* context, const std::vector<RedisCommand>& commands) const;
   absl::StatusOr<std::vector<RedisReply>> Run(const std::vector<RedisCommand>& commands);
   absl::Status Unavailable(absl::string_view what) const;
 

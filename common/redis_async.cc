@@ -77,9 +77,7 @@ AsyncRedis* Owner(const redisAsyncContext* context) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AsyncRedis>> AsyncRedis::Create(const RedisOptions& options) {
-  // The same validation, and SIGPIPE ignored, as the blocking client.
-  RETURN_IF_ERROR(RedisClient::Create(options).status());
-  ASSIGN_OR_RETURN(RedisEndpoint endpoint, ParseRedisAddress(options.address));
+  ASSIGN_OR_RETURN(RedisEndpoint endpoint, PrepareRedisClient(options));
   std::unique_ptr<AsyncRedis> client(new AsyncRedis(options, std::move(endpoint)));
   Loop& loop = *client->loop_;
   loop.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -300,34 +298,9 @@ bool AsyncRedis::EnsureConnected(std::string* why, const char** reason) {
   context->ev.cleanup = [](void* data) { static_cast<Loop*>(data)->Forget(); };
   redisAsyncSetConnectCallback(context, &ConnectCallback);
   redisAsyncSetDisconnectCallback(context, &DisconnectCallback);
-  if (!options_.password.empty()) {
-    // Sent ahead of every pipeline on this connection.
-    std::vector<const char*> argv = {"AUTH"};
-    std::vector<size_t> lengths = {4};
-    if (!options_.username.empty()) {
-      argv.push_back(options_.username.c_str());
-      lengths.push_back(options_.username.size());
-    }
-    argv.push_back(options_.password.c_str());
-    lengths.push_back(options_.password.size());
-    redisAsyncCommandArgv(
-        context,
-        [](redisAsyncContext* c, void* reply, void*) {
-          const auto* r = static_cast<const redisReply*>(reply);
-          if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;
-          // Never go on as the default user: drop the connection (hiredis
-          // frees it once this callback returns) and back off.
-          AsyncRedis* self = Owner(c);
-          LogError("redis_auth_failed", {{"address", self->address()}});
-          self->connect_error_ = "authentication failed";
-          self->connect_reason_ = kAuthFailedReason;
-          self->drop_reason_ = "authentication failed";
-          self->drop_code_ = kAuthFailedReason;
-          self->retry_after_ = absl::Now() + kReconnectBackoff;
-          self->context_ = nullptr;
-          redisAsyncFree(c);
-        },
-        nullptr, static_cast<int>(argv.size()), argv.data(), lengths.data());
+  // Sent ahead of every pipeline on this connection.
+  if (const RedisCommand auth = AuthCommand(options_); !auth.empty()) {
+    Queue(auth, &AuthCallback, nullptr);
   }
   return true;
 }
@@ -359,6 +332,22 @@ void AsyncRedis::Send(std::unique_ptr<Call> call) {
     return;
   }
   in_flight_.push_back(std::move(call));
+}
+
+void AsyncRedis::AuthCallback(redisAsyncContext* context, void* reply, void*) {
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;
+  // Never go on as the default user: drop the connection (hiredis frees it
+  // once this callback returns) and back off.
+  AsyncRedis* self = Owner(context);
+  LogError("redis_auth_failed", {{"address", self->address()}});
+  self->connect_error_ = "authentication failed";
+  self->connect_reason_ = kAuthFailedReason;
+  self->drop_reason_ = "authentication failed";
+  self->drop_code_ = kAuthFailedReason;
+  self->retry_after_ = absl::Now() + kReconnectBackoff;
+  self->context_ = nullptr;
+  redisAsyncFree(context);
 }
 
 void AsyncRedis::ReplyCallback(redisAsyncContext* context, void* reply, void* privdata) {

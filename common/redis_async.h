@@ -51,9 +51,9 @@ class AsyncRedis {
   // How late a deadline may be noticed.
   static constexpr absl::Duration kDeadlineTick = absl::Milliseconds(50);
 
-  // Validates options as RedisClient::Create does (pool_size is unused: one
-  // connection carries every pipeline) and starts the loop thread; does not
-  // connect.
+  // Validates options as RedisClient::Create does (PrepareRedisClient;
+  // pool_size is unused: one connection carries every pipeline) and starts
+  // the loop thread; does not connect.
   static absl::StatusOr<std::unique_ptr<AsyncRedis>> Create(const RedisOptions& options);
   // Fails what is still queued or in flight (UNAVAILABLE) and stops.
   ~AsyncRedis();
@@ -102,6 +102,7 @@ class AsyncRedis {
 
   static void ReplyCallback(redisAsyncContext* context, void* reply, void* privdata);
   static void PostedCallback(redisAsyncContext* context, void* reply, void* privdata);
+  static void AuthCallback(redisAsyncContext* context, void* reply, void* privdata);
   static void ConnectCallback(const redisAsyncContext* context, int status);
   static void DisconnectCallback(const redisAsyncContext* context, int status);
 
