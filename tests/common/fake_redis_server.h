@@ -1,10 +1,13 @@
-// A stand-in for a Redis server that the test controls: a loopback TCP
-// socket bound to a free port, refusing connections until Listen(), then
-// accepting into the kernel backlog; Serve() answers RESP commands.
+// What the tests of both Redis clients share: a stand-in for a Redis server
+// that the test controls (a loopback TCP socket bound to a free port,
+// refusing connections until Listen(), then accepting into the kernel
+// backlog; Serve() answers RESP commands), and the check of a transport
+// failure.
 #ifndef QUNZU_TESTS_COMMON_FAKE_REDIS_SERVER_H_
 #define QUNZU_TESTS_COMMON_FAKE_REDIS_SERVER_H_
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,9 +16,11 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status.h"
 
 namespace qunzu::testing {
 
@@ -89,6 +94,13 @@ class FakeServer {
   int port_ = 0;
   std::thread server_;
 };
+
+// UNAVAILABLE REDIS_UNAVAILABLE naming the address.
+inline void ExpectRedisUnavailable(const absl::Status& status, const std::string& address) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_EQ(ErrorReason(status), "REDIS_UNAVAILABLE");
+  EXPECT_THAT(status.message(), ::testing::HasSubstr(address));
+}
 
 }  // namespace qunzu::testing
 

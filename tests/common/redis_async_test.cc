@@ -23,6 +23,7 @@
 namespace qunzu {
 namespace {
 
+using ::qunzu::testing::ExpectRedisUnavailable;
 using ::qunzu::testing::FakeServer;
 using ::qunzu::testing::RedisAddrOrDie;
 using ::qunzu::testing::UniqueName;
@@ -69,12 +70,6 @@ RedisOptions AclUser(RedisClient& admin, const std::string& user, const std::str
 }
 
 std::string Prefix() { return "{" + UniqueName("redis-async") + "}:"; }
-
-void ExpectUnavailable(const absl::Status& status, const std::string& address) {
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
-  EXPECT_EQ(ErrorReason(status), "REDIS_UNAVAILABLE");
-  EXPECT_THAT(status.message(), HasSubstr(address));
-}
 
 TEST(AsyncRedisTest, APipelineGetsEveryReplyInOrderWithErrorsInTheirSlots) {
   auto client = NewAsync(RedisAddrOrDie());
@@ -164,7 +159,7 @@ TEST(AsyncRedisTest, ASilentServerFailsThePipelineAtItsDeadline) {
   const absl::Time start = absl::Now();
   auto replies = RunPipeline(*client, {{"PING"}});
   const absl::Duration elapsed = absl::Now() - start;
-  ExpectUnavailable(replies.status(), silent.address());
+  ExpectRedisUnavailable(replies.status(), silent.address());
   EXPECT_THAT(replies.status().message(), HasSubstr("no reply within"));
   // connect_timeout + command_timeout for the first pipeline on a new
   // connection.
@@ -178,9 +173,9 @@ TEST(AsyncRedisTest, ARefusedConnectFailsAtOnceAndIsNotRetriedForTheBackoff) {
   const absl::Time start = absl::Now();
   client->Post({"PING"});  // cannot connect: dropped, never waited for
   auto first = RunPipeline(*client, {{"PING"}});
-  ExpectUnavailable(first.status(), server.address());
+  ExpectRedisUnavailable(first.status(), server.address());
   auto second = RunPipeline(*client, {{"PING"}});
-  ExpectUnavailable(second.status(), server.address());
+  ExpectRedisUnavailable(second.status(), server.address());
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));
   EXPECT_THAT(second.status().message(), HasSubstr("not reconnecting"));
   // The server comes up; once the backoff is over, the next pipeline
@@ -213,7 +208,7 @@ TEST(AsyncRedisTest, AKilledConnectionFailsWhatIsInFlightAndTheNextPipelineRecon
   ASSERT_TRUE(killed.ok()) << killed.status();
   ASSERT_EQ(killed->integer(), 1);
   failed.WaitForNotification();
-  ExpectUnavailable(blocked, RedisAddrOrDie());
+  ExpectRedisUnavailable(blocked, RedisAddrOrDie());
   auto again = RunPipeline(*client, {{"CLIENT", "ID"}});
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_NE((*again)[0].integer(), old_id);

@@ -19,6 +19,7 @@
 namespace qunzu {
 namespace {
 
+using ::qunzu::testing::ExpectRedisUnavailable;
 using ::qunzu::testing::FakeServer;
 using ::qunzu::testing::RedisAddrOrDie;
 using ::qunzu::testing::UniqueName;
@@ -38,12 +39,6 @@ std::unique_ptr<RedisClient> NewClient(const std::string& address, int pool_size
 
 // A "{t:...}:" key prefix unique to this test run (one hash slot).
 std::string Prefix() { return "{" + UniqueName("redis") + "}:"; }
-
-void ExpectUnavailable(const absl::Status& status, const std::string& address) {
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
-  EXPECT_EQ(ErrorReason(status), "REDIS_UNAVAILABLE");
-  EXPECT_THAT(status.message(), HasSubstr(address));
-}
 
 TEST(ParseRedisAddressTest, AcceptsTcpIpv6AndUnix) {
   auto tcp = ParseRedisAddress("redis.example:6380");
@@ -235,14 +230,14 @@ TEST(RedisClientTest, RefusedPortIsUnavailableAtOnce) {
   FakeServer closed;  // bound, not listening: connections are refused
   auto client = NewClient(closed.address());
   const absl::Time start = absl::Now();
-  ExpectUnavailable(client->Ping(), closed.address());
+  ExpectRedisUnavailable(client->Ping(), closed.address());
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
 }
 
 TEST(RedisClientTest, UnresolvableHostIsUnavailableWithinTheTimeout) {
   auto client = NewClient("no-such-host.invalid:6379");
   const absl::Time start = absl::Now();
-  ExpectUnavailable(client->Ping(), "no-such-host.invalid:6379");
+  ExpectRedisUnavailable(client->Ping(), "no-such-host.invalid:6379");
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
 }
 
@@ -253,7 +248,7 @@ TEST(RedisClientTest, SilentServerTimesOutAsUnavailable) {
   const absl::Time start = absl::Now();
   absl::Status status = client->Ping();
   const absl::Duration elapsed = absl::Now() - start;
-  ExpectUnavailable(status, silent.address());
+  ExpectRedisUnavailable(status, silent.address());
   EXPECT_THAT(status.message(), HasSubstr("timed out"));
   EXPECT_GE(elapsed, absl::Milliseconds(450));
   EXPECT_LT(elapsed, absl::Milliseconds(1500));
@@ -275,7 +270,7 @@ TEST(RedisClientTest, ConnectTimeoutBoundsAHangingConnect) {
   absl::Status status = client->Ping();
   const absl::Duration elapsed = absl::Now() - start;
   close(queued);
-  ExpectUnavailable(status, full.address());
+  ExpectRedisUnavailable(status, full.address());
   EXPECT_GE(elapsed, absl::Milliseconds(450));
   EXPECT_LT(elapsed, absl::Milliseconds(1500));
 }
@@ -283,7 +278,7 @@ TEST(RedisClientTest, ConnectTimeoutBoundsAHangingConnect) {
 TEST(RedisClientTest, WorksAgainWhenTheServerComesBack) {
   FakeServer server;
   auto client = NewClient(server.address());
-  ExpectUnavailable(client->Ping(), server.address());
+  ExpectRedisUnavailable(client->Ping(), server.address());
   server.Listen(8);
   server.Serve(1, "+PONG\r\n");
   EXPECT_TRUE(client->Ping().ok());
@@ -309,7 +304,7 @@ TEST(RedisClientTest, ReconnectsAfterTheServerKillsTheConnection) {
   // succeeds.
   auto new_id = ClientId(*victim);
   if (!new_id.ok()) {
-    ExpectUnavailable(new_id.status(), RedisAddrOrDie());
+    ExpectRedisUnavailable(new_id.status(), RedisAddrOrDie());
     new_id = ClientId(*victim);
   }
   ASSERT_TRUE(new_id.ok()) << new_id.status();
@@ -327,7 +322,7 @@ TEST(RedisClientTest, UnixSocketAddressWorks) {
 
 TEST(RedisClientTest, MissingUnixSocketIsUnavailable) {
   auto client = NewClient("unix:/nonexistent/redis.sock");
-  ExpectUnavailable(client->Ping(), "unix:/nonexistent/redis.sock");
+  ExpectRedisUnavailable(client->Ping(), "unix:/nonexistent/redis.sock");
 }
 
 }  // namespace

@@ -326,25 +326,45 @@ TEST_F(ModerationMessageScreenerTest, BadInputAndUnknownGroup) {
   EXPECT_EQ(SenderCount(), 1);  // only the unknown group's attempt reached Redis
 }
 
+// A screener whose Redis at `address` never answers (refused or silent),
+// with no rules, no emergency modes and a recording review queue.
+class ScreenerOnDeadRedis {
+ public:
+  explicit ScreenerOnDeadRedis(const std::string& address) {
+    RedisOptions options;
+    options.address = address;
+    options.connect_timeout = absl::Milliseconds(200);
+    options.command_timeout = absl::Milliseconds(200);
+    async_redis_ = AsyncRedis::Create(options).value();
+    screener_ = std::make_unique<MessageScreener>(
+        ScreenerDeps{*async_redis_, engine_, emergency_, queue_, nullptr, SystemClock::Get(), {}});
+  }
+  MessageScreener& screener() { return *screener_; }
+  static v1::ScreenMessageRequest Request() {
+    v1::ScreenMessageRequest request;
+    request.set_request_id("r");
+    request.set_actor_account_id(1);
+    request.set_group_id(2);
+    request.set_message_id("m");
+    request.set_text("hi");
+    return request;
+  }
+
+ private:
+  Rules rules_;
+  RuleEngine engine_{rules_};
+  Modes modes_;
+  EmergencyModes emergency_{modes_};
+  RecordingReviewQueue queue_;
+  std::unique_ptr<AsyncRedis> async_redis_;
+  std::unique_ptr<MessageScreener> screener_;
+};
+
 TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
-  RedisOptions options;
-  options.address = "127.0.0.1:1";
-  options.connect_timeout = absl::Milliseconds(200);
-  auto async_redis = AsyncRedis::Create(options).value();
-  Rules rules;
-  RuleEngine engine(rules);
-  Modes modes;
-  EmergencyModes emergency(modes);
-  RecordingReviewQueue queue;
-  MessageScreener screener(
-      ScreenerDeps{*async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
-  v1::ScreenMessageRequest request;
-  request.set_request_id("r");
-  request.set_actor_account_id(1);
-  request.set_group_id(2);
-  request.set_message_id("m");
-  request.set_text("hi");
-  auto status = screener.Screen(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request).status();
+  ScreenerOnDeadRedis dead("127.0.0.1:1");
+  const v1::ScreenMessageRequest request = ScreenerOnDeadRedis::Request();
+  auto status =
+      dead.screener().Screen(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrorReason(status), "PROJECTION_UNAVAILABLE");
 }
@@ -352,24 +372,8 @@ TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
 TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosedAtTheDeadline) {
   testing::FakeServer silent;
   silent.Listen(8);  // connects, never answers
-  RedisOptions options;
-  options.address = silent.address();
-  options.connect_timeout = absl::Milliseconds(200);
-  options.command_timeout = absl::Milliseconds(200);
-  auto async_redis = AsyncRedis::Create(options).value();
-  Rules rules;
-  RuleEngine engine(rules);
-  Modes modes;
-  EmergencyModes emergency(modes);
-  RecordingReviewQueue queue;
-  MessageScreener screener(
-      ScreenerDeps{*async_redis, engine, emergency, queue, nullptr, SystemClock::Get(), {}});
-  v1::ScreenMessageRequest request;
-  request.set_request_id("r");
-  request.set_actor_account_id(1);
-  request.set_group_id(2);
-  request.set_message_id("m");
-  request.set_text("hi");
+  ScreenerOnDeadRedis dead(silent.address());
+  const v1::ScreenMessageRequest request = ScreenerOnDeadRedis::Request();
   // Many screens wait at once; none holds a thread, and each is answered
   // UNAVAILABLE once the pipeline's deadline passes.
   constexpr int kScreens = 50;
@@ -377,11 +381,11 @@ TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosed
   std::vector<absl::Status> answers;
   const absl::Time start = absl::Now();
   for (int i = 0; i < kScreens; ++i) {
-    screener.ScreenAsync(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request,
-                         [&](const absl::StatusOr<v1::ScreenMessageResponse>& response) {
-                           absl::MutexLock lock(&mu);
-                           answers.push_back(response.status());
-                         });
+    dead.screener().ScreenAsync(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request,
+                                [&](const absl::StatusOr<v1::ScreenMessageResponse>& response) {
+                                  absl::MutexLock lock(&mu);
+                                  answers.push_back(response.status());
+                                });
   }
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));  // handing over never waits
   absl::MutexLock lock(&mu);
