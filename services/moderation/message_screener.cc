@@ -69,6 +69,7 @@ struct MessageScreener::Screening {
   HotPathCounters counters;
   std::string fingerprint;
   Done done;
+  bool answered = false;
 };
 
 MessageScreener::MessageScreener(const ScreenerDeps& deps)
@@ -130,8 +131,9 @@ void MessageScreener::ScreenAsync(const Caller& caller, const v1::ScreenMessageR
                                                 request.request_id()),
                    now};
   HotPathCounters counters = CountersOf(keys);
-  auto screening = std::make_shared<Screening>(Screening{
-      request, std::move(keys), std::move(counters), FingerprintMessage(request), std::move(done)});
+  auto screening =
+      std::make_shared<Screening>(Screening{request, std::move(keys), std::move(counters),
+                                            FingerprintMessage(request), std::move(done), false});
   {
     absl::MutexLock lock(&mu_);
     ++in_progress_;
@@ -150,7 +152,7 @@ void MessageScreener::Guarded(Screening& screening, const std::function<void()>&
     step();
   } catch (const std::exception& e) {
     LogError("handler_exception", {{"what", e.what()}});
-    if (screening.done) {
+    if (!screening.answered) {
       Finish(screening, MakeError(absl::StatusCode::kInternal, "INTERNAL_ERROR",
                                   "the request failed unexpectedly"));
     }
@@ -230,6 +232,7 @@ void MessageScreener::Fail(Screening& screening, const absl::Status& status) {
 
 void MessageScreener::Finish(Screening& screening,
                              absl::StatusOr<v1::ScreenMessageResponse> response) {
+  screening.answered = true;
   Done done = std::move(screening.done);
   done(std::move(response));
   absl::MutexLock lock(&mu_);
