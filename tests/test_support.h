@@ -4,7 +4,10 @@
 #ifndef QUNZU_TESTS_TEST_SUPPORT_H_
 #define QUNZU_TESTS_TEST_SUPPORT_H_
 
+#include <map>
 #include <string>
+
+#include "prometheus/registry.h"
 
 namespace qunzu::testing {
 
@@ -18,6 +21,11 @@ std::string RedisAddrOrDie();
 // A name unique to this process and call, e.g. "t_outbox_4812_3", usable as
 // a schema name or key prefix.
 std::string UniqueName(const std::string& stem);
+
+// One series' value in registry: a counter's or gauge's value, a
+// histogram's count; -1 when absent.
+double MetricValue(prometheus::Registry& registry, const std::string& name,
+                   const std::map<std::string, std::string>& labels = {});
 
 }  // namespace qunzu::testing
 

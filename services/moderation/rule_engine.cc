@@ -32,6 +32,13 @@ RuleEngineMetrics::RuleEngineMetrics(prometheus::Registry& registry) {
                    .Help("Rule refreshes that failed; the snapshot in force stays.")
                    .Register(registry)
                    .Add({});
+  rejections_ = &prometheus::BuildCounter()
+                     .Name("qunzu_moderation_rule_set_rejections_total")
+                     .Help(
+                         "Rule-set versions refused because they did not compile; the "
+                         "versions in force stay.")
+                     .Register(registry)
+                     .Add({});
   seconds_ =
       &prometheus::BuildHistogram()
            .Name("qunzu_moderation_rule_set_load_seconds")
@@ -51,6 +58,8 @@ void RuleEngineMetrics::Loaded(int64_t generation, bool from_cache, absl::Durati
 }
 
 void RuleEngineMetrics::Failed() { failures_->Increment(); }
+
+void RuleEngineMetrics::Rejected() { rejections_->Increment(); }
 
 absl::StatusOr<int64_t> RuleSource::Activate(const PendingActivation&) {
   return absl::UnimplementedError("this rule source has no pending versions");
@@ -156,7 +165,9 @@ absl::Status RuleEngine::ActivatePending() {
     LogWarning("rule_set_version_rejected", {{"rule_set_id", absl::StrCat(pending->rule_set_id)},
                                              {"version", absl::StrCat(pending->version)},
                                              {"error", compiled.status().ToString()}});
-    return source_.Reject(*pending, compiled.status());
+    RETURN_IF_ERROR(source_.Reject(*pending, compiled.status()));
+    if (metrics_ != nullptr) metrics_->Rejected();
+    return absl::OkStatus();
   }
   // What is activated is exactly what was compiled: no second load here.
   ASSIGN_OR_RETURN(snapshot->generation, source_.Activate(*pending));

@@ -107,6 +107,8 @@ inline constexpr absl::Duration kPendingRecheck = absl::Seconds(2);
 //   qunzu_moderation_rule_set_loads_total{how="compiled"|"from_cache"};
 //   qunzu_moderation_rule_set_load_failures_total (waiting for another
 //     replica's compile is not a failure);
+//   qunzu_moderation_rule_set_rejections_total: versions this replica
+//     refused because they did not compile;
 //   qunzu_moderation_rule_set_load_seconds: compile or load, per snapshot.
 class RuleEngineMetrics {
  public:
@@ -114,6 +116,7 @@ class RuleEngineMetrics {
   void Polled(int64_t latest_generation);
   void Loaded(int64_t generation, bool from_cache, absl::Duration elapsed);
   void Failed();
+  void Rejected();
 
  private:
   prometheus::Gauge* latest_;
@@ -121,6 +124,7 @@ class RuleEngineMetrics {
   prometheus::Counter* compiled_;
   prometheus::Counter* from_cache_;
   prometheus::Counter* failures_;
+  prometheus::Counter* rejections_;
   prometheus::Histogram* seconds_;
 };
 

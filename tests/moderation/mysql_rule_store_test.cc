@@ -249,7 +249,9 @@ TEST_F(ModerationRuleStoreTest, VersionsMergeAndActivation) {
 }
 
 TEST_F(ModerationRuleStoreTest, AVersionThatDoesNotCompileIsRejectedAndTheOneInForceStays) {
-  RuleEngine engine(*store_);
+  prometheus::Registry registry;
+  RuleEngineMetrics metrics(registry);
+  RuleEngine engine(*store_, kMaxWaitForOtherCompile, &metrics);
   const uint64_t id = CreateSet("set", {MakeRule("赌博")});
   ASSERT_TRUE(engine.Refresh().ok());
   const int64_t generation = *store_->Generation();
@@ -272,6 +274,7 @@ TEST_F(ModerationRuleStoreTest, AVersionThatDoesNotCompileIsRejectedAndTheOneInF
   EXPECT_EQ(*store_->Generation(), generation);
   EXPECT_EQ(Screen(engine, "赌博"), Verdict::kBlock);
   EXPECT_EQ(AuditedActions().back(), "RULE_SET_VERSION_REJECTED");
+  EXPECT_EQ(testing::MetricValue(registry, "qunzu_moderation_rule_set_rejections_total"), 1);
   auto none = store_->LoadPending();
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());

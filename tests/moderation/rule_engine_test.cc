@@ -12,9 +12,12 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "tests/moderation/memory_rules_cache.h"
+#include "tests/test_support.h"
 
 namespace qunzu::moderation {
 namespace {
+
+using ::qunzu::testing::MetricValue;
 
 class FakeRuleSource : public RuleSource {
  public:
@@ -54,31 +57,6 @@ class FakeRuleSource : public RuleSource {
   int loads_ = 0;
   CompiledRulesCache* cache_ = nullptr;
 };
-
-// One series' value: a counter's or gauge's value, a histogram's count;
-// -1 when absent.
-double Series(prometheus::Registry& registry, const std::string& name,
-              const std::map<std::string, std::string>& labels = {}) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& metric : family.metric) {
-      std::map<std::string, std::string> have;
-      for (const auto& label : metric.label) have[label.name] = label.value;
-      if (have != labels) continue;
-      switch (family.type) {
-        case prometheus::MetricType::Counter:
-          return metric.counter.value;
-        case prometheus::MetricType::Gauge:
-          return metric.gauge.value;
-        case prometheus::MetricType::Histogram:
-          return static_cast<double>(metric.histogram.sample_count);
-        default:
-          return -1;
-      }
-    }
-  }
-  return -1;
-}
 
 ActiveRule Term(uint64_t id, std::string term, uint64_t set = 1, uint32_t version = 1) {
   return ActiveRule{Rule{id, RuleKind::kLiteral, std::move(term), 2, RuleAction::kBlock}, set,
@@ -177,12 +155,14 @@ TEST(ModerationRuleEngineTest, MetricsSayWhichGenerationIsInForceAndHowItCame) {
   source.Set(3, {Term(1, "赌博")});
   RuleEngine engine(source, kMaxWaitForOtherCompile, &metrics);
   ASSERT_TRUE(engine.Refresh().ok());
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "latest"}}), 3);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "in_force"}}), 3);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_loads_total", {{"how", "compiled"}}), 1);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_loads_total", {{"how", "from_cache"}}), 0);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_seconds"), 1);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_failures_total"), 0);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rules_generation", {{"state", "latest"}}), 3);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rules_generation", {{"state", "in_force"}}), 3);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rule_set_loads_total", {{"how", "compiled"}}),
+            1);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rule_set_loads_total", {{"how", "from_cache"}}),
+            0);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rule_set_load_seconds"), 1);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rule_set_load_failures_total"), 0);
 
   // A second replica finds the set in the cache.
   prometheus::Registry other_registry;
@@ -190,20 +170,22 @@ TEST(ModerationRuleEngineTest, MetricsSayWhichGenerationIsInForceAndHowItCame) {
   RuleEngine other(source, kMaxWaitForOtherCompile, &other_metrics);
   ASSERT_TRUE(other.Refresh().ok());
   EXPECT_EQ(
-      Series(other_registry, "qunzu_moderation_rule_set_loads_total", {{"how", "from_cache"}}), 1);
-  EXPECT_EQ(Series(other_registry, "qunzu_moderation_rule_set_loads_total", {{"how", "compiled"}}),
-            0);
+      MetricValue(other_registry, "qunzu_moderation_rule_set_loads_total", {{"how", "from_cache"}}),
+      1);
+  EXPECT_EQ(
+      MetricValue(other_registry, "qunzu_moderation_rule_set_loads_total", {{"how", "compiled"}}),
+      0);
 
   // A generation that does not compile: the latest moves, the one in
   // force stays, and the failure is counted; so is a source that is down.
   source.Set(4, {Term(1, " ")});
   EXPECT_FALSE(engine.Refresh().ok());
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "latest"}}), 4);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rules_generation", {{"state", "in_force"}}), 3);
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_failures_total"), 1);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rules_generation", {{"state", "latest"}}), 4);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rules_generation", {{"state", "in_force"}}), 3);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rule_set_load_failures_total"), 1);
   source.SetDown(true);
   EXPECT_FALSE(engine.Refresh().ok());
-  EXPECT_EQ(Series(registry, "qunzu_moderation_rule_set_load_failures_total"), 2);
+  EXPECT_EQ(MetricValue(registry, "qunzu_moderation_rule_set_load_failures_total"), 2);
 }
 
 }  // namespace
