@@ -195,7 +195,19 @@ VerifyReport Report(const LogVerifier& v, uint64_t start) {
 
 std::string EntryJson(const v1::AuditEntry& entry) { return Json(entry); }
 
-absl::Status ExportDatabase(sql::Connection& conn, std::ostream& out) {
+namespace {
+
+// A log being appended to is read as of one moment: Append writes an
+// entry, the tree head and checkpoints in one transaction, and a reader
+// that took them from different moments would see entries past the head.
+absl::Status BeginSnapshot(sql::Connection& conn) {
+  RETURN_IF_ERROR(Execute(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").status());
+  return Execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").status();
+}
+
+void EndSnapshot(sql::Connection& conn) { (void)Execute(conn, "COMMIT"); }
+
+absl::Status ExportDatabaseIn(sql::Connection& conn, std::ostream& out) {
   RETURN_IF_ERROR(Query(conn, "SELECT key_id, public_key, first_used_at FROM audit_signing_keys",
                         {}, [&](const sql::ResultSet& row) -> absl::Status {
                           v1::ExportLine line;
@@ -231,25 +243,8 @@ absl::Status ExportDatabase(sql::Connection& conn, std::ostream& out) {
       });
 }
 
-absl::StatusOr<std::vector<v1::Checkpoint>> ReadCheckpointLines(std::istream& in) {
-  std::vector<v1::Checkpoint> out;
-  std::string text;
-  int number = 0;
-  while (std::getline(in, text)) {
-    ++number;
-    if (text.empty()) continue;
-    v1::ExportLine line;
-    if (!google::protobuf::util::JsonStringToMessage(text, &line).ok()) {
-      return MakeError(absl::StatusCode::kInvalidArgument, "EXPORT_INVALID",
-                       absl::StrCat("line ", number, " is not an ExportLine"));
-    }
-    if (line.has_checkpoint()) out.push_back(line.checkpoint());
-  }
-  return out;
-}
-
-absl::StatusOr<VerifyReport> VerifyDatabase(sql::Connection& conn, const std::string& public_key,
-                                            const std::vector<v1::Checkpoint>& extra) {
+absl::StatusOr<VerifyReport> VerifyDatabaseIn(sql::Connection& conn, const std::string& public_key,
+                                              const std::vector<v1::Checkpoint>& extra) {
   ASSIGN_OR_RETURN(std::vector<v1::Checkpoint> checkpoints, StoredCheckpoints(conn));
   checkpoints.insert(checkpoints.end(), extra.begin(), extra.end());
   ASSIGN_OR_RETURN(StoredHead head, ReadStoredHead(conn));
@@ -307,6 +302,40 @@ absl::StatusOr<VerifyReport> VerifyDatabase(sql::Connection& conn, const std::st
                             }));
     }
   }
+  return report;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::Checkpoint>> ReadCheckpointLines(std::istream& in) {
+  std::vector<v1::Checkpoint> out;
+  std::string text;
+  int number = 0;
+  while (std::getline(in, text)) {
+    ++number;
+    if (text.empty()) continue;
+    v1::ExportLine line;
+    if (!google::protobuf::util::JsonStringToMessage(text, &line).ok()) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "EXPORT_INVALID",
+                       absl::StrCat("line ", number, " is not an ExportLine"));
+    }
+    if (line.has_checkpoint()) out.push_back(line.checkpoint());
+  }
+  return out;
+}
+
+absl::Status ExportDatabase(sql::Connection& conn, std::ostream& out) {
+  RETURN_IF_ERROR(BeginSnapshot(conn));
+  absl::Status status = ExportDatabaseIn(conn, out);
+  EndSnapshot(conn);
+  return status;
+}
+
+absl::StatusOr<VerifyReport> VerifyDatabase(sql::Connection& conn, const std::string& public_key,
+                                            const std::vector<v1::Checkpoint>& extra) {
+  RETURN_IF_ERROR(BeginSnapshot(conn));
+  absl::StatusOr<VerifyReport> report = VerifyDatabaseIn(conn, public_key, extra);
+  EndSnapshot(conn);
   return report;
 }
 
