@@ -65,7 +65,7 @@ std::string CheckRepeats(absl::string_view pattern) {
 
 // The first bytes of a serialised rule set, and part of its cache key:
 // change it whenever what the compile reads or the layout changes.
-constexpr absl::string_view kSerializedMagic = "qunzu-compiled-rules-1\n";
+constexpr absl::string_view kSerializedMagic = "qunzu-compiled-rules-2\n";
 
 void AppendNumber(std::string& out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(value >> (8 * i)));
@@ -98,7 +98,7 @@ absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
 
 CompiledRules::~CompiledRules() {
   if (prototype_ != nullptr) hs_free_scratch(prototype_);
-  FreeDatabases();
+  FreeDatabase();
 }
 
 hs_scratch_t* CompiledRules::ThreadScratch() const {
@@ -208,17 +208,15 @@ std::string CompiledRules::CacheKey() const {
 absl::StatusOr<std::string> CompiledRules::Serialize() const {
   std::string out(kSerializedMagic);
   out += cache_key_;  // the bytes say which rules they are
-  for (const hs_database_t* db : {literal_db_, run_literal_db_, regex_db_}) {
-    char* bytes = nullptr;
-    size_t length = 0;
-    if (db != nullptr && hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) {
-      return MakeError(absl::StatusCode::kInternal, "RULE_SET_SERIALIZE_FAILED",
-                       "hs_serialize_database failed");
-    }
-    AppendNumber(out, length);
-    out.append(bytes, length);
-    free(bytes);  // NOLINT(cppcoreguidelines-no-malloc): allocated by Vectorscan with malloc
+  char* bytes = nullptr;
+  size_t length = 0;
+  if (regex_db_ != nullptr && hs_serialize_database(regex_db_, &bytes, &length) != HS_SUCCESS) {
+    return MakeError(absl::StatusCode::kInternal, "RULE_SET_SERIALIZE_FAILED",
+                     "hs_serialize_database failed");
   }
+  AppendNumber(out, length);
+  out.append(bytes, length);
+  free(bytes);  // NOLINT(cppcoreguidelines-no-malloc): allocated by Vectorscan with malloc
   // A digest of the whole, so that damaged bytes are never deserialised.
   out += Sha256(out);
   return out;
@@ -226,7 +224,7 @@ absl::StatusOr<std::string> CompiledRules::Serialize() const {
 
 bool CompiledRules::Deserialize(const std::string& bytes) {
   if (DeserializeDatabases(bytes)) return true;
-  FreeDatabases();  // any that came before the damage
+  FreeDatabase();  // if the damage came after it
   return false;
 }
 
@@ -242,23 +240,11 @@ bool CompiledRules::DeserializeDatabases(const std::string& bytes) {
   in.remove_suffix(kDigestBytes);
   if (!absl::StartsWith(in, cache_key_)) return false;
   in.remove_prefix(cache_key_.size());
-  const bool wanted[] = {std::any_of(literals_.begin(), literals_.end(),
-                                     [](const Literal& l) { return !l.needs_runs; }),
-                         std::any_of(literals_.begin(), literals_.end(),
-                                     [](const Literal& l) { return l.needs_runs; }),
-                         !regex_rules_.empty()};
-  hs_database_t** targets[] = {&literal_db_, &run_literal_db_, &regex_db_};
-  for (size_t k = 0; k < 3; ++k) {
-    uint64_t length = 0;
-    if (!TakeNumber(in, &length) || length > in.size() || (length != 0) != wanted[k]) {
-      return false;
-    }
-    if (length != 0 && hs_deserialize_database(in.data(), length, targets[k]) != HS_SUCCESS) {
-      return false;
-    }
-    in.remove_prefix(length);
+  uint64_t length = 0;
+  if (!TakeNumber(in, &length) || length != in.size() || (length != 0) != !regex_rules_.empty()) {
+    return false;
   }
-  return in.empty();
+  return length == 0 || hs_deserialize_database(in.data(), length, &regex_db_) == HS_SUCCESS;
 }
 
 bool CompiledRules::LoadFromCache(CompiledRulesCache& cache) {
@@ -339,6 +325,10 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
     hit.flags = literal.hit_flags;
     literal_hits_.push_back(hit);
   }
+  std::vector<LiteralIndex::Term> terms;
+  terms.reserve(literals_.size());
+  for (const Literal& literal : literals_) terms.push_back({literal.text, literal.needs_runs});
+  literal_index_.Build(terms);
   cache_key_ = CacheKey();
   std::shared_ptr<void> claim;  // held until the compiled set is stored
   if (cache != nullptr && !LoadFromCache(*cache)) {
@@ -355,7 +345,7 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
       LoadFromCache(*cache);
     }
   }
-  if (!from_cache_) RETURN_IF_ERROR(CompileDatabases(regex_ids));
+  if (!from_cache_) RETURN_IF_ERROR(CompileRegexes(regex_ids));
   if (cache != nullptr && !from_cache_) {
     absl::StatusOr<std::string> bytes = Serialize();
     absl::Status stored = bytes.ok() ? cache->Store(cache_key_, *bytes) : bytes.status();
@@ -363,28 +353,21 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
       LogWarning("rule_cache_store_failed", {{"key", cache_key_}, {"error", stored.ToString()}});
     }
   }
-  for (hs_database_t* db : {literal_db_, run_literal_db_, regex_db_}) {
-    if (db != nullptr && hs_alloc_scratch(db, &prototype_) != HS_SUCCESS) {
-      return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
-                       "hs_alloc_scratch failed");
-    }
+  if (regex_db_ != nullptr && hs_alloc_scratch(regex_db_, &prototype_) != HS_SUCCESS) {
+    return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
+                     "hs_alloc_scratch failed");
   }
   static std::atomic<uint64_t> next_serial{1};
   serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
-void CompiledRules::FreeDatabases() {
-  for (hs_database_t** db : {&literal_db_, &run_literal_db_, &regex_db_}) {
-    if (*db != nullptr) hs_free_database(*db);
-    *db = nullptr;
-  }
+void CompiledRules::FreeDatabase() {
+  if (regex_db_ != nullptr) hs_free_database(regex_db_);
+  regex_db_ = nullptr;
 }
 
-absl::Status CompiledRules::CompileDatabases(const std::vector<unsigned>& regex_ids) {
-  for (const bool needs_runs : {false, true}) {
-    RETURN_IF_ERROR(CompileLiterals(needs_runs, needs_runs ? &run_literal_db_ : &literal_db_));
-  }
+absl::Status CompiledRules::CompileRegexes(const std::vector<unsigned>& regex_ids) {
   hs_compile_error_t* error = nullptr;
   if (!regex_rules_.empty()) {
     std::vector<const char*> regex_patterns;
@@ -403,29 +386,6 @@ absl::Status CompiledRules::CompileDatabases(const std::vector<unsigned>& regex_
       hs_free_compile_error(error);
       return RegexRejected(index, why);
     }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CompiledRules::CompileLiterals(bool needs_runs, hs_database** db) {
-  std::vector<const char*> patterns;
-  std::vector<size_t> lengths;
-  std::vector<unsigned> ids;
-  for (size_t i = 0; i < literals_.size(); ++i) {
-    if (literals_[i].needs_runs != needs_runs) continue;
-    patterns.push_back(literals_[i].text.data());
-    lengths.push_back(literals_[i].text.size());
-    ids.push_back(static_cast<unsigned>(i));
-  }
-  if (patterns.empty()) return absl::OkStatus();
-  const std::vector<unsigned> flags(patterns.size(), 0);
-  hs_compile_error_t* error = nullptr;
-  if (hs_compile_lit_multi(patterns.data(), flags.data(), ids.data(), lengths.data(),
-                           static_cast<unsigned>(patterns.size()), HS_MODE_BLOCK, nullptr, db,
-                           &error) != HS_SUCCESS) {
-    std::string why = error != nullptr ? error->message : "literal compile failed";
-    hs_free_compile_error(error);
-    return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED", why);
   }
   return absl::OkStatus();
 }
@@ -473,28 +433,21 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   raw.clear();
   allowed.clear();
   // Terms that need a run can match only in a text that has one.
-  hs_database_t* run_db = text.has_runs() ? run_literal_db_ : nullptr;
-  if (literal_db_ != nullptr || run_db != nullptr || regex_db_ != nullptr) {
+  literal_index_.Find(text.text, text.has_runs(), &raw);
+  // Reported in order of end (and of begin at one end).
+  std::sort(raw.begin(), raw.end(), [](const RawMatch& a, const RawMatch& b) {
+    return a.end != b.end ? a.end < b.end : a.begin < b.begin;
+  });
+  literal_matches = raw.size();
+  if (regex_db_ != nullptr) {
     hs_scratch_t* scratch = ThreadScratch();
     if (scratch == nullptr) {
       return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "hs_clone_scratch failed");
     }
-    const auto length = static_cast<unsigned>(text.text.size());
-    bool ok = literal_db_ == nullptr || hs_scan(literal_db_, text.text.data(), length, 0, scratch,
-                                                &OnMatch, &raw) == HS_SUCCESS;
-    const size_t plain_matches = raw.size();
-    ok = ok && (run_db == nullptr || hs_scan(run_db, text.text.data(), length, 0, scratch, &OnMatch,
-                                             &raw) == HS_SUCCESS);
-    if (plain_matches != 0 && raw.size() != plain_matches) {
-      // Both found something: back in order of end offset.
-      std::inplace_merge(raw.begin(), raw.begin() + static_cast<ptrdiff_t>(plain_matches),
-                         raw.end(),
-                         [](const RawMatch& a, const RawMatch& b) { return a.end < b.end; });
+    if (hs_scan(regex_db_, text.text.data(), static_cast<unsigned>(text.text.size()), 0, scratch,
+                &OnMatch, &raw) != HS_SUCCESS) {
+      return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "scan failed");
     }
-    literal_matches = raw.size();
-    ok = ok && (regex_db_ == nullptr || hs_scan(regex_db_, text.text.data(), length, 0, scratch,
-                                                &OnMatch, &raw) == HS_SUCCESS);
-    if (!ok) return MakeError(absl::StatusCode::kInternal, "SCAN_FAILED", "scan failed");
   }
   if (raw.empty()) return absl::OkStatus();
   // Map the text once, up to the character after the last match (its right

@@ -1,7 +1,8 @@
 // The content matcher (R10.1): a compiled, immutable set of rules — literal
-// terms, a few regexes, and allow terms — scanned with Vectorscan over the
-// normalised text (normalizer.h). Literal terms go through the same
-// normaliser as the text, so one term catches its disguised forms.
+// terms, a few regexes, and allow terms — over the normalised text
+// (normalizer.h): literal and allow terms with a LiteralIndex
+// (literal_index.h), regexes with Vectorscan. Literal terms go through the
+// same normaliser as the text, so one term catches its disguised forms.
 //
 // A term that starts (ends) with a letter or digit of an alphabetic script
 // matches only at a word boundary there: "ass" does not match in "class".
@@ -27,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "services/moderation/literal_index.h"
 #include "services/moderation/normalizer.h"
 
 struct hs_database;
@@ -69,9 +71,9 @@ struct ScanResult {
 // Where compiled rule sets are kept for other replicas and later starts,
 // keyed by a digest of everything the compile reads (the normalised
 // literals in id order with their runs, the regexes, the Vectorscan version
-// and the host's CPU class): a replica that finds its set there loads it —
-// under a second and under a third of the memory at a million terms — instead
-// of compiling it, which takes tens of seconds and gigabytes. A cache that
+// and the host's CPU class): a replica that finds its set there loads the
+// compiled regexes instead of compiling them. (Literals are indexed by every
+// replica itself: a second at a million terms, no compile.) A cache that
 // fails or holds damaged bytes only costs the compile.
 class CompiledRulesCache {
  public:
@@ -115,7 +117,8 @@ class CompiledRules {
   CompiledRules& operator=(const CompiledRules&) = delete;
 
   // Scans normalised text. With explain, suppressed matches are listed too.
-  // Reuses out's capacity. Fails only if Vectorscan fails (INTERNAL).
+  // Reuses out's capacity. Fails only if Vectorscan fails on the regexes
+  // (INTERNAL).
   absl::Status Scan(const NormalizedText& text, bool explain, ScanResult* out) const;
 
   const std::vector<Rule>& rules() const { return rules_; }
@@ -133,8 +136,8 @@ class CompiledRules {
     std::vector<NormalizedChar> chars;
     // LiteralHit::flags.
     uint8_t hit_flags = 0;
-    // Some character must occur more than once in a row: compiled into
-    // run_literal_db_, which is scanned only on text that has a run.
+    // Some character must occur more than once in a row: looked for only
+    // in text that has a run.
     bool needs_runs = false;
     std::vector<uint32_t> rule_indexes;
   };
@@ -154,31 +157,24 @@ class CompiledRules {
   // In literal_rules_: set on the rule index of an allowlist rule.
   static constexpr uint32_t kAllowRule = 0x80000000U;
 
-  struct RawMatch {
-    uint32_t id;
-    uint32_t begin;
-    uint32_t end;
-  };
+  using RawMatch = TextMatch;
 
   CompiledRules() = default;
   absl::Status Build(CompiledRulesCache* cache);
   // The digest of every compile input, computed once the literals are built.
   std::string CacheKey() const;
-  // The three databases as one string, and back (false: damaged or
-  // foreign bytes, and nothing deserialised is kept).
+  // The regex database as a string, and back (false: damaged or foreign
+  // bytes, and nothing deserialised is kept).
   absl::StatusOr<std::string> Serialize() const;
   bool Deserialize(const std::string& bytes);
   bool DeserializeDatabases(const std::string& bytes);
   // Deserialises the cache's entry for cache_key_ when it has a good one;
   // a failing cache or a damaged entry is logged. Returns from_cache_.
   bool LoadFromCache(CompiledRulesCache& cache);
-  // Compiles the literal and regex databases (Vectorscan id of a regex:
-  // its index in regex_rules_, as in regex_ids).
-  absl::Status CompileDatabases(const std::vector<unsigned>& regex_ids);
-  void FreeDatabases();
-  // Compiles the literals whose needs_runs is as given into *db (left null
-  // when there are none), Vectorscan id = index in literals_.
-  absl::Status CompileLiterals(bool needs_runs, hs_database** db);
+  // Compiles the regex database (Vectorscan id of a regex: its index in
+  // regex_rules_, as in regex_ids).
+  absl::Status CompileRegexes(const std::vector<unsigned>& regex_ids);
+  void FreeDatabase();
   bool LiteralMatchHolds(uint32_t literal, const NormalizedText& text, uint32_t begin,
                          uint32_t end) const;
   static int OnMatch(unsigned int id, unsigned long long from, unsigned long long to,
@@ -186,14 +182,13 @@ class CompiledRules {
 
   std::vector<Rule> rules_;
   std::vector<Literal> literals_;
-  std::vector<LiteralHit> literal_hits_;  // by Vectorscan id, as literals_
+  std::vector<LiteralHit> literal_hits_;  // by LiteralIndex id, as literals_
   std::vector<uint32_t> literal_rules_;   // rule indexes, kAllowRule on allowlist rules
   std::vector<bool> rule_blocks_;         // by rule index: its action is BLOCK
-  // Rule indexes of the regexes, by Vectorscan id minus literals_.size().
+  // Rule indexes of the regexes, by Vectorscan id.
   std::vector<uint32_t> regex_rules_;
-  // The literals that need no run, and those that do (see Literal).
-  hs_database* literal_db_ = nullptr;
-  hs_database* run_literal_db_ = nullptr;
+  // Every literal; a literal's id there is its index in literals_.
+  LiteralIndex literal_index_;
   hs_database* regex_db_ = nullptr;
   // The calling thread's scratch space for these rules: each thread keeps
   // one, for the rule set it scanned with last (a scan takes no lock), and
@@ -204,7 +199,7 @@ class CompiledRules {
   uint64_t serial_ = 0;
   std::string cache_key_;
   bool from_cache_ = false;
-  // Allocated at Build for both databases; only cloned, under the lock.
+  // Allocated at Build for the regex database; only cloned, under the lock.
   mutable absl::Mutex prototype_mu_;
   hs_scratch* prototype_ = nullptr;
 };

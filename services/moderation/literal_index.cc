@@ -1,0 +1,201 @@
+#include "services/moderation/literal_index.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <tuple>
+
+namespace qunzu::moderation {
+namespace {
+
+// The length of the UTF-8 character a lead byte starts, by its top nibble.
+constexpr std::array<uint8_t, 16> kCharLength = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+
+size_t CharLength(char lead) { return kCharLength[static_cast<unsigned char>(lead) >> 4]; }
+
+// Per n in 0..8: the mask that keeps the first n bytes of a uint64_t loaded
+// from memory (whatever the byte order).
+const std::array<uint64_t, 9>& PrefixMasks() {
+  static const std::array<uint64_t, 9> masks = [] {
+    std::array<uint64_t, 9> out{};
+    for (size_t n = 0; n <= 8; ++n) {
+      std::array<unsigned char, 8> bytes{};
+      std::fill_n(bytes.begin(), n, 0xFF);
+      std::memcpy(&out[n], bytes.data(), 8);
+    }
+    return out;
+  }();
+  return masks;
+}
+
+// Up to eight bytes from s (left of them readable), zero past the end.
+uint64_t Load(const char* s, size_t left) {
+  uint64_t value = 0;
+  if (left >= 8) {
+    std::memcpy(&value, s, 8);
+  } else {
+    std::memcpy(&value, s, left);
+  }
+  return value;
+}
+
+// The length of a term's key: its first two characters, or its only one.
+size_t KeyLength(absl::string_view text) {
+  const size_t first = CharLength(text[0]);
+  return first < text.size() ? first + CharLength(text[first]) : first;
+}
+
+size_t Log2Ceil(size_t n) {
+  size_t bits = 0;
+  while ((size_t{1} << bits) < n) ++bits;
+  return bits;
+}
+
+}  // namespace
+
+void LiteralIndex::Build(const std::vector<Term>& terms) {
+  const auto& masks = PrefixMasks();
+  bytes_.clear();
+  candidates_.clear();
+  single_plain_ = single_runs_ = false;
+  terms_ = terms.size();
+  // (key, length, term): the terms of one key together, shortest first.
+  std::vector<std::tuple<uint64_t, uint32_t, uint32_t>> keyed;
+  keyed.reserve(terms.size());
+  std::vector<uint32_t> offsets;
+  offsets.reserve(terms.size());
+  size_t keys = 0;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    const absl::string_view text = terms[i].text;
+    const size_t key_length = KeyLength(text);
+    const uint64_t key = Load(text.data(), text.size()) & masks[key_length];
+    if (key_length == text.size() && CharLength(text[0]) == text.size()) {
+      (terms[i].needs_runs ? single_runs_ : single_plain_) = true;
+    }
+    keyed.emplace_back(key, static_cast<uint32_t>(text.size()), static_cast<uint32_t>(i));
+    offsets.push_back(static_cast<uint32_t>(bytes_.size()));
+    bytes_.append(text.data(), text.size());
+  }
+  std::sort(keyed.begin(), keyed.end());
+  for (size_t i = 0; i < keyed.size(); ++i) {
+    if (i == 0 || std::get<0>(keyed[i]) != std::get<0>(keyed[i - 1])) ++keys;
+  }
+  const size_t slot_bits = std::max<size_t>(4, Log2Ceil(keys * 2));
+  slots_.assign(size_t{1} << slot_bits, Slot{});
+  slot_mask_ = slots_.size() - 1;
+  slot_shift_ = static_cast<int>(64 - slot_bits);
+  // Sixteen filter bits a key: about one character in sixteen that starts
+  // no term gets past the filter.
+  const size_t filter_bits = std::max<size_t>(12, Log2Ceil(keys * 16));
+  filter_.assign((size_t{1} << filter_bits) / 64, 0);
+  filter_shift_ = static_cast<int>(64 - filter_bits);
+  for (size_t i = 0; i < keyed.size();) {
+    const uint64_t key = std::get<0>(keyed[i]);
+    const uint32_t first_term = std::get<2>(keyed[i]);
+    const size_t key_length = KeyLength(terms[first_term].text);
+    Slot slot;
+    slot.key = key;
+    for (; i < keyed.size() && std::get<0>(keyed[i]) == key; ++i) {
+      const auto [k, length, term] = keyed[i];
+      const uint32_t id = term | (terms[term].needs_runs ? kNeedsRuns : 0);
+      if (length == key_length && slot.exact == kNone) {
+        slot.exact = id;
+        continue;
+      }
+      if (slot.more == kNone) slot.more = static_cast<uint32_t>(candidates_.size());
+      const size_t tail_length = length - key_length;
+      candidates_.push_back(
+          Candidate{id, length, offsets[term],
+                    Load(bytes_.data() + offsets[term] + key_length, tail_length) &
+                        masks[std::min<size_t>(tail_length, 8)]});
+    }
+    if (slot.more != kNone) candidates_.back().length |= kLast;
+    size_t at = SlotOf(key);
+    while (slots_[at].key != 0) at = (at + 1) & slot_mask_;
+    slots_[at] = slot;
+    const uint64_t bit = Hash(key) >> filter_shift_;
+    filter_[bit >> 6] |= uint64_t{1} << (bit & 63);
+  }
+}
+
+void LiteralIndex::Resolve(absl::string_view text, bool with_runs, const Probe* probes,
+                           size_t count, std::vector<TextMatch>* out) const {
+  const auto& masks = PrefixMasks();
+  const char* s = text.data();
+  const size_t n = text.size();
+  // Every slot is asked for before the first is read, so that their cache
+  // misses overlap. A term that is its key matches on the key alone; the
+  // others' candidates are asked for in turn.
+  for (size_t p = 0; p < count; ++p) __builtin_prefetch(&slots_[SlotOf(probes[p].key)]);
+  std::array<std::pair<uint32_t, uint32_t>, kProbeBatch> pending;  // (candidate, probe)
+  size_t pending_count = 0;
+  for (size_t p = 0; p < count; ++p) {
+    const Probe& probe = probes[p];
+    size_t at = SlotOf(probe.key);
+    while (slots_[at].key != probe.key && slots_[at].key != 0) at = (at + 1) & slot_mask_;
+    const Slot& slot = slots_[at];
+    if (slot.key == 0) continue;
+    if (slot.exact != kNone && (with_runs || (slot.exact & kNeedsRuns) == 0)) {
+      out->push_back(TextMatch{slot.exact & ~kNeedsRuns, probe.at, probe.at + probe.key_length});
+    }
+    if (slot.more != kNone) {
+      __builtin_prefetch(&candidates_[slot.more]);
+      pending[pending_count++] = {slot.more, static_cast<uint32_t>(p)};
+    }
+  }
+  for (size_t k = 0; k < pending_count; ++k) {
+    const Probe& probe = probes[pending[k].second];
+    const size_t after_key = probe.at + probe.key_length;
+    const uint64_t text_tail = Load(s + after_key, n - after_key);
+    for (uint32_t c = pending[k].first;; ++c) {
+      const Candidate& candidate = candidates_[c];
+      const uint32_t length = candidate.length & ~kLast;
+      if (length > n - probe.at) break;  // the rest are longer still
+      const size_t tail_length = length - probe.key_length;
+      if ((with_runs || (candidate.term & kNeedsRuns) == 0) &&
+          (text_tail & masks[std::min<size_t>(tail_length, 8)]) == candidate.tail &&
+          (tail_length <= 8 ||
+           std::memcmp(s + after_key + 8, bytes_.data() + candidate.offset + probe.key_length + 8,
+                       tail_length - 8) == 0)) {
+        out->push_back(TextMatch{candidate.term & ~kNeedsRuns, probe.at, probe.at + length});
+      }
+      if ((candidate.length & kLast) != 0) break;
+    }
+  }
+}
+
+void LiteralIndex::Find(absl::string_view text, bool with_runs, std::vector<TextMatch>* out) const {
+  if (terms_ == 0) return;
+  const auto& masks = PrefixMasks();
+  const char* s = text.data();
+  const size_t n = text.size();
+  const bool singles = single_plain_ || (with_runs && single_runs_);
+  std::array<Probe, kProbeBatch> probes;
+  size_t count = 0;
+  // Without a branch on the filter, which passes too irregularly to be
+  // predicted: every key is written, and kept if the filter has it.
+  auto probe = [&](uint64_t key, size_t at, size_t key_length) {
+    probes[count] = Probe{key, static_cast<uint32_t>(at), static_cast<uint32_t>(key_length)};
+    count += MayHave(key) ? 1 : 0;
+  };
+  for (size_t at = 0; at < n;) {
+    const uint64_t bytes = Load(s + at, n - at);
+    const size_t first = CharLength(s[at]);
+    if (singles) probe(bytes & masks[first], at, first);
+    if (at + first == n) break;
+    probe(bytes & masks[first + CharLength(s[at + first])], at, first + CharLength(s[at + first]));
+    if (count + 2 > kProbeBatch) {
+      Resolve(text, with_runs, probes.data(), count, out);
+      count = 0;
+    }
+    at += first;
+  }
+  Resolve(text, with_runs, probes.data(), count, out);
+}
+
+size_t LiteralIndex::MemoryBytes() const {
+  return bytes_.capacity() + candidates_.capacity() * sizeof(Candidate) +
+         slots_.capacity() * sizeof(Slot) + filter_.capacity() * sizeof(uint64_t);
+}
+
+}  // namespace qunzu::moderation
