@@ -127,7 +127,11 @@ void LiteralIndex::Resolve(absl::string_view text, bool with_runs, const Probe* 
   // misses overlap. A term that is its key matches on the key alone; the
   // others' candidates are asked for in turn.
   for (size_t p = 0; p < count; ++p) __builtin_prefetch(&slots_[SlotOf(probes[p].key)]);
-  std::array<std::pair<uint32_t, uint32_t>, kProbeBatch> pending;  // (candidate, probe)
+  struct Pending {
+    uint32_t candidate;
+    uint32_t probe;
+  };
+  Pending pending[kProbeBatch];  // NOLINT(cppcoreguidelines-avoid-c-arrays): not zeroed per call
   size_t pending_count = 0;
   for (size_t p = 0; p < count; ++p) {
     const Probe& probe = probes[p];
@@ -140,14 +144,14 @@ void LiteralIndex::Resolve(absl::string_view text, bool with_runs, const Probe* 
     }
     if (slot.more != kNone) {
       __builtin_prefetch(&candidates_[slot.more]);
-      pending[pending_count++] = {slot.more, static_cast<uint32_t>(p)};
+      pending[pending_count++] = Pending{slot.more, static_cast<uint32_t>(p)};
     }
   }
   for (size_t k = 0; k < pending_count; ++k) {
-    const Probe& probe = probes[pending[k].second];
+    const Probe& probe = probes[pending[k].probe];
     const size_t after_key = probe.at + probe.key_length;
     const uint64_t text_tail = Load(s + after_key, n - after_key);
-    for (uint32_t c = pending[k].first;; ++c) {
+    for (uint32_t c = pending[k].candidate;; ++c) {
       const Candidate& candidate = candidates_[c];
       const uint32_t length = candidate.length & ~kLast;
       if (length > n - probe.at) break;  // the rest are longer still
@@ -164,8 +168,9 @@ void LiteralIndex::Resolve(absl::string_view text, bool with_runs, const Probe* 
   }
 }
 
-void LiteralIndex::Find(absl::string_view text, bool with_runs, std::vector<TextMatch>* out) const {
-  if (terms_ == 0) return;
+void LiteralIndex::Find(absl::string_view text, absl::Span<const uint32_t> starts, bool with_runs,
+                        std::vector<TextMatch>* out) const {
+  if (terms_ == 0 || starts.size() < 3) return;
   const auto& masks = PrefixMasks();
   const char* s = text.data();
   const size_t n = text.size();
@@ -174,21 +179,22 @@ void LiteralIndex::Find(absl::string_view text, bool with_runs, std::vector<Text
   size_t count = 0;
   // Without a branch on the filter, which passes too irregularly to be
   // predicted: every key is written, and kept if the filter has it.
-  auto probe = [&](uint64_t key, size_t at, size_t key_length) {
-    probes[count] = Probe{key, static_cast<uint32_t>(at), static_cast<uint32_t>(key_length)};
+  auto probe = [&](uint64_t key, uint32_t at, uint32_t key_length) {
+    probes[count] = Probe{key, at, key_length};
     count += MayHave(key) ? 1 : 0;
   };
-  for (size_t at = 0; at < n;) {
+  // With the starts given, no step waits for the length of the character
+  // before it.
+  const size_t chars = starts.size() - 2;
+  for (size_t c = 0; c < chars; ++c) {
+    const uint32_t at = starts[c];
     const uint64_t bytes = Load(s + at, n - at);
-    const size_t first = CharLength(s[at]);
-    if (singles) probe(bytes & masks[first], at, first);
-    if (at + first == n) break;
-    probe(bytes & masks[first + CharLength(s[at + first])], at, first + CharLength(s[at + first]));
+    if (singles) probe(bytes & masks[starts[c + 1] - at], at, starts[c + 1] - at);
+    if (c + 1 < chars) probe(bytes & masks[starts[c + 2] - at], at, starts[c + 2] - at);
     if (count + 2 > kProbeBatch) {
       Resolve(text, with_runs, probes.data(), count, out);
       count = 0;
     }
-    at += first;
   }
   Resolve(text, with_runs, probes.data(), count, out);
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace qunzu::moderation {
 
@@ -47,7 +48,10 @@ class LiteralIndex {
 
   // Appends to out every occurrence in text (valid UTF-8) of every term
   // (those that need a run only if with_runs), in no particular order.
-  void Find(absl::string_view text, bool with_runs, std::vector<TextMatch>* out) const;
+  // starts: where each character of text starts, then text.size() twice
+  // (NormalizedText::starts()).
+  void Find(absl::string_view text, absl::Span<const uint32_t> starts, bool with_runs,
+            std::vector<TextMatch>* out) const;
 
   // Bytes held (tables and term bytes), for the rule-compile benchmark.
   size_t MemoryBytes() const;

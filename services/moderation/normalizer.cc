@@ -345,6 +345,12 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
   char* base = dst.data();
   size_t capacity = dst.size();
   size_t w = 0;
+  // Each character is at least a byte, so starts never outgrow the text's
+  // capacity (plus the two ends).
+  std::vector<uint32_t>& starts = out->starts_;
+  if (kText && starts.size() < capacity + 2) starts.resize(capacity + 2);
+  uint32_t* start = starts.data();
+  size_t written = 0;
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   uint32_t last = 0;  // the packed UTF-8 of the last character written; 0: none
   bool gap = false;
@@ -371,8 +377,11 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
         dst.resize(capacity * 2);
         base = dst.data();
         capacity = dst.size();
+        starts.resize(capacity + 2);
+        start = starts.data();
       }
       std::memcpy(base + w, &utf8, sizeof(utf8));
+      start[written++] = static_cast<uint32_t>(w);
     }
     if (kMap) {
       const auto flags = static_cast<uint8_t>((entry >> kFastFlagsShift) | (gap ? kGapBefore : 0));
@@ -426,6 +435,8 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
   if (kText) {
     dst.resize(w);
     out->has_runs_ = repeats;
+    start[written] = start[written + 1] = static_cast<uint32_t>(w);
+    out->char_count_ = written;
   }
   if (kPass == Pass::kMap && !done) out->mapped_before_ = NormalizedText::kAllMapped;
   return absl::OkStatus();

@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace qunzu::moderation {
 
@@ -68,6 +69,11 @@ struct NormalizedText {
   // scans for those terms only in such texts.
   bool has_runs() const { return has_runs_; }
 
+  // Where each character of text starts, then text.size() twice (so that
+  // the character after the next one always has a start): written by the
+  // normaliser's text pass, for the literal index (literal_index.h).
+  absl::Span<const uint32_t> starts() const { return {starts_.data(), char_count_ + 2}; }
+
   // The index in Chars() of the character normalised byte `offset` is in.
   size_t CharAt(size_t offset) const;
   // The original span [begin, end) of the normalised bytes [from, to).
@@ -84,6 +90,9 @@ struct NormalizedText {
   mutable size_t mapped_before_ = kAllMapped;
   bool has_runs_ = false;
   absl::string_view source_;
+  // starts(): char_count_ + 2 of them are written; more may be allocated.
+  std::vector<uint32_t> starts_ = std::vector<uint32_t>(2, 0);
+  size_t char_count_ = 0;
 };
 
 class Normalizer {

@@ -44,8 +44,13 @@ std::vector<Found> PlainSearch(const std::vector<std::string>& terms,
 }
 
 std::vector<TextMatch> Find(const LiteralIndex& index, const std::string& text, bool with_runs) {
+  std::vector<uint32_t> starts;
+  for (size_t at = 0; at < text.size(); ++at) {
+    if ((static_cast<unsigned char>(text[at]) & 0xC0) != 0x80) starts.push_back(at);
+  }
+  starts.insert(starts.end(), 2, text.size());
   std::vector<TextMatch> out;
-  index.Find(text, with_runs, &out);
+  index.Find(text, starts, with_runs, &out);
   return out;
 }
 
