@@ -452,11 +452,12 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
     }
   }
   if (raw.empty()) return absl::OkStatus();
-  // Map the text once, up to the character after the last match (its right
-  // boundary), not past it: what follows is never looked at.
+  // A hit that needs a boundary or run check reads the map: built once, up
+  // to the character after the last match (its right boundary), not past
+  // it, and only then. Original spans need no map.
   uint32_t last_end = 0;
   for (const RawMatch& match : raw) last_end = std::max(last_end, match.end);
-  (void)text.CharsThrough(last_end);
+  bool mapped = false;
   auto add = [&](uint32_t rule_index, uint32_t begin, uint32_t end) {
     out->matches.push_back(
         RuleMatch{rule_index, begin, end, text.OriginalBegin(begin), text.OriginalEnd(end), 0});
@@ -473,7 +474,11 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
     }
     const LiteralHit& hit = literal_hits_[match.id];
     const uint32_t begin = match.end - hit.length;
-    if (!LiteralMatchHolds(match.id, text, begin, match.end)) continue;
+    if (hit.flags != 0) {
+      if (!mapped) (void)text.CharsThrough(last_end);
+      mapped = true;
+      if (!LiteralMatchHolds(match.id, text, begin, match.end)) continue;
+    }
     for (uint32_t r = hit.rules_begin; r < hit.rules_end; ++r) {
       const uint32_t rule = literal_rules_[r];
       if ((rule & kAllowRule) != 0) {

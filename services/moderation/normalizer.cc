@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
 #include "common/status.h"
 #include "services/moderation/utf8.h"
@@ -296,25 +297,23 @@ const std::vector<NormalizedChar>& NormalizedText::CharsThrough(size_t offset) c
 }
 
 size_t NormalizedText::CharAt(size_t offset) const {
-  const std::vector<NormalizedChar>& chars = CharsThrough(offset);
-  const size_t n = chars.size();
+  const size_t n = char_count_;
   if (n < 2) return 0;
+  const uint32_t* starts = starts_.data();
   // Guess from the average bytes per character (exact for text of one
   // script), walk a few steps, and search only when the guess is far off.
-  size_t k = std::min(n - 1, offset * (n - 1) / std::max<size_t>(1, chars.back().pos));
+  size_t k = std::min(n - 1, offset * n / std::max<size_t>(1, starts[n]));
   for (int step = 0; step < 4; ++step) {
-    if (chars[k].pos > offset) {
-      --k;  // chars[0].pos is 0, so k > 0 here
-    } else if (k + 1 < n && chars[k + 1].pos <= offset) {
+    if (starts[k] > offset) {
+      --k;  // starts[0] is 0, so k > 0 here
+    } else if (k + 1 < n && starts[k + 1] <= offset) {
       ++k;
     } else {
       return k;
     }
   }
-  auto after =
-      std::upper_bound(chars.begin(), chars.end(), offset,
-                       [](size_t value, const NormalizedChar& c) { return value < c.pos; });
-  return after == chars.begin() ? 0 : static_cast<size_t>(after - chars.begin()) - 1;
+  const uint32_t* after = std::upper_bound(starts, starts + n, offset);
+  return after == starts ? 0 : static_cast<size_t>(after - starts) - 1;
 }
 
 absl::Status Normalizer::Normalize(absl::string_view text, NormalizedText* out,
@@ -348,19 +347,25 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
   // Each character is at least a byte, so starts never outgrow the text's
   // capacity (plus the two ends).
   std::vector<uint32_t>& starts = out->starts_;
-  if (kText && starts.size() < capacity + 2) starts.resize(capacity + 2);
+  std::vector<NormalizedText::Span>& spans = out->spans_;
+  if (kText && starts.size() < capacity + 2) {
+    starts.resize(capacity + 2);
+    spans.resize(capacity + 2);
+  }
   uint32_t* start = starts.data();
+  NormalizedText::Span* span = spans.data();
   size_t written = 0;
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   uint32_t last = 0;  // the packed UTF-8 of the last character written; 0: none
   bool gap = false;
   bool repeats = false;
   bool done = false;  // kMap: every character before map_before is complete
-  auto emit = [&](uint64_t entry, uint32_t begin, uint32_t end) {
+  auto emit = [&](uint64_t entry, uint32_t begin, uint32_t end) ABSL_ATTRIBUTE_ALWAYS_INLINE {
     if (kPass == Pass::kMap && done) return;  // the rest of an expansion
     const auto utf8 = static_cast<uint32_t>(entry);
     if (utf8 == last) {
       repeats = true;
+      if (kText) span[written - 1].end = end;
       if (kMap) {
         NormalizedChar& repeated = chars.back();
         if (repeated.run < 0xFFFF) ++repeated.run;
@@ -379,8 +384,11 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
         capacity = dst.size();
         starts.resize(capacity + 2);
         start = starts.data();
+        spans.resize(capacity + 2);
+        span = spans.data();
       }
       std::memcpy(base + w, &utf8, sizeof(utf8));
+      span[written] = NormalizedText::Span{begin, end};
       start[written++] = static_cast<uint32_t>(w);
     }
     if (kMap) {

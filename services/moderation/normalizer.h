@@ -55,7 +55,9 @@ struct NormalizedText {
 
   // One entry per character of text, in order: where it came from. Kept per
   // character, not per byte: writing it is most of the normaliser's work,
-  // so after NormalizeText it is built only when first asked for (a match).
+  // so after NormalizeText it is built only when first asked for (a match
+  // whose word boundary or runs must be checked; starts() and the original
+  // spans are written by the text pass itself).
   const std::vector<NormalizedChar>& Chars() const;
 
   // A prefix of Chars() that holds, complete (runs included), every
@@ -74,11 +76,13 @@ struct NormalizedText {
   // normaliser's text pass, for the literal index (literal_index.h).
   absl::Span<const uint32_t> starts() const { return {starts_.data(), char_count_ + 2}; }
 
-  // The index in Chars() of the character normalised byte `offset` is in.
+  // The index in Chars() of the character normalised byte `offset` is in
+  // (from starts(): no map is built).
   size_t CharAt(size_t offset) const;
-  // The original span [begin, end) of the normalised bytes [from, to).
-  uint32_t OriginalBegin(size_t from) const { return chars_[CharAt(from)].begin; }
-  uint32_t OriginalEnd(size_t to) const { return chars_[CharAt(to - 1)].end; }
+  // The original span [begin, end) of the normalised bytes [from, to), from
+  // what the text pass wrote (no map is built).
+  uint32_t OriginalBegin(size_t from) const { return spans_[CharAt(from)].begin; }
+  uint32_t OriginalEnd(size_t to) const { return spans_[CharAt(to - 1)].end; }
 
  private:
   friend class Normalizer;
@@ -93,6 +97,13 @@ struct NormalizedText {
   // starts(): char_count_ + 2 of them are written; more may be allocated.
   std::vector<uint32_t> starts_ = std::vector<uint32_t>(2, 0);
   size_t char_count_ = 0;
+  // Per character, as starts_: its original bytes, repeats included (the
+  // same as Chars()[i].begin and .end, without the rest of the map).
+  struct Span {
+    uint32_t begin;
+    uint32_t end;
+  };
+  std::vector<Span> spans_;
 };
 
 class Normalizer {
