@@ -5,6 +5,8 @@
 #include <cstring>
 #include <tuple>
 
+#include "services/moderation/utf8.h"
+
 namespace qunzu::moderation {
 namespace {
 
@@ -39,12 +41,6 @@ uint64_t Load(const char* s, size_t left) {
   return value;
 }
 
-// The length of a term's key: its first two characters, or its only one.
-size_t KeyLength(absl::string_view text) {
-  const size_t first = CharLength(text[0]);
-  return first < text.size() ? first + CharLength(text[first]) : first;
-}
-
 size_t Log2Ceil(size_t n) {
   size_t bits = 0;
   while ((size_t{1} << bits) < n) ++bits;
@@ -52,6 +48,26 @@ size_t Log2Ceil(size_t n) {
 }
 
 }  // namespace
+
+std::pair<uint64_t, size_t> LiteralIndex::TermKey(absl::string_view text) {
+  // Its first three characters if all are below U+10000, else its first
+  // two (or fewer) if those are: code points. Else the first two's bytes.
+  std::array<char32_t, 3> code_points{};
+  std::array<size_t, 4> ends{};
+  size_t chars = 0;
+  for (; chars < 3 && ends[chars] < text.size(); ++chars) {
+    ends[chars + 1] = ends[chars] + DecodeUtf8(text, ends[chars], &code_points[chars]);
+  }
+  size_t keyed = 0;
+  while (keyed < chars && code_points[keyed] < 0x10000) ++keyed;
+  if (keyed == 0 || (keyed == 1 && chars > 1)) {
+    const size_t length = ends[std::min<size_t>(chars, 2)];
+    return {Load(text.data(), text.size()) & PrefixMasks()[length], length};
+  }
+  uint64_t key = kCodePoints;
+  for (size_t k = 0; k < keyed; ++k) key |= uint64_t{code_points[k]} << (32 - 16 * k);
+  return {key, ends[keyed]};
+}
 
 void LiteralIndex::Build(const std::vector<Term>& terms) {
   const auto& masks = PrefixMasks();
@@ -64,15 +80,17 @@ void LiteralIndex::Build(const std::vector<Term>& terms) {
   keyed.reserve(terms.size());
   std::vector<uint32_t> offsets;
   offsets.reserve(terms.size());
+  std::vector<uint32_t> key_lengths;
+  key_lengths.reserve(terms.size());
   size_t keys = 0;
   for (size_t i = 0; i < terms.size(); ++i) {
     const absl::string_view text = terms[i].text;
-    const size_t key_length = KeyLength(text);
-    const uint64_t key = Load(text.data(), text.size()) & masks[key_length];
-    if (key_length == text.size() && CharLength(text[0]) == text.size()) {
+    if (CharLength(text[0]) == text.size()) {
       (terms[i].needs_runs ? single_runs_ : single_plain_) = true;
     }
+    const auto [key, key_length] = TermKey(text);
     keyed.emplace_back(key, static_cast<uint32_t>(text.size()), static_cast<uint32_t>(i));
+    key_lengths.push_back(static_cast<uint32_t>(key_length));
     offsets.push_back(static_cast<uint32_t>(bytes_.size()));
     bytes_.append(text.data(), text.size());
   }
@@ -91,8 +109,7 @@ void LiteralIndex::Build(const std::vector<Term>& terms) {
   filter_shift_ = static_cast<int>(64 - filter_bits);
   for (size_t i = 0; i < keyed.size();) {
     const uint64_t key = std::get<0>(keyed[i]);
-    const uint32_t first_term = std::get<2>(keyed[i]);
-    const size_t key_length = KeyLength(terms[first_term].text);
+    const size_t key_length = key_lengths[std::get<2>(keyed[i])];
     Slot slot;
     slot.key = key;
     for (; i < keyed.size() && std::get<0>(keyed[i]) == key; ++i) {
@@ -168,7 +185,8 @@ void LiteralIndex::Resolve(absl::string_view text, bool with_runs, const Probe* 
   }
 }
 
-void LiteralIndex::Find(absl::string_view text, absl::Span<const uint32_t> starts, bool with_runs,
+void LiteralIndex::Find(absl::string_view text, absl::Span<const uint32_t> starts,
+                        absl::Span<const uint16_t> units, bool with_runs,
                         std::vector<TextMatch>* out) const {
   if (terms_ == 0 || starts.size() < 3) return;
   const auto& masks = PrefixMasks();
@@ -183,15 +201,30 @@ void LiteralIndex::Find(absl::string_view text, absl::Span<const uint32_t> start
     probes[count] = Probe{key, at, key_length};
     count += MayHave(key) ? 1 : 0;
   };
+  auto bytes_key = [&](uint32_t at, uint32_t length) {
+    return Load(s + at, n - at) & masks[length];
+  };
   // With the starts given, no step waits for the length of the character
-  // before it.
+  // before it. A unit of 0 is a character at or above U+10000.
   const size_t chars = starts.size() - 2;
   for (size_t c = 0; c < chars; ++c) {
     const uint32_t at = starts[c];
-    const uint64_t bytes = Load(s + at, n - at);
-    if (singles) probe(bytes & masks[starts[c + 1] - at], at, starts[c + 1] - at);
-    if (c + 1 < chars) probe(bytes & masks[starts[c + 2] - at], at, starts[c + 2] - at);
-    if (count + 2 > kProbeBatch) {
+    const uint64_t first = uint64_t{units[c]} << 32;
+    const uint64_t second = uint64_t{units[c + 1]} << 16;
+    if (singles) {
+      const uint32_t length = starts[c + 1] - at;
+      probe(first != 0 ? kCodePoints | first : bytes_key(at, length), at, length);
+    }
+    if (c + 1 < chars) {
+      const uint32_t length = starts[c + 2] - at;
+      probe(first != 0 && second != 0 ? kCodePoints | first | second : bytes_key(at, length), at,
+            length);
+      const uint64_t third = units[c + 2];
+      if (c + 2 < chars && first != 0 && second != 0 && third != 0) {
+        probe(kCodePoints | first | second | third, at, starts[c + 3] - at);
+      }
+    }
+    if (count + 3 > kProbeBatch) {
       Resolve(text, with_runs, probes.data(), count, out);
       count = 0;
     }

@@ -1,16 +1,20 @@
 // The literal terms of a rule set, found in normalised text (R10.1).
 //
 // Every occurrence of every literal that starts on a character boundary, in
-// one pass over the text. Terms are keyed by their first two characters (a
-// one-character term by that character): at each character of the text the
-// key of it and the next character is looked up in a bit filter, and only
-// where the filter has it in a hash table, whose few terms are compared with
-// the text. On Chinese text a key is two whole characters, six bytes, so
-// the filter passes only where a term really starts or nearly so; per
-// character the work is a handful of instructions and one read of a filter
-// that stays in the cache. The table reads of a stretch of text are
-// prefetched together, so their cache misses overlap. Measured against
-// Vectorscan's literal matcher on the same terms in docs/benchmarks.md.
+// one pass over the text. Terms are keyed by their first three characters
+// (shorter terms by all of theirs): at each character of the text the keys
+// of it alone, with the next one and with the next two are looked up in a
+// bit filter, and only where the filter has one in a hash table, whose few
+// terms are compared with the text. A key of characters below U+10000 (all
+// of Chinese in practice) is their code points, which the normaliser hands
+// over per character (NormalizedText::units()); a term with a character
+// beyond that among its first two is keyed by the UTF-8 bytes of those two.
+// Three Chinese characters rarely start a term by chance, so on chat text
+// the filter passes where a term really starts or nearly so; per character
+// the work is a handful of instructions and reads of a filter that stays in
+// the cache. The table reads of a stretch of text are prefetched together,
+// so their cache misses overlap. Measured against Vectorscan's literal
+// matcher on the same terms in docs/benchmarks.md.
 //
 // Immutable after Build and thread-safe to search.
 #ifndef QUNZU_SERVICES_MODERATION_LITERAL_INDEX_H_
@@ -19,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -49,9 +54,10 @@ class LiteralIndex {
   // Appends to out every occurrence in text (valid UTF-8) of every term
   // (those that need a run only if with_runs), in no particular order.
   // starts: where each character of text starts, then text.size() twice
-  // (NormalizedText::starts()).
-  void Find(absl::string_view text, absl::Span<const uint32_t> starts, bool with_runs,
-            std::vector<TextMatch>* out) const;
+  // (NormalizedText::starts()); units: each character's code point if it
+  // is below U+10000, else 0, then two zeros (NormalizedText::units()).
+  void Find(absl::string_view text, absl::Span<const uint32_t> starts,
+            absl::Span<const uint16_t> units, bool with_runs, std::vector<TextMatch>* out) const;
 
   // Bytes held (tables and term bytes), for the rule-compile benchmark.
   size_t MemoryBytes() const;
@@ -70,9 +76,13 @@ class LiteralIndex {
   static constexpr uint32_t kNeedsRuns = 0x80000000U;
   static constexpr uint32_t kLast = 0x80000000U;
   static constexpr uint32_t kNone = 0xFFFFFFFFU;
+  // Set on keys of code points (first << 32 | second << 16 | third, 0 for
+  // none): a key of UTF-8 bytes never has a zero byte below a non-zero
+  // one, so the two kinds never meet.
+  static constexpr uint64_t kCodePoints = uint64_t{1} << 63;
   // One key: the term that is exactly the key (kNone if none) and the first
-  // of its other candidates (kNone if none). Key 0 is an empty slot (a key
-  // is UTF-8 without NUL, so never 0).
+  // of its other candidates (kNone if none). Key 0 is an empty slot: a key
+  // of code points has kCodePoints set, one of UTF-8 bytes holds no NUL.
   struct Slot {
     uint64_t key = 0;
     uint32_t exact = kNone;  // kNeedsRuns | term id
@@ -88,6 +98,8 @@ class LiteralIndex {
   };
 
   size_t SlotOf(uint64_t key) const { return Hash(key) >> slot_shift_; }
+  // A term's key and its length in bytes.
+  static std::pair<uint64_t, size_t> TermKey(absl::string_view text);
   bool MayHave(uint64_t key) const {
     const uint64_t bit = Hash(key) >> filter_shift_;
     return (filter_[bit >> 6] >> (bit & 63)) & 1U;

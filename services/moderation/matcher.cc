@@ -433,7 +433,7 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   raw.clear();
   allowed.clear();
   // Terms that need a run can match only in a text that has one.
-  literal_index_.Find(text.text, text.starts(), text.has_runs(), &raw);
+  literal_index_.Find(text.text, text.starts(), text.units(), text.has_runs(), &raw);
   // What each hit reads next is asked for now, so that the misses overlap.
   for (const RawMatch& match : raw) __builtin_prefetch(&literal_hits_[match.id]);
   // Reported in order of end (and of begin at one end).

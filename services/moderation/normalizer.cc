@@ -25,6 +25,7 @@ constexpr uint32_t kCountShift = 24;
 constexpr uint32_t kPayloadMask = (1U << kCountShift) - 1;
 constexpr int kFastLengthShift = 32;
 constexpr int kFastFlagsShift = 40;
+constexpr int kFastUnitShift = 48;
 // Room kept past the written end of the normalised text (one character).
 constexpr size_t kUtf8Slack = 4;
 
@@ -158,7 +159,9 @@ uint64_t FastEntry(char32_t c) {
   std::memcpy(&utf8, bytes.data(), sizeof(utf8));
   uint64_t flags = IsWordCodePoint(c) ? kWordChar : 0;
   if (c >= U'0' && c <= U'9') flags |= kDigit;
-  return utf8 | (length << kFastLengthShift) | (flags << kFastFlagsShift);
+  const uint64_t unit = c < 0x10000 ? c : 0;  // NormalizedText::units()
+  return utf8 | (length << kFastLengthShift) | (flags << kFastFlagsShift) |
+         (unit << kFastUnitShift);
 }
 
 std::u32string ToU32(const icu::UnicodeString& s) {
@@ -348,12 +351,15 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
   // capacity (plus the two ends).
   std::vector<uint32_t>& starts = out->starts_;
   std::vector<NormalizedText::Span>& spans = out->spans_;
+  std::vector<uint16_t>& units = out->units_;
   if (kText && starts.size() < capacity + 2) {
     starts.resize(capacity + 2);
     spans.resize(capacity + 2);
+    units.resize(capacity + 2);
   }
   uint32_t* start = starts.data();
   NormalizedText::Span* span = spans.data();
+  uint16_t* unit = units.data();
   size_t written = 0;
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   uint32_t last = 0;  // the packed UTF-8 of the last character written; 0: none
@@ -386,9 +392,12 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
         start = starts.data();
         spans.resize(capacity + 2);
         span = spans.data();
+        units.resize(capacity + 2);
+        unit = units.data();
       }
       std::memcpy(base + w, &utf8, sizeof(utf8));
       span[written] = NormalizedText::Span{begin, end};
+      unit[written] = static_cast<uint16_t>(entry >> kFastUnitShift);
       start[written++] = static_cast<uint32_t>(w);
     }
     if (kMap) {
@@ -444,6 +453,7 @@ absl::Status Normalizer::Run(absl::string_view text, NormalizedText* out, absl::
     dst.resize(w);
     out->has_runs_ = repeats;
     start[written] = start[written + 1] = static_cast<uint32_t>(w);
+    unit[written] = unit[written + 1] = 0;
     out->char_count_ = written;
   }
   if (kPass == Pass::kMap && !done) out->mapped_before_ = NormalizedText::kAllMapped;

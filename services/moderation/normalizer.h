@@ -75,6 +75,9 @@ struct NormalizedText {
   // the character after the next one always has a start): written by the
   // normaliser's text pass, for the literal index (literal_index.h).
   absl::Span<const uint32_t> starts() const { return {starts_.data(), char_count_ + 2}; }
+  // Per character, as starts(): its code point if below U+10000, else 0;
+  // then two zeros. The literal index's keys (literal_index.h).
+  absl::Span<const uint16_t> units() const { return {units_.data(), char_count_ + 2}; }
 
   // The index in Chars() of the character normalised byte `offset` is in
   // (from starts(): no map is built).
@@ -96,6 +99,7 @@ struct NormalizedText {
   absl::string_view source_;
   // starts(): char_count_ + 2 of them are written; more may be allocated.
   std::vector<uint32_t> starts_ = std::vector<uint32_t>(2, 0);
+  std::vector<uint16_t> units_ = std::vector<uint16_t>(2, 0);
   size_t char_count_ = 0;
   // Per character, as starts_: its original bytes, repeats included (the
   // same as Chars()[i].begin and .end, without the rest of the map).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "services/moderation/utf8.h"
 
 namespace qunzu::moderation {
 namespace {
@@ -45,12 +46,18 @@ std::vector<Found> PlainSearch(const std::vector<std::string>& terms,
 
 std::vector<TextMatch> Find(const LiteralIndex& index, const std::string& text, bool with_runs) {
   std::vector<uint32_t> starts;
+  std::vector<uint16_t> units;
   for (size_t at = 0; at < text.size(); ++at) {
-    if ((static_cast<unsigned char>(text[at]) & 0xC0) != 0x80) starts.push_back(at);
+    if ((static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) continue;
+    char32_t cp = 0;
+    DecodeUtf8(text, at, &cp);
+    starts.push_back(at);
+    units.push_back(cp < 0x10000 ? static_cast<uint16_t>(cp) : 0);
   }
   starts.insert(starts.end(), 2, text.size());
+  units.insert(units.end(), 2, 0);
   std::vector<TextMatch> out;
-  index.Find(text, starts, with_runs, &out);
+  index.Find(text, starts, units, with_runs, &out);
   return out;
 }
 
