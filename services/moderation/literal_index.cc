@@ -232,9 +232,4 @@ void LiteralIndex::Find(absl::string_view text, absl::Span<const uint32_t> start
   Resolve(text, with_runs, probes.data(), count, out);
 }
 
-size_t LiteralIndex::MemoryBytes() const {
-  return bytes_.capacity() + candidates_.capacity() * sizeof(Candidate) +
-         slots_.capacity() * sizeof(Slot) + filter_.capacity() * sizeof(uint64_t);
-}
-
 }  // namespace qunzu::moderation

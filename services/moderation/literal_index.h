@@ -59,9 +59,6 @@ class LiteralIndex {
   void Find(absl::string_view text, absl::Span<const uint32_t> starts,
             absl::Span<const uint16_t> units, bool with_runs, std::vector<TextMatch>* out) const;
 
-  // Bytes held (tables and term bytes), for the rule-compile benchmark.
-  size_t MemoryBytes() const;
-
  private:
   // A term longer than its key, or a second term of the key's text (which
   // differs in its runs), as stored under its key.
@@ -77,8 +74,9 @@ class LiteralIndex {
   static constexpr uint32_t kLast = 0x80000000U;
   static constexpr uint32_t kNone = 0xFFFFFFFFU;
   // Set on keys of code points (first << 32 | second << 16 | third, 0 for
-  // none): a key of UTF-8 bytes never has a zero byte below a non-zero
-  // one, so the two kinds never meet.
+  // none), whose seventh byte is zero: a key of UTF-8 bytes holds its
+  // bytes, none NUL, then zeros, so it has this bit only with all eight
+  // bytes set, and the two kinds never meet.
   static constexpr uint64_t kCodePoints = uint64_t{1} << 63;
   // One key: the term that is exactly the key (kNone if none) and the first
   // of its other candidates (kNone if none). Key 0 is an empty slot: a key
