@@ -107,7 +107,7 @@ struct NormalizedText {
     uint32_t begin;
     uint32_t end;
   };
-  std::vector<Span> spans_;
+  std::vector<Span> spans_ = std::vector<Span>(2, Span{0, 0});
 };
 
 class Normalizer {
