@@ -427,7 +427,6 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   out->verdict = Verdict::kAllow;
   out->matches.clear();
   if (text.text.empty()) return absl::OkStatus();
-  size_t literal_matches = 0;
   thread_local std::vector<RawMatch> raw;
   thread_local std::vector<RawMatch> allowed;
   raw.clear();
@@ -440,7 +439,7 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
   std::sort(raw.begin(), raw.end(), [](const RawMatch& a, const RawMatch& b) {
     return a.end != b.end ? a.end < b.end : a.begin < b.begin;
   });
-  literal_matches = raw.size();
+  const size_t literal_matches = raw.size();
   if (regex_db_ != nullptr) {
     hs_scratch_t* scratch = ThreadScratch();
     if (scratch == nullptr) {
