@@ -129,18 +129,29 @@ absl::StatusOr<std::vector<v1::Rule>> NewRuleList(sql::Connection& conn,
 absl::Status ReadRulesInForce(sql::Connection& conn, uint64_t with_id, uint32_t with_version,
                               std::vector<ActiveRule>* rules) {
   rules->clear();
-  return Query(conn,
-               "SELECT r.rule_id, r.kind, r.pattern, r.category, r.action, r.note, "
-               "s.rule_set_id, r.version FROM rule_sets s JOIN rule_set_rules r "
-               "ON r.rule_set_id = s.rule_set_id AND "
-               "r.version = IF(s.rule_set_id = ?, ?, s.active_version) "
-               "WHERE IF(s.rule_set_id = ?, ?, s.active_version) > 0 "
-               "ORDER BY s.rule_set_id, r.rule_id",
-               {with_id, with_version, with_id, with_version}, [&](const sql::ResultSet& row) {
-                 rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), row.getUInt64(7),
-                                             static_cast<uint32_t>(row.getUInt(8))});
-                 return absl::OkStatus();
-               });
+  // The versions first, then each one's rules as a range of the primary
+  // key, already in rule id order: one join ordered by set and rule id had
+  // the server sort a million rows for a large set.
+  std::vector<std::pair<uint64_t, uint32_t>> versions;
+  RETURN_IF_ERROR(
+      Query(conn,
+            "SELECT rule_set_id, IF(rule_set_id = ?, ?, active_version) FROM rule_sets "
+            "WHERE IF(rule_set_id = ?, ?, active_version) > 0 ORDER BY rule_set_id",
+            {with_id, with_version, with_id, with_version}, [&](const sql::ResultSet& row) {
+              versions.emplace_back(row.getUInt64(1), static_cast<uint32_t>(row.getUInt(2)));
+              return absl::OkStatus();
+            }));
+  for (const auto& [rule_set_id, version] : versions) {
+    RETURN_IF_ERROR(
+        Query(conn,
+              "SELECT rule_id, kind, pattern, category, action, note FROM "
+              "rule_set_rules WHERE rule_set_id = ? AND version = ? ORDER BY rule_id",
+              {rule_set_id, version}, [&](const sql::ResultSet& row) {
+                rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), rule_set_id, version});
+                return absl::OkStatus();
+              }));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> ReadGeneration(sql::Connection& conn, bool for_update) {
