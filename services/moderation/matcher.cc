@@ -266,6 +266,8 @@ absl::StatusOr<std::shared_ptr<void>> CompiledRulesCache::ClaimCompile(const std
 absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
   const Normalizer& normalizer = Normalizer::Get();
   absl::flat_hash_map<std::string, uint32_t> literal_index;
+  literal_index.reserve(rules_.size());
+  literals_.reserve(rules_.size());
   std::vector<unsigned> regex_ids;
   NormalizedText term;
   for (size_t i = 0; i < rules_.size(); ++i) {
@@ -276,8 +278,10 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
       regex_rules_.push_back(static_cast<uint32_t>(i));
       continue;
     }
-    RETURN_IF_ERROR(
-        normalizer.Normalize(rule.pattern, &term, absl::StrCat("rules[", i, "].pattern")));
+    if (!normalizer.Normalize(rule.pattern, &term, "pattern").ok()) {
+      // Named for the error only (the name costs an allocation per term).
+      return normalizer.Normalize(rule.pattern, &term, absl::StrCat("rules[", i, "].pattern"));
+    }
     if (term.text.empty()) {
       return MakeError(absl::StatusCode::kInvalidArgument, "PATTERN_EMPTY",
                        absl::StrCat("rule ", i, " has nothing left after normalisation"),
