@@ -163,7 +163,7 @@ absl::StatusOr<std::shared_ptr<const CompiledRules>> CompiledRules::Compile(
   return std::shared_ptr<const CompiledRules>(std::move(compiled));
 }
 
-std::string CompiledRules::CacheKey() const {
+std::string CompiledRules::CacheKey(const std::vector<Literal>& literals) const {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
                                                                   &EVP_MD_CTX_free);
   EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
@@ -187,8 +187,8 @@ std::string CompiledRules::CacheKey() const {
     add_number(platform.cpu_features);
   }
   add_number(kRegexFlags);
-  add_number(literals_.size());
-  for (const Literal& literal : literals_) {
+  add_number(literals.size());
+  for (const Literal& literal : literals) {
     add_number(literal.needs_runs ? 1 : 0);
     add_number(literal.text.size());
     add(literal.text);
@@ -267,7 +267,8 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
   const Normalizer& normalizer = Normalizer::Get();
   absl::flat_hash_map<std::string, uint32_t> literal_index;
   literal_index.reserve(rules_.size());
-  literals_.reserve(rules_.size());
+  std::vector<Literal> literals;
+  literals.reserve(rules_.size());
   std::vector<unsigned> regex_ids;
   NormalizedText term;
   for (size_t i = 0; i < rules_.size(); ++i) {
@@ -301,7 +302,7 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
         absl::StrAppend(&key, c.run, (c.flags & kDigit) != 0 ? "d," : ",");
       }
     }
-    auto [it, inserted] = literal_index.try_emplace(std::move(key), literals_.size());
+    auto [it, inserted] = literal_index.try_emplace(std::move(key), literals.size());
     if (inserted) {
       Literal literal;
       literal.text = term.text;
@@ -312,12 +313,12 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
           static_cast<uint8_t>(((chars.front().flags & kWordChar) != 0 ? kLeftBoundary : 0) |
                                ((chars.back().flags & kWordChar) != 0 ? kRightBoundary : 0) |
                                (needs_check ? kCheckRuns : 0));
-      literals_.push_back(std::move(literal));
+      literals.push_back(std::move(literal));
     }
-    literals_[it->second].rule_indexes.push_back(static_cast<uint32_t>(i));
+    literals[it->second].rule_indexes.push_back(static_cast<uint32_t>(i));
   }
   for (const Rule& rule : rules_) rule_blocks_.push_back(rule.action == RuleAction::kBlock);
-  for (const Literal& literal : literals_) {
+  for (const Literal& literal : literals) {
     LiteralHit hit;
     hit.length = static_cast<uint32_t>(literal.text.size());
     hit.rules_begin = static_cast<uint32_t>(literal_rules_.size());
@@ -330,10 +331,16 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
     literal_hits_.push_back(hit);
   }
   std::vector<LiteralIndex::Term> terms;
-  terms.reserve(literals_.size());
-  for (const Literal& literal : literals_) terms.push_back({literal.text, literal.needs_runs});
+  terms.reserve(literals.size());
+  for (const Literal& literal : literals) terms.push_back({literal.text, literal.needs_runs});
   literal_index_.Build(terms);
-  cache_key_ = CacheKey();
+  cache_key_ = CacheKey(literals);
+  for (size_t id = 0; id < literals.size(); ++id) {
+    if (!literals[id].chars.empty()) {
+      check_chars_.emplace(static_cast<uint32_t>(id), std::move(literals[id].chars));
+    }
+  }
+  literals = {};                // the index holds the texts
   std::shared_ptr<void> claim;  // held until the compiled set is stored
   if (cache != nullptr && !LoadFromCache(*cache)) {
     absl::StatusOr<std::shared_ptr<void>> claimed = cache->ClaimCompile(cache_key_);
@@ -417,7 +424,9 @@ bool CompiledRules::LiteralMatchHolds(uint32_t literal_id, const NormalizedText&
     if ((next.flags & kGapBefore) == 0 && (next.flags & kWordChar) != 0) return false;
   }
   if ((hit.flags & kCheckRuns) == 0) return true;
-  const std::vector<NormalizedChar>& wanted = literals_[literal_id].chars;
+  const auto checked = check_chars_.find(literal_id);
+  if (checked == check_chars_.end()) return false;  // kCheckRuns is set only with them
+  const std::vector<NormalizedChar>& wanted = checked->second;
   if (first + wanted.size() > chars.size()) return false;
   for (size_t k = 0; k < wanted.size(); ++k) {
     const NormalizedChar& want = wanted[k];

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -162,7 +163,7 @@ class CompiledRules {
   CompiledRules() = default;
   absl::Status Build(CompiledRulesCache* cache);
   // The digest of every compile input, computed once the literals are built.
-  std::string CacheKey() const;
+  std::string CacheKey(const std::vector<Literal>& literals) const;
   // The regex database as a string, and back (false: damaged or foreign
   // bytes, and nothing deserialised is kept).
   absl::StatusOr<std::string> Serialize() const;
@@ -181,13 +182,15 @@ class CompiledRules {
                      unsigned int flags, void* context);
 
   std::vector<Rule> rules_;
-  std::vector<Literal> literals_;
-  std::vector<LiteralHit> literal_hits_;  // by LiteralIndex id, as literals_
-  std::vector<uint32_t> literal_rules_;   // rule indexes, kAllowRule on allowlist rules
-  std::vector<bool> rule_blocks_;         // by rule index: its action is BLOCK
+  std::vector<LiteralHit> literal_hits_;  // by literal id (LiteralIndex's)
+  // Literal::chars of the literals whose runs or digits are checked (few):
+  // of the literals, only these are kept once Build is done.
+  absl::flat_hash_map<uint32_t, std::vector<NormalizedChar>> check_chars_;
+  std::vector<uint32_t> literal_rules_;  // rule indexes, kAllowRule on allowlist rules
+  std::vector<bool> rule_blocks_;        // by rule index: its action is BLOCK
   // Rule indexes of the regexes, by Vectorscan id.
   std::vector<uint32_t> regex_rules_;
-  // Every literal; a literal's id there is its index in literals_.
+  // Every literal, by its id (its index in Build's list of literals).
   LiteralIndex literal_index_;
   hs_database* regex_db_ = nullptr;
   // The calling thread's scratch space for these rules: each thread keeps
