@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/mysql.h"
@@ -305,10 +306,10 @@ absl::StatusOr<VerifyReport> VerifyDatabaseIn(sql::Connection& conn, const std::
   return report;
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<v1::Checkpoint>> ReadCheckpointLines(std::istream& in) {
-  std::vector<v1::Checkpoint> out;
+// Calls on_line with each line of an export (JSON lines; empty lines
+// skipped); a line that is not an ExportLine is EXPORT_INVALID.
+absl::Status ForEachExportLine(std::istream& in,
+                               absl::FunctionRef<absl::Status(const v1::ExportLine&)> on_line) {
   std::string text;
   int number = 0;
   while (std::getline(in, text)) {
@@ -319,8 +320,19 @@ absl::StatusOr<std::vector<v1::Checkpoint>> ReadCheckpointLines(std::istream& in
       return MakeError(absl::StatusCode::kInvalidArgument, "EXPORT_INVALID",
                        absl::StrCat("line ", number, " is not an ExportLine"));
     }
-    if (line.has_checkpoint()) out.push_back(line.checkpoint());
+    RETURN_IF_ERROR(on_line(line));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::Checkpoint>> ReadCheckpointLines(std::istream& in) {
+  std::vector<v1::Checkpoint> out;
+  RETURN_IF_ERROR(ForEachExportLine(in, [&](const v1::ExportLine& line) {
+    if (line.has_checkpoint()) out.push_back(line.checkpoint());
+    return absl::OkStatus();
+  }));
   return out;
 }
 
@@ -344,16 +356,7 @@ absl::StatusOr<VerifyReport> VerifyExport(std::istream& in, const std::string& p
   std::vector<v1::Checkpoint> checkpoints = extra;
   std::vector<v1::AuditEntry> entries;
   Frontier frontier;
-  std::string text;
-  int number = 0;
-  while (std::getline(in, text)) {
-    ++number;
-    if (text.empty()) continue;
-    v1::ExportLine line;
-    if (!google::protobuf::util::JsonStringToMessage(text, &line).ok()) {
-      return MakeError(absl::StatusCode::kInvalidArgument, "EXPORT_INVALID",
-                       absl::StrCat("line ", number, " is not an ExportLine"));
-    }
+  RETURN_IF_ERROR(ForEachExportLine(in, [&](const v1::ExportLine& line) -> absl::Status {
     if (line.has_checkpoint()) checkpoints.push_back(line.checkpoint());
     if (line.has_entry()) entries.push_back(line.entry());
     if (line.has_frontier()) {
@@ -364,7 +367,8 @@ absl::StatusOr<VerifyReport> VerifyExport(std::istream& in, const std::string& p
       }
       ASSIGN_OR_RETURN(frontier, Frontier::Create(line.frontier().tree_size(), hashes));
     }
-  }
+    return absl::OkStatus();
+  }));
   LogVerifier v({{KeyIdOf(public_key), public_key}}, checkpoints);
   std::optional<v1::AuditEntry> failing;
   PurgeTracker purges;
