@@ -17,6 +17,7 @@
 #include "absl/time/civil_time.h"
 #include "common/migrations.h"
 #include "common/mysql.h"
+#include "common/status.h"
 #include "services/audit/audit_log.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_export.h"
@@ -402,6 +403,18 @@ TEST_F(AuditVerifyTest, ExportTampering) {
     }
     EXPECT_FAILS(VerifyLines(lines), v1::VERIFY_FAILURE_KIND_SIGNATURE_INVALID, -1);
   }
+}
+
+TEST_F(AuditVerifyTest, AnExportLineThatIsNotAnExportLineIsRefused) {
+  const std::string text = "{}\n\nnot json\n";
+  std::istringstream export_in(text);
+  auto report = VerifyExport(export_in, signer_->public_key(), {});
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(qunzu::ErrorReason(report.status()), "EXPORT_INVALID");
+  EXPECT_NE(report.status().message().find("line 3"), std::string::npos) << report.status();
+  std::istringstream checkpoints_in(text);
+  EXPECT_EQ(qunzu::ErrorReason(ReadCheckpointLines(checkpoints_in).status()), "EXPORT_INVALID");
 }
 
 TEST_F(AuditVerifyTest, AfterAPurgeVerificationResumesAtTheBoundary) {
