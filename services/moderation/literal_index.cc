@@ -122,7 +122,7 @@ void LiteralIndex::Build(const std::vector<Term>& terms) {
       if (slot.more == kNone) slot.more = static_cast<uint32_t>(candidates_.size());
       const size_t tail_length = length - key_length;
       candidates_.push_back(
-          Candidate{id, length, offsets[term],
+          Candidate{id, length, offsets[term], 0,
                     Load(bytes_.data() + offsets[term] + key_length, tail_length) &
                         masks[std::min<size_t>(tail_length, 8)]});
     }
@@ -133,6 +133,49 @@ void LiteralIndex::Build(const std::vector<Term>& terms) {
     const uint64_t bit = Hash(key) >> filter_shift_;
     filter_[bit >> 6] |= uint64_t{1} << (bit & 63);
   }
+}
+
+void LiteralIndex::AppendTo(FlatWriter& out) const {
+  out.Number(terms_);
+  out.Number((single_plain_ ? 1U : 0U) | (single_runs_ ? 2U : 0U));
+  out.Bytes(bytes_);
+  out.Array(candidates_);
+  out.Array(slots_);
+  out.Array(filter_);
+}
+
+bool LiteralIndex::ReadFrom(FlatReader& in) {
+  uint64_t singles = 0;
+  const bool read = in.Number(&terms_) && in.Number(&singles) && in.Bytes(&bytes_) &&
+                    in.Array(&candidates_) && in.Array(&slots_) && in.Array(&filter_);
+  // The shapes Build gives: power-of-two tables, every reference inside
+  // what was read, every candidate list ending. (The bytes carry a digest;
+  // this keeps bytes that pass it but were never an index from being
+  // searched out of bounds.)
+  auto power_of_two = [](size_t n) { return n != 0 && (n & (n - 1)) == 0; };
+  bool ok = read && singles <= 3 && power_of_two(slots_.size()) && slots_.size() >= 16 &&
+            power_of_two(filter_.size()) && filter_.size() >= 64 &&
+            (candidates_.empty() || (candidates_.back().length & kLast) != 0);
+  for (size_t i = 0; ok && i < candidates_.size(); ++i) {
+    const Candidate& c = candidates_[i];
+    ok = (c.term & ~kNeedsRuns) < terms_ && c.offset <= bytes_.size() &&
+         (c.length & ~kLast) <= bytes_.size() - c.offset;
+  }
+  for (size_t i = 0; ok && i < slots_.size(); ++i) {
+    const Slot& slot = slots_[i];
+    ok = (slot.exact == kNone || (slot.exact & ~kNeedsRuns) < terms_) &&
+         (slot.more == kNone || slot.more < candidates_.size());
+  }
+  if (!ok) {
+    *this = LiteralIndex();
+    return false;
+  }
+  single_plain_ = (singles & 1U) != 0;
+  single_runs_ = (singles & 2U) != 0;
+  slot_mask_ = slots_.size() - 1;
+  slot_shift_ = 64 - __builtin_ctzll(slots_.size());
+  filter_shift_ = 64 - __builtin_ctzll(filter_.size() * 64);
+  return true;
 }
 
 void LiteralIndex::Resolve(absl::string_view text, bool with_runs, const Probe* probes,

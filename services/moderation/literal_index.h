@@ -28,6 +28,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "services/moderation/flat_bytes.h"
 
 namespace qunzu::moderation {
 
@@ -51,6 +52,15 @@ class LiteralIndex {
   // Indexes terms; a term's id is its position. Replaces what was indexed.
   void Build(const std::vector<Term>& terms);
 
+  // The built index in the flat encoding (flat_bytes.h), and back: a
+  // stored index is in force without being built again. ReadFrom returns
+  // false, and leaves the index empty, on bytes that do not hold one.
+  void AppendTo(FlatWriter& out) const;
+  bool ReadFrom(FlatReader& in);
+
+  // How many terms were indexed.
+  size_t size() const { return terms_; }
+
   // Appends to out every occurrence in text (valid UTF-8) of every term
   // (those that need a run only if with_runs), in no particular order.
   // starts: where each character of text starts, then text.size() twice
@@ -66,6 +76,7 @@ class LiteralIndex {
     uint32_t term = 0;    // kNeedsRuns | its id
     uint32_t length = 0;  // kLast (the key's last candidate) | its length in bytes
     uint32_t offset = 0;  // of its bytes in bytes_
+    uint32_t unused = 0;  // (no padding: the same index, the same bytes)
     // Its bytes after the key, up to eight, zero past its end: most terms
     // are compared with the text without reading bytes_.
     uint64_t tail = 0;

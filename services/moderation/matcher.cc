@@ -14,8 +14,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/digest.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "services/moderation/flat_bytes.h"
 
 namespace qunzu::moderation {
 namespace {
@@ -64,28 +66,39 @@ std::string CheckRepeats(absl::string_view pattern) {
 }
 
 // The first bytes of a serialised rule set, and part of its cache key:
-// change it whenever what the compile reads or the layout changes.
-constexpr absl::string_view kSerializedMagic = "qunzu-compiled-rules-2\n";
+// change it whenever what the build reads or the layout changes.
+constexpr absl::string_view kSerializedMagic = "qunzu-compiled-rules-3\n";
 
-void AppendNumber(std::string& out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(value >> (8 * i)));
-}
+// A rule as the serialised set holds it; its pattern is in one string of
+// them all.
+struct StoredRule {
+  uint64_t id;
+  uint32_t pattern_length;
+  int32_t category;
+  uint32_t kind;
+  uint32_t action;
+};
 
-bool TakeNumber(absl::string_view& in, uint64_t* value) {
-  if (in.size() < 8) return false;
-  *value = 0;
-  for (int i = 0; i < 8; ++i) {
-    *value |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  }
-  in.remove_prefix(8);
-  return true;
-}
-
-std::string Sha256(absl::string_view bytes) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(digest.data()), length);
+// What must be the same for a serialised set to be used as it is: our
+// format, Vectorscan's version, the CPU class the regexes were compiled
+// for (and the records laid out for), and the normaliser's tables the
+// literals were normalised with.
+const std::string& HostClass() {
+  static const std::string* const host = [] {
+    auto* out = new std::string(kSerializedMagic);
+    FlatWriter writer(out);
+    writer.Bytes(hs_version());
+    hs_platform_info_t platform{};
+    if (hs_populate_platform(&platform) == HS_SUCCESS) {
+      writer.Number(platform.tune);
+      writer.Number(platform.cpu_features);
+    }
+    writer.Number(kRegexFlags);
+    writer.Number(sizeof(void*));
+    writer.Bytes(Normalizer::Get().Fingerprint());
+    return out;
+  }();
+  return *host;
 }
 
 absl::Status RegexRejected(size_t rule_index, absl::string_view why) {
@@ -156,48 +169,47 @@ absl::Status CompiledRules::CheckRegex(absl::string_view pattern, size_t rule_in
 }
 
 absl::StatusOr<std::shared_ptr<const CompiledRules>> CompiledRules::Compile(
-    std::vector<Rule> rules, CompiledRulesCache* cache) {
+    std::vector<Rule> rules, CompiledRulesCache* cache, std::string annex) {
   std::shared_ptr<CompiledRules> compiled(new CompiledRules());
   compiled->rules_ = std::move(rules);
+  compiled->annex_ = std::move(annex);
   RETURN_IF_ERROR(compiled->Build(cache));
   return std::shared_ptr<const CompiledRules>(std::move(compiled));
 }
 
-std::string CompiledRules::CacheKey(const std::vector<Literal>& literals) const {
+absl::StatusOr<std::shared_ptr<const CompiledRules>> CompiledRules::LoadCached(
+    const std::string& key, CompiledRulesCache& cache) {
+  std::shared_ptr<CompiledRules> loaded(new CompiledRules());
+  loaded->cache_key_ = key;
+  if (!loaded->LoadFromCache(cache)) return nullptr;
+  RETURN_IF_ERROR(loaded->Finish());
+  return std::shared_ptr<const CompiledRules>(std::move(loaded));
+}
+
+std::string CompiledRules::CacheKey() const {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
                                                                   &EVP_MD_CTX_free);
   EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
-  auto add = [&](absl::string_view bytes) {
+  std::string bytes;
+  FlatWriter writer(&bytes);
+  // Hashed a piece at a time: a million rules are not copied into one
+  // string first.
+  auto flush = [&] {
     EVP_DigestUpdate(context.get(), bytes.data(), bytes.size());
+    bytes.clear();
   };
-  auto add_number = [&](uint64_t value) {
-    std::string bytes;
-    AppendNumber(bytes, value);
-    add(bytes);
-  };
-  // What the compile reads: our format, Vectorscan's version and flags,
-  // every literal (its id is its position) and every regex.
-  add(kSerializedMagic);
-  add(hs_version());
-  // The host the databases are compiled for: replicas on other CPUs keep
-  // their own entries.
-  hs_platform_info_t platform{};
-  if (hs_populate_platform(&platform) == HS_SUCCESS) {
-    add_number(platform.tune);
-    add_number(platform.cpu_features);
+  writer.Bytes(HostClass());
+  writer.Bytes(annex_);
+  writer.Number(rules_.size());
+  for (const Rule& rule : rules_) {
+    writer.Number(rule.id);
+    writer.Number(static_cast<uint64_t>(rule.kind));
+    writer.Number(static_cast<uint64_t>(rule.category));
+    writer.Number(static_cast<uint64_t>(rule.action));
+    writer.Bytes(rule.pattern);
+    if (bytes.size() >= 4096) flush();
   }
-  add_number(kRegexFlags);
-  add_number(literals.size());
-  for (const Literal& literal : literals) {
-    add_number(literal.needs_runs ? 1 : 0);
-    add_number(literal.text.size());
-    add(literal.text);
-  }
-  add_number(regex_rules_.size());
-  for (uint32_t rule_index : regex_rules_) {
-    add_number(rules_[rule_index].pattern.size());
-    add(rules_[rule_index].pattern);
-  }
+  flush();
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
   EVP_DigestFinal_ex(context.get(), digest.data(), &length);
@@ -206,45 +218,135 @@ std::string CompiledRules::CacheKey(const std::vector<Literal>& literals) const 
 }
 
 absl::StatusOr<std::string> CompiledRules::Serialize() const {
-  std::string out(kSerializedMagic);
-  out += cache_key_;  // the bytes say which rules they are
-  char* bytes = nullptr;
-  size_t length = 0;
-  if (regex_db_ != nullptr && hs_serialize_database(regex_db_, &bytes, &length) != HS_SUCCESS) {
+  char* regex_bytes = nullptr;
+  size_t regex_length = 0;
+  if (regex_db_ != nullptr &&
+      hs_serialize_database(regex_db_, &regex_bytes, &regex_length) != HS_SUCCESS) {
     return MakeError(absl::StatusCode::kInternal, "RULE_SET_SERIALIZE_FAILED",
                      "hs_serialize_database failed");
   }
-  AppendNumber(out, length);
-  out.append(bytes, length);
-  free(bytes);  // NOLINT(cppcoreguidelines-no-malloc): allocated by Vectorscan with malloc
+  std::string out;
+  FlatWriter writer(&out);
+  writer.Bytes(HostClass());
+  writer.Bytes(cache_key_);  // the bytes say which rules they are
+  writer.Bytes(annex_);
+  std::vector<StoredRule> stored;
+  stored.reserve(rules_.size());
+  std::string patterns;
+  for (const Rule& rule : rules_) {
+    StoredRule r{};
+    r.id = rule.id;
+    r.pattern_length = static_cast<uint32_t>(rule.pattern.size());
+    r.category = rule.category;
+    r.kind = static_cast<uint32_t>(rule.kind);
+    r.action = static_cast<uint32_t>(rule.action);
+    stored.push_back(r);
+    patterns += rule.pattern;
+  }
+  writer.Array(stored);
+  writer.Bytes(patterns);
+  writer.Array(literal_hits_);
+  writer.Array(literal_rules_);
+  writer.Array(regex_rules_);
+  // In literal order: a hash map's order is not even the same in two maps
+  // of one process.
+  std::vector<uint32_t> checked;
+  checked.reserve(check_chars_.size());
+  for (const auto& entry : check_chars_) checked.push_back(entry.first);
+  std::sort(checked.begin(), checked.end());
+  writer.Number(checked.size());
+  for (uint32_t literal : checked) {
+    writer.Number(literal);
+    writer.Array(check_chars_.at(literal));
+  }
+  literal_index_.AppendTo(writer);
+  writer.Bytes(absl::string_view(regex_bytes, regex_length));
+  free(regex_bytes);  // NOLINT(cppcoreguidelines-no-malloc): allocated by Vectorscan with malloc
   // A digest of the whole, so that damaged bytes are never deserialised.
   out += Sha256(out);
   return out;
 }
 
 bool CompiledRules::Deserialize(const std::string& bytes) {
-  if (DeserializeDatabases(bytes)) return true;
-  FreeDatabase();  // if the damage came after it
+  if (DeserializeAll(bytes)) return true;
+  // Nothing of damaged bytes is kept.
+  FreeDatabase();
+  literal_hits_.clear();
+  literal_rules_.clear();
+  regex_rules_.clear();
+  check_chars_.clear();
+  literal_index_ = LiteralIndex();
   return false;
 }
 
-bool CompiledRules::DeserializeDatabases(const std::string& bytes) {
+bool CompiledRules::DeserializeAll(const std::string& bytes) {
   constexpr size_t kDigestBytes = 32;
-  absl::string_view in(bytes);
-  if (in.size() < kSerializedMagic.size() + kDigestBytes ||
-      !absl::StartsWith(in, kSerializedMagic) ||
-      Sha256(in.substr(0, in.size() - kDigestBytes)) != in.substr(in.size() - kDigestBytes)) {
+  absl::string_view all(bytes);
+  if (all.size() < kDigestBytes ||
+      Sha256(all.substr(0, all.size() - kDigestBytes)) != all.substr(all.size() - kDigestBytes)) {
     return false;
   }
-  in.remove_prefix(kSerializedMagic.size());
-  in.remove_suffix(kDigestBytes);
-  if (!absl::StartsWith(in, cache_key_)) return false;
-  in.remove_prefix(cache_key_.size());
-  uint64_t length = 0;
-  if (!TakeNumber(in, &length) || length != in.size() || (length != 0) != !regex_rules_.empty()) {
+  FlatReader reader(all.substr(0, all.size() - kDigestBytes));
+  absl::string_view host;
+  absl::string_view key;
+  absl::string_view annex;
+  if (!reader.Bytes(&host) || host != HostClass() || !reader.Bytes(&key) || key != cache_key_ ||
+      !reader.Bytes(&annex)) {
     return false;
   }
-  return length == 0 || hs_deserialize_database(in.data(), length, &regex_db_) == HS_SUCCESS;
+  std::vector<StoredRule> stored;
+  absl::string_view patterns;
+  if (!reader.Array(&stored) || !reader.Bytes(&patterns)) return false;
+  std::vector<Rule> rules(stored.size());
+  size_t offset = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const StoredRule& r = stored[i];
+    if (r.pattern_length > patterns.size() - offset || r.kind > 2 || r.action > 1) return false;
+    rules[i].id = r.id;
+    rules[i].kind = static_cast<RuleKind>(r.kind);
+    rules[i].pattern.assign(patterns.data() + offset, r.pattern_length);
+    rules[i].category = r.category;
+    rules[i].action = static_cast<RuleAction>(r.action);
+    offset += r.pattern_length;
+  }
+  uint64_t checked = 0;
+  if (offset != patterns.size() || !reader.Array(&literal_hits_) ||
+      !reader.Array(&literal_rules_) || !reader.Array(&regex_rules_) ||
+      !reader.Number(&checked) || checked > reader.left()) {
+    return false;
+  }
+  for (uint64_t i = 0; i < checked; ++i) {
+    uint32_t literal = 0;
+    std::vector<NormalizedChar> chars;
+    if (!reader.Number(&literal) || !reader.Array(&chars)) return false;
+    check_chars_.emplace(literal, std::move(chars));
+  }
+  absl::string_view regexes;
+  if (!literal_index_.ReadFrom(reader) || !reader.Bytes(&regexes) || reader.left() != 0 ||
+      regexes.empty() != regex_rules_.empty()) {
+    return false;
+  }
+  rules_ = std::move(rules);
+  annex_ = std::string(annex);
+  if (!Consistent()) return false;
+  return regexes.empty() ||
+         hs_deserialize_database(regexes.data(), regexes.size(), &regex_db_) == HS_SUCCESS;
+}
+
+bool CompiledRules::Consistent() const {
+  for (const LiteralHit& hit : literal_hits_) {
+    if (hit.rules_begin > hit.rules_end || hit.rules_end > literal_rules_.size()) return false;
+  }
+  for (uint32_t rule : literal_rules_) {
+    if ((rule & ~kAllowRule) >= rules_.size()) return false;
+  }
+  for (uint32_t rule : regex_rules_) {
+    if (rule >= rules_.size() || rules_[rule].kind != RuleKind::kRegex) return false;
+  }
+  for (const auto& [literal, chars] : check_chars_) {
+    if (literal >= literal_hits_.size()) return false;
+  }
+  return literal_index_.size() == literal_hits_.size();
 }
 
 bool CompiledRules::LoadFromCache(CompiledRulesCache& cache) {
@@ -254,7 +356,7 @@ bool CompiledRules::LoadFromCache(CompiledRulesCache& cache) {
                {{"key", cache_key_}, {"error", cached.status().ToString()}});
   } else if (cached->has_value()) {
     from_cache_ = Deserialize(**cached);
-    if (!from_cache_) LogWarning("rule_cache_damaged", {{"key", cache_key_}});
+    if (!from_cache_) LogWarning("rule_cache_unusable", {{"key", cache_key_}});
   }
   return from_cache_;
 }
@@ -264,18 +366,49 @@ absl::StatusOr<std::shared_ptr<void>> CompiledRulesCache::ClaimCompile(const std
 }
 
 absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
+  cache_key_ = CacheKey();
+  std::shared_ptr<void> claim;  // held until the built set is stored
+  if (cache != nullptr && !LoadFromCache(*cache)) {
+    absl::StatusOr<std::shared_ptr<void>> claimed = cache->ClaimCompile(cache_key_);
+    if (!claimed.ok()) {
+      LogWarning("rule_cache_claim_failed",
+                 {{"key", cache_key_}, {"error", claimed.status().ToString()}});
+    } else if (*claimed == nullptr) {
+      return MakeError(absl::StatusCode::kUnavailable, kCompilingElsewhere,
+                       "another replica is compiling these rules", {{"key", cache_key_}});
+    } else {
+      claim = *std::move(claimed);
+      // It may have been stored between the miss and the claim.
+      LoadFromCache(*cache);
+    }
+  }
+  if (!from_cache_) {
+    std::vector<unsigned> regex_ids;
+    RETURN_IF_ERROR(BuildLiterals(&regex_ids));
+    RETURN_IF_ERROR(CompileRegexes(regex_ids));
+    if (cache != nullptr) {
+      absl::StatusOr<std::string> bytes = Serialize();
+      absl::Status stored = bytes.ok() ? cache->Store(cache_key_, *bytes) : bytes.status();
+      if (!stored.ok()) {
+        LogWarning("rule_cache_store_failed", {{"key", cache_key_}, {"error", stored.ToString()}});
+      }
+    }
+  }
+  return Finish();
+}
+
+absl::Status CompiledRules::BuildLiterals(std::vector<unsigned>* regex_ids) {
   const Normalizer& normalizer = Normalizer::Get();
   absl::flat_hash_map<std::string, uint32_t> literal_index;
   literal_index.reserve(rules_.size());
   std::vector<Literal> literals;
   literals.reserve(rules_.size());
-  std::vector<unsigned> regex_ids;
   NormalizedText term;
   for (size_t i = 0; i < rules_.size(); ++i) {
     const Rule& rule = rules_[i];
     if (rule.kind == RuleKind::kRegex) {
       RETURN_IF_ERROR(CheckRegex(rule.pattern, i));
-      regex_ids.push_back(static_cast<unsigned>(regex_rules_.size()));
+      regex_ids->push_back(static_cast<unsigned>(regex_rules_.size()));
       regex_rules_.push_back(static_cast<uint32_t>(i));
       continue;
     }
@@ -317,7 +450,6 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
     }
     literals[it->second].rule_indexes.push_back(static_cast<uint32_t>(i));
   }
-  for (const Rule& rule : rules_) rule_blocks_.push_back(rule.action == RuleAction::kBlock);
   for (const Literal& literal : literals) {
     LiteralHit hit;
     hit.length = static_cast<uint32_t>(literal.text.size());
@@ -334,36 +466,17 @@ absl::Status CompiledRules::Build(CompiledRulesCache* cache) {
   terms.reserve(literals.size());
   for (const Literal& literal : literals) terms.push_back({literal.text, literal.needs_runs});
   literal_index_.Build(terms);
-  cache_key_ = CacheKey(literals);
   for (size_t id = 0; id < literals.size(); ++id) {
     if (!literals[id].chars.empty()) {
       check_chars_.emplace(static_cast<uint32_t>(id), std::move(literals[id].chars));
     }
   }
-  literals = {};                // the index holds the texts
-  std::shared_ptr<void> claim;  // held until the compiled set is stored
-  if (cache != nullptr && !LoadFromCache(*cache)) {
-    absl::StatusOr<std::shared_ptr<void>> claimed = cache->ClaimCompile(cache_key_);
-    if (!claimed.ok()) {
-      LogWarning("rule_cache_claim_failed",
-                 {{"key", cache_key_}, {"error", claimed.status().ToString()}});
-    } else if (*claimed == nullptr) {
-      return MakeError(absl::StatusCode::kUnavailable, kCompilingElsewhere,
-                       "another replica is compiling these rules", {{"key", cache_key_}});
-    } else {
-      claim = *std::move(claimed);
-      // It may have been stored between the miss and the claim.
-      LoadFromCache(*cache);
-    }
-  }
-  if (!from_cache_) RETURN_IF_ERROR(CompileRegexes(regex_ids));
-  if (cache != nullptr && !from_cache_) {
-    absl::StatusOr<std::string> bytes = Serialize();
-    absl::Status stored = bytes.ok() ? cache->Store(cache_key_, *bytes) : bytes.status();
-    if (!stored.ok()) {
-      LogWarning("rule_cache_store_failed", {{"key", cache_key_}, {"error", stored.ToString()}});
-    }
-  }
+  return absl::OkStatus();
+}
+
+absl::Status CompiledRules::Finish() {
+  rule_blocks_.reserve(rules_.size());
+  for (const Rule& rule : rules_) rule_blocks_.push_back(rule.action == RuleAction::kBlock ? 1 : 0);
   if (regex_db_ != nullptr && hs_alloc_scratch(regex_db_, &prototype_) != HS_SUCCESS) {
     return MakeError(absl::StatusCode::kInternal, "RULE_SET_COMPILE_FAILED",
                      "hs_alloc_scratch failed");

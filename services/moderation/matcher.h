@@ -69,13 +69,14 @@ struct ScanResult {
   std::vector<RuleMatch> matches;
 };
 
-// Where compiled rule sets are kept for other replicas and later starts,
-// keyed by a digest of everything the compile reads (the normalised
-// literals in id order with their runs, the regexes, the Vectorscan version
-// and the host's CPU class): a replica that finds its set there loads the
-// compiled regexes instead of compiling them. (Literals are indexed by every
-// replica itself: a second at a million terms, no compile.) A cache that
-// fails or holds damaged bytes only costs the compile.
+// Where built rule sets are kept for other replicas and later starts: the
+// whole built set (rules, literal index, compiled regexes, the caller's
+// annex) in its flat encoding, keyed by a digest of everything the build
+// reads (the rules as given, the annex, and the host class: our format,
+// the Vectorscan version, the CPU class and the normaliser's tables). A
+// replica that finds its set there copies it in instead of normalising a
+// million terms and compiling the regexes. A cache that fails or holds
+// damaged bytes only costs the build.
 class CompiledRulesCache {
  public:
   virtual ~CompiledRulesCache() = default;
@@ -100,13 +101,22 @@ inline constexpr size_t kMaxRegexLength = 1000;
 class CompiledRules {
  public:
   // Compiles rules, or with a cache that holds them, loads them from it
-  // (and stores them there after a compile). Errors: INVALID_ARGUMENT
-  // PATTERN_EMPTY (a term that is all noise) or REGEX_REJECTED (metadata
-  // `rule_index`, `why`); UNAVAILABLE RULE_SET_COMPILING_ELSEWHERE while
-  // another replica holds the cache's claim on these rules (ask again
-  // later). A cache error is logged, never returned.
+  // (and stores them there after a compile). annex: the caller's bytes,
+  // kept with the set (annex()) and part of its key. Errors:
+  // INVALID_ARGUMENT PATTERN_EMPTY (a term that is all noise) or
+  // REGEX_REJECTED (metadata `rule_index`, `why`); UNAVAILABLE
+  // RULE_SET_COMPILING_ELSEWHERE while another replica holds the cache's
+  // claim on these rules (ask again later). A cache error is logged, never
+  // returned.
   static absl::StatusOr<std::shared_ptr<const CompiledRules>> Compile(
-      std::vector<Rule> rules, CompiledRulesCache* cache = nullptr);
+      std::vector<Rule> rules, CompiledRulesCache* cache = nullptr, std::string annex = "");
+
+  // The set stored under key (a cache_key() of an earlier Compile), with
+  // its rules, without them being read or built again; null when the cache
+  // has no usable entry there (none, damaged, or built on another host
+  // class), which is logged if it was there.
+  static absl::StatusOr<std::shared_ptr<const CompiledRules>> LoadCached(
+      const std::string& key, CompiledRulesCache& cache);
 
   // Refuses a regex that Vectorscan cannot compile, that can match the
   // empty string, that is longer than kMaxRegexLength, or whose compiled
@@ -123,6 +133,8 @@ class CompiledRules {
   absl::Status Scan(const NormalizedText& text, bool explain, ScanResult* out) const;
 
   const std::vector<Rule>& rules() const { return rules_; }
+  // What Compile was given as its annex.
+  const std::string& annex() const { return annex_; }
 
   // The cache key of these rules (hex SHA-256) and whether they were
   // loaded from the cache rather than compiled.
@@ -149,8 +161,8 @@ class CompiledRules {
     // [rules_begin, rules_end) in literal_rules_.
     uint32_t rules_begin = 0;
     uint32_t rules_end = 0;
-    // kLeftBoundary | kRightBoundary | kCheckRuns.
-    uint8_t flags = 0;
+    // kLeftBoundary | kRightBoundary | kCheckRuns (wide: no padding).
+    uint32_t flags = 0;
   };
   static constexpr uint8_t kLeftBoundary = 1;
   static constexpr uint8_t kRightBoundary = 2;
@@ -162,16 +174,24 @@ class CompiledRules {
 
   CompiledRules() = default;
   absl::Status Build(CompiledRulesCache* cache);
-  // The digest of every compile input, computed once the literals are built.
-  std::string CacheKey(const std::vector<Literal>& literals) const;
-  // The regex database as a string, and back (false: damaged or foreign
-  // bytes, and nothing deserialised is kept).
+  // Normalises and indexes the literals, checks the regexes and lists them
+  // (Vectorscan id of a regex: its index in regex_rules_, as in regex_ids).
+  absl::Status BuildLiterals(std::vector<unsigned>* regex_ids);
+  // The digest of every build input: the rules, the annex, the host class.
+  std::string CacheKey() const;
+  // The whole built set as a string, and back (false: damaged bytes, or
+  // another set's or host class's, and nothing of them is kept).
   absl::StatusOr<std::string> Serialize() const;
   bool Deserialize(const std::string& bytes);
-  bool DeserializeDatabases(const std::string& bytes);
+  bool DeserializeAll(const std::string& bytes);
+  // Whether what was read refers only to what exists (a digest guards
+  // against damage; this against bytes that were never a set).
+  bool Consistent() const;
   // Deserialises the cache's entry for cache_key_ when it has a good one;
   // a failing cache or a damaged entry is logged. Returns from_cache_.
   bool LoadFromCache(CompiledRulesCache& cache);
+  // Makes a built or loaded set ready to scan.
+  absl::Status Finish();
   // Compiles the regex database (Vectorscan id of a regex: its index in
   // regex_rules_, as in regex_ids).
   absl::Status CompileRegexes(const std::vector<unsigned>& regex_ids);
@@ -187,7 +207,7 @@ class CompiledRules {
   // of the literals, only these are kept once Build is done.
   absl::flat_hash_map<uint32_t, std::vector<NormalizedChar>> check_chars_;
   std::vector<uint32_t> literal_rules_;  // rule indexes, kAllowRule on allowlist rules
-  std::vector<bool> rule_blocks_;        // by rule index: its action is BLOCK
+  std::vector<uint8_t> rule_blocks_;     // by rule index: its action is BLOCK
   // Rule indexes of the regexes, by Vectorscan id.
   std::vector<uint32_t> regex_rules_;
   // Every literal, by its id (its index in Build's list of literals).
@@ -201,6 +221,7 @@ class CompiledRules {
   // scratch is never taken for another set's (an address could be reused).
   uint64_t serial_ = 0;
   std::string cache_key_;
+  std::string annex_;
   bool from_cache_ = false;
   // Allocated at Build for the regex database; only cloned, under the lock.
   mutable absl::Mutex prototype_mu_;

@@ -226,6 +226,19 @@ absl::StatusOr<int64_t> MysqlRuleStore::Generation() {
   return generation;
 }
 
+absl::StatusOr<std::string> MysqlRuleStore::CompiledKeyOf(int64_t generation) {
+  ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
+  std::string key;
+  RETURN_IF_ERROR(Query(*lease,
+                        "SELECT in_force_key FROM rule_generation WHERE id = 1 AND "
+                        "in_force_generation = ?",
+                        {generation}, [&](const sql::ResultSet& row) {
+                          key = row.getString(1);
+                          return absl::OkStatus();
+                        }));
+  return key;
+}
+
 absl::Status MysqlRuleStore::LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) {
   // One snapshot: the generation matches the rules read with it.
   TransactionOptions options;
@@ -301,9 +314,11 @@ absl::StatusOr<int64_t> MysqlRuleStore::Activate(const PendingActivation& pendin
                             "pending_since = NULL, compiled_at = ? WHERE rule_set_id = ?",
                             {pending.version, now, pending.rule_set_id})
                         .status());
-    RETURN_IF_ERROR(
-        Execute(conn, "UPDATE rule_generation SET generation = generation + 1 WHERE id = 1")
-            .status());
+    RETURN_IF_ERROR(Execute(conn,
+                            "UPDATE rule_generation SET generation = generation + 1, "
+                            "in_force_generation = generation, in_force_key = ? WHERE id = 1",
+                            {pending.compiled_key})
+                        .status());
     RETURN_IF_ERROR(RecordRuleSetEvent(
         conn, Engine(), "RULE_SET_VERSION_ACTIVATED",
         absl::StrCat("rule-set-", pending.rule_set_id, "-v", pending.version, "-activated"), now,
@@ -577,6 +592,11 @@ const std::vector<Migration>& RuleSetMigrations() {
         " ADD COLUMN IF NOT EXISTS compile_error VARCHAR(1000) NOT NULL DEFAULT '',"
         " ADD COLUMN IF NOT EXISTS compiled_at DATETIME(6) NULL,"
         " ADD KEY IF NOT EXISTS by_pending (pending_version, pending_since)"}},
+      {57,
+       "the compiled set a generation was put in force with",
+       {"ALTER TABLE rule_generation"
+        " ADD COLUMN IF NOT EXISTS in_force_generation BIGINT NOT NULL DEFAULT 0,"
+        " ADD COLUMN IF NOT EXISTS in_force_key VARCHAR(64) NOT NULL DEFAULT ''"}},
   };
   return *migrations;
 }

@@ -46,6 +46,8 @@ class MysqlRuleStore final : public RuleSource, public CompiledRulesCache {
   MysqlRuleStore(MysqlPool& pool, const Clock& clock) : pool_(pool), clock_(clock) {}
 
   absl::StatusOr<int64_t> Generation() override;
+  // Recorded by Activate with the generation it starts.
+  absl::StatusOr<std::string> CompiledKeyOf(int64_t generation) override;
   absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override;
   CompiledRulesCache* compiled_cache() override { return this; }
   // Versions wait in the order they were activated.

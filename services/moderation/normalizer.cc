@@ -15,6 +15,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
+#include "common/digest.h"
 #include "common/status.h"
 #include "services/moderation/utf8.h"
 
@@ -272,6 +273,12 @@ void Normalizer::Build() {
       pool_.insert(pool_.end(), out.begin(), out.end());
     }
   }
+  // What the tables say, not how they were made: the same on every replica
+  // whose ICU and OpenCC data map every code point alike.
+  std::string tables(reinterpret_cast<const char*>(table_.data()), table_.size() * 4);
+  tables.append(reinterpret_cast<const char*>(pool_.data()), pool_.size() * 4);
+  tables.append(reinterpret_cast<const char*>(fast_.data()), fast_.size() * 8);
+  fingerprint_ = Sha256(tables);
 }
 
 std::u32string Normalizer::MapCodePoint(char32_t cp) const {

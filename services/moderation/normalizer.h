@@ -40,6 +40,7 @@ struct NormalizedChar {
   uint16_t run = 1;
   // kGapBefore | kWordChar | kDigit.
   uint8_t flags = 0;
+  uint8_t unused = 0;  // (no padding: a built rule set's bytes are its values)
 };
 
 // NormalizedChar::flags.
@@ -132,6 +133,10 @@ class Normalizer {
   // collapsing, as code points; empty for noise. For tests and TestRules.
   std::u32string MapCodePoint(char32_t cp) const;
 
+  // A digest of the normaliser's tables: two processes normalise every
+  // text alike when theirs are equal (part of a built rule set's key).
+  const std::string& Fingerprint() const { return fingerprint_; }
+
   Normalizer(const Normalizer&) = delete;
   Normalizer& operator=(const Normalizer&) = delete;
 
@@ -157,6 +162,7 @@ class Normalizer {
   // bits, its length in bits 32-39 and its flags (kWordChar, kDigit) in bits
   // 40-47; 0 for noise and for code points that expand.
   std::vector<uint64_t> fast_;
+  std::string fingerprint_;
 };
 
 // Code points at or above this pass through unchanged, except tags and

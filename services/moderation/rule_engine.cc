@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "services/moderation/flat_bytes.h"
 
 namespace qunzu::moderation {
 
@@ -89,6 +90,38 @@ class UnclaimedCache final : public CompiledRulesCache {
 
 }  // namespace
 
+std::string OriginAnnex(const std::vector<std::pair<uint64_t, uint32_t>>& origin) {
+  std::string out;
+  FlatWriter writer(&out);
+  for (size_t i = 0; i < origin.size();) {
+    size_t end = i + 1;
+    while (end < origin.size() && origin[end] == origin[i]) ++end;
+    writer.Number(origin[i].first);
+    writer.Number(origin[i].second);
+    writer.Number(end - i);
+    i = end;
+  }
+  return out;
+}
+
+bool OriginFromAnnex(absl::string_view annex, size_t rule_count,
+                     std::vector<std::pair<uint64_t, uint32_t>>* origin) {
+  origin->clear();
+  origin->reserve(rule_count);
+  FlatReader reader(annex);
+  while (reader.left() > 0) {
+    uint64_t rule_set_id = 0;
+    uint32_t version = 0;
+    uint64_t count = 0;
+    if (!reader.Number(&rule_set_id) || !reader.Number(&version) || !reader.Number(&count) ||
+        count > rule_count - origin->size()) {
+      return false;
+    }
+    origin->insert(origin->end(), count, {rule_set_id, version});
+  }
+  return origin->size() == rule_count;
+}
+
 RuleEngine::~RuleEngine() {
   stop_.Notify();
   if (poller_.joinable()) poller_.join();
@@ -121,6 +154,8 @@ absl::Status RuleEngine::RefreshOnce() {
   if (metrics_ != nullptr) metrics_->Polled(generation);
   std::shared_ptr<const RuleSnapshot> current = Current();
   if (current != nullptr && current->generation == generation) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const bool loaded, LoadActivated(generation));
+  if (loaded) return absl::OkStatus();
   std::vector<ActiveRule> active;
   RETURN_IF_ERROR(source_.LoadActive(&generation, &active));
   auto snapshot = std::make_shared<RuleSnapshot>();
@@ -128,7 +163,7 @@ absl::Status RuleEngine::RefreshOnce() {
   std::vector<Rule> rules = TakeRules(active, *snapshot);
   const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
-      CompileShared(std::move(rules), absl::StrCat("generation ", generation));
+      CompileShared(std::move(rules), *snapshot, absl::StrCat("generation ", generation));
   if (!compiled.ok()) {
     if (ErrorReason(compiled.status()) != kCompilingElsewhere) {
       absl::MutexLock lock(&mu_);
@@ -152,8 +187,9 @@ absl::Status RuleEngine::ActivatePending() {
   std::vector<Rule> rules = TakeRules(pending->rules, *snapshot);
   const absl::Time started = absl::Now();
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled = CompileShared(
-      std::move(rules), absl::StrCat("rule set ", pending->rule_set_id, " version ",
-                                     pending->version, " on generation ", pending->generation));
+      std::move(rules), *snapshot,
+      absl::StrCat("rule set ", pending->rule_set_id, " version ", pending->version,
+                   " on generation ", pending->generation));
   if (!compiled.ok()) {
     if (ErrorReason(compiled.status()) == kCompilingElsewhere) {
       absl::MutexLock lock(&mu_);
@@ -170,6 +206,7 @@ absl::Status RuleEngine::ActivatePending() {
     return absl::OkStatus();
   }
   // What is activated is exactly what was compiled: no second load here.
+  pending->compiled_key = (*compiled)->cache_key();
   ASSIGN_OR_RETURN(snapshot->generation, source_.Activate(*pending));
   if (metrics_ != nullptr) metrics_->Polled(snapshot->generation);
   snapshot->compiled = *std::move(compiled);
@@ -188,8 +225,28 @@ std::vector<Rule> RuleEngine::TakeRules(std::vector<ActiveRule>& active, RuleSna
   return rules;
 }
 
+absl::StatusOr<bool> RuleEngine::LoadActivated(int64_t generation) {
+  CompiledRulesCache* cache = source_.compiled_cache();
+  if (cache == nullptr) return false;
+  ASSIGN_OR_RETURN(const std::string key, source_.CompiledKeyOf(generation));
+  if (key.empty()) return false;
+  const absl::Time started = absl::Now();
+  absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
+      CompiledRules::LoadCached(key, *cache);
+  if (!compiled.ok() || *compiled == nullptr) return false;  // read and build instead
+  auto snapshot = std::make_shared<RuleSnapshot>();
+  snapshot->generation = generation;
+  if (!OriginFromAnnex((*compiled)->annex(), (*compiled)->rules().size(), &snapshot->origin)) {
+    LogWarning("rule_cache_origin_unusable", {{"key", key}});
+    return false;
+  }
+  snapshot->compiled = *std::move(compiled);
+  Install(std::move(snapshot), absl::Now() - started);
+  return true;
+}
+
 absl::StatusOr<std::shared_ptr<const CompiledRules>> RuleEngine::CompileShared(
-    std::vector<Rule> rules, const std::string& what) {
+    std::vector<Rule> rules, const RuleSnapshot& snapshot, const std::string& what) {
   CompiledRulesCache* cache = source_.compiled_cache();
   std::optional<UnclaimedCache> unclaimed;
   if (cache != nullptr) {
@@ -199,7 +256,7 @@ absl::StatusOr<std::shared_ptr<const CompiledRules>> RuleEngine::CompileShared(
     }
   }
   absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
-      CompiledRules::Compile(std::move(rules), cache);
+      CompiledRules::Compile(std::move(rules), cache, OriginAnnex(snapshot.origin));
   if (ErrorReason(compiled.status()) == kCompilingElsewhere) {
     absl::MutexLock lock(&mu_);
     if (waiting_for_ != what) {

@@ -53,6 +53,10 @@ struct PendingActivation {
   // Every rule in force once it is: this version's and the other sets'
   // active versions', in LoadActive's order.
   std::vector<ActiveRule> rules;
+  // Set by the engine once they are compiled: the cache key of the
+  // compiled set, recorded with the generation Activate starts, so that
+  // the other replicas load that set without reading the rules.
+  std::string compiled_key;
 };
 
 // The reason of RuleSource::Activate's error when the versions in force or
@@ -65,6 +69,12 @@ class RuleSource {
   virtual ~RuleSource() = default;
   // A number that changes whenever the set of active versions changes.
   virtual absl::StatusOr<int64_t> Generation() = 0;
+  // The cache key of the compiled set `generation` was put in force with;
+  // "" when there is none (the generation has moved on, or was not started
+  // by an activation of a compiled set).
+  virtual absl::StatusOr<std::string> CompiledKeyOf(int64_t /*generation*/) {
+    return std::string();
+  }
   // The generation and every rule of every active version, read together,
   // in an order that depends only on them.
   virtual absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) = 0;
@@ -90,6 +100,14 @@ struct RuleSnapshot {
   // Per rule index of compiled: the rule set and version it belongs to.
   std::vector<std::pair<uint64_t, uint32_t>> origin;
 };
+
+// The annex (CompiledRules::annex) of a snapshot's compiled rules: their
+// origin, as runs of one set and version, so that a replica that loads the
+// compiled set by its key alone knows it too. OriginFromAnnex is false for
+// bytes that do not hold the origin of rule_count rules.
+std::string OriginAnnex(const std::vector<std::pair<uint64_t, uint32_t>>& origin);
+bool OriginFromAnnex(absl::string_view annex, size_t rule_count,
+                     std::vector<std::pair<uint64_t, uint32_t>>* origin);
 
 // How long a replica waits for another one's compile of the same rules
 // before compiling them itself (that one may be stuck, or unable to store).
@@ -169,11 +187,16 @@ class RuleEngine {
 
  private:
   absl::Status RefreshOnce();
+  // Puts the compiled set `generation` was activated with in force, loaded
+  // by its key without reading the rules; false when the source or the
+  // cache has none for it (the caller then reads and builds).
+  absl::StatusOr<bool> LoadActivated(int64_t generation);
   absl::Status ActivatePending();
   // Compiles rules with the source's cache; once this replica has waited
   // kMaxWaitForOtherCompile for another one's compile of the same `what`,
   // without the claim. Remembers when the waiting began.
   absl::StatusOr<std::shared_ptr<const CompiledRules>> CompileShared(std::vector<Rule> rules,
+                                                                     const RuleSnapshot& snapshot,
                                                                      const std::string& what);
   // The rules of active, moved out, with their origin in snapshot.
   static std::vector<Rule> TakeRules(std::vector<ActiveRule>& active, RuleSnapshot& snapshot);

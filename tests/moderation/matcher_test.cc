@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -157,25 +158,73 @@ TEST_F(ModerationMatcherTest, ACompiledSetIsLoadedFromTheCacheAndScansTheSame) {
   EXPECT_EQ(Explain(**loaded), Explain(**uncached));
   EXPECT_EQ(Explain(**compiled), Explain(**uncached));
 
-  // An action is not a compile input: the databases are reused, the new
-  // action holds.
+  // The entry holds the rules themselves: another action is another set,
+  // and the new action holds.
   auto held = CompiledRules::Compile(CacheTestRules(RuleAction::kHold), &cache);
   ASSERT_TRUE(held.ok());
-  EXPECT_TRUE((*held)->from_cache());
+  EXPECT_FALSE((*held)->from_cache());
+  EXPECT_NE((*held)->cache_key(), (*compiled)->cache_key());
   NormalizedText normalized;
   ASSERT_TRUE(Normalizer::Get().Normalize("赌博网站", &normalized).ok());
   ScanResult result;
   ASSERT_TRUE((*held)->Scan(normalized, false, &result).ok());
   EXPECT_EQ(result.verdict, Verdict::kHold);
 
-  // A different term is a different set.
+  // So are a different term and a different annex.
   std::vector<Rule> other = CacheTestRules(RuleAction::kBlock);
   other[1].pattern = "嘻嘻";
   auto changed = CompiledRules::Compile(other, &cache);
   ASSERT_TRUE(changed.ok());
   EXPECT_FALSE((*changed)->from_cache());
   EXPECT_NE((*changed)->cache_key(), (*compiled)->cache_key());
-  EXPECT_EQ(cache.stores, 2);
+  auto annexed = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache, "origin");
+  ASSERT_TRUE(annexed.ok());
+  EXPECT_FALSE((*annexed)->from_cache());
+  EXPECT_EQ((*annexed)->annex(), "origin");
+  EXPECT_EQ(cache.stores, 4);
+}
+
+TEST_F(ModerationMatcherTest, AStoredSetIsLoadedByItsKeyAloneWithItsRulesAndAnnex) {
+  MemoryRulesCache cache;
+  auto compiled = CompiledRules::Compile(CacheTestRules(RuleAction::kHold), &cache, "annex");
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  auto loaded = CompiledRules::LoadCached((*compiled)->cache_key(), cache);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_NE(*loaded, nullptr);
+  EXPECT_TRUE((*loaded)->from_cache());
+  EXPECT_EQ((*loaded)->annex(), "annex");
+  EXPECT_EQ((*loaded)->cache_key(), (*compiled)->cache_key());
+  ASSERT_EQ((*loaded)->rules().size(), (*compiled)->rules().size());
+  for (size_t i = 0; i < (*loaded)->rules().size(); ++i) {
+    const Rule& want = (*compiled)->rules()[i];
+    const Rule& got = (*loaded)->rules()[i];
+    EXPECT_EQ(std::tie(got.id, got.kind, got.pattern, got.category, got.action),
+              std::tie(want.id, want.kind, want.pattern, want.category, want.action));
+  }
+  EXPECT_EQ(Explain(**loaded), Explain(**compiled));
+  // The same rules built twice are the same bytes.
+  MemoryRulesCache again;
+  ASSERT_TRUE(CompiledRules::Compile(CacheTestRules(RuleAction::kHold), &again, "annex").ok());
+  EXPECT_EQ(again.bytes, cache.bytes);
+
+  // No entry, a damaged one, another key's: nothing (and no error).
+  auto missing = CompiledRules::LoadCached(std::string(64, '0'), cache);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(*missing, nullptr);
+  const std::string key = (*compiled)->cache_key();
+  std::string& bytes = cache.bytes[key];
+  bytes[bytes.size() / 3] = static_cast<char>(bytes[bytes.size() / 3] ^ 0x10);
+  auto damaged = CompiledRules::LoadCached(key, cache);
+  ASSERT_TRUE(damaged.ok());
+  EXPECT_EQ(*damaged, nullptr);
+  cache.bytes[std::string(64, '1')] = again.bytes.begin()->second;
+  auto foreign = CompiledRules::LoadCached(std::string(64, '1'), cache);
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_EQ(*foreign, nullptr);
+  cache.failing = true;
+  auto down = CompiledRules::LoadCached(key, cache);
+  ASSERT_TRUE(down.ok());
+  EXPECT_EQ(*down, nullptr);
 }
 
 TEST_F(ModerationMatcherTest, ADamagedOrFailingCacheOnlyCostsTheCompile) {

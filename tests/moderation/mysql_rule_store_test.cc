@@ -38,12 +38,17 @@ class UncachedSource final : public RuleSource {
   RuleSource& source_;
 };
 
-// The store, counting how often the pending version is read.
+// The store, counting how often the pending version and the rules in force
+// are read.
 class CountingSource final : public RuleSource {
  public:
   explicit CountingSource(MysqlRuleStore& store) : store_(store) {}
   absl::StatusOr<int64_t> Generation() override { return store_.Generation(); }
+  absl::StatusOr<std::string> CompiledKeyOf(int64_t generation) override {
+    return store_.CompiledKeyOf(generation);
+  }
   absl::Status LoadActive(int64_t* generation, std::vector<ActiveRule>* rules) override {
+    ++active_reads;
     return store_.LoadActive(generation, rules);
   }
   CompiledRulesCache* compiled_cache() override { return &store_; }
@@ -58,6 +63,7 @@ class CountingSource final : public RuleSource {
     return store_.Reject(pending, why);
   }
   int pending_reads = 0;
+  int active_reads = 0;
 
  private:
   MysqlRuleStore& store_;
@@ -136,8 +142,12 @@ class ModerationRuleStoreTest : public testing::CommonSchemaTest {
     EXPECT_TRUE(pending.ok() && pending->has_value());
     if (!pending.ok() || !pending->has_value()) return "";
     std::vector<Rule> rules;
-    for (const ActiveRule& rule : (*pending)->rules) rules.push_back(rule.rule);
-    auto compiled = CompiledRules::Compile(std::move(rules));
+    std::vector<std::pair<uint64_t, uint32_t>> origin;
+    for (const ActiveRule& rule : (*pending)->rules) {
+      rules.push_back(rule.rule);
+      origin.emplace_back(rule.rule_set_id, rule.version);
+    }
+    auto compiled = CompiledRules::Compile(std::move(rules), nullptr, OriginAnnex(origin));
     EXPECT_TRUE(compiled.ok());
     return compiled.ok() ? (*compiled)->cache_key() : "";
   }
@@ -409,6 +419,62 @@ TEST_F(ModerationRuleStoreTest, ACompiledSetIsSharedWithTheOtherReplicas) {
   }
   EXPECT_EQ(AuditedActions(),
             (std::vector<std::string>{"RULE_SET_VERSION_CREATED", "RULE_SET_VERSION_ACTIVATED"}));
+}
+
+// The other replicas take an activated set by the key recorded with its
+// generation: no rule is read, nothing is normalised; and when that entry is
+// gone they read and build as before.
+TEST_F(ModerationRuleStoreTest, AnActivatedSetReachesTheOtherReplicasByItsKeyAlone) {
+  const uint64_t first_set = CreateSet("by-key-1", {MakeRule("赌博")});
+  RuleEngine a(*store_);
+  ASSERT_TRUE(a.Refresh().ok());
+  const uint64_t second_set =
+      CreateSet("by-key-2", {MakeRule("哈哈", v1::RULE_ACTION_HOLD), MakeRule("博彩")});
+  ASSERT_TRUE(a.Refresh().ok());  // compiles both sets' rules, stores, activates
+  const std::shared_ptr<const RuleSnapshot> activated = a.Current();
+  ASSERT_EQ(activated->compiled->rules().size(), 3U);
+  auto recorded = store_->CompiledKeyOf(activated->generation);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(*recorded, activated->compiled->cache_key());
+  auto older = store_->CompiledKeyOf(activated->generation - 1);
+  ASSERT_TRUE(older.ok());
+  EXPECT_EQ(*older, "");  // only the generation in force has its key
+
+  MysqlRuleStore b_store(*pool_, SystemClock::Get());
+  CountingSource b_source(b_store);
+  RuleEngine b(b_source);
+  ASSERT_TRUE(b.Refresh().ok());
+  EXPECT_EQ(b_source.active_reads, 0);
+  ASSERT_NE(b.Current(), nullptr);
+  EXPECT_TRUE(b.Current()->compiled->from_cache());
+  EXPECT_EQ(b.Current()->generation, activated->generation);
+  EXPECT_EQ(b.Current()->compiled->cache_key(), activated->compiled->cache_key());
+  EXPECT_EQ(b.Current()->origin, activated->origin);
+  EXPECT_EQ(b.Current()->origin,
+            (std::vector<std::pair<uint64_t, uint32_t>>{{first_set, 1}, {second_set, 1}, {second_set, 1}}));
+  EXPECT_EQ(Screen(b, "賭 博"), Verdict::kBlock);
+  EXPECT_EQ(Screen(b, "哈哈哈"), Verdict::kHold);
+
+  // The entry dropped from the cache: a new replica reads and builds.
+  auto lease = pool_->Acquire(absl::Seconds(5));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(Execute(**lease, "DELETE FROM rule_compiled_sets").ok());
+  MysqlRuleStore c_store(*pool_, SystemClock::Get());
+  CountingSource c_source(c_store);
+  RuleEngine c(c_source);
+  ASSERT_TRUE(c.Refresh().ok());
+  EXPECT_EQ(c_source.active_reads, 1);
+  EXPECT_FALSE(c.Current()->compiled->from_cache());
+  EXPECT_EQ(c.Current()->generation, activated->generation);
+  EXPECT_EQ(c.Current()->origin, activated->origin);
+  EXPECT_EQ(Screen(c, "赌博"), Verdict::kBlock);
+
+  // A generation moved by anything but an activation has no key.
+  ASSERT_TRUE(
+      Execute(**lease, "UPDATE rule_generation SET generation = generation + 1 WHERE id = 1").ok());
+  auto moved = store_->CompiledKeyOf(activated->generation + 1);
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(*moved, "");
 }
 
 TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
