@@ -60,6 +60,11 @@ class LiteralIndex {
 
   // How many terms were indexed.
   size_t size() const { return terms_; }
+  // About how many bytes AppendTo writes (at least as many).
+  size_t FlatSize() const {
+    return 64 + bytes_.size() + candidates_.size() * sizeof(Candidate) +
+           slots_.size() * sizeof(Slot) + filter_.size() * sizeof(uint64_t);
+  }
 
   // Appends to out every occurrence in text (valid UTF-8) of every term
   // (those that need a run only if with_runs), in no particular order.

@@ -225,7 +225,16 @@ absl::StatusOr<std::string> CompiledRules::Serialize() const {
     return MakeError(absl::StatusCode::kInternal, "RULE_SET_SERIALIZE_FAILED",
                      "hs_serialize_database failed");
   }
+  size_t pattern_bytes = 0;
+  for (const Rule& rule : rules_) pattern_bytes += rule.pattern.size();
   std::string out;
+  // Written once, not grown a doubling at a time: at a million terms the
+  // set is a hundred MiB.
+  out.reserve(1024 + HostClass().size() + annex_.size() + pattern_bytes +
+              rules_.size() * sizeof(StoredRule) + literal_hits_.size() * sizeof(LiteralHit) +
+              literal_rules_.size() * 4 + regex_rules_.size() * 4 +
+              check_chars_.size() * (16 + 4 * sizeof(NormalizedChar)) + literal_index_.FlatSize() +
+              regex_length + 32);
   FlatWriter writer(&out);
   writer.Bytes(HostClass());
   writer.Bytes(cache_key_);  // the bytes say which rules they are
@@ -233,6 +242,7 @@ absl::StatusOr<std::string> CompiledRules::Serialize() const {
   std::vector<StoredRule> stored;
   stored.reserve(rules_.size());
   std::string patterns;
+  patterns.reserve(pattern_bytes);
   for (const Rule& rule : rules_) {
     StoredRule r{};
     r.id = rule.id;
@@ -311,8 +321,8 @@ bool CompiledRules::DeserializeAll(const std::string& bytes) {
   }
   uint64_t checked = 0;
   if (offset != patterns.size() || !reader.Array(&literal_hits_) ||
-      !reader.Array(&literal_rules_) || !reader.Array(&regex_rules_) ||
-      !reader.Number(&checked) || checked > reader.left()) {
+      !reader.Array(&literal_rules_) || !reader.Array(&regex_rules_) || !reader.Number(&checked) ||
+      checked > reader.left()) {
     return false;
   }
   for (uint64_t i = 0; i < checked; ++i) {
@@ -452,7 +462,6 @@ absl::Status CompiledRules::BuildLiterals(std::vector<unsigned>* regex_ids) {
   }
   for (const Literal& literal : literals) {
     LiteralHit hit;
-    hit.length = static_cast<uint32_t>(literal.text.size());
     hit.rules_begin = static_cast<uint32_t>(literal_rules_.size());
     for (uint32_t rule_index : literal.rule_indexes) {
       const bool allow = rules_[rule_index].kind == RuleKind::kAllow;
@@ -598,7 +607,7 @@ absl::Status CompiledRules::Scan(const NormalizedText& text, bool explain, ScanR
       continue;
     }
     const LiteralHit& hit = literal_hits_[match.id];
-    const uint32_t begin = match.end - hit.length;
+    const uint32_t begin = match.begin;
     if (hit.flags != 0) {
       if (!mapped) (void)text.CharsThrough(last_end);
       mapped = true;

@@ -115,8 +115,8 @@ class CompiledRules {
   // its rules, without them being read or built again; null when the cache
   // has no usable entry there (none, damaged, or built on another host
   // class), which is logged if it was there.
-  static absl::StatusOr<std::shared_ptr<const CompiledRules>> LoadCached(
-      const std::string& key, CompiledRulesCache& cache);
+  static absl::StatusOr<std::shared_ptr<const CompiledRules>> LoadCached(const std::string& key,
+                                                                         CompiledRulesCache& cache);
 
   // Refuses a regex that Vectorscan cannot compile, that can match the
   // empty string, that is longer than kMaxRegexLength, or whose compiled
@@ -157,7 +157,6 @@ class CompiledRules {
   // What Scan reads per literal hit, kept small and in one array so that a
   // hit costs no cache miss on the (large) Literal and Rule records.
   struct LiteralHit {
-    uint32_t length = 0;
     // [rules_begin, rules_end) in literal_rules_.
     uint32_t rules_begin = 0;
     uint32_t rules_end = 0;

@@ -141,13 +141,13 @@ absl::Status ReadRulesInForce(sql::Connection& conn, uint64_t with_id, uint32_t 
               versions.emplace_back(row.getUInt64(1), static_cast<uint32_t>(row.getUInt(2)));
               return absl::OkStatus();
             }));
-  for (const auto& [rule_set_id, version] : versions) {
+  for (const std::pair<uint64_t, uint32_t>& set : versions) {
     RETURN_IF_ERROR(
         Query(conn,
               "SELECT rule_id, kind, pattern, category, action, note FROM "
               "rule_set_rules WHERE rule_set_id = ? AND version = ? ORDER BY rule_id",
-              {rule_set_id, version}, [&](const sql::ResultSet& row) {
-                rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), rule_set_id, version});
+              {set.first, set.second}, [&](const sql::ResultSet& row) {
+                rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), set.first, set.second});
                 return absl::OkStatus();
               }));
   }

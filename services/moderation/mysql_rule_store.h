@@ -1,12 +1,11 @@
 // Rule sets in MySQL (R10.1): every UpsertRuleSet makes a version holding
 // its full rule list; an activated version waits (pending_version) until a
 // replica's RuleEngine has compiled it with the other active versions and
-// stored the compiled set in the shared cache; activating it then bumps one
-// generation counter that every replica's RuleEngine polls, so the new
-// rules are in force everywhere within a poll interval plus the load from
-// the cache. Writes are idempotent by request_id; every write, the
-// engine's activations and rejections included, is audited in its own
-// transaction.
+// stored the built set in the shared cache; activating it then bumps one
+// generation counter that every replica's RuleEngine polls, and records
+// with it the built set's key, so the new rules are in force everywhere
+// within a poll interval plus the load of that one entry. Writes are idempotent by request_id;
+// every write, the engine's activations and rejections included, is audited in its own transaction.
 #ifndef QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
 #define QUNZU_SERVICES_MODERATION_MYSQL_RULE_STORE_H_
 

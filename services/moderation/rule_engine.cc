@@ -186,10 +186,10 @@ absl::Status RuleEngine::ActivatePending() {
   auto snapshot = std::make_shared<RuleSnapshot>();
   std::vector<Rule> rules = TakeRules(pending->rules, *snapshot);
   const absl::Time started = absl::Now();
-  absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled = CompileShared(
-      std::move(rules), *snapshot,
-      absl::StrCat("rule set ", pending->rule_set_id, " version ", pending->version,
-                   " on generation ", pending->generation));
+  absl::StatusOr<std::shared_ptr<const CompiledRules>> compiled =
+      CompileShared(std::move(rules), *snapshot,
+                    absl::StrCat("rule set ", pending->rule_set_id, " version ", pending->version,
+                                 " on generation ", pending->generation));
   if (!compiled.ok()) {
     if (ErrorReason(compiled.status()) == kCompilingElsewhere) {
       absl::MutexLock lock(&mu_);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/digest.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
 #include "tests/moderation/memory_rules_cache.h"
@@ -140,6 +142,13 @@ std::vector<std::vector<uint64_t>> Explain(const CompiledRules& rules) {
   return out;
 }
 
+// CacheTestRules (BLOCK) compiled into cache; null if that failed.
+std::shared_ptr<const CompiledRules> CompileInto(MemoryRulesCache& cache) {
+  auto compiled = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
+  EXPECT_TRUE(compiled.ok()) << compiled.status();
+  return compiled.ok() ? *compiled : nullptr;
+}
+
 TEST_F(ModerationMatcherTest, ACompiledSetIsLoadedFromTheCacheAndScansTheSame) {
   MemoryRulesCache cache;
   auto compiled = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
@@ -229,11 +238,11 @@ TEST_F(ModerationMatcherTest, AStoredSetIsLoadedByItsKeyAloneWithItsRulesAndAnne
 
 TEST_F(ModerationMatcherTest, ADamagedOrFailingCacheOnlyCostsTheCompile) {
   MemoryRulesCache cache;
-  auto compiled = CompiledRules::Compile(CacheTestRules(RuleAction::kBlock), &cache);
-  ASSERT_TRUE(compiled.ok());
-  const std::string key = (*compiled)->cache_key();
+  const std::shared_ptr<const CompiledRules> compiled = CompileInto(cache);
+  ASSERT_NE(compiled, nullptr);
+  const std::string key = compiled->cache_key();
   const std::string good = cache.bytes[key];
-  const auto expected = Explain(**compiled);
+  const auto expected = Explain(*compiled);
   std::vector<std::string> damaged = {good.substr(0, good.size() / 2), "", good + "x", good};
   damaged.back()[good.size() / 2] = static_cast<char>(damaged.back()[good.size() / 2] ^ 1);
   // Bytes of another set stored under this key.
@@ -256,6 +265,40 @@ TEST_F(ModerationMatcherTest, ADamagedOrFailingCacheOnlyCostsTheCompile) {
   ASSERT_TRUE(without.ok()) << without.status();
   EXPECT_FALSE((*without)->from_cache());
   EXPECT_EQ(Explain(**without), expected);
+}
+
+// Bytes that pass the digest but were never a set (a byte changed and the
+// digest made again): refused or, where the change is only in a value,
+// loaded and scanned without reading out of bounds.
+TEST_F(ModerationMatcherTest, ALoadedSetIsCheckedBeyondItsDigest) {
+  MemoryRulesCache cache;
+  const std::shared_ptr<const CompiledRules> compiled = CompileInto(cache);
+  ASSERT_NE(compiled, nullptr);
+  const std::string key = compiled->cache_key();
+  const std::string good = cache.bytes[key];
+  const std::string body = good.substr(0, good.size() - 32);
+  int refused = 0;
+  for (size_t at = 0; at < body.size(); ++at) {
+    for (const unsigned char flip : {0x01, 0x80, 0xFF}) {
+      std::string bytes = body;
+      bytes[at] = static_cast<char>(static_cast<unsigned char>(bytes[at]) ^ flip);
+      cache.bytes[key] = bytes + Sha256(bytes);
+      auto loaded = CompiledRules::LoadCached(key, cache);
+      ASSERT_TRUE(loaded.ok()) << at;
+      if (*loaded == nullptr) {
+        ++refused;
+        continue;
+      }
+      (void)Explain(**loaded);
+    }
+  }
+  // Most changes hit a length, a count or a reference.
+  EXPECT_GT(refused, static_cast<int>(body.size()));
+  cache.bytes[key] = good;
+  auto loaded = CompiledRules::LoadCached(key, cache);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_NE(*loaded, nullptr);
+  EXPECT_EQ(Explain(**loaded), Explain(*compiled));
 }
 
 TEST_F(ModerationMatcherTest, AllowListWinsWhereItContainsTheTerm) {

@@ -450,8 +450,8 @@ TEST_F(ModerationRuleStoreTest, AnActivatedSetReachesTheOtherReplicasByItsKeyAlo
   EXPECT_EQ(b.Current()->generation, activated->generation);
   EXPECT_EQ(b.Current()->compiled->cache_key(), activated->compiled->cache_key());
   EXPECT_EQ(b.Current()->origin, activated->origin);
-  EXPECT_EQ(b.Current()->origin,
-            (std::vector<std::pair<uint64_t, uint32_t>>{{first_set, 1}, {second_set, 1}, {second_set, 1}}));
+  EXPECT_EQ(b.Current()->origin, (std::vector<std::pair<uint64_t, uint32_t>>{
+                                     {first_set, 1}, {second_set, 1}, {second_set, 1}}));
   EXPECT_EQ(Screen(b, "賭 博"), Verdict::kBlock);
   EXPECT_EQ(Screen(b, "哈哈哈"), Verdict::kHold);
 
