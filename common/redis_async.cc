@@ -127,13 +127,25 @@ void AsyncRedis::Pipeline(std::vector<RedisCommand> commands, Done done) {
       call->failure = "the client is shutting down";
       completed_.push_back(std::move(call));
     } else {
-      // Written from this thread: the loop thread only reads replies.
       const bool busy = !in_flight_.empty();
+      // A reply to a pipeline already written is coming: whoever takes it
+      // writes this one, with every other queued meanwhile — under load one
+      // write and one wake of Redis carry many pipelines.
+      const bool reply_coming = in_flight_.size() > unsent_ && Connected();
       SendPosted();
+      const size_t before = in_flight_.size();
       Send(std::move(call));
-      // Under load, replies to earlier pipelines are often waiting: take
-      // them here rather than wake the loop thread for them.
-      WriteNow(busy);
+      if (reply_coming) {
+        unsent_ += in_flight_.size() - before;
+        // Replies already waiting are taken here rather than by a wake of
+        // the loop thread; if they were the last ones coming, write now.
+        redisAsyncHandleRead(context_);
+        if (context_ != nullptr && in_flight_.size() <= unsent_) WriteNow(false);
+      } else {
+        // Written from this thread; under load, replies to earlier
+        // pipelines are often waiting: taken here too.
+        WriteNow(busy);
+      }
     }
     completed.swap(completed_);
   }
@@ -152,11 +164,17 @@ void AsyncRedis::Post(RedisCommand command) {
 }
 
 void AsyncRedis::WriteNow(bool read) {
-  if (context_ != nullptr && (context_->c.flags & REDIS_CONNECTED) != 0) {
+  if (Connected()) {
+    // What hiredis cannot write now it writes when the loop sees EPOLLOUT.
     redisAsyncHandleWrite(context_);
+    unsent_ = 0;
     if (read && context_ != nullptr) redisAsyncHandleRead(context_);
   }
   loop_->Apply();
+}
+
+bool AsyncRedis::Connected() const {
+  return context_ != nullptr && (context_->c.flags & REDIS_CONNECTED) != 0;
 }
 
 void AsyncRedis::SendPosted() {
@@ -226,6 +244,7 @@ void AsyncRedis::Run() {
     bool stop = false;
     {
       absl::MutexLock lock(&mu_);
+      bool took_replies = false;
       for (int i = 0; i < ready; ++i) {
         const epoll_event& event = events[static_cast<size_t>(i)];
         if (event.data.fd == loop_->wake_fd) {
@@ -234,13 +253,18 @@ void AsyncRedis::Run() {
           continue;
         }
         if (context_ == nullptr || event.data.fd != loop_->redis_fd) continue;
-        if ((event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) redisAsyncHandleRead(context_);
+        if ((event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
+          redisAsyncHandleRead(context_);
+          took_replies = true;
+        }
         // The read may have dropped the connection.
         if (context_ != nullptr && (event.events & EPOLLOUT) != 0) {
           redisAsyncHandleWrite(context_);
         }
       }
-      if (!posted_.empty()) {
+      // What was queued while the replies were coming goes out now (with
+      // none taken, a reply is still coming, or the deadline drops it all).
+      if (!posted_.empty() || (took_replies && unsent_ > 0)) {
         SendPosted();
         WriteNow(false);
       }
@@ -371,6 +395,8 @@ void AsyncRedis::CompleteFront() {
   // It is answered once the lock is released.
   completed_.push_back(std::move(in_flight_.front()));
   in_flight_.pop_front();
+  // Calls failed with a dropped connection include unwritten ones.
+  unsent_ = std::min(unsent_, in_flight_.size());
 }
 
 void AsyncRedis::ConnectCallback(const redisAsyncContext* context, int status) {

@@ -1,8 +1,11 @@
 // A non-blocking Redis client for request paths that must not hold a thread
 // for a round trip (moderation's ScreenMessage, a gRPC callback method): a
 // pipeline is written on one hiredis async connection by the thread that
-// hands it over, with a completion callback; one event-loop thread reads
-// the replies and completes it. Redis answers a connection in order, so the
+// hands it over, with a completion callback — or, while a reply to one
+// written earlier is coming, left in the connection's buffer and written
+// with every other pipeline queued meanwhile by whichever thread takes that
+// reply (so under load one write and one wake of Redis carry many
+// pipelines); one event-loop thread reads the replies and completes them. Redis answers a connection in order, so the
 // oldest pipeline in flight is always the next to complete and the only
 // deadline to watch (looked at every kDeadlineTick at least).
 //
@@ -98,6 +101,7 @@ class AsyncRedis {
   // Writes what hiredis holds, when connected; with read, also takes the
   // replies already waiting.
   void WriteNow(bool read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Connected() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Unavailable(const std::string& what, const char* reason = "REDIS_UNAVAILABLE") const;
 
   static void ReplyCallback(redisAsyncContext* context, void* reply, void* privdata);
@@ -122,6 +126,11 @@ class AsyncRedis {
   absl::Time retry_after_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Sent, oldest first; the front completes next.
   std::deque<std::unique_ptr<Call>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // How many of the last of in_flight_ sit in hiredis's buffer, not yet
+  // written: queued while a reply to an earlier one was coming, written by
+  // whichever thread takes a reply next (at most, if a dropped connection
+  // failed some).
+  size_t unsent_ ABSL_GUARDED_BY(mu_) = 0;
   // Done, to be answered once the lock is released.
   std::vector<std::unique_ptr<Call>> completed_ ABSL_GUARDED_BY(mu_);
   // Posted, not yet handed to hiredis; and posted commands lost with a

@@ -45,26 +45,20 @@ class FakeServer {
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
   void Listen(int backlog) { ASSERT_EQ(listen(fd_, backlog), 0); }
 
-  // Accepts one connection and, only once `commands` whole commands have
-  // arrived, writes `reply` once per command.
-  void Serve(int commands, const std::string& reply) {
-    server_ = std::thread([this, commands, reply] {
-      int peer = accept(fd_, nullptr, nullptr);
-      std::string received;
-      char chunk[4096];
-      while (CountCommands(received) < commands) {
-        ssize_t n = read(peer, chunk, sizeof(chunk));
-        if (n <= 0) break;
-        received.append(chunk, static_cast<size_t>(n));
-      }
-      std::string out;
-      for (int i = 0; i < commands; ++i) out += reply;
-      EXPECT_EQ(write(peer, out.data(), out.size()), static_cast<ssize_t>(out.size()));
-      close(peer);
-    });
+  // Accepts one connection for a test that serves it itself (the peer's
+  // socket; the test closes it).
+  int Accept() { return accept(fd_, nullptr, nullptr); }
+  // Reads from peer onto received until it holds `commands` whole
+  // commands; false if the connection closed first.
+  static bool ReadCommands(int peer, int commands, std::string* received) {
+    char chunk[4096];
+    while (CountCommands(*received) < commands) {
+      ssize_t n = read(peer, chunk, sizeof(chunk));
+      if (n <= 0) return false;
+      received->append(chunk, static_cast<size_t>(n));
+    }
+    return true;
   }
-
- private:
   // Whole RESP multi-bulk commands at the start of data.
   static int CountCommands(absl::string_view data) {
     int count = 0;
@@ -82,6 +76,22 @@ class FakeServer {
     }
     return count;
   }
+
+  // Accepts one connection and, only once `commands` whole commands have
+  // arrived, writes `reply` once per command.
+  void Serve(int commands, const std::string& reply) {
+    server_ = std::thread([this, commands, reply] {
+      int peer = accept(fd_, nullptr, nullptr);
+      std::string received;
+      (void)ReadCommands(peer, commands, &received);
+      std::string out;
+      for (int i = 0; i < commands; ++i) out += reply;
+      EXPECT_EQ(write(peer, out.data(), out.size()), static_cast<ssize_t>(out.size()));
+      close(peer);
+    });
+  }
+
+ private:
   static bool ReadHeader(absl::string_view& data, char kind, int* value) {
     size_t end = data.find("\r\n");
     if (data.empty() || data[0] != kind || end == absl::string_view::npos) return false;

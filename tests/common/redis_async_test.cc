@@ -5,8 +5,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "common/status.h"
 #include "tests/common/fake_redis_server.h"
@@ -150,6 +153,58 @@ TEST(AsyncRedisTest, PostedCommandsRunInOrderBeforeALaterPipelinesReply) {
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ((*read)[0].str(), "101");
   first.WaitForNotification();
+}
+
+// While a reply is coming, pipelines handed over wait for it in the
+// client's buffer and then go out together, and each gets its own replies.
+TEST(AsyncRedisTest, PipelinesHandedOverWhileAReplyIsComingGoOutWithTheNextWrite) {
+  FakeServer server;
+  server.Listen(1);
+  auto client = NewAsync(server.address(), absl::Seconds(5));
+  absl::Notification first_read;
+  absl::Notification others_handed_over;
+  std::thread serve([&] {
+    const int peer = server.Accept();
+    std::string received;
+    EXPECT_TRUE(FakeServer::ReadCommands(peer, 1, &received));
+    first_read.Notify();
+    others_handed_over.WaitForNotification();
+    // Handed over, not written: nothing more has come.
+    char byte = 0;
+    EXPECT_EQ(recv(peer, &byte, 1, MSG_DONTWAIT), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    const std::string first_reply = ":1\r\n";
+    EXPECT_EQ(write(peer, first_reply.data(), first_reply.size()),
+              static_cast<ssize_t>(first_reply.size()));
+    // Taking that reply writes the other two pipelines' three commands.
+    received.clear();
+    EXPECT_TRUE(FakeServer::ReadCommands(peer, 3, &received));
+    const std::string replies = ":2\r\n:3\r\n:4\r\n";
+    EXPECT_EQ(write(peer, replies.data(), replies.size()), static_cast<ssize_t>(replies.size()));
+    close(peer);
+  });
+  std::vector<absl::StatusOr<std::vector<RedisReply>>> results(3);
+  absl::BlockingCounter done(3);
+  auto run = [&](size_t i, std::vector<RedisCommand> commands) {
+    client->Pipeline(std::move(commands), [&, i](absl::StatusOr<std::vector<RedisReply>> r) {
+      results[i] = std::move(r);
+      done.DecrementCount();
+    });
+  };
+  run(0, {{"INCR", "a"}});
+  first_read.WaitForNotification();
+  run(1, {{"INCR", "a"}, {"INCR", "a"}});
+  run(2, {{"INCR", "a"}});
+  others_handed_over.Notify();
+  done.Wait();
+  serve.join();
+  std::vector<std::vector<int64_t>> got;
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    got.emplace_back();
+    for (const RedisReply& reply : *result) got.back().push_back(reply.integer());
+  }
+  EXPECT_EQ(got, (std::vector<std::vector<int64_t>>{{1}, {2, 3}, {4}}));
 }
 
 TEST(AsyncRedisTest, ASilentServerFailsThePipelineAtItsDeadline) {
