@@ -222,6 +222,20 @@ class ChartTest(unittest.TestCase):
                         self.assertTrue(c["resources"]["requests"], n)
                         self.assertTrue(c["resources"]["limits"], n)
 
+    def test_moderation_has_room_for_a_million_term_rule_set(self):
+        # 200 MiB in force + ~420 MiB while the next set is built or loaded
+        # (docs/benchmarks.md) + the process: over the 512Mi default.
+        def mib(quantity):
+            units = {"Mi": 1, "Gi": 1024}
+            return int(quantity[:-2]) * units[quantity[-2:]]
+
+        for name, _, objects in self.each():
+            with self.subTest(values=name):
+                for n, d in by_kind(objects, "Deployment").items():
+                    (c,) = d["spec"]["template"]["spec"]["containers"]
+                    if n.endswith("moderation"):
+                        self.assertGreaterEqual(mib(c["resources"]["limits"]["memory"]), 1024, n)
+
     def test_images_are_pinned_never_latest(self):
         for name, text, objects in self.each():
             with self.subTest(values=name):
