@@ -76,9 +76,11 @@ AsyncRedis* Owner(const redisAsyncContext* context) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AsyncRedis>> AsyncRedis::Create(const RedisOptions& options) {
+absl::StatusOr<std::unique_ptr<AsyncRedis>> AsyncRedis::Create(const RedisOptions& options,
+                                                               PostedLost posted_lost) {
   ASSIGN_OR_RETURN(RedisEndpoint endpoint, PrepareRedisClient(options));
-  std::unique_ptr<AsyncRedis> client(new AsyncRedis(options, std::move(endpoint)));
+  std::unique_ptr<AsyncRedis> client(
+      new AsyncRedis(options, std::move(endpoint), std::move(posted_lost)));
   Loop& loop = *client->loop_;
   loop.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   loop.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -95,9 +97,10 @@ absl::StatusOr<std::unique_ptr<AsyncRedis>> AsyncRedis::Create(const RedisOption
   return client;
 }
 
-AsyncRedis::AsyncRedis(RedisOptions options, RedisEndpoint endpoint)
+AsyncRedis::AsyncRedis(RedisOptions options, RedisEndpoint endpoint, PostedLost posted_lost)
     : options_(std::move(options)),
       endpoint_(std::move(endpoint)),
+      posted_lost_hook_(std::move(posted_lost)),
       loop_(std::make_unique<Loop>()) {}
 
 AsyncRedis::~AsyncRedis() {
@@ -210,6 +213,7 @@ void AsyncRedis::PostedCallback(redisAsyncContext* context, void* reply, void*) 
   } else if (r->type == REDIS_REPLY_ERROR) {
     LogWarning("redis_posted_command_failed",
                {{"address", Owner(context)->address()}, {"error", std::string(r->str, r->len)}});
+    ++Owner(context)->posted_lost_;  // refused: as lost as a dropped one
   }
 }
 
@@ -242,6 +246,7 @@ void AsyncRedis::Run() {
         loop_->epoll_fd, events.data(), events.size(),
         static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
     bool stop = false;
+    int64_t lost = 0;
     {
       absl::MutexLock lock(&mu_);
       bool took_replies = false;
@@ -271,6 +276,7 @@ void AsyncRedis::Run() {
       if (posted_lost_ > 0) {
         LogWarning("redis_posted_commands_lost",
                    {{"address", options_.address}, {"commands", posted_lost_}});
+        lost = posted_lost_;
         posted_lost_ = 0;
       }
       stop = stopping_;
@@ -283,6 +289,7 @@ void AsyncRedis::Run() {
       completed.swap(completed_);
     }
     RunCompleted(completed);
+    if (lost > 0 && posted_lost_hook_) posted_lost_hook_(lost);
     if (stop) return;
   }
 }

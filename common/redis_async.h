@@ -5,8 +5,8 @@
 // written earlier is coming, left in the connection's buffer and written
 // with every other pipeline queued meanwhile by whichever thread takes that
 // reply (so under load one write and one wake of Redis carry many
-// pipelines); one event-loop thread reads the replies and completes them. Redis answers a connection in order, so the
-// oldest pipeline in flight is always the next to complete and the only
+// pipelines); one event-loop thread reads the replies and completes them. Redis answers a
+// connection in order, so the oldest pipeline in flight is always the next to complete and the only
 // deadline to watch (looked at every kDeadlineTick at least).
 //
 // Errors are those of RedisClient (redis.h): a transport failure — cannot
@@ -48,6 +48,11 @@ class AsyncRedis {
   // block (hand blocking work to a thread of its own) and may submit
   // further pipelines. It is never called with the client's lock held.
   using Done = std::function<void(absl::StatusOr<std::vector<RedisReply>>)>;
+  // Told how many posted commands were lost since it was last told (their
+  // connection dropped before the reply, or Redis refused them); on the
+  // loop thread, without the client's lock. For a metric: a lost EXPIRE is
+  // a key that never expires.
+  using PostedLost = std::function<void(int64_t commands)>;
 
   // How long pipelines fail at once after a failed connect.
   static constexpr absl::Duration kReconnectBackoff = absl::Milliseconds(100);
@@ -57,7 +62,8 @@ class AsyncRedis {
   // Validates options as RedisClient::Create does (PrepareRedisClient;
   // pool_size is unused: one connection carries every pipeline) and starts
   // the loop thread; does not connect.
-  static absl::StatusOr<std::unique_ptr<AsyncRedis>> Create(const RedisOptions& options);
+  static absl::StatusOr<std::unique_ptr<AsyncRedis>> Create(const RedisOptions& options,
+                                                            PostedLost posted_lost = nullptr);
   // Fails what is still queued or in flight (UNAVAILABLE) and stops.
   ~AsyncRedis();
   AsyncRedis(const AsyncRedis&) = delete;
@@ -81,7 +87,7 @@ class AsyncRedis {
   struct Call;
   struct Loop;
 
-  AsyncRedis(RedisOptions options, RedisEndpoint endpoint);
+  AsyncRedis(RedisOptions options, RedisEndpoint endpoint, PostedLost posted_lost);
 
   void Run();
   // Answers calls (outside the lock).
@@ -112,6 +118,7 @@ class AsyncRedis {
 
   const RedisOptions options_;
   const RedisEndpoint endpoint_;
+  const PostedLost posted_lost_hook_;
   std::unique_ptr<Loop> loop_;
 
   // Guards the hiredis context (hiredis is not thread-safe) and all below.

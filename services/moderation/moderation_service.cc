@@ -6,6 +6,7 @@
 
 #include "common/handler.h"
 #include "common/projection_keys.h"
+#include "prometheus/counter.h"
 #include "services/moderation/rule_validation.h"
 
 namespace qunzu::moderation {
@@ -214,8 +215,18 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
                      "moderation reads the hot path's projections from Redis");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Cases> cases, MakeCases(deps, flags.cases));
+  prometheus::Counter& posted_lost =
+      prometheus::BuildCounter()
+          .Name("qunzu_moderation_redis_posted_commands_lost_total")
+          .Help(
+              "Commands the hot path sent without waiting (verdict records, counter EXPIREs, "
+              "corrections) that were lost with their connection or refused by Redis.")
+          .Register(deps.metrics)
+          .Add({});
   ASSIGN_OR_RETURN(std::unique_ptr<AsyncRedis> async_redis,
-                   AsyncRedis::Create(deps.redis->options()));
+                   AsyncRedis::Create(deps.redis->options(), [&posted_lost](int64_t commands) {
+                     posted_lost.Increment(static_cast<double>(commands));
+                   }));
   return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, std::move(async_redis),
                                                  deps.metrics, SystemClock::Get(), std::move(cases),
                                                  limits);

@@ -207,6 +207,29 @@ TEST(AsyncRedisTest, PipelinesHandedOverWhileAReplyIsComingGoOutWithTheNextWrite
   EXPECT_EQ(got, (std::vector<std::vector<int64_t>>{{1}, {2, 3}, {4}}));
 }
 
+// A posted command Redis refuses is counted as lost, on the loop thread.
+TEST(AsyncRedisTest, LostPostedCommandsAreCounted) {
+  absl::Mutex mu;
+  int64_t lost = 0;
+  RedisOptions options;
+  options.address = RedisAddrOrDie();
+  auto client = AsyncRedis::Create(options, [&](int64_t commands) {
+                  absl::MutexLock lock(&mu);
+                  lost += commands;
+                }).value();
+  const std::string key = UniqueName("posted-lost");
+  client->Post({"INCR"});  // wrong number of arguments: refused
+  client->Post({"INCR", key});
+  auto replies = RunPipeline(*client, {{"GET", key}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  EXPECT_EQ((*replies)[0].str(), "1");  // the good one ran, in order
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(
+                                      +[](int64_t* n) { return *n == 1; }, &lost),
+                                  absl::Seconds(5)));
+  EXPECT_EQ(lost, 1);
+}
+
 TEST(AsyncRedisTest, ASilentServerFailsThePipelineAtItsDeadline) {
   FakeServer silent;
   silent.Listen(8);  // the kernel completes connects; nobody ever answers
