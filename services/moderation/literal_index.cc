@@ -158,13 +158,25 @@ bool LiteralIndex::ReadFrom(FlatReader& in) {
             (candidates_.empty() || (candidates_.back().length & kLast) != 0);
   for (size_t i = 0; ok && i < candidates_.size(); ++i) {
     const Candidate& c = candidates_[i];
+    const uint32_t length = c.length & ~kLast;
     ok = (c.term & ~kNeedsRuns) < terms_ && c.offset <= bytes_.size() &&
-         (c.length & ~kLast) <= bytes_.size() - c.offset;
+         length <= bytes_.size() - c.offset && length > 0;
   }
+  // Every candidate is under its own key (so at least as long as the key
+  // Resolve compares its tail after), in lists that do not overlap.
+  size_t walked = 0;
   for (size_t i = 0; ok && i < slots_.size(); ++i) {
     const Slot& slot = slots_[i];
     ok = (slot.exact == kNone || (slot.exact & ~kNeedsRuns) < terms_) &&
          (slot.more == kNone || slot.more < candidates_.size());
+    for (size_t c = slot.more; ok && slot.more != kNone; ++c) {
+      const Candidate& candidate = candidates_[c];
+      ok = ++walked <= candidates_.size() &&
+           TermKey(absl::string_view(bytes_).substr(candidate.offset, candidate.length & ~kLast))
+                   .first == slot.key;
+      if ((candidate.length & kLast) != 0) break;
+      ok = ok && c + 1 < candidates_.size();
+    }
   }
   if (!ok) {
     *this = LiteralIndex();

@@ -315,9 +315,9 @@ absl::StatusOr<int64_t> MysqlRuleStore::Activate(const PendingActivation& pendin
                             {pending.version, now, pending.rule_set_id})
                         .status());
     RETURN_IF_ERROR(Execute(conn,
-                            "UPDATE rule_generation SET generation = generation + 1, "
-                            "in_force_generation = generation, in_force_key = ? WHERE id = 1",
-                            {pending.compiled_key})
+                            "UPDATE rule_generation SET generation = ?, "
+                            "in_force_generation = ?, in_force_key = ? WHERE id = 1",
+                            {generation + 1, generation + 1, pending.compiled_key})
                         .status());
     RETURN_IF_ERROR(RecordRuleSetEvent(
         conn, Engine(), "RULE_SET_VERSION_ACTIVATED",

@@ -84,8 +84,17 @@ TEST(LiteralIndexTest, FindsWhatAPlainSearchFinds) {
     }
     std::vector<LiteralIndex::Term> indexed;
     for (size_t i = 0; i < terms.size(); ++i) indexed.push_back({terms[i], needs_runs[i]});
+    LiteralIndex built;
+    built.Build(indexed);
+    // Searched as read back from its flat bytes (what a replica loads),
+    // which must take every index Build makes.
+    std::string bytes;
+    FlatWriter writer(&bytes);
+    built.AppendTo(writer);
+    FlatReader reader(bytes);
     LiteralIndex index;
-    index.Build(indexed);
+    ASSERT_TRUE(index.ReadFrom(reader)) << "set " << set;
+    ASSERT_EQ(reader.left(), 0U);
     for (int t = 0; t < 30; ++t) {
       // Random characters with terms planted in them, so long ones occur.
       std::string text;
@@ -112,6 +121,34 @@ TEST(LiteralIndexTest, EveryPlaceOfALongTextIsReported) {
   for (int i = 0; i < 100; ++i) text += "哈";
   EXPECT_EQ(Find(index, text, false).size(), 100U + 99U);
   EXPECT_EQ(Find(index, text, true).size(), 100U + 99U + 98U);
+}
+
+// Bytes that are not an index are refused, and leave the index empty.
+TEST(LiteralIndexTest, BytesThatAreNotAnIndexAreRefused) {
+  LiteralIndex built;
+  built.Build({{"你好", false}, {"你好吗", false}, {"你好", true}, {"ab", false}});
+  std::string bytes;
+  FlatWriter writer(&bytes);
+  built.AppendTo(writer);
+  size_t refused = 0;
+  for (size_t at = 0; at < bytes.size(); ++at) {
+    std::string changed = bytes;
+    changed[at] = static_cast<char>(changed[at] ^ 0x41);
+    FlatReader reader(changed);
+    LiteralIndex index;
+    if (!index.ReadFrom(reader)) {
+      ++refused;
+      EXPECT_EQ(index.size(), 0U);
+      EXPECT_TRUE(Find(index, "你好吗", true).empty());
+      continue;
+    }
+    (void)Find(index, "ab你好吗你好你好", true);  // whatever it finds, within bounds
+  }
+  // (Most bytes are the filter's, where a change is a false hit or miss.)
+  EXPECT_GT(refused, 100U);
+  FlatReader truncated(absl::string_view(bytes).substr(0, bytes.size() - 1));
+  LiteralIndex index;
+  EXPECT_FALSE(index.ReadFrom(truncated));
 }
 
 TEST(LiteralIndexTest, NothingIndexedOrNothingToSearch) {
