@@ -3,8 +3,10 @@
 #include <cppconn/resultset.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -54,49 +56,97 @@ absl::Status InsertRules(sql::Connection& conn, uint64_t rule_set_id, uint32_t v
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<v1::Rule>> LoadRules(sql::Connection& conn, uint64_t rule_set_id,
-                                                uint32_t version) {
-  std::vector<v1::Rule> rules;
-  RETURN_IF_ERROR(Query(conn,
-                        absl::StrCat("SELECT ", kRuleColumns,
-                                     " FROM rule_set_rules WHERE rule_set_id = ? AND version = ?"
-                                     " ORDER BY rule_id"),
-                        {rule_set_id, version}, [&](const sql::ResultSet& row) {
-                          rules.push_back(ReadRule(row));
-                          return absl::OkStatus();
-                        }));
-  return rules;
+// The rows of a set's latest version are the ones still open
+// (until_version 0); version V holds the rows written at or before V and
+// not closed by then. A new version closes only the rows it removes or
+// replaces and writes only the request's rules: versions share every rule
+// they have in common, and a MERGE costs what it changes, not the set's
+// size.
+constexpr char kRowsOfVersion[] =
+    " FROM rule_set_rules WHERE rule_set_id = ? AND version <= ? AND "
+    "(until_version = 0 OR until_version > ?)";
+
+// Ids per IN (...) list.
+constexpr size_t kIdBatch = 1000;
+
+// Runs `sql_prefix` IN (ids) `sql_suffix` for ids in batches; params go
+// before the ids.
+absl::Status ForIdBatches(
+    const std::vector<uint64_t>& ids,
+    const std::function<absl::Status(const std::string& in, std::vector<SqlValue> ids)>& run) {
+  for (size_t start = 0; start < ids.size(); start += kIdBatch) {
+    const size_t end = std::min(ids.size(), start + kIdBatch);
+    std::string in = "(";
+    std::vector<SqlValue> batch;
+    for (size_t i = start; i < end; ++i) {
+      absl::StrAppend(&in, i == start ? "?" : ",?");
+      batch.emplace_back(ids[i]);
+    }
+    in += ")";
+    RETURN_IF_ERROR(run(in, std::move(batch)));
+  }
+  return absl::OkStatus();
 }
 
-// The rules of the new version: the request's on their own (REPLACE) or
-// on top of the base version's (MERGE). New rules get ids from next_id.
-absl::StatusOr<std::vector<v1::Rule>> NewRuleList(sql::Connection& conn,
-                                                  const v1::UpsertRuleSetRequest& request,
-                                                  uint32_t base_version) {
-  std::map<uint64_t, v1::Rule> base;
-  if (base_version > 0) {
-    ASSIGN_OR_RETURN(std::vector<v1::Rule> rules,
-                     LoadRules(conn, request.rule_set_id(), base_version));
-    for (v1::Rule& rule : rules) base.emplace(rule.rule_id(), std::move(rule));
+// Writes `version` of a set on top of its latest version (base_version,
+// holding base_count rules; 0: none): REPLACE closes every rule of the base,
+// MERGE those it removes or replaces; then the request's rules are written,
+// new ones with fresh ids. ids gets the request's rule ids in request
+// order, rule_count the new version's size.
+absl::Status WriteVersion(sql::Connection& conn, const v1::UpsertRuleSetRequest& request,
+                          uint64_t rule_set_id, uint32_t base_version, uint64_t base_count,
+                          uint32_t version, std::vector<uint64_t>* ids, uint64_t* rule_count) {
+  const bool merge = request.mode() == v1::RULE_SET_UPDATE_MODE_MERGE;
+  std::vector<uint64_t> referenced(request.remove_rule_ids().begin(),
+                                   request.remove_rule_ids().end());
+  size_t fresh = 0;
+  for (const v1::Rule& rule : request.rules()) {
+    if (rule.rule_id() == 0) {
+      ++fresh;
+    } else {
+      referenced.push_back(rule.rule_id());
+    }
   }
-  std::map<uint64_t, v1::Rule> next;
-  if (request.mode() == v1::RULE_SET_UPDATE_MODE_MERGE) next = base;
-  for (uint64_t id : request.remove_rule_ids()) {
-    if (next.erase(id) == 0) {
+  std::sort(referenced.begin(), referenced.end());
+  referenced.erase(std::unique(referenced.begin(), referenced.end()), referenced.end());
+  std::set<uint64_t> existing;
+  RETURN_IF_ERROR(ForIdBatches(referenced, [&](const std::string& in, std::vector<SqlValue> batch) {
+    std::vector<SqlValue> params = {rule_set_id};
+    params.insert(params.end(), batch.begin(), batch.end());
+    return Query(conn,
+                 absl::StrCat("SELECT rule_id FROM rule_set_rules WHERE rule_set_id = ? AND "
+                              "until_version = 0 AND rule_id IN ",
+                              in),
+                 params, [&](const sql::ResultSet& row) {
+                   existing.insert(row.getUInt64(1));
+                   return absl::OkStatus();
+                 });
+  }));
+  for (uint64_t id : referenced) {
+    if (existing.count(id) == 0) {
       return MakeError(absl::StatusCode::kNotFound, "RULE_NOT_FOUND",
                        absl::StrCat("rule ", id, " is not in version ", base_version),
                        {{"rule_id", absl::StrCat(id)}});
     }
   }
-  size_t fresh = 0;
-  for (const v1::Rule& rule : request.rules()) {
-    if (rule.rule_id() == 0) {
-      ++fresh;
-    } else if (base.count(rule.rule_id()) == 0) {
-      return MakeError(absl::StatusCode::kNotFound, "RULE_NOT_FOUND",
-                       absl::StrCat("rule ", rule.rule_id(), " is not in version ", base_version),
-                       {{"rule_id", absl::StrCat(rule.rule_id())}});
-    }
+  if (merge) {
+    RETURN_IF_ERROR(
+        ForIdBatches(referenced, [&](const std::string& in, std::vector<SqlValue> batch) {
+          std::vector<SqlValue> params = {version, rule_set_id};
+          params.insert(params.end(), batch.begin(), batch.end());
+          return Execute(conn,
+                         absl::StrCat("UPDATE rule_set_rules SET until_version = ? WHERE "
+                                      "rule_set_id = ? AND until_version = 0 AND rule_id IN ",
+                                      in),
+                         params)
+              .status();
+        }));
+  } else if (base_count > 0) {
+    RETURN_IF_ERROR(Execute(conn,
+                            "UPDATE rule_set_rules SET until_version = ? WHERE rule_set_id = ? "
+                            "AND until_version = 0",
+                            {version, rule_set_id})
+                        .status());
   }
   uint64_t next_id = 0;
   if (fresh > 0) {
@@ -107,20 +157,21 @@ absl::StatusOr<std::vector<v1::Rule>> NewRuleList(sql::Connection& conn,
                         .status());
     ASSIGN_OR_RETURN(next_id, LastInsertId(conn));
   }
-  std::vector<v1::Rule> ordered;
+  // The request's rules by id (a rule given twice: the last one).
+  std::map<uint64_t, v1::Rule> written;
+  ids->clear();
   for (const v1::Rule& rule : request.rules()) {
     v1::Rule copy = rule;
     if (copy.rule_id() == 0) copy.set_rule_id(next_id++);
-    next[copy.rule_id()] = copy;
-    ordered.push_back(copy);
+    ids->push_back(copy.rule_id());
+    written[copy.rule_id()] = std::move(copy);
   }
-  std::vector<v1::Rule> out;
-  out.reserve(next.size());
-  for (auto& [id, rule] : next) out.push_back(std::move(rule));
-  // The request's rules, in request order, go last so rule_ids can be read
-  // back from the tail.
-  out.insert(out.end(), ordered.begin(), ordered.end());
-  return out;
+  std::vector<v1::Rule> rows;
+  rows.reserve(written.size());
+  for (auto& [id, rule] : written) rows.push_back(std::move(rule));
+  RETURN_IF_ERROR(InsertRules(conn, rule_set_id, version, rows));
+  *rule_count = merge ? base_count - referenced.size() + rows.size() : rows.size();
+  return absl::OkStatus();
 }
 
 // Every rule of every active version, with set `with_id` at `with_version`
@@ -130,8 +181,8 @@ absl::Status ReadRulesInForce(sql::Connection& conn, uint64_t with_id, uint32_t 
                               std::vector<ActiveRule>* rules) {
   rules->clear();
   // The versions first, then each one's rules as a range of the primary
-  // key, already in rule id order: one join ordered by set and rule id had
-  // the server sort a million rows for a large set.
+  // key: one join ordered by set and rule id had the server sort a million
+  // rows for a large set.
   std::vector<std::pair<uint64_t, uint32_t>> versions;
   RETURN_IF_ERROR(
       Query(conn,
@@ -142,14 +193,19 @@ absl::Status ReadRulesInForce(sql::Connection& conn, uint64_t with_id, uint32_t 
               return absl::OkStatus();
             }));
   for (const std::pair<uint64_t, uint32_t>& set : versions) {
+    const size_t first = rules->size();
     RETURN_IF_ERROR(
-        Query(conn,
-              "SELECT rule_id, kind, pattern, category, action, note FROM "
-              "rule_set_rules WHERE rule_set_id = ? AND version = ? ORDER BY rule_id",
-              {set.first, set.second}, [&](const sql::ResultSet& row) {
+        Query(conn, absl::StrCat("SELECT ", kRuleColumns, kRowsOfVersion),
+              {set.first, set.second, set.second}, [&](const sql::ResultSet& row) {
                 rules->push_back(ActiveRule{RuleFromProto(ReadRule(row)), set.first, set.second});
                 return absl::OkStatus();
               }));
+    // Read in key order (by the version a row was written in): sorted here,
+    // not by the server, and only when a version shares rows with older
+    // ones.
+    auto by_id = [](const ActiveRule& a, const ActiveRule& b) { return a.rule.id < b.rule.id; };
+    const auto begin = rules->begin() + static_cast<std::ptrdiff_t>(first);
+    if (!std::is_sorted(begin, rules->end(), by_id)) std::sort(begin, rules->end(), by_id);
   }
   return absl::OkStatus();
 }
@@ -358,6 +414,7 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
           const absl::Time now = clock_.Now();
           uint64_t rule_set_id = request.rule_set_id();
           uint32_t latest = 0;
+          uint64_t latest_count = 0;
           uint32_t active = 0;
           uint32_t pending = 0;
           uint32_t failed = 0;
@@ -380,8 +437,8 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
             bool found = false;
             RETURN_IF_ERROR(Query(conn,
                                   "SELECT latest_version, active_version, name, description, "
-                                  "pending_version, failed_version, compile_error FROM rule_sets "
-                                  "WHERE rule_set_id = ? FOR UPDATE",
+                                  "pending_version, failed_version, compile_error, rule_count "
+                                  "FROM rule_sets WHERE rule_set_id = ? FOR UPDATE",
                                   {rule_set_id}, [&](const sql::ResultSet& row) {
                                     found = true;
                                     latest = row.getUInt(1);
@@ -391,6 +448,7 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
                                     pending = row.getUInt(5);
                                     failed = row.getUInt(6);
                                     compile_error = row.getString(7);
+                                    latest_count = row.getUInt64(8);
                                     return absl::OkStatus();
                                   }));
             if (!found) {
@@ -404,34 +462,29 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
                                {{"latest_version", absl::StrCat(latest)}});
             }
           }
-          v1::UpsertRuleSetRequest scoped = request;
-          scoped.set_rule_set_id(rule_set_id);
-          ASSIGN_OR_RETURN(std::vector<v1::Rule> rules, NewRuleList(conn, scoped, latest));
           const uint32_t version = latest + 1;
-          const size_t own = static_cast<size_t>(request.rules_size());
+          std::vector<uint64_t> ids;
+          uint64_t rule_count = 0;
+          RETURN_IF_ERROR(WriteVersion(conn, request, rule_set_id, latest, latest_count, version,
+                                       &ids, &rule_count));
           v1::UpsertRuleSetResponse response;
-          for (size_t i = rules.size() - own; i < rules.size(); ++i) {
-            response.add_rule_ids(rules[i].rule_id());
-          }
-          rules.resize(rules.size() - own);
-          RETURN_IF_ERROR(InsertRules(conn, rule_set_id, version, rules));
+          for (uint64_t id : ids) response.add_rule_ids(id);
           // An activated version waits until it is compiled (RuleEngine),
           // and a newer one activated meanwhile replaces it in the wait.
           if (request.activate()) pending = version;
           RETURN_IF_ERROR(
-              Execute(
-                  conn,
-                  "UPDATE rule_sets SET name = ?, description = ?, latest_version = ?, "
-                  "pending_version = ?, pending_since = IF(?, ?, pending_since), "
-                  "rule_count = ?, updated_by = ?, updated_at = ? WHERE rule_set_id = ?",
-                  {name, description, version, pending, request.activate(), now,
-                   static_cast<uint64_t>(rules.size()), context.caller.principal, now, rule_set_id})
+              Execute(conn,
+                      "UPDATE rule_sets SET name = ?, description = ?, latest_version = ?, "
+                      "pending_version = ?, pending_since = IF(?, ?, pending_since), "
+                      "rule_count = ?, updated_by = ?, updated_at = ? WHERE rule_set_id = ?",
+                      {name, description, version, pending, request.activate(), now, rule_count,
+                       context.caller.principal, now, rule_set_id})
                   .status());
           RETURN_IF_ERROR(
               RecordRuleSetEvent(conn, context, "RULE_SET_VERSION_CREATED", request.request_id(),
                                  now, rule_set_id, version,
                                  {{"name", name},
-                                  {"rule_count", absl::StrCat(rules.size())},
+                                  {"rule_count", absl::StrCat(rule_count)},
                                   {"activate", request.activate() ? "requested" : "no"}}));
           v1::RuleSet* set = response.mutable_rule_set();
           set->set_rule_set_id(rule_set_id);
@@ -440,7 +493,7 @@ absl::StatusOr<v1::UpsertRuleSetResponse> MysqlRuleStore::Upsert(
           set->set_latest_version(version);
           set->set_active_version(active);
           SetCompileState(pending, failed, compile_error, set);
-          set->set_rule_count(rules.size());
+          set->set_rule_count(rule_count);
           set->set_updated_by(context.caller.principal);
           *set->mutable_updated_at() = ToProtoTime(now);
           response.set_version(version);
@@ -597,6 +650,15 @@ const std::vector<Migration>& RuleSetMigrations() {
        {"ALTER TABLE rule_generation"
         " ADD COLUMN IF NOT EXISTS in_force_generation BIGINT NOT NULL DEFAULT 0,"
         " ADD COLUMN IF NOT EXISTS in_force_key VARCHAR(64) NOT NULL DEFAULT ''"}},
+      {58,
+       "versions share the rule rows they have in common",
+       {"ALTER TABLE rule_set_rules"
+        " ADD COLUMN IF NOT EXISTS until_version INT UNSIGNED NOT NULL DEFAULT 0",
+        // Rows written before hold for their own version only; the latest
+        // version's stay open for the next one to share.
+        "UPDATE rule_set_rules r JOIN rule_sets s ON s.rule_set_id = r.rule_set_id"
+        " SET r.until_version = r.version + 1"
+        " WHERE r.version < s.latest_version AND r.until_version = 0"}},
   };
   return *migrations;
 }

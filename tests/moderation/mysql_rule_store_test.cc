@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -256,6 +257,72 @@ TEST_F(ModerationRuleStoreTest, VersionsMergeAndActivation) {
   EXPECT_EQ(listed->rule_sets(0).active_version(), 3U);
   EXPECT_EQ(listed->rule_sets(0).compile_state(), v1::COMPILE_STATE_READY);
   EXPECT_TRUE(listed->rule_sets(0).has_compiled_at());
+}
+
+// A version writes only what it changes; every version still reads as
+// its own full list.
+TEST_F(ModerationRuleStoreTest, VersionsShareTheRulesTheyHaveInCommon) {
+  RuleEngine engine(*store_);
+  const uint64_t id =
+      CreateSet("shared-rows", {MakeRule("赌博"), MakeRule("赌球"), MakeRule("博彩")});
+  ASSERT_TRUE(engine.Refresh().ok());
+  const std::vector<uint64_t> v1_ids = [&] {
+    std::vector<uint64_t> out;
+    for (const Rule& rule : engine.Current()->compiled->rules()) out.push_back(rule.id);
+    return out;
+  }();
+  ASSERT_EQ(v1_ids.size(), 3U);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 3);
+
+  // v2: one removed, one replaced (HOLD now), one added.
+  v1::UpsertRuleSetRequest merge =
+      ActivatedVersion("v2", id, 1, v1::RULE_SET_UPDATE_MODE_MERGE, MakeRule("代开发票"));
+  merge.add_remove_rule_ids(v1_ids[0]);
+  v1::Rule replaced = MakeRule("赌球", v1::RULE_ACTION_HOLD);
+  replaced.set_rule_id(v1_ids[1]);
+  *merge.add_rules() = replaced;
+  auto v2 = Upsert(merge);
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(v2->rule_set().rule_count(), 3U);
+  ASSERT_EQ(v2->rule_ids_size(), 2);
+  EXPECT_EQ(v2->rule_ids(1), v1_ids[1]);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 5);  // not 3 + 3
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(Screen(engine, "赌博"), Verdict::kAllow);
+  EXPECT_EQ(Screen(engine, "赌球"), Verdict::kHold);
+  EXPECT_EQ(Screen(engine, "博彩"), Verdict::kBlock);
+  EXPECT_EQ(Screen(engine, "代开发票"), Verdict::kBlock);
+  std::vector<uint64_t> v2_ids;
+  for (const Rule& rule : engine.Current()->compiled->rules()) v2_ids.push_back(rule.id);
+  EXPECT_TRUE(std::is_sorted(v2_ids.begin(), v2_ids.end()));
+  EXPECT_EQ(v2_ids, (std::vector<uint64_t>{v1_ids[1], v1_ids[2], v2->rule_ids(0)}));
+
+  // v3 adds one rule: one row.
+  auto v3 =
+      Upsert(ActivatedVersion("v3", id, 2, v1::RULE_SET_UPDATE_MODE_MERGE, MakeRule("六合彩")));
+  ASSERT_TRUE(v3.ok()) << v3.status();
+  EXPECT_EQ(v3->rule_set().rule_count(), 4U);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 6);
+  // A rule removed in v2 is not in v2's base any more.
+  v1::UpsertRuleSetRequest stale =
+      ActivatedVersion("v4-stale", id, 3, v1::RULE_SET_UPDATE_MODE_MERGE, MakeRule("x"));
+  stale.add_remove_rule_ids(v1_ids[0]);
+  EXPECT_EQ(ErrorReason(Upsert(stale).status()), "RULE_NOT_FOUND");
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(engine.Current()->compiled->rules().size(), 4U);
+  EXPECT_EQ(Screen(engine, "六合彩"), Verdict::kBlock);
+
+  // v4 replaces everything: the old rules stay only in their versions.
+  auto v4 =
+      Upsert(ActivatedVersion("v4", id, 3, v1::RULE_SET_UPDATE_MODE_REPLACE, MakeRule("刷单")));
+  ASSERT_TRUE(v4.ok()) << v4.status();
+  EXPECT_EQ(v4->rule_set().rule_count(), 1U);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 7);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules WHERE until_version = 0"), 1);
+  ASSERT_TRUE(engine.Refresh().ok());
+  EXPECT_EQ(engine.Current()->compiled->rules().size(), 1U);
+  EXPECT_EQ(Screen(engine, "六合彩"), Verdict::kAllow);
+  EXPECT_EQ(Screen(engine, "刷单"), Verdict::kBlock);
 }
 
 TEST_F(ModerationRuleStoreTest, AVersionThatDoesNotCompileIsRejectedAndTheOneInForceStays) {
@@ -599,6 +666,51 @@ TEST_F(ModerationRuleStoreTest, TheCompiledSetCacheKeepsEntriesWholeAndDropsStal
     ASSERT_TRUE(dropped.ok());
     EXPECT_FALSE(dropped->has_value()) << key;
   }
+}
+
+// Rows written before versions shared them (a full copy per version) are
+// read as they were by the migration that made them share.
+class RuleSetMigrationTest : public testing::CommonSchemaTest {
+ protected:
+  RuleSetMigrationTest() : CommonSchemaTest("moderation_rules_migration", 4) {}
+};
+
+TEST_F(RuleSetMigrationTest, FullCopiesPerVersionReadTheSameAfterTheMigration) {
+  std::vector<Migration> before;
+  for (const Migration& m : RuleSetMigrations()) {
+    if (m.version < 58) before.push_back(m);
+  }
+  ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", before).ok());
+  auto lease = pool_->Acquire(absl::Seconds(5));
+  ASSERT_TRUE(lease.ok());
+  // Set 1: v1 {1, 2}, v2 {2, 3} (v2 pending), v1 active. Set 2: v1 {4}.
+  ASSERT_TRUE(Execute(**lease,
+                      "INSERT INTO rule_sets (rule_set_id, name, description, latest_version, "
+                      "active_version, rule_count, updated_by, updated_at, pending_version) "
+                      "VALUES (1, 'a', '', 2, 1, 2, 'ops', NOW(6), 2), "
+                      "(2, 'b', '', 1, 1, 1, 'ops', NOW(6), 0)")
+                  .ok());
+  ASSERT_TRUE(Execute(**lease,
+                      "INSERT INTO rule_set_rules (rule_set_id, version, rule_id, kind, pattern, "
+                      "category, action, note) VALUES (1, 1, 1, 1, '赌博', 1, 1, ''), "
+                      "(1, 1, 2, 1, '赌球', 1, 1, ''), (1, 2, 2, 1, '赌球', 1, 1, ''), "
+                      "(1, 2, 3, 1, '博彩', 1, 1, ''), (2, 1, 4, 1, '刷单', 1, 1, '')")
+                  .ok());
+  ASSERT_TRUE(ApplyMigrations(*pool_, "moderation", RuleSetMigrations()).ok());
+  MysqlRuleStore store(*pool_, SystemClock::Get());
+  auto ids = [](const std::vector<ActiveRule>& rules) {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    for (const ActiveRule& rule : rules) out.emplace_back(rule.rule_set_id, rule.rule.id);
+    return out;
+  };
+  int64_t generation = 0;
+  std::vector<ActiveRule> active;
+  ASSERT_TRUE(store.LoadActive(&generation, &active).ok());
+  EXPECT_EQ(ids(active), (std::vector<std::pair<uint64_t, uint64_t>>{{1, 1}, {1, 2}, {2, 4}}));
+  auto pending = store.LoadPending();
+  ASSERT_TRUE(pending.ok() && pending->has_value());
+  EXPECT_EQ(ids((*pending)->rules),
+            (std::vector<std::pair<uint64_t, uint64_t>>{{1, 2}, {1, 3}, {2, 4}}));
 }
 
 }  // namespace
