@@ -653,7 +653,9 @@ const std::vector<Migration>& RuleSetMigrations() {
       {58,
        "versions share the rule rows they have in common",
        {"ALTER TABLE rule_set_rules"
-        " ADD COLUMN IF NOT EXISTS until_version INT UNSIGNED NOT NULL DEFAULT 0",
+        " ADD COLUMN IF NOT EXISTS until_version INT UNSIGNED NOT NULL DEFAULT 0,"
+        // A MERGE finds the rules it removes or replaces by id.
+        " ADD KEY IF NOT EXISTS by_rule (rule_set_id, rule_id)",
         // Rows written before hold for their own version only; the latest
         // version's stay open for the next one to share.
         "UPDATE rule_set_rules r JOIN rule_sets s ON s.rule_set_id = r.rule_set_id"
