@@ -5,7 +5,9 @@ the group and its members, moderation screens. A verified member who
 accepted the agreement is allowed; a blocked term is blocked with its rule
 and span; an unverified sender and a non-member are blocked; an emergency
 SUSPEND_POSTING on the group blocks within 1 s and lifts after OFF and after
-its expiry; the sender's rate limit is enforced. Run by CTest as
+its expiry; the sender's rate limit is enforced; a version activated
+through one moderation replica is in force on a second one within 1 s.
+Run by CTest as
   /usr/bin/python3 tests/e2e/screen_test.py BUILD_DIR
 """
 
@@ -15,6 +17,7 @@ import secrets
 import sys
 import time
 import unittest
+import urllib.request
 
 BUILD_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else "build")
 sys.path.insert(0, os.path.join(BUILD_DIR, "python"))
@@ -58,8 +61,8 @@ class ScreenTest(unittest.TestCase):
         cls.suite.__exit__(None, None, None)
 
     @classmethod
-    def rpc(cls, service, method, request, response_type, role):
-        call = cls.suite.services[service].channel.unary_unary(
+    def rpc(cls, service, method, request, response_type, role, replica=None):
+        call = cls.suite.services[replica or service].channel.unary_unary(
             f"/{suite_lib.SERVICES[service]}/{method}",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_type.FromString)
@@ -145,12 +148,12 @@ class ScreenTest(unittest.TestCase):
             for s in cls.rpc("moderation", "ListRuleSets", mod.ListRuleSetsRequest(),
                              mod.ListRuleSetsResponse, "operator").rule_sets))
 
-    def screen(self, sender, text, request_id=None, group=None):
+    def screen(self, sender, text, request_id=None, group=None, replica=None):
         request_id = request_id or rid()
         return self.rpc("moderation", "ScreenMessage", mod.ScreenMessageRequest(
             request_id=request_id, actor_account_id=sender, group_id=group or self.group,
             message_id="msg-" + request_id, text=text, client_ip="203.0.113.8"),
-            mod.ScreenMessageResponse, "platform")
+            mod.ScreenMessageResponse, "platform", replica)
 
     def code(self, response):
         return response.reasons[0].code if response.reasons else None
@@ -248,6 +251,54 @@ class ScreenTest(unittest.TestCase):
                 break
         self.assertEqual(self.code(response), mod.SCREEN_REASON_CODE_ACCOUNT_RATE_LIMITED)
         self.assertGreater(response.reasons[0].retry_after.seconds, 0)
+
+    def loads_from_cache(self):
+        """Rule snapshots the moderation replicas loaded from the shared
+        cache rather than compiled."""
+        loads = 0.0
+        for key in ["moderation", "moderation-2"]:
+            port = self.suite.services[key].metrics_port
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            for line in page.splitlines():
+                if line.startswith('qunzu_moderation_rule_set_loads_total{how="from_cache"}'):
+                    loads += float(line.split()[-1])
+        return loads
+
+    def test_5_an_activated_version_in_force_on_another_replica_within_a_second(self):
+        # A second moderation process on the same MySQL and Redis.
+        self.suite.start_replica("moderation", "moderation-2")
+        poller = self.pollers[0]
+        self.until("the replica's rules", lambda: self.screen(
+            poller, "赌博", replica="moderation-2").verdict == mod.SCREEN_VERDICT_BLOCK)
+        loads_before = self.loads_from_cache()
+        rule_set = next(s for s in self.rpc("moderation", "ListRuleSets", mod.ListRuleSetsRequest(),
+                                            mod.ListRuleSetsResponse, "operator").rule_sets
+                        if s.name == "e2e-screen")
+        upsert = self.rpc("moderation", "UpsertRuleSet", mod.UpsertRuleSetRequest(
+            request_id=rid(), rule_set_id=rule_set.rule_set_id,
+            base_version=rule_set.latest_version, mode=mod.RULE_SET_UPDATE_MODE_MERGE,
+            activate=True, rules=[mod.Rule(kind=mod.RULE_KIND_LITERAL, pattern="代开发票",
+                                           category=mod.CONTENT_CATEGORY_FRAUD,
+                                           action=mod.RULE_ACTION_BLOCK)]),
+            mod.UpsertRuleSetResponse, "operator")
+        # Put in force (compiled, stored, activated) by one replica...
+        activated = self.until("the activation", lambda: next(
+            (s for s in self.rpc("moderation", "ListRuleSets", mod.ListRuleSetsRequest(),
+                                 mod.ListRuleSetsResponse, "operator").rule_sets
+             if s.rule_set_id == rule_set.rule_set_id and s.active_version == upsert.version),
+            None), timeout=10)
+        activated_at = activated.compiled_at.seconds + activated.compiled_at.nanos / 1e9
+        # ...and on the other within a second of it (a poll, 0.2 s, and the
+        # load of the set the activation recorded).
+        blocked = self.until("the new rule on the replica", lambda: (lambda r: r if r.verdict ==
+                             mod.SCREEN_VERDICT_BLOCK else None)(self.screen(
+                                 self.pollers[1], "帮你代开发票", replica="moderation-2")),
+                             timeout=5)
+        self.assertLess(time.time() - activated_at, 1.0)
+        self.assertEqual(blocked.reasons[0].rule_id, upsert.rule_ids[0])
+        self.assertEqual(blocked.reasons[0].rule_set_version, upsert.version)
+        # Whichever replica compiled it, the other loaded what it stored.
+        self.assertGreater(self.loads_from_cache(), loads_before)
 
 
 if __name__ == "__main__":

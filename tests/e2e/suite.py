@@ -145,6 +145,8 @@ class Suite:
         self.tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
         self.service_tokens = {name: secrets.token_urlsafe(24) for name in SERVICES}
         self.services = {}
+        # Each service's command line, for a second replica of it.
+        self.args = {}
 
     def binary(self, name):
         return os.path.join(self.build_dir, "services", name, f"qunzu-{name}")
@@ -200,7 +202,15 @@ class Suite:
         proc, event, lines = start_listening([self.binary(name)] + extra_args)
         service = Service(name, proc, event["grpc_port"], event["metrics_port"])
         service.stderr_lines = lines
+        self.args.setdefault(name, extra_args)
         return service
+
+    def start_replica(self, name, key):
+        """Another process of service `name` on the same database and Redis
+        (its own ports), as services[key]; stopped with the suite."""
+        args = [a for a in self.args[name] if not a.startswith("--grpc-port=")]
+        self.services[key] = self.start_service(name, args + ["--grpc-port=0"])
+        return self.services[key]
 
     def __enter__(self):
         try:
