@@ -1,8 +1,8 @@
 // Rule sets in MySQL (R10.1): every UpsertRuleSet makes a version of its
 // full rule list, writing only the rules it adds or replaces (a row holds
 // for versions [version, until_version): versions share what they have in
-// common, so a MERGE costs its own size, not the set's); an activated version waits (pending_version) until a
-// replica's RuleEngine has compiled it with the other active versions and
+// common, so a MERGE costs its own size, not the set's); an activated version waits
+// (pending_version) until a replica's RuleEngine has compiled it with the other active versions and
 // stored the built set in the shared cache; activating it then bumps one
 // generation counter that every replica's RuleEngine polls, and records
 // with it the built set's key, so the new rules are in force everywhere
