@@ -307,16 +307,26 @@ bool CompiledRules::DeserializeAll(const std::string& bytes) {
   std::vector<StoredRule> stored;
   absl::string_view patterns;
   if (!reader.Array(&stored) || !reader.Bytes(&patterns)) return false;
-  std::vector<Rule> rules(stored.size());
+  // Compile has the rules already (the key is their digest); LoadCached
+  // takes them from here.
+  const bool have_rules = !rules_.empty();
+  if (have_rules && stored.size() != rules_.size()) return false;
+  std::vector<Rule> rules(have_rules ? 0 : stored.size());
   size_t offset = 0;
   for (size_t i = 0; i < stored.size(); ++i) {
     const StoredRule& r = stored[i];
-    if (r.pattern_length > patterns.size() - offset || r.kind > 2 || r.action > 1) return false;
-    rules[i].id = r.id;
-    rules[i].kind = static_cast<RuleKind>(r.kind);
-    rules[i].pattern.assign(patterns.data() + offset, r.pattern_length);
-    rules[i].category = r.category;
-    rules[i].action = static_cast<RuleAction>(r.action);
+    if (r.pattern_length > patterns.size() - offset ||
+        r.kind > static_cast<uint32_t>(RuleKind::kAllow) ||
+        r.action > static_cast<uint32_t>(RuleAction::kHold)) {
+      return false;
+    }
+    if (!have_rules) {
+      rules[i].id = r.id;
+      rules[i].kind = static_cast<RuleKind>(r.kind);
+      rules[i].pattern.assign(patterns.data() + offset, r.pattern_length);
+      rules[i].category = r.category;
+      rules[i].action = static_cast<RuleAction>(r.action);
+    }
     offset += r.pattern_length;
   }
   uint64_t checked = 0;
@@ -336,7 +346,7 @@ bool CompiledRules::DeserializeAll(const std::string& bytes) {
       regexes.empty() != regex_rules_.empty()) {
     return false;
   }
-  rules_ = std::move(rules);
+  if (!have_rules) rules_ = std::move(rules);
   annex_ = std::string(annex);
   if (!Consistent()) return false;
   return regexes.empty() ||
