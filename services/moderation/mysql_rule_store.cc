@@ -69,21 +69,22 @@ constexpr char kRowsOfVersion[] =
 // Ids per IN (...) list.
 constexpr size_t kIdBatch = 1000;
 
-// Runs `sql_prefix` IN (ids) `sql_suffix` for ids in batches; params go
-// before the ids.
+// Calls run(sql + "(?,?,...)", leading params then the ids) for the ids
+// in batches of kIdBatch.
 absl::Status ForIdBatches(
-    const std::vector<uint64_t>& ids,
-    const std::function<absl::Status(const std::string& in, std::vector<SqlValue> ids)>& run) {
+    const std::vector<uint64_t>& ids, const std::string& sql, const std::vector<SqlValue>& leading,
+    const std::function<absl::Status(const std::string& sql, const std::vector<SqlValue>& params)>&
+        run) {
   for (size_t start = 0; start < ids.size(); start += kIdBatch) {
     const size_t end = std::min(ids.size(), start + kIdBatch);
-    std::string in = "(";
-    std::vector<SqlValue> batch;
+    std::string batch_sql = sql + "(";
+    std::vector<SqlValue> params = leading;
     for (size_t i = start; i < end; ++i) {
-      absl::StrAppend(&in, i == start ? "?" : ",?");
-      batch.emplace_back(ids[i]);
+      absl::StrAppend(&batch_sql, i == start ? "?" : ",?");
+      params.emplace_back(ids[i]);
     }
-    in += ")";
-    RETURN_IF_ERROR(run(in, std::move(batch)));
+    batch_sql += ")";
+    RETURN_IF_ERROR(run(batch_sql, params));
   }
   return absl::OkStatus();
 }
@@ -110,18 +111,16 @@ absl::Status WriteVersion(sql::Connection& conn, const v1::UpsertRuleSetRequest&
   std::sort(referenced.begin(), referenced.end());
   referenced.erase(std::unique(referenced.begin(), referenced.end()), referenced.end());
   std::set<uint64_t> existing;
-  RETURN_IF_ERROR(ForIdBatches(referenced, [&](const std::string& in, std::vector<SqlValue> batch) {
-    std::vector<SqlValue> params = {rule_set_id};
-    params.insert(params.end(), batch.begin(), batch.end());
-    return Query(conn,
-                 absl::StrCat("SELECT rule_id FROM rule_set_rules WHERE rule_set_id = ? AND "
-                              "until_version = 0 AND rule_id IN ",
-                              in),
-                 params, [&](const sql::ResultSet& row) {
-                   existing.insert(row.getUInt64(1));
-                   return absl::OkStatus();
-                 });
-  }));
+  RETURN_IF_ERROR(ForIdBatches(
+      referenced,
+      "SELECT rule_id FROM rule_set_rules WHERE rule_set_id = ? AND until_version = 0 AND "
+      "rule_id IN ",
+      {rule_set_id}, [&](const std::string& sql, const std::vector<SqlValue>& params) {
+        return Query(conn, sql, params, [&](const sql::ResultSet& row) {
+          existing.insert(row.getUInt64(1));
+          return absl::OkStatus();
+        });
+      }));
   for (uint64_t id : referenced) {
     if (existing.count(id) == 0) {
       return MakeError(absl::StatusCode::kNotFound, "RULE_NOT_FOUND",
@@ -130,16 +129,12 @@ absl::Status WriteVersion(sql::Connection& conn, const v1::UpsertRuleSetRequest&
     }
   }
   if (merge) {
-    RETURN_IF_ERROR(
-        ForIdBatches(referenced, [&](const std::string& in, std::vector<SqlValue> batch) {
-          std::vector<SqlValue> params = {version, rule_set_id};
-          params.insert(params.end(), batch.begin(), batch.end());
-          return Execute(conn,
-                         absl::StrCat("UPDATE rule_set_rules SET until_version = ? WHERE "
-                                      "rule_set_id = ? AND until_version = 0 AND rule_id IN ",
-                                      in),
-                         params)
-              .status();
+    RETURN_IF_ERROR(ForIdBatches(
+        referenced,
+        "UPDATE rule_set_rules SET until_version = ? WHERE rule_set_id = ? AND "
+        "until_version = 0 AND rule_id IN ",
+        {version, rule_set_id}, [&](const std::string& sql, const std::vector<SqlValue>& params) {
+          return Execute(conn, sql, params).status();
         }));
   } else if (base_count > 0) {
     RETURN_IF_ERROR(Execute(conn,

@@ -325,6 +325,36 @@ TEST_F(ModerationRuleStoreTest, VersionsShareTheRulesTheyHaveInCommon) {
   EXPECT_EQ(Screen(engine, "刷单"), Verdict::kBlock);
 }
 
+// A MERGE that names more rules than one statement's id list holds.
+TEST_F(ModerationRuleStoreTest, AMergeReplacesRulesInBatches) {
+  std::vector<v1::Rule> rules;
+  for (int i = 0; i < 2500; ++i) rules.push_back(MakeRule(absl::StrCat("词", i, "条")));
+  const uint64_t id = CreateSet("batches", rules);
+  auto pending = store_->LoadPending();
+  ASSERT_TRUE(pending.ok() && pending->has_value());
+  v1::UpsertRuleSetRequest merge;
+  merge.set_request_id("batches-v2");
+  merge.set_rule_set_id(id);
+  merge.set_mode(v1::RULE_SET_UPDATE_MODE_MERGE);
+  merge.set_base_version(1);
+  for (const ActiveRule& rule : (*pending)->rules) {
+    v1::Rule held = MakeRule(rule.rule.pattern, v1::RULE_ACTION_HOLD);
+    held.set_rule_id(rule.rule.id);
+    *merge.add_rules() = held;
+  }
+  auto merged = Upsert(merge);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->rule_set().rule_count(), 2500U);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules WHERE until_version = 2"), 2500);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules WHERE until_version = 0"), 2500);
+  // One id past the base among them: refused, nothing written.
+  merge.set_request_id("batches-v3");
+  merge.set_base_version(2);
+  merge.mutable_rules(1700)->set_rule_id(999999999);
+  EXPECT_EQ(ErrorReason(Upsert(merge).status()), "RULE_NOT_FOUND");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rule_set_rules"), 5000);
+}
+
 TEST_F(ModerationRuleStoreTest, AVersionThatDoesNotCompileIsRejectedAndTheOneInForceStays) {
   prometheus::Registry registry;
   RuleEngineMetrics metrics(registry);
