@@ -221,6 +221,12 @@ std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys,
   };
 }
 
+const std::vector<bool>& HotPathCacheable() {
+  static const auto* cacheable = new std::vector<bool>{false, true, true, true,  true,  true,
+                                                       true,  true, true, false, false, false};
+  return *cacheable;
+}
+
 absl::StatusOr<HotPathView> ParseHotPathView(
     const HotPathCounters& counters, const absl::StatusOr<std::vector<RedisReply>>& replies) {
   if (!replies.ok()) return Unavailable(replies.status().ToString());

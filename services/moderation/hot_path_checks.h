@@ -125,6 +125,9 @@ HotPathCounters CountersOf(const HotPathKeys& keys);
 // short-lived "pending"), reads the view and counts the message.
 inline constexpr size_t kHotPathCommands = 12;
 std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys, const HotPathCounters& counters);
+// Which of them a client-side cache may answer: the projections' reads
+// (steps 2-6), not the claim or the counters.
+const std::vector<bool>& HotPathCacheable();
 // The view in the pipeline's replies. UNAVAILABLE PROJECTION_UNAVAILABLE
 // when Redis could not be read (the caller fails closed).
 absl::StatusOr<HotPathView> ParseHotPathView(

@@ -139,7 +139,7 @@ void MessageScreener::ScreenAsync(const Caller& caller, const v1::ScreenMessageR
     ++in_progress_;
   }
   std::vector<RedisCommand> commands = HotPathCommands(screening->keys, screening->counters);
-  deps_.async_redis.Pipeline(std::move(commands),
+  deps_.async_redis.Pipeline(std::move(commands), HotPathCacheable(),
                              [this, screening](absl::StatusOr<std::vector<RedisReply>> replies) {
                                Guarded(*screening, [&] { Continue(screening, replies); });
                              });

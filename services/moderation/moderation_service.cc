@@ -203,6 +203,11 @@ void AddModerationFlags(FlagSet& flags, ModerationFlags* out) {
   flags.AddString({"group-messages-per-minute", "QUNZU_MODERATION_GROUP_MESSAGES_PER_MINUTE",
                    "Messages per minute a group may carry, by scale tier (R7.4)."},
                   &out->group_messages_per_minute, ModerationFlags().group_messages_per_minute);
+  flags.AddInt64(
+      {"redis-cache-entries", "QUNZU_MODERATION_REDIS_CACHE_ENTRIES",
+       "Projection reads of the hot path kept in process, coherent through Redis' invalidations "
+       "(CLIENT TRACKING, RESP3); 0 reads them from Redis on every message."},
+      &out->redis_cache_entries, ModerationFlags().redis_cache_entries, 0, 100000000);
   AddCaseFlags(flags, &out->cases);
 }
 
@@ -223,10 +228,13 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
               "corrections) that were lost with their connection or refused by Redis.")
           .Register(deps.metrics)
           .Add({});
+  AsyncRedis::Options redis_options;
+  redis_options.posted_lost = [&posted_lost](int64_t commands) {
+    posted_lost.Increment(static_cast<double>(commands));
+  };
+  redis_options.cache_entries = static_cast<size_t>(flags.redis_cache_entries);
   ASSIGN_OR_RETURN(std::unique_ptr<AsyncRedis> async_redis,
-                   AsyncRedis::Create(deps.redis->options(), [&posted_lost](int64_t commands) {
-                     posted_lost.Increment(static_cast<double>(commands));
-                   }));
+                   AsyncRedis::Create(deps.redis->options(), std::move(redis_options)));
   return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, std::move(async_redis),
                                                  deps.metrics, SystemClock::Get(), std::move(cases),
                                                  limits);

@@ -37,6 +37,9 @@ inline constexpr absl::Duration kRulePollInterval = absl::Milliseconds(200);
 struct ModerationFlags {
   // Messages per minute per group by scale tier (GroupRateLimits).
   std::string group_messages_per_minute = "SMALL=60,MEDIUM=120,LARGE=300,HUGE=600";
+  // Replies the hot path's client-side cache of projections holds (Redis
+  // tracks them and says when one changes); 0 reads every one every time.
+  int64_t redis_cache_entries = 1000000;
   // Case handling's (cases.h); the review queue takes its report deadlines.
   CaseFlags cases;
 };

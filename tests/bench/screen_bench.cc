@@ -266,9 +266,16 @@ int RunScreenBench() {
   }
   moderation::GroupRateLimits limits;
   limits.per_minute.fill(100000000);
+  // The hot path's client as the service makes it: with its cache.
+  AsyncRedis::Options async_options;
+  async_options.cache_entries =
+      static_cast<size_t>(moderation::ModerationFlags().redis_cache_entries);
+  std::unique_ptr<AsyncRedis> async_redis =
+      AsyncRedis::Create(redis_options, std::move(async_options)).value();
+  const AsyncRedis* hot_path_client = async_redis.get();
   auto service = std::make_unique<moderation::ModerationServiceImpl>(
-      **pool, **redis, AsyncRedis::Create(redis_options).value(), registry, SystemClock::Get(),
-      *std::move(cases), limits);
+      **pool, **redis, std::move(async_redis), registry, SystemClock::Get(), *std::move(cases),
+      limits);
   std::unique_ptr<grpc::Service> echo = MakeQunzuEcho();
 
   common::v1::AuthConfig config;
@@ -330,6 +337,13 @@ int RunScreenBench() {
   std::printf("\nScreenMessage p99 at %.0f/s: %.0f / %.0f µs in the two rounds (goal <= 2000)\n",
               kRate, p99s[0], p99s[1]);
 
+  const AsyncRedis::CacheStats cache = hot_path_client->cache_stats();
+  std::printf(
+      "\nthe hot path's projection cache: %lld hits, %lld misses, %lld invalidations, %lld read "
+      "again, %lld flushes\n",
+      static_cast<long long>(cache.hits), static_cast<long long>(cache.misses),
+      static_cast<long long>(cache.invalidations), static_cast<long long>(cache.rereads),
+      static_cast<long long>(cache.flushes));
   (*server)->Shutdown(absl::Seconds(1));
   service.reset();  // its refresh loops stop before their tables go
   if (auto lease = (*pool)->Acquire(absl::Seconds(5)); lease.ok()) {

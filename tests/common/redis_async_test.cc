@@ -376,11 +376,17 @@ TEST(AsyncRedisTest, AuthenticatesAndNeverGoesOnAsTheDefaultUser) {
   EXPECT_EQ((*whoami)[0].str(), user);
 
   options.password = "wrong";
-  auto refused = RunPipeline(*AsyncRedis::Create(options).value(), {{"ACL", "WHOAMI"}});
+  // Nothing handed over behind a refused AUTH runs, as any user.
+  const std::string key = Prefix() + "never";
+  auto refused =
+      RunPipeline(*AsyncRedis::Create(options).value(), {{"SET", key, "x"}, {"ACL", "WHOAMI"}});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrorReason(refused.status()), "REDIS_AUTH_FAILED");
   EXPECT_THAT(refused.status().message(), HasSubstr("authentication failed"));
   EXPECT_THAT(std::string(refused.status().message()), ::testing::Not(HasSubstr("wrong")));
+  auto exists = admin->Command({"EXISTS", key});
+  ASSERT_TRUE(exists.ok()) << exists.status();
+  EXPECT_EQ(exists->integer(), 0);
   EXPECT_TRUE(admin->Command({"ACL", "DELUSER", user}).ok());
 }
 
