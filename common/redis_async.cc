@@ -408,8 +408,9 @@ void AsyncRedis::Post(RedisCommand command) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return;
   posted_.push_back(std::move(command));
-  // Busy: the next pipeline or reply writes it with its own.
-  if (in_flight_.empty()) {
+  // Busy: the next pipeline or reply writes it with its own. On the loop
+  // thread: the next pipeline, or the loop within kPostedDelay.
+  if (in_flight_.empty() && std::this_thread::get_id() != thread_.get_id()) {
     SendPosted();
     WriteNow(false);
     UpdateInterest();
@@ -848,6 +849,7 @@ void AsyncRedis::Run() {
         wait = std::min(wait,
                         std::max(absl::ZeroDuration(), in_flight_.front()->deadline - absl::Now()));
       }
+      if (!posted_.empty()) wait = std::min(wait, kPostedDelay);
     }
     const int ready = epoll_wait(
         loop_->epoll_fd, events.data(), events.size(),

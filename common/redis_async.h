@@ -71,6 +71,8 @@ class AsyncRedis {
   static constexpr absl::Duration kReconnectBackoff = absl::Milliseconds(100);
   // How late a deadline may be noticed.
   static constexpr absl::Duration kDeadlineTick = absl::Milliseconds(50);
+  // How long a command posted on the loop thread waits for a pipeline.
+  static constexpr absl::Duration kPostedDelay = absl::Milliseconds(1);
 
   // Validates options as RedisClient::Create does (PrepareRedisClient;
   // pool_size is unused: one connection carries every pipeline) and starts
@@ -114,11 +116,13 @@ class AsyncRedis {
   void Pipeline(std::vector<RedisCommand> commands, std::vector<bool> cacheable, Done done);
 
   // Sends a command whose reply nobody waits for (a record, an EXPIRE, a
-  // correction): written with the next write on the connection — at once
-  // when none is in flight — so under load it costs no system call of its
-  // own. A Redis error reply, or a connection lost before the reply, is
-  // logged and the command dropped. A later Pipeline's reply means every
-  // command posted before it has run.
+  // correction): written with the next write on the connection, so that it
+  // costs no system call (nor a wake of Redis) of its own. With nothing in
+  // flight, one posted from another thread is written at once; one posted
+  // on the loop thread (from a Done) waits up to kPostedDelay for a
+  // pipeline to carry it. A Redis error reply, or a connection lost before
+  // the reply, is logged and the command dropped. A later Pipeline's reply
+  // means every command posted before it has run.
   void Post(RedisCommand command);
 
   const std::string& address() const { return options_.address; }

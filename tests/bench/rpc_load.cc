@@ -7,9 +7,12 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -25,6 +28,19 @@ constexpr int kWarmupCalls = 300;
 
 double PerKiloCall(double cpu_seconds, const LoadResult& result) {
   return result.calls == 0 ? 0 : cpu_seconds * 1e6 / static_cast<double>(result.calls);
+}
+
+// Sleeps until `when` on the monotonic clock (steady_clock's), to the
+// timer's resolution.
+void SleepUntil(Clock::time_point when) {
+  const auto since_epoch = when.time_since_epoch();
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  timespec at{};
+  at.tv_sec = static_cast<time_t>(seconds.count());
+  at.tv_nsec = static_cast<long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count());
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+  }
 }
 
 double MicrosSince(Clock::time_point from, Clock::time_point to) {
@@ -86,6 +102,18 @@ class Driver {
     return true;
   }
 
+  // Takes the next completion, however long it takes (every call has a
+  // deadline). Thread-safe against Start on another thread.
+  void CompleteNext(std::vector<double>& latencies, long& errors) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq_.Next(&tag, &ok)) return;
+    std::unique_ptr<Call> call(static_cast<Call*>(tag));
+    --outstanding_;
+    if (call->measured) latencies.push_back(MicrosSince(call->since, Clock::now()));
+    if (!ok || !call->status.ok()) ++errors;
+  }
+
   // Completes everything still in flight.
   void Drain(std::vector<double>& latencies, long& errors) {
     while (outstanding_ > 0) {
@@ -104,7 +132,7 @@ class Driver {
   const RpcTarget& target_;
   grpc::GenericStub stub_;
   grpc::CompletionQueue cq_;
-  long outstanding_ = 0;
+  std::atomic<long> outstanding_{0};
 };
 
 // Warms the channel and the server (connections, caches) with unmeasured
@@ -177,41 +205,46 @@ LoadResult DriveAtRate(const std::string& name, const RpcTarget& target, double 
   const auto calls = static_cast<uint64_t>(std::llround(rate * absl::ToDoubleSeconds(duration)));
   std::vector<std::vector<double>> latencies(1);
   long errors = 0;
-  double cpu = 0;
-  double process_cpu = 0;
-  double elapsed = 0;
-  std::thread worker([&] {
-    Driver driver(target);
-    uint64_t n = 0;
-    Warm(driver, n);
-    latencies[0].reserve(calls);
+  Driver driver(target);
+  uint64_t n = 0;
+  Warm(driver, n);
+  latencies[0].reserve(calls);
+  double starter_cpu = 0;
+  double completer_cpu = 0;
+  const double process_cpu_before = CpuSeconds(RUSAGE_SELF);
+  const auto start = Clock::now();
+  auto due = [&](uint64_t i) {
+    return start + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(static_cast<double>(i) / rate));
+  };
+  // Every call completes (at the latest at its deadline, as an error).
+  std::thread completer([&] {
     const double cpu_before = CpuSeconds(RUSAGE_THREAD);
-    const double process_cpu_before = CpuSeconds(RUSAGE_SELF);
-    const auto start = Clock::now();
-    auto due = [&](uint64_t i) {
-      return start + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(static_cast<double>(i) / rate));
-    };
+    for (uint64_t done = 0; done < calls; ++done) driver.CompleteNext(latencies[0], errors);
+    completer_cpu = CpuSeconds(RUSAGE_THREAD) - cpu_before;
+  });
+  std::thread starter([&] {
+    // Woken at the due time, not up to 50 µs after it (the default slack).
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    const double cpu_before = CpuSeconds(RUSAGE_THREAD);
     for (uint64_t i = 0; i < calls;) {
-      // Start every call that is due, then wait for completions until the
-      // next one is.
+      // Start every call that is due (all of them when late), then sleep
+      // until the next one is.
       const auto now = Clock::now();
       while (i < calls && due(i) <= now) {
         driver.Start(n++, due(i), true);
         ++i;
       }
-      const auto next_due = i < calls ? due(i) : now;
-      while (Clock::now() < next_due && driver.Complete(next_due, latencies[0], errors)) {
-      }
+      if (i < calls) SleepUntil(due(i));
     }
-    driver.Drain(latencies[0], errors);
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    cpu = CpuSeconds(RUSAGE_THREAD) - cpu_before;
-    process_cpu = CpuSeconds(RUSAGE_SELF) - process_cpu_before;
+    starter_cpu = CpuSeconds(RUSAGE_THREAD) - cpu_before;
   });
-  worker.join();
-  LoadResult result = SummariseLoad(name, latencies, errors, elapsed, cpu);
-  result.process_cpu_ms_per_kcall = PerKiloCall(process_cpu, result);
+  starter.join();
+  completer.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  LoadResult result = SummariseLoad(name, latencies, errors, elapsed, starter_cpu + completer_cpu);
+  result.process_cpu_ms_per_kcall =
+      PerKiloCall(CpuSeconds(RUSAGE_SELF) - process_cpu_before, result);
   return result;
 }
 

@@ -48,10 +48,14 @@ LoadResult DriveSaturated(const std::string& name, const RpcTarget& target, int 
                           int in_flight_per_thread, absl::Duration duration);
 
 // Open loop: issues exactly round(rate * duration) calls, call i due at
-// start + i / rate, from one client thread, whether or not earlier calls have
-// completed, and waits for every one. Latency is from the due time, so a
-// stall counts against every call it delays (no coordinated omission); qps
-// says whether the rate was held.
+// start + i / rate, whether or not earlier calls have completed, and waits
+// for every one. Latency is from the due time, so a stall counts against
+// every call it delays (no coordinated omission); qps says whether the rate
+// was held. One thread starts the calls, sleeping on a high-resolution timer
+// until each is due; another takes the completions (a completion queue's
+// deadlines are whole milliseconds: one thread waiting for completions until
+// the next call was due woke up to 1 ms late, and that was counted against
+// the calls). LoadResult::client_cpu_ms_per_kcall is both threads' CPU.
 LoadResult DriveAtRate(const std::string& name, const RpcTarget& target, double rate,
                        absl::Duration duration);
 

@@ -155,6 +155,41 @@ TEST(AsyncRedisTest, PostedCommandsRunInOrderBeforeALaterPipelinesReply) {
   first.WaitForNotification();
 }
 
+// Posted from a Done (the loop thread) with nothing in flight: carried by
+// the next pipeline, or written by the loop within kPostedDelay when none
+// comes.
+TEST(AsyncRedisTest, CommandsPostedOnTheLoopThreadGoOutWithTheNextPipelineOrSoonAfter) {
+  auto client = NewAsync(RedisAddrOrDie());
+  auto admin = Admin();
+  const std::string p = Prefix();
+  absl::Notification posted;
+  client->Pipeline({{"PING"}}, [&](const absl::StatusOr<std::vector<RedisReply>>&) {
+    client->Post({"SET", p + "carried", "1"});
+    posted.Notify();
+  });
+  posted.WaitForNotification();
+  auto read = RunPipeline(*client, {{"GET", p + "carried"}});
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ((*read)[0].str(), "1");
+
+  absl::Notification alone;
+  client->Pipeline({{"PING"}}, [&](const absl::StatusOr<std::vector<RedisReply>>&) {
+    client->Post({"SET", p + "alone", "1"});
+    alone.Notify();
+  });
+  alone.WaitForNotification();
+  // No pipeline follows: the loop writes it. Looked for through another
+  // connection, one round trip after another, for at most 5 s.
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  bool seen = false;
+  while (!seen && absl::Now() < give_up) {
+    auto exists = admin->Command({"EXISTS", p + "alone"});
+    ASSERT_TRUE(exists.ok()) << exists.status();
+    seen = exists->integer() == 1;
+  }
+  EXPECT_TRUE(seen);
+}
+
 // While a reply is coming, pipelines handed over wait for it in the
 // client's buffer and then go out together, and each gets its own replies.
 TEST(AsyncRedisTest, PipelinesHandedOverWhileAReplyIsComingGoOutWithTheNextWrite) {
