@@ -839,6 +839,9 @@ void AsyncRedis::RunCompleted(std::vector<std::unique_ptr<Call>>& completed) {
 void AsyncRedis::Run() {
   std::array<epoll_event, 4> events{};
   std::vector<std::unique_ptr<Call>> completed;
+  const bool report_cache =
+      client_options_.cache_entries > 0 && client_options_.cache_stats != nullptr;
+  absl::Time next_report = absl::Now();
   for (;;) {
     // Deadlines are looked at least this often (a pipeline sent while the
     // loop waits does not wake it).
@@ -901,6 +904,10 @@ void AsyncRedis::Run() {
     }
     RunCompleted(completed);
     if (lost > 0 && client_options_.posted_lost) client_options_.posted_lost(lost);
+    if (report_cache && (stop || absl::Now() >= next_report)) {
+      client_options_.cache_stats(cache_stats());
+      next_report = absl::Now() + kCacheStatsInterval;
+    }
     if (stop) return;
   }
 }

@@ -73,15 +73,22 @@ class AsyncRedis {
   static constexpr absl::Duration kDeadlineTick = absl::Milliseconds(50);
   // How long a command posted on the loop thread waits for a pipeline.
   static constexpr absl::Duration kPostedDelay = absl::Milliseconds(1);
+  static constexpr absl::Duration kCacheStatsInterval = absl::Seconds(1);
 
   // Validates options as RedisClient::Create does (PrepareRedisClient;
   // pool_size is unused: one connection carries every pipeline) and starts
   // the loop thread; does not connect.
+  struct CacheStats;
+  // Told the cache's counts since the client was made, about once per
+  // kCacheStatsInterval while it has a cache; on the loop thread, without
+  // the client's lock. For metrics.
+  using CacheStatsHook = std::function<void(const CacheStats&)>;
   struct Options {
     PostedLost posted_lost;
     // Most cached replies held (when full, the cache starts again empty);
     // 0: no cache, RESP2.
     size_t cache_entries = 0;
+    CacheStatsHook cache_stats;
   };
   // What the cache has done since the client was made.
   struct CacheStats {

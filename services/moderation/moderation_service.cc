@@ -7,6 +7,7 @@
 #include "common/handler.h"
 #include "common/projection_keys.h"
 #include "prometheus/counter.h"
+#include "prometheus/gauge.h"
 #include "services/moderation/rule_validation.h"
 
 namespace qunzu::moderation {
@@ -211,6 +212,47 @@ void AddModerationFlags(FlagSet& flags, ModerationFlags* out) {
   AddCaseFlags(flags, &out->cases);
 }
 
+namespace {
+
+// qunzu_moderation_projection_cache_*: what the hot path's projection cache
+// answered, read again and dropped; fed by the client about once a second.
+AsyncRedis::CacheStatsHook ProjectionCacheMetrics(prometheus::Registry& registry) {
+  auto counter = [&registry](const char* name, const char* help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+  };
+  prometheus::Counter* hits =
+      counter("qunzu_moderation_projection_cache_hits_total",
+              "Hot-path projection reads answered from the in-process cache.");
+  prometheus::Counter* misses = counter("qunzu_moderation_projection_cache_misses_total",
+                                        "Hot-path projection reads the cache did not hold.");
+  prometheus::Counter* invalidations =
+      counter("qunzu_moderation_projection_cache_invalidations_total",
+              "Projection keys Redis said changed (CLIENT TRACKING), dropped from the cache.");
+  prometheus::Counter* rereads =
+      counter("qunzu_moderation_projection_cache_rereads_total",
+              "Cached replies read again because their key changed while the call was in flight.");
+  prometheus::Counter* flushes = counter(
+      "qunzu_moderation_projection_cache_flushes_total",
+      "Times the whole cache was emptied (a dropped Redis connection, a full cache, a flush).");
+  prometheus::Gauge* entries = &prometheus::BuildGauge()
+                                    .Name("qunzu_moderation_projection_cache_entries")
+                                    .Help("Replies the hot path's projection cache holds.")
+                                    .Register(registry)
+                                    .Add({});
+  // Called on the client's loop thread only: `last` needs no lock.
+  return [=, last = AsyncRedis::CacheStats()](const AsyncRedis::CacheStats& now) mutable {
+    hits->Increment(static_cast<double>(now.hits - last.hits));
+    misses->Increment(static_cast<double>(now.misses - last.misses));
+    invalidations->Increment(static_cast<double>(now.invalidations - last.invalidations));
+    rereads->Increment(static_cast<double>(now.rereads - last.rereads));
+    flushes->Increment(static_cast<double>(now.flushes - last.flushes));
+    entries->Set(static_cast<double>(now.entries));
+    last = now;
+  };
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps& deps,
                                                                      const ModerationFlags& flags) {
   ASSIGN_OR_RETURN(GroupRateLimits limits, ParseGroupRateLimits(flags.group_messages_per_minute,
@@ -233,6 +275,7 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeModerationService(ServiceDeps
     posted_lost.Increment(static_cast<double>(commands));
   };
   redis_options.cache_entries = static_cast<size_t>(flags.redis_cache_entries);
+  redis_options.cache_stats = ProjectionCacheMetrics(deps.metrics);
   ASSIGN_OR_RETURN(std::unique_ptr<AsyncRedis> async_redis,
                    AsyncRedis::Create(deps.redis->options(), std::move(redis_options)));
   return std::make_unique<ModerationServiceImpl>(deps.mysql, *deps.redis, std::move(async_redis),

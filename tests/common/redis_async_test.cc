@@ -338,7 +338,6 @@ TEST(AsyncRedisTest, EveryPipelineIsAnsweredWhileTheConnectionIsKilledAgainAndAg
   constexpr int kCalls = 2000;
   absl::Mutex mu;
   int answered = 0;
-  int ok = 0;
   std::atomic<bool> sending{true};
   std::vector<std::thread> threads;
   threads.reserve(kThreads);
@@ -350,9 +349,7 @@ TEST(AsyncRedisTest, EveryPipelineIsAnsweredWhileTheConnectionIsKilledAgainAndAg
                          [&](const absl::StatusOr<std::vector<RedisReply>>& replies) {
                            absl::MutexLock lock(&mu);
                            ++answered;
-                           if (replies.ok()) {
-                             ++ok;
-                           } else {
+                           if (!replies.ok()) {
                              EXPECT_EQ(replies.status().code(), absl::StatusCode::kUnavailable);
                            }
                          });
@@ -366,13 +363,21 @@ TEST(AsyncRedisTest, EveryPipelineIsAnsweredWhileTheConnectionIsKilledAgainAndAg
     }
   });
   for (auto& thread : threads) thread.join();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* got) { return *got == kThreads * kCalls; }, &answered));
+  }
+  // Still being killed, pipelines get through (the burst above may all have
+  // waited behind one handshake and died with its connection).
+  bool through = false;
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(10);
+       !through && absl::Now() < give_up;) {
+    through = RunPipeline(*client, {{"PING"}}).ok();
+  }
   sending.store(false);
   killer.join();
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](int* got) { return *got == kThreads * kCalls; }, &answered));
-  EXPECT_GT(ok, 0);
-  mu.Unlock();
+  EXPECT_TRUE(through);
   // And then it works again (after at most one failure and the backoff).
   auto again = RunPipeline(*client, {{"PING"}});
   if (!again.ok()) {
@@ -381,7 +386,6 @@ TEST(AsyncRedisTest, EveryPipelineIsAnsweredWhileTheConnectionIsKilledAgainAndAg
   }
   EXPECT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(admin->Command({"ACL", "DELUSER", user}).ok());
-  mu.Lock();
 }
 
 TEST(AsyncRedisTest, DestroyingTheClientFailsWhatIsInFlight) {

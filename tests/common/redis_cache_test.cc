@@ -293,6 +293,30 @@ TEST(AsyncRedisCacheTest, AFullCacheStartsAgainEmpty) {
   EXPECT_EQ(stats.flushes, 1);
 }
 
+TEST(AsyncRedisCacheTest, ItsCountsAreReportedFromTheLoopThread) {
+  auto admin = Admin();
+  const std::string key = Key("reported");
+  ASSERT_TRUE(admin->Command({"SET", key, "1"}).ok());
+  absl::Mutex mu;
+  AsyncRedis::CacheStats reported;
+  AsyncRedis::Options options;
+  options.cache_entries = 100;
+  options.cache_stats = [&](const AsyncRedis::CacheStats& stats) {
+    absl::MutexLock lock(&mu);
+    reported = stats;
+  };
+  auto client = AsyncRedis::Create(TestRedis(), std::move(options)).value();
+  ASSERT_TRUE(RunPipeline(*client, {{"GET", key}}, {true}).ok());
+  ASSERT_TRUE(RunPipeline(*client, {{"GET", key}}, {true}).ok());
+  absl::MutexLock lock(&mu);
+  // Within about kCacheStatsInterval.
+  EXPECT_TRUE(mu.AwaitWithTimeout(
+      absl::Condition(
+          +[](AsyncRedis::CacheStats* s) { return s->hits == 1 && s->misses == 1; }, &reported),
+      absl::Seconds(5)));
+  EXPECT_EQ(reported.entries, 1);
+}
+
 TEST(AsyncRedisCacheTest, RefusedCredentialsFailTheHandshakeAndNothingRunsAsTheDefaultUser) {
   auto admin = Admin();
   const std::string user = "{" + UniqueName("redis-cache") + "}:user";
