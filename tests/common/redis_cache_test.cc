@@ -149,6 +149,27 @@ TEST(AsyncRedisRespTest, AReplySplitAcrossReadsIsPutTogether) {
   EXPECT_EQ((*replies)[0].elements()[1].integer(), 42);
 }
 
+TEST(AsyncRedisRespTest, RepliesLargerThanOneReadAndManyAtOnceArriveWhole) {
+  auto admin = Admin();
+  const std::string key = Key("large");
+  std::string value(300 * 1024, 'x');
+  for (size_t i = 0; i < value.size(); i += 997) value[i] = static_cast<char>('a' + i % 26);
+  ASSERT_TRUE(admin->Command({"SET", key, value}).ok());
+  for (const size_t cache : {size_t{0}, size_t{100}}) {
+    SCOPED_TRACE(cache);
+    auto client = Cached(TestRedis(), cache);
+    std::vector<RedisCommand> commands;
+    commands.reserve(1001);
+    commands.push_back({"GET", key});
+    for (int i = 0; i < 1000; ++i) commands.push_back({"ECHO", absl::StrCat(i)});
+    auto replies = RunPipeline(*client, commands);
+    ASSERT_TRUE(replies.ok()) << replies.status();
+    ASSERT_EQ(replies->size(), 1001u);
+    EXPECT_EQ((*replies)[0].str(), value);
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ((*replies)[i + 1].str(), absl::StrCat(i));
+  }
+}
+
 TEST(AsyncRedisCacheTest, ACachedReadIsAnsweredUntilItsKeyChangesThroughAnyConnection) {
   auto admin = Admin();
   const std::string key = Key("blacklist");
