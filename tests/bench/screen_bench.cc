@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/auth.h"
 #include "common/migrations.h"
 #include "common/mysql.h"
@@ -219,6 +220,59 @@ void PrintBreakdown(MysqlPool& pool, RedisClient& redis, const std::vector<std::
       pipeline_us, content_us);
 }
 
+// What the hot path's projection cache takes per entry: kCachedSenders
+// senders (projections written as the bench's), kCachedSenders / 10
+// groups, every cacheable read of each sender's screen made once through a
+// cache of its own; the process's RSS growth over the entries it then holds.
+void PrintCacheFootprint(RedisClient& redis, const RedisOptions& options) {
+  constexpr uint64_t kCachedSenders = 40000;
+  constexpr uint64_t kFirst = kFirstAccount + 1000000;
+  std::vector<RedisCommand> writes;
+  for (uint64_t s = 0; s < kCachedSenders; ++s) {
+    const uint64_t account = kFirst + s;
+    const uint64_t group = kFirstGroup + 1000000 + s % (kCachedSenders / 10);
+    writes.push_back({"HSET", projection::AccountIdentityKey(account), "verified", "1",
+                      "agreement_version", "999999", "convention_version", "999999"});
+    writes.push_back(
+        {"HSET", projection::AccountCreditKey(account), "messages_per_minute", "1000000"});
+    writes.push_back(
+        {"HSET", projection::GroupMembersKey(group), absl::StrCat(account), "MEMBER_ROLE_MEMBER"});
+    writes.push_back({"HSET", projection::GroupKey(group), "state", "GROUP_STATE_ACTIVE",
+                      "posting_suspended_until", "0", "category", "GROUP_CATEGORY_HOBBY", "tier",
+                      "SCALE_TIER_HUGE"});
+  }
+  if (!redis.Pipeline(writes).ok()) return;
+  AsyncRedis::Options cached;
+  cached.cache_entries = 10 * kCachedSenders;
+  auto client = AsyncRedis::Create(options, std::move(cached));
+  if (!client.ok()) return;
+  const std::vector<bool>& cacheable = moderation::HotPathCacheable();
+  const int64_t before = RssBytes();
+  for (uint64_t s = 0; s < kCachedSenders; ++s) {
+    const uint64_t account = kFirst + s;
+    const moderation::HotPathKeys keys{account, kFirstGroup + 1000000 + s % (kCachedSenders / 10),
+                                       projection::ScreenRequestKey(account, "footprint", "r"),
+                                       absl::Now()};
+    std::vector<RedisCommand> reads;
+    std::vector<RedisCommand> all = moderation::HotPathCommands(keys, moderation::CountersOf(keys));
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (cacheable[i]) reads.push_back(std::move(all[i]));
+    }
+    absl::Notification done;
+    (*client)->Pipeline(std::move(reads), std::vector<bool>(8, true),
+                        [&](const absl::StatusOr<std::vector<RedisReply>>&) { done.Notify(); });
+    done.WaitForNotification();
+  }
+  const int64_t grown = RssBytes() - before;
+  const int64_t entries = (*client)->cache_stats().entries;
+  std::printf(
+      "the hot path's projection cache: %lld entries for %llu senders in %llu groups, RSS +%.1f "
+      "MiB, %.0f bytes per entry\n",
+      static_cast<long long>(entries), static_cast<unsigned long long>(kCachedSenders),
+      static_cast<unsigned long long>(kCachedSenders / 10), Mib(grown),
+      entries == 0 ? 0.0 : static_cast<double>(grown) / static_cast<double>(entries));
+}
+
 }  // namespace
 
 int RunScreenBench() {
@@ -297,6 +351,7 @@ int RunScreenBench() {
   }
   const int port = (*server)->port();
   PrintBreakdown(**pool, **redis, messages);
+  PrintCacheFootprint(**redis, redis_options);
 
   // Short runs, alternated, and the median of the per-round ratios: the
   // machine's own speed drifts over tens of seconds (other tenants), and a
