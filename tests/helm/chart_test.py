@@ -236,6 +236,18 @@ class ChartTest(unittest.TestCase):
                     if n.endswith("moderation"):
                         self.assertGreaterEqual(mib(c["resources"]["limits"]["memory"]), 1024, n)
 
+    def test_moderation_is_given_its_projection_cache_size(self):
+        for name, _, objects in self.each():
+            with self.subTest(values=name):
+                for n, d in by_kind(objects, "Deployment").items():
+                    (c,) = d["spec"]["template"]["spec"]["containers"]
+                    flags = [a for a in c["args"] if a.startswith("--redis-cache-entries=")]
+                    if n.endswith("moderation"):
+                        entries = 500000 if name == "everything-set" else 200000
+                        self.assertEqual(flags, [f"--redis-cache-entries={entries}"], n)
+                    else:
+                        self.assertEqual(flags, [], n)
+
     def test_images_are_pinned_never_latest(self):
         for name, text, objects in self.each():
             with self.subTest(values=name):
