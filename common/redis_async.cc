@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -146,6 +147,7 @@ namespace {
 
 constexpr char kUnavailableReason[] = "REDIS_UNAVAILABLE";
 constexpr char kAuthFailedReason[] = "REDIS_AUTH_FAILED";
+constexpr char kUnsupportedReason[] = "REDIS_UNSUPPORTED";
 // Aggregates nested deeper than this are not RESP we asked for.
 constexpr int kMaxDepth = 16;
 constexpr size_t kReadChunk = size_t{64} * 1024;
@@ -723,7 +725,7 @@ void AsyncRedis::OnReply(RedisReply reply) {
       } else if (reply.is_error()) {
         // Never go on as the default user, nor on a protocol Redis did not
         // agree to.
-        AuthFailed();
+        HandshakeRefused(call.commands[slot][0], reply.str());
         return;
       }
       if (last) {
@@ -779,13 +781,27 @@ void AsyncRedis::CompleteFront() {
   ++unsent_;
 }
 
-void AsyncRedis::AuthFailed() {
-  LogError("redis_auth_failed", {{"address", address()}});
-  connect_error_ = "authentication failed";
-  connect_reason_ = kAuthFailedReason;
-  drop_code_ = kAuthFailedReason;
+void AsyncRedis::HandshakeRefused(const std::string& command, const std::string& error) {
+  // Credentials refused (AUTH, or HELLO's AUTH): the server's words never
+  // quote them, but are not repeated either. Anything else refusing HELLO
+  // is a Redis without RESP3 (before 6.0).
+  const bool credentials = command == "AUTH" || absl::StartsWith(error, "WRONGPASS") ||
+                           absl::StartsWith(error, "NOAUTH") || absl::StartsWith(error, "NOPERM");
+  if (credentials) {
+    LogError("redis_auth_failed", {{"address", address()}});
+    connect_error_ = "authentication failed";
+    connect_reason_ = kAuthFailedReason;
+  } else {
+    LogError("redis_resp3_refused", {{"address", address()}, {"error", error}});
+    connect_error_ = absl::StrCat(
+        "the server refused HELLO 3 (", error,
+        "): the client-side cache needs RESP3 and CLIENT TRACKING (Redis 6 or later); turn the "
+        "cache off to use this server");
+    connect_reason_ = kUnsupportedReason;
+  }
+  drop_code_ = connect_reason_;
   retry_after_ = absl::Now() + kReconnectBackoff;
-  Drop("authentication failed");
+  Drop(connect_error_);
 }
 
 void AsyncRedis::ForgetConnection() {

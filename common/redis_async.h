@@ -33,8 +33,10 @@
 // pipeline; after a failed connect, pipelines fail at once for
 // kReconnectBackoff instead of each trying again. A refused AUTH (or HELLO)
 // is UNAVAILABLE REDIS_AUTH_FAILED, and the connection is dropped rather
-// than used as the default user. Bytes that are not RESP drop the
-// connection (REDIS_UNAVAILABLE, "protocol error").
+// than used as the default user; a HELLO 3 refused otherwise (a Redis
+// before 6.0, with a cache asked for) is UNAVAILABLE REDIS_UNSUPPORTED,
+// saying so. A refused CLIENT TRACKING only leaves the cache unused. Bytes that are not RESP drop
+// the connection (REDIS_UNAVAILABLE, "protocol error").
 #ifndef QUNZU_COMMON_REDIS_ASYNC_H_
 #define QUNZU_COMMON_REDIS_ASYNC_H_
 
@@ -170,7 +172,10 @@ class AsyncRedis {
   void OnPush(const RedisReply& push) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The front call has every reply it was sent for.
   void CompleteFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AuthFailed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The handshake's AUTH or HELLO was refused: REDIS_AUTH_FAILED for the
+  // credentials, REDIS_UNSUPPORTED for a Redis without RESP3.
+  void HandshakeRefused(const std::string& command, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // What epoll should hear of the socket.
   void UpdateInterest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Unavailable(const std::string& what, const char* reason = "REDIS_UNAVAILABLE") const;

@@ -152,7 +152,7 @@ TEST(AsyncRedisRespTest, AReplySplitAcrossReadsIsPutTogether) {
 TEST(AsyncRedisRespTest, RepliesLargerThanOneReadAndManyAtOnceArriveWhole) {
   auto admin = Admin();
   const std::string key = Key("large");
-  std::string value(300 * 1024, 'x');
+  std::string value(size_t{300} * 1024, 'x');
   for (size_t i = 0; i < value.size(); i += 997) value[i] = static_cast<char>('a' + i % 26);
   ASSERT_TRUE(admin->Command({"SET", key, value}).ok());
   for (const size_t cache : {size_t{0}, size_t{100}}) {
@@ -336,6 +336,34 @@ TEST(AsyncRedisCacheTest, ItsCountsAreReportedFromTheLoopThread) {
           +[](AsyncRedis::CacheStats* s) { return s->hits == 1 && s->misses == 1; }, &reported),
       absl::Seconds(5)));
   EXPECT_EQ(reported.entries, 1);
+}
+
+TEST(AsyncRedisCacheTest, ARedisWithoutRespThreeIsRefusedSayingWhy) {
+  FakeServer server;
+  server.Listen(1);
+  std::thread serve([&] {
+    const int peer = server.Accept();
+    std::string received;
+    // HELLO and CLIENT TRACKING come alone, before anything else.
+    EXPECT_TRUE(FakeServer::ReadCommands(peer, 2, &received));
+    EXPECT_EQ(received.find("GET"), std::string::npos);
+    const std::string refused =
+        "-ERR unknown command 'HELLO', with args beginning with: '3'\r\n-ERR unknown "
+        "command\r\n";
+    EXPECT_EQ(write(peer, refused.data(), refused.size()), static_cast<ssize_t>(refused.size()));
+    char byte = 0;
+    (void)!read(peer, &byte, 1);
+    close(peer);
+  });
+  RedisOptions options;
+  options.address = server.address();
+  auto client = Cached(options);
+  auto replies = RunPipeline(*client, {{"GET", "k"}}, {true});
+  client.reset();
+  serve.join();
+  EXPECT_EQ(replies.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorReason(replies.status()), "REDIS_UNSUPPORTED");
+  EXPECT_THAT(replies.status().message(), HasSubstr("RESP3"));
 }
 
 TEST(AsyncRedisCacheTest, RefusedCredentialsFailTheHandshakeAndNothingRunsAsTheDefaultUser) {
