@@ -49,9 +49,11 @@ struct AsyncRedis::Call {
   // (kBarrier: a PING written for a call whose replies are all cached).
   std::vector<uint32_t> sent;
   size_t received = 0;
-  // The commands the cache held when the call was handed over; taken from
-  // it again when the call's own replies have come.
+  // The commands the cache held when the call was handed over (their
+  // replies copied then); looked up again when the call's own replies have
+  // come if the cache changed meanwhile.
   std::vector<uint32_t> from_cache;
+  uint64_t cache_changes = 0;
   // Set when the connection failed.
   std::string failure;
   const char* failure_reason = "REDIS_UNAVAILABLE";
@@ -61,6 +63,10 @@ struct AsyncRedis::Call {
 struct AsyncRedis::Cache {
   absl::flat_hash_map<std::string, std::vector<std::pair<std::string, RedisReply>>> by_key;
   size_t entries = 0;
+  // Counts every change to what the cache holds: a call whose cached
+  // replies were copied when it was handed over, with no change since,
+  // takes them as they are.
+  uint64_t changes = 0;
   CacheStats stats;
 
   // The command's name and arguments but its key, each after its length.
@@ -83,6 +89,7 @@ struct AsyncRedis::Cache {
   void Store(const std::string& key, const std::string& signature, const RedisReply& reply,
              size_t capacity) {
     if (entries >= capacity) Clear();
+    ++changes;
     auto& replies = by_key[key];
     for (auto& [sig, held] : replies) {
       if (sig == signature) {
@@ -98,12 +105,14 @@ struct AsyncRedis::Cache {
     if (it == by_key.end()) return;
     entries -= it->second.size();
     by_key.erase(it);
+    ++changes;
     ++stats.invalidations;
   }
   void Clear() {
     if (entries == 0) return;
     by_key.clear();
     entries = 0;
+    ++changes;
     ++stats.flushes;
   }
 };
@@ -285,13 +294,8 @@ Parsed ParseReply(absl::string_view in, size_t* pos, RedisReply* out, bool* push
       case '|': {
         // Attributes describe the reply that follows: skipped.
         if (!absl::SimpleAtoi(line, &n) || n < 0 || n > (int64_t{1} << 40)) return Parsed::kBad;
-        RedisReply ignored;
-        const size_t start = *pos;
         const Parsed parsed = aggregate(2 * n);
-        if (parsed != Parsed::kReply) {
-          *pos = start;
-          return parsed;
-        }
+        if (parsed != Parsed::kReply) return parsed;
         continue;  // *pos is past the attributes
       }
       default:
@@ -457,7 +461,9 @@ void AsyncRedis::Send(std::unique_ptr<Call> call) {
   for (uint32_t i = 0; i < n; ++i) {
     if (!call->cacheable.empty() && call->cacheable[i] && call->commands[i].size() >= 2) {
       call->signatures[i] = Cache::Signature(call->commands[i]);
-      if (tracking_ && cache_->Find(call->commands[i][1], call->signatures[i]) != nullptr) {
+      if (const RedisReply* cached =
+              tracking_ ? cache_->Find(call->commands[i][1], call->signatures[i]) : nullptr) {
+        call->replies[i] = *cached;
         call->from_cache.push_back(i);
         continue;
       }
@@ -468,6 +474,7 @@ void AsyncRedis::Send(std::unique_ptr<Call> call) {
   // Every reply cached: a PING still goes, so that they are taken after the
   // invalidations Redis sent before it.
   if (call->sent.empty()) call->sent.push_back(kBarrier);
+  call->cache_changes = cache_->changes;
   Encode(*call);
   in_flight_.push_back(std::move(call));
 }
@@ -751,8 +758,13 @@ void AsyncRedis::CompleteFront() {
   std::unique_ptr<Call> call = std::move(in_flight_.front());
   in_flight_.pop_front();
   // Cached replies are taken now: every invalidation sent before Redis ran
-  // this call's commands has been read.
+  // this call's commands has been read. Those copied when the call was
+  // handed over stand unless the cache changed since.
   std::vector<uint32_t> again;
+  if (tracking_ && cache_->changes == call->cache_changes) {
+    cache_->stats.hits += static_cast<int64_t>(call->from_cache.size());
+    call->from_cache.clear();
+  }
   for (const uint32_t i : call->from_cache) {
     const RedisReply* cached =
         tracking_ ? cache_->Find(call->commands[i][1], call->signatures[i]) : nullptr;
