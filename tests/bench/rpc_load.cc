@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <thread>
 
 #include "qunzu/testing/v1/testing.pb.h"
@@ -246,6 +247,40 @@ LoadResult DriveAtRate(const std::string& name, const RpcTarget& target, double 
   result.process_cpu_ms_per_kcall =
       PerKiloCall(CpuSeconds(RUSAGE_SELF) - process_cpu_before, result);
   return result;
+}
+
+WakeupStalls ProbeWakeups(absl::Duration duration) {
+  WakeupStalls stalls;
+  // Its own thread, for the timer slack.
+  std::thread prober([&] {
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    constexpr auto kPeriod = std::chrono::microseconds(100);
+    const auto end = Clock::now() + absl::ToChronoNanoseconds(duration);
+    for (auto now = Clock::now(); now < end;) {
+      const auto due = now + kPeriod;
+      SleepUntil(due);
+      now = Clock::now();
+      const double late_ms = std::chrono::duration<double, std::milli>(now - due).count();
+      ++stalls.wakeups;
+      if (late_ms > 0.5) ++stalls.late_half_ms;
+      if (late_ms > 2) {
+        ++stalls.late_2ms;
+        stalls.beyond_2ms_ms += late_ms - 2;
+      }
+      stalls.max_late_ms = std::max(stalls.max_late_ms, late_ms);
+    }
+  });
+  prober.join();
+  return stalls;
+}
+
+std::string FormatWakeupStalls(const WakeupStalls& stalls) {
+  char line[200];
+  std::snprintf(line, sizeof(line),
+                "%ld wake-ups, %ld > 0.5 ms late, %ld > 2 ms, longest %.2f ms, %.1f ms beyond 2 ms",
+                stalls.wakeups, stalls.late_half_ms, stalls.late_2ms, stalls.max_late_ms,
+                stalls.beyond_2ms_ms);
+  return line;
 }
 
 RpcTarget EchoTarget(int port) {

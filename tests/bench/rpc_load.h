@@ -59,6 +59,27 @@ LoadResult DriveSaturated(const std::string& name, const RpcTarget& target, int 
 LoadResult DriveAtRate(const std::string& name, const RpcTarget& target, double rate,
                        absl::Duration duration);
 
+// How late a thread sleeping on a high-resolution timer woke up, with the
+// process otherwise idle: the machine's own stalls (a virtual machine's
+// vCPU descheduled by its host shows as a wake-up milliseconds late), which
+// an open-loop run counts against every call due meanwhile.
+struct WakeupStalls {
+  long wakeups = 0;
+  // Wake-ups more than 0.5 ms and 2 ms late.
+  long late_half_ms = 0;
+  long late_2ms = 0;
+  double max_late_ms = 0;
+  // The sum of the lateness beyond 2 ms: the time in which calls due at
+  // 10,000/s are late by more than 2 ms whatever the server does.
+  double beyond_2ms_ms = 0;
+};
+
+// Sleeps 100 µs at a time for `duration` and reports how late it woke up.
+WakeupStalls ProbeWakeups(absl::Duration duration);
+
+// "… wake-ups, … > 0.5 ms late, … > 2 ms, longest … ms, … ms beyond 2 ms".
+std::string FormatWakeupStalls(const WakeupStalls& stalls);
+
 // testing.v1.TestService/PlatformEcho on 127.0.0.1:port with kBenchToken:
 // the empty RPC of the server-side benchmarks.
 RpcTarget EchoTarget(int port);

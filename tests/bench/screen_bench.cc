@@ -65,8 +65,17 @@ constexpr uint64_t kGroups = 100;
 constexpr uint64_t kFirstAccount = 7000000001;
 constexpr uint64_t kFirstGroup = 8000000001;
 const absl::Duration kDuration = absl::Seconds(5);
+constexpr int kRateRounds = 6;
+const absl::Duration kProbeDuration = absl::Seconds(1);
 constexpr int kRounds = 6;
 const absl::Duration kRoundDuration = absl::Seconds(3);
+
+// The median of an even or odd number of values.
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n == 0 ? 0 : (values[(n - 1) / 2] + values[n / 2]) / 2;
+}
 
 // Terms of two CJK characters or more, spread over the dictionary.
 std::vector<std::string> Terms(const std::vector<std::string>& words, size_t count) {
@@ -370,27 +379,47 @@ int RunScreenBench() {
     std::printf("%s\n%s\n", FormatRpcRow(e).c_str(), FormatRpcRow(s).c_str());
     ratios.push_back(s.qps / e.qps);
   }
-  std::sort(ratios.begin(), ratios.end());
+  const auto [lowest, highest] = std::minmax_element(ratios.begin(), ratios.end());
   std::printf(
       "\nratio ScreenMessage/empty RPC at saturation: QPS %.2f, the median of the rounds' %.2f .. "
       "%.2f (goal >= 0.7)\n",
-      (ratios[kRounds / 2 - 1] + ratios[kRounds / 2]) / 2, ratios.front(), ratios.back());
+      Median(ratios), *lowest, *highest);
 
   PrintHeader(absl::StrCat("### screen: at a fixed ", kRate,
                            " calls/s (the async load generator, open loop, latency from the due "
-                           "time), two rounds")
+                           "time), ",
+                           kRateRounds, " alternated rounds of ", absl::FormatDuration(kDuration))
                   .c_str());
-  std::vector<double> p99s;
-  for (int round = 0; round < 2; ++round) {
+  // Before each round the machine is probed idle for a second: a host that
+  // stalls its vCPUs makes calls late whatever the server does, and this
+  // says how much of that a round had around it.
+  std::vector<double> screen_p99s;
+  std::vector<double> empty_p99s;
+  std::vector<std::string> probes;
+  for (int round = 0; round < kRateRounds; ++round) {
+    probes.push_back(FormatWakeupStalls(ProbeWakeups(kProbeDuration)));
     LoadResult e = DriveAtRate("empty RPC (baseline)", EchoTarget(port), kRate, kDuration);
     LoadResult s = DriveAtRate("ScreenMessage", ScreenTarget(port, messages), kRate, kDuration);
     std::printf("%s\n%s\n", FormatRpcRow(e).c_str(), FormatRpcRow(s).c_str());
-    p99s.push_back(s.p99_us);
-    if (s.qps < kRate * 0.99)
+    empty_p99s.push_back(e.p99_us);
+    screen_p99s.push_back(s.p99_us);
+    if (s.qps < kRate * 0.99) {
       std::printf("(round %d held only %.2f of the rate)\n", round, s.qps / kRate);
+    }
   }
-  std::printf("\nScreenMessage p99 at %.0f/s: %.0f / %.0f µs in the two rounds (goal <= 2000)\n",
-              kRate, p99s[0], p99s[1]);
+  std::printf(
+      "\n| round | empty RPC p99 µs | ScreenMessage p99 µs | the idle machine just before: "
+      "a 100 µs sleep woke up |\n|---|---|---|---|\n");
+  for (int round = 0; round < kRateRounds; ++round) {
+    std::printf("| %d | %.0f | %.0f | %s |\n", round + 1, empty_p99s[round], screen_p99s[round],
+                probes[round].c_str());
+  }
+  const long within =
+      std::count_if(screen_p99s.begin(), screen_p99s.end(), [](double p99) { return p99 <= 2000; });
+  std::printf(
+      "\nScreenMessage p99 at %.0f/s: median of the rounds %.0f µs, <= 2000 in %ld of %d rounds "
+      "(goal <= 2000); the empty RPC's median %.0f µs\n",
+      kRate, Median(screen_p99s), within, kRateRounds, Median(empty_p99s));
 
   const AsyncRedis::CacheStats cache = hot_path_client->cache_stats();
   std::printf(
