@@ -158,7 +158,7 @@ constexpr char kUnavailableReason[] = "REDIS_UNAVAILABLE";
 constexpr char kAuthFailedReason[] = "REDIS_AUTH_FAILED";
 constexpr char kUnsupportedReason[] = "REDIS_UNSUPPORTED";
 // Aggregates nested deeper than this are not RESP we asked for.
-constexpr int kMaxDepth = 16;
+constexpr int kMaxDepth = static_cast<int>(RespFrameScanner::kMaxDepth);
 constexpr size_t kReadChunk = size_t{64} * 1024;
 // In Call::sent: the PING that orders a call whose replies are all cached
 // after the invalidations coming.
@@ -663,16 +663,22 @@ void AsyncRedis::ReadNow() {
     }
     size_t pos = 0;
     while (pos < data.size()) {
+      // Where the reply ends is found across reads once; the reply is
+      // parsed once, when all of it is there.
+      size_t length = 0;
+      const RespFrameScanner::Result framed = frame_.Scan(data.substr(pos), &length);
+      if (framed == RespFrameScanner::Result::kIncomplete) break;
       RedisReply reply;
       bool push = false;
-      size_t next = pos;
-      const Parsed parsed = ParseReply(data, &next, &reply, &push);
-      if (parsed == Parsed::kIncomplete) break;
-      if (parsed == Parsed::kBad) {
+      size_t parsed_length = 0;
+      if (framed == RespFrameScanner::Result::kBad ||
+          ParseReply(data.substr(pos, length), &parsed_length, &reply, &push) != Parsed::kReply ||
+          parsed_length != length) {
         Drop("protocol error: the server sent something that is not RESP");
         return;
       }
-      pos = next;
+      frame_.Reset();
+      pos += length;
       if (push) {
         OnPush(reply);
       } else if (in_flight_.empty()) {
@@ -825,6 +831,7 @@ void AsyncRedis::ForgetConnection() {
   out_.clear();
   out_sent_ = 0;
   in_.clear();
+  frame_.Reset();
   unsent_ = 0;
 }
 

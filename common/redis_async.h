@@ -53,6 +53,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/redis.h"
+#include "common/resp_frame.h"
 
 namespace qunzu {
 
@@ -206,6 +207,8 @@ class AsyncRedis {
   bool handshake_pending_ ABSL_GUARDED_BY(mu_) = false;
   size_t handshake_end_ ABSL_GUARDED_BY(mu_) = 0;
   std::string in_ ABSL_GUARDED_BY(mu_);
+  // How much of the reply at in_'s start (or the read's) has been framed.
+  RespFrameScanner frame_ ABSL_GUARDED_BY(mu_);
   // What each recv reads into.
   const std::unique_ptr<char[]> read_buffer_;
   // Why the calls in flight fail while the connection is being dropped.
