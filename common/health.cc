@@ -39,6 +39,10 @@ absl::Status DependencyMonitor::ProbeOnce() {
     if (!status.ok() && first_failure.ok()) {
       first_failure =
           absl::Status(status.code(), probes_[i].name + ": " + std::string(status.message()));
+      // The reason (REDIS_EVICTS_PROJECTIONS, ...) goes with it.
+      status.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
+        first_failure.SetPayload(type_url, payload);
+      });
     }
   }
   int state = first_failure.ok() ? 1 : 0;

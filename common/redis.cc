@@ -469,4 +469,21 @@ absl::Status RedisClient::Ping() {
                    "unexpected PING reply " + reply.DebugString());
 }
 
+absl::Status RedisClient::CheckEvictionPolicy() {
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
+                   Pipeline({{"CONFIG", "GET", "maxmemory-policy"}}));
+  const RedisReply& reply = replies[0];
+  if (reply.is_error()) return absl::OkStatus();
+  // RESP2: [name, value]; a RESP3 map reads the same as a RedisReply.
+  const std::vector<RedisReply>& pair = reply.elements();
+  if (pair.size() != 2) return absl::OkStatus();
+  const std::string& policy = pair[1].str();
+  if (!absl::StartsWith(policy, "allkeys-")) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kFailedPrecondition, "REDIS_EVICTS_PROJECTIONS",
+                   absl::StrCat("Redis at ", options_.address, " has maxmemory-policy ", policy,
+                                ": it may evict the projections the hot path reads (an evicted "
+                                "blacklist lets a blacklisted sender post); set noeviction"),
+                   {{"policy", policy}});
+}
+
 }  // namespace qunzu

@@ -179,6 +179,14 @@ class RedisClient {
   // OK when Redis answers PING with PONG.
   absl::Status Ping();
 
+  // FAILED_PRECONDITION REDIS_EVICTS_PROJECTIONS when Redis' maxmemory-policy
+  // is an allkeys-* one: when memory runs out it may evict keys without an
+  // expiry — the projections the hot path trusts, and an evicted blacklist
+  // lets a blacklisted sender post. OK for noeviction and volatile-*, and
+  // when Redis refuses CONFIG GET (managed Redis often disables it: then
+  // the operator's setting cannot be checked here).
+  absl::Status CheckEvictionPolicy();
+
   // The address this client was created with.
   const std::string& address() const { return options_.address; }
   // The options it was created with (e.g. for an AsyncRedis beside it).

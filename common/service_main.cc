@@ -250,7 +250,10 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   probes.push_back({"mysql", [pool] { return pool->Ping(); }});
   if (redis) {
     RedisClient* client = redis.get();
-    probes.push_back({"redis", [client] { return client->Ping(); }});
+    probes.push_back({"redis", [client] {
+                        RETURN_IF_ERROR(client->Ping());
+                        return client->CheckEvictionPolicy();
+                      }});
   }
   GrpcServer* grpc_server = server->get();
   DependencyMonitor monitor(

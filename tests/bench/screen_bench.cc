@@ -25,7 +25,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "common/auth.h"
 #include "common/migrations.h"
@@ -40,6 +43,7 @@
 #include "services/moderation/matcher.h"
 #include "services/moderation/moderation_service.h"
 #include "services/moderation/normalizer.h"
+#include "services/moderation/screen_records.h"
 #include "tests/bench/jieba_words.h"
 #include "tests/bench/rpc_bench.h"
 #include "tests/bench/rpc_load.h"
@@ -233,6 +237,21 @@ void PrintBreakdown(MysqlPool& pool, RedisClient& redis, const std::vector<std::
 // senders (projections written as the bench's), kCachedSenders / 10
 // groups, every cacheable read of each sender's screen made once through a
 // cache of its own; the process's RSS growth over the entries it then holds.
+// Redis' used_memory and key count (-1 when INFO cannot be read).
+std::pair<int64_t, int64_t> RedisMemoryAndKeys(RedisClient& redis) {
+  int64_t memory = -1;
+  int64_t keys = -1;
+  absl::StatusOr<RedisReply> info = redis.Command({"INFO", "memory"});
+  absl::StatusOr<RedisReply> size = redis.Command({"DBSIZE"});
+  if (info.ok()) {
+    for (absl::string_view line : absl::StrSplit(info->str(), "\r\n")) {
+      if (absl::ConsumePrefix(&line, "used_memory:")) (void)absl::SimpleAtoi(line, &memory);
+    }
+  }
+  if (size.ok()) keys = size->integer();
+  return {memory, keys};
+}
+
 void PrintCacheFootprint(RedisClient& redis, const RedisOptions& options) {
   constexpr uint64_t kCachedSenders = 40000;
   constexpr uint64_t kFirst = kFirstAccount + 1000000;
@@ -396,6 +415,8 @@ int RunScreenBench() {
   std::vector<double> screen_p99s;
   std::vector<double> empty_p99s;
   std::vector<std::string> probes;
+  const auto [memory_before, keys_before] = RedisMemoryAndKeys(**redis);
+  int64_t screened = 0;
   for (int round = 0; round < kRateRounds; ++round) {
     probes.push_back(FormatWakeupStalls(ProbeWakeups(kProbeDuration)));
     LoadResult e = DriveAtRate("empty RPC (baseline)", EchoTarget(port), kRate, kDuration);
@@ -403,6 +424,7 @@ int RunScreenBench() {
     std::printf("%s\n%s\n", FormatRpcRow(e).c_str(), FormatRpcRow(s).c_str());
     empty_p99s.push_back(e.p99_us);
     screen_p99s.push_back(s.p99_us);
+    screened += s.calls;
     if (s.qps < kRate * 0.99) {
       std::printf("(round %d held only %.2f of the rate)\n", round, s.qps / kRate);
     }
@@ -420,6 +442,23 @@ int RunScreenBench() {
       "\nScreenMessage p99 at %.0f/s: median of the rounds %.0f µs, <= 2000 in %ld of %d rounds "
       "(goal <= 2000); the empty RPC's median %.0f µs\n",
       kRate, Median(screen_p99s), within, kRateRounds, Median(empty_p99s));
+
+  // What Redis keeps per message: its verdict record (15 minutes, for
+  // retries), each sender's and group's counters. Nothing expires during
+  // the rounds, so the growth is what a steady state holds per message
+  // screened in the last 15 minutes.
+  const auto [memory_after, keys_after] = RedisMemoryAndKeys(**redis);
+  if (memory_before >= 0 && memory_after >= 0 && screened > 0) {
+    const double per_message =
+        static_cast<double>(memory_after - memory_before) / static_cast<double>(screened);
+    std::printf(
+        "\nRedis grew by %.1f MiB and %lld keys for %lld ScreenMessage calls: %.0f bytes a "
+        "message; at %.0f/s the 15 minutes of verdict records hold %.2f GiB\n",
+        static_cast<double>(memory_after - memory_before) / (1 << 20),
+        static_cast<long long>(keys_after - keys_before), static_cast<long long>(screened),
+        per_message, kRate,
+        per_message * kRate * absl::ToDoubleSeconds(moderation::kScreenRecordTtl) / (1 << 30));
+  }
 
   const AsyncRedis::CacheStats cache = hot_path_client->cache_stats();
   std::printf(

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <vector>
 
+#include "common/status.h"
+
 namespace qunzu {
 namespace {
 
@@ -51,6 +53,24 @@ TEST(DependencyMonitor, ReportsOnlyChanges) {
   redis_up = true;
   EXPECT_TRUE(monitor.ProbeOnce().ok());
   EXPECT_EQ(recorder.WaitFor(3), (std::vector<bool>{true, false, true}));
+}
+
+TEST(DependencyMonitor, AFailureKeepsItsReasonUnderTheDependencysName) {
+  prometheus::Registry registry;
+  absl::Status reported;
+  DependencyMonitor monitor(
+      {{"redis",
+        [] {
+          return MakeError(absl::StatusCode::kFailedPrecondition, "REDIS_EVICTS_PROJECTIONS",
+                           "maxmemory-policy allkeys-lru", {{"policy", "allkeys-lru"}});
+        }}},
+      absl::Hours(1), [&](bool, const absl::Status& cause) { reported = cause; }, registry);
+  const absl::Status status = monitor.ProbeOnce();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(), "redis: maxmemory-policy allkeys-lru");
+  EXPECT_EQ(ErrorReason(status), "REDIS_EVICTS_PROJECTIONS");
+  EXPECT_EQ(ErrorMetadata(status, "policy"), "allkeys-lru");
+  EXPECT_EQ(ErrorReason(reported), "REDIS_EVICTS_PROJECTIONS");
 }
 
 TEST(DependencyMonitor, BackgroundThreadProbesAndStopsPromptly) {

@@ -327,3 +327,47 @@ TEST(RedisClientTest, MissingUnixSocketIsUnavailable) {
 
 }  // namespace
 }  // namespace qunzu
+
+namespace qunzu {
+namespace {
+
+std::string PolicyReply(const std::string& policy) {
+  return absl::StrCat("*2\r\n$16\r\nmaxmemory-policy\r\n$", policy.size(), "\r\n", policy, "\r\n");
+}
+
+TEST(RedisEvictionPolicyTest, APolicyThatMayEvictProjectionsIsRefusedSayingWhich) {
+  for (const char* policy : {"allkeys-lru", "allkeys-lfu", "allkeys-random"}) {
+    SCOPED_TRACE(policy);
+    FakeServer server;
+    server.Listen(1);
+    server.Serve(1, PolicyReply(policy));
+    absl::Status status = NewClient(server.address())->CheckEvictionPolicy();
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_EQ(ErrorReason(status), "REDIS_EVICTS_PROJECTIONS");
+    EXPECT_EQ(ErrorMetadata(status, "policy"), policy);
+    EXPECT_THAT(status.message(), HasSubstr(policy));
+    EXPECT_THAT(status.message(), HasSubstr("noeviction"));
+  }
+}
+
+TEST(RedisEvictionPolicyTest, PoliciesThatKeepKeysWithoutExpiryAndARefusedConfigPass) {
+  for (const std::string& reply :
+       {PolicyReply("noeviction"), PolicyReply("volatile-lru"), PolicyReply("volatile-ttl"),
+        std::string("-ERR unknown command 'CONFIG'\r\n"), std::string("*0\r\n")}) {
+    SCOPED_TRACE(reply);
+    FakeServer server;
+    server.Listen(1);
+    server.Serve(1, reply);
+    EXPECT_TRUE(NewClient(server.address())->CheckEvictionPolicy().ok());
+  }
+  // The test Redis runs with Redis' default, noeviction.
+  EXPECT_TRUE(NewClient(RedisAddrOrDie())->CheckEvictionPolicy().ok());
+}
+
+TEST(RedisEvictionPolicyTest, AnUnreachableRedisIsUnavailable) {
+  FakeServer closed;  // bound, never listening: connects are refused
+  ExpectRedisUnavailable(NewClient(closed.address())->CheckEvictionPolicy(), closed.address());
+}
+
+}  // namespace
+}  // namespace qunzu

@@ -113,6 +113,26 @@ class SuiteTest(unittest.TestCase):
         for name in users:
             self.assertTrue(self.suite.watch_until(name, suite_lib.SERVING), name)
 
+    def test_06b_a_redis_that_may_evict_projections_is_not_served(self):
+        # allkeys-* may evict keys without an expiry: the projections, and
+        # an evicted blacklist would let a blacklisted sender post.
+        users = [name for name in suite_lib.SERVICES if name != "audit"]
+        self.assertEqual(self.suite.redis.cli("CONFIG", "SET", "maxmemory-policy",
+                                              "allkeys-lru"), "OK")
+        try:
+            for name in users:
+                self.assertTrue(self.suite.watch_until(name, suite_lib.NOT_SERVING), name)
+                port = self.suite.services[name].metrics_port
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                            timeout=10) as response:
+                    metrics = response.read().decode()
+                self.assertIn('qunzu_dependency_up{dependency="redis"} 0', metrics, name)
+            self.assertEqual(self.suite.health("audit"), suite_lib.SERVING)
+        finally:
+            self.suite.redis.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        for name in users:
+            self.assertTrue(self.suite.watch_until(name, suite_lib.SERVING), name)
+
     def test_07_reflection_lists_the_service_to_authenticated_callers(self):
         # ServerReflectionRequest{list_services: "*"} and the raw response,
         # so the check needs no reflection stubs.

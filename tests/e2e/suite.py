@@ -75,6 +75,12 @@ class Redis:
             time.sleep(0.05)
         raise RuntimeError("redis-server did not answer within 30 s")
 
+    def cli(self, *args):
+        """A redis-cli command's output, stripped."""
+        out = subprocess.run(["redis-cli", "-s", self.socket, *args],
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
     def hget(self, key, field):
         """One hash field as redis-cli prints it ("" when absent)."""
         out = subprocess.run(["redis-cli", "-s", self.socket, "HGET", key, field],
