@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -148,6 +149,105 @@ TEST(AsyncRedisRespTest, AReplySplitAcrossReadsIsPutTogether) {
   ASSERT_EQ((*replies)[0].elements().size(), 2u);
   EXPECT_EQ((*replies)[0].elements()[0].str(), "hello");
   EXPECT_EQ((*replies)[0].elements()[1].integer(), 42);
+}
+
+// A random reply of every RESP2/RESP3 type, nested up to `depth`, as bytes
+// (appended to wire) and as the RedisReply it must become.
+RedisReply RandomReply(std::mt19937& random, int depth, std::string* wire) {
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+  auto text = [&] {
+    std::string t;
+    const int n = pick(12);
+    for (int i = 0; i < n; ++i) t.push_back(static_cast<char>('a' + pick(26)));
+    return t;
+  };
+  switch (pick(depth > 0 ? 14 : 10)) {
+    case 0: {
+      const std::string t = text();
+      absl::StrAppend(wire, "+", t, "\r\n");
+      return RedisReply::Status(t);
+    }
+    case 1: {
+      const std::string t = "ERR " + text();
+      absl::StrAppend(wire, "-", t, "\r\n");
+      return RedisReply::Error(t);
+    }
+    case 2: {
+      const int64_t n = static_cast<int64_t>(random()) - (int64_t{1} << 31);
+      absl::StrAppend(wire, ":", n, "\r\n");
+      return RedisReply::Integer(n);
+    }
+    case 3: {
+      // Binary-safe, "\r\n" inside included.
+      std::string t = text() + (pick(2) == 0 ? std::string("\r\n\0", 3) : "") + text();
+      absl::StrAppend(wire, "$", t.size(), "\r\n", t, "\r\n");
+      return RedisReply::String(t);
+    }
+    case 4:
+      absl::StrAppend(wire, pick(2) == 0 ? "$-1\r\n" : "_\r\n");
+      return RedisReply::Nil();
+    case 5: {
+      const bool yes = pick(2) == 0;
+      absl::StrAppend(wire, yes ? "#t\r\n" : "#f\r\n");
+      return RedisReply::Integer(yes ? 1 : 0);
+    }
+    case 6: {
+      const std::string t = absl::StrCat(pick(1000), ".", pick(100));
+      absl::StrAppend(wire, pick(2) == 0 ? "," : "(", t, "\r\n");
+      return RedisReply::String(t);
+    }
+    case 7: {
+      const std::string t = text();
+      absl::StrAppend(wire, "=", t.size() + 4, "\r\ntxt:", t, "\r\n");
+      return RedisReply::String(t);
+    }
+    case 8: {
+      const std::string t = text();
+      absl::StrAppend(wire, "!", t.size(), "\r\n", t, "\r\n");
+      return RedisReply::Error(t);
+    }
+    case 9:
+      absl::StrAppend(wire, "*-1\r\n");
+      return RedisReply::Nil();
+    case 10:
+    case 11: {
+      const int n = pick(5);
+      absl::StrAppend(wire, pick(2) == 0 ? "*" : "~", n, "\r\n");
+      std::vector<RedisReply> elements;
+      for (int i = 0; i < n; ++i) elements.push_back(RandomReply(random, depth - 1, wire));
+      return RedisReply::Array(std::move(elements));
+    }
+    case 12: {
+      const int n = pick(4);
+      absl::StrAppend(wire, "%", n, "\r\n");
+      std::vector<RedisReply> elements;
+      for (int i = 0; i < 2 * n; ++i) elements.push_back(RandomReply(random, depth - 1, wire));
+      return RedisReply::Array(std::move(elements));
+    }
+    default: {
+      // Attributes, skipped: what counts is the reply after them.
+      const int n = pick(3);
+      absl::StrAppend(wire, "|", n, "\r\n");
+      for (int i = 0; i < 2 * n; ++i) RandomReply(random, depth - 1, wire);
+      return RandomReply(random, depth - 1, wire);
+    }
+  }
+}
+
+TEST(AsyncRedisRespTest, RandomRepliesCutAnywhereArriveAsSent) {
+  for (uint32_t seed = 1; seed <= 12; ++seed) {
+    SCOPED_TRACE(seed);
+    std::mt19937 random(seed);
+    std::string wire;
+    std::vector<RedisReply> expected;
+    for (int i = 0; i < 40; ++i) expected.push_back(RandomReply(random, 3, &wire));
+    auto replies = AgainstFake(40, wire, 1 + random() % 97);
+    ASSERT_TRUE(replies.ok()) << replies.status();
+    ASSERT_EQ(replies->size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_EQ((*replies)[i].DebugString(), expected[i].DebugString()) << i;
+    }
+  }
 }
 
 TEST(AsyncRedisRespTest, RepliesLargerThanOneReadAndManyAtOnceArriveWhole) {
