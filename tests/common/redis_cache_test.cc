@@ -161,7 +161,8 @@ RedisReply RandomReply(std::mt19937& random, int depth, std::string* wire) {
     for (int i = 0; i < n; ++i) t.push_back(static_cast<char>('a' + pick(26)));
     return t;
   };
-  switch (pick(depth > 0 ? 14 : 10)) {
+  const int which = pick(depth > 0 ? 14 : 10);
+  switch (which) {
     case 0: {
       const std::string t = text();
       absl::StrAppend(wire, "+", t, "\r\n");
@@ -210,18 +211,17 @@ RedisReply RandomReply(std::mt19937& random, int depth, std::string* wire) {
       absl::StrAppend(wire, "*-1\r\n");
       return RedisReply::Nil();
     case 10:
-    case 11: {
-      const int n = pick(5);
-      absl::StrAppend(wire, pick(2) == 0 ? "*" : "~", n, "\r\n");
-      std::vector<RedisReply> elements;
-      for (int i = 0; i < n; ++i) elements.push_back(RandomReply(random, depth - 1, wire));
-      return RedisReply::Array(std::move(elements));
-    }
+    case 11:
     case 12: {
-      const int n = pick(4);
-      absl::StrAppend(wire, "%", n, "\r\n");
+      // An array or a set of n, or a map of n pairs.
+      const bool map = which == 12;
+      const int n = pick(map ? 4 : 5);
+      absl::StrAppend(wire, map ? "%" : (pick(2) == 0 ? "*" : "~"), n, "\r\n");
       std::vector<RedisReply> elements;
-      for (int i = 0; i < 2 * n; ++i) elements.push_back(RandomReply(random, depth - 1, wire));
+      elements.reserve(static_cast<size_t>(map ? 2 * n : n));
+      for (int i = 0; i < (map ? 2 * n : n); ++i) {
+        elements.push_back(RandomReply(random, depth - 1, wire));
+      }
       return RedisReply::Array(std::move(elements));
     }
     default: {
@@ -240,6 +240,7 @@ TEST(AsyncRedisRespTest, RandomRepliesCutAnywhereArriveAsSent) {
     std::mt19937 random(seed);
     std::string wire;
     std::vector<RedisReply> expected;
+    expected.reserve(40);
     for (int i = 0; i < 40; ++i) expected.push_back(RandomReply(random, 3, &wire));
     auto replies = AgainstFake(40, wire, 1 + random() % 97);
     ASSERT_TRUE(replies.ok()) << replies.status();
