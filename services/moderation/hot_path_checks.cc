@@ -230,8 +230,18 @@ const std::vector<bool>& HotPathCacheable() {
 absl::StatusOr<HotPathView> ParseHotPathView(
     const HotPathCounters& counters, const absl::StatusOr<std::vector<RedisReply>>& replies) {
   if (!replies.ok()) return Unavailable(replies.status().ToString());
-  for (const RedisReply& reply : *replies) {
-    if (reply.is_error()) return Unavailable(reply.str());
+  for (size_t i = 0; i < replies->size(); ++i) {
+    const RedisReply& reply = (*replies)[i];
+    if (!reply.is_error()) continue;
+    // The request claim (first) and the three counters (last) write: a
+    // full Redis under noeviction refuses them ("OOM ...") while reads
+    // still work, and that is not a projection that cannot be read.
+    if (i == 0 || i + 3 >= kHotPathCommands) {
+      return MakeError(absl::StatusCode::kUnavailable, "REDIS_WRITE_REFUSED",
+                       "Redis refused the screen's request claim or counters: " + reply.str(),
+                       {{"redis_error", reply.str()}});
+    }
+    return Unavailable(reply.str());
   }
   const std::vector<RedisReply>& r = *replies;
   if (r.size() != kHotPathCommands || r[3].elements().size() != 3 || r[4].elements().size() != 6 ||

@@ -303,5 +303,23 @@ class ScreenTest(unittest.TestCase):
         self.assertGreater(self.loads_from_cache(), loads_before)
 
 
+    def test_6_a_full_redis_fails_the_screen_closed_and_says_so(self):
+        # With noeviction a Redis at its maxmemory refuses writes (the
+        # request claim, the counters) and still answers reads: the screen
+        # fails closed, naming the refusal, and works again once there is room.
+        self.until("the projections", lambda: self.screen(self.member, "你好"))
+        redis = self.suite.redis
+        self.assertEqual(redis.cli("CONFIG", "SET", "maxmemory", "1"), "OK")
+        try:
+            with self.assertRaises(grpc.RpcError) as raised:
+                self.screen(self.member, "你好")
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertEqual(suite_lib.error_reason(raised.exception), "REDIS_WRITE_REFUSED")
+            self.assertIn("OOM", raised.exception.details())
+        finally:
+            redis.cli("CONFIG", "SET", "maxmemory", "0")
+        allowed = self.screen(self.member, "你好")
+        self.assertEqual(allowed.verdict, mod.SCREEN_VERDICT_ALLOW, allowed)
+
 if __name__ == "__main__":
     unittest.main()

@@ -4,6 +4,7 @@
 // writes.
 #include "services/moderation/hot_path_checks.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -309,6 +310,20 @@ TEST_F(ModerationHotPathRedisTest, ReadsOneRoundTripClaimsAndCounts) {
   view = ReadHotPathView(*redis_, Keys("r3"));
   ASSERT_TRUE(view.ok());
   EXPECT_EQ(CodeOf(*view), v1::SCREEN_REASON_CODE_SENDER_BLACKLISTED);
+}
+
+TEST(ModerationHotPathChecksTest, ARefusedWriteIsNotAnUnreadableProjection) {
+  const HotPathCounters counters = CountersOf(HotPathKeys{1, 2, "k", kNow});
+  for (size_t failing = 0; failing < kHotPathCommands; ++failing) {
+    SCOPED_TRACE(failing);
+    std::vector<RedisReply> replies(kHotPathCommands, RedisReply::Nil());
+    replies[failing] = RedisReply::Error("OOM command not allowed when used memory > 'maxmemory'.");
+    const auto view = ParseHotPathView(counters, replies);
+    EXPECT_EQ(view.status().code(), absl::StatusCode::kUnavailable);
+    const bool write = failing == 0 || failing >= 9;  // the claim, the three counters
+    EXPECT_EQ(ErrorReason(view.status()), write ? "REDIS_WRITE_REFUSED" : "PROJECTION_UNAVAILABLE");
+    EXPECT_THAT(std::string(view.status().message()), ::testing::HasSubstr("OOM"));
+  }
 }
 
 TEST(ModerationHotPathChecksTest, RedisDownFailsClosed) {
