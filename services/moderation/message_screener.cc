@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/idempotency.h"
 #include "common/log.h"
@@ -204,7 +205,12 @@ void MessageScreener::Hold(Screening& screening, v1::ScreenMessageResponse respo
   held.held_at = screening.keys.now;
   absl::StatusOr<v1::HeldMessage> message = deps_.review.Hold(held);
   if (!message.ok()) {
-    Fail(screening, message.status());
+    // Fails closed (the message is not delivered), saying which part failed
+    // and why (a MySQL error reason, say).
+    Fail(screening, MakeError(absl::StatusCode::kUnavailable, "REVIEW_QUEUE_UNAVAILABLE",
+                              absl::StrCat("the review queue cannot take the held message: ",
+                                           message.status().message()),
+                              {{"cause", ErrorReason(message.status())}}));
     return;
   }
   response.set_report_id(message->report_id());

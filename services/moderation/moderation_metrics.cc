@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/status.h"
+
 namespace qunzu::moderation {
 
 ModerationMetrics::ModerationMetrics(prometheus::Registry& registry) {
@@ -35,6 +37,16 @@ ModerationMetrics::ModerationMetrics(prometheus::Registry& registry) {
       verdicts_.back().push_back(&verdicts.Add({{"verdict", verdict}, {"reason", reason}}));
     }
   }
+  failures_ = &prometheus::BuildCounter()
+                   .Name("qunzu_moderation_message_failures_total")
+                   .Help("ScreenMessage calls answered with an error, by its reason.")
+                   .Register(registry);
+  for (const char* reason :
+       {"PROJECTION_UNAVAILABLE", "REDIS_WRITE_REFUSED", "REVIEW_QUEUE_UNAVAILABLE",
+        "EMERGENCY_MODES_UNAVAILABLE", "SCREEN_IN_PROGRESS", "REQUEST_ID_REUSED",
+        "IDEMPOTENCY_CORRUPT", "GROUP_NOT_FOUND", "INVALID_FIELD", "INTERNAL_ERROR"}) {
+    known_failures_.emplace(reason, &failures_->Add({{"reason", reason}}));
+  }
   latency_ = &prometheus::BuildHistogram()
                   .Name("qunzu_moderation_screen_seconds")
                   .Help("Time to normalise and match one text.")
@@ -59,6 +71,15 @@ void ModerationMetrics::MessageVerdict(v1::ScreenVerdict verdict, v1::ScreenReas
   const auto v = static_cast<size_t>(verdict);
   const auto r = static_cast<size_t>(reason);
   if (v < verdicts_.size() && r < verdicts_[v].size()) verdicts_[v][r]->Increment();
+}
+
+void ModerationMetrics::MessageFailed(const absl::Status& status) {
+  const std::string reason = ErrorReason(status);
+  if (auto known = known_failures_.find(reason); known != known_failures_.end()) {
+    known->second->Increment();
+    return;
+  }
+  failures_->Add({{"reason", reason}}).Increment();
 }
 
 }  // namespace qunzu::moderation

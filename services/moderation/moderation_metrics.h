@@ -4,11 +4,15 @@
 #define QUNZU_SERVICES_MODERATION_MODERATION_METRICS_H_
 
 #include <prometheus/counter.h>
+#include <prometheus/family.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "qunzu/moderation/v1/moderation.pb.h"
 
@@ -28,6 +32,10 @@ class ModerationMetrics {
   // qunzu_moderation_message_verdicts_total{verdict,reason}: ScreenMessage
   // verdicts by the code of their first reason ("NONE" for ALLOW).
   void MessageVerdict(v1::ScreenVerdict verdict, v1::ScreenReasonCode reason);
+  // qunzu_moderation_message_failures_total{reason}: ScreenMessage calls
+  // answered with an error, by its reason (PROJECTION_UNAVAILABLE,
+  // REDIS_WRITE_REFUSED, ... — reasons of our own code, so a bounded set).
+  void MessageFailed(const absl::Status& status);
 
  private:
   std::vector<prometheus::Counter*> screened_;
@@ -36,6 +44,9 @@ class ModerationMetrics {
   prometheus::Histogram* latency_;
   // [verdict][reason code]
   std::vector<std::vector<prometheus::Counter*>> verdicts_;
+  prometheus::Family<prometheus::Counter>* failures_;
+  // The hot path's own reasons, made at start (read-only after).
+  std::map<std::string, prometheus::Counter*, std::less<>> known_failures_;
 };
 
 }  // namespace qunzu::moderation

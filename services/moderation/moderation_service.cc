@@ -60,15 +60,17 @@ grpc::ServerUnaryReactor* ModerationServiceImpl::ScreenMessage(
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  screener_.ScreenAsync(*caller, *request,
-                        [reactor, response](absl::StatusOr<v1::ScreenMessageResponse> result) {
-                          if (!result.ok()) {
-                            reactor->Finish(ToGrpcStatus(result.status()));
-                            return;
-                          }
-                          *response = *std::move(result);
-                          reactor->Finish(grpc::Status::OK);
-                        });
+  screener_.ScreenAsync(
+      *caller, *request,
+      [this, reactor, response](absl::StatusOr<v1::ScreenMessageResponse> result) {
+        if (!result.ok()) {
+          metrics_.MessageFailed(result.status());
+          reactor->Finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        *response = *std::move(result);
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
 }
 

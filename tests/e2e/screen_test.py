@@ -252,6 +252,15 @@ class ScreenTest(unittest.TestCase):
         self.assertEqual(self.code(response), mod.SCREEN_REASON_CODE_ACCOUNT_RATE_LIMITED)
         self.assertGreater(response.reasons[0].retry_after.seconds, 0)
 
+    def metric(self, name_and_labels, service="moderation"):
+        """One series' value on a service's /metrics page (0 when absent)."""
+        port = self.suite.services[service].metrics_port
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        for line in page.splitlines():
+            if line.startswith(name_and_labels + " "):
+                return float(line.split()[-1])
+        return 0.0
+
     def loads_from_cache(self):
         """Rule snapshots the moderation replicas loaded from the shared
         cache rather than compiled."""
@@ -309,6 +318,8 @@ class ScreenTest(unittest.TestCase):
         # fails closed, naming the refusal, and works again once there is room.
         self.until("the projections", lambda: self.screen(self.member, "你好"))
         redis = self.suite.redis
+        series = 'qunzu_moderation_message_failures_total{reason="REDIS_WRITE_REFUSED"}'
+        refused_before = self.metric(series)
         self.assertEqual(redis.cli("CONFIG", "SET", "maxmemory", "1"), "OK")
         try:
             with self.assertRaises(grpc.RpcError) as raised:
@@ -316,6 +327,7 @@ class ScreenTest(unittest.TestCase):
             self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
             self.assertEqual(suite_lib.error_reason(raised.exception), "REDIS_WRITE_REFUSED")
             self.assertIn("OOM", raised.exception.details())
+            self.assertEqual(self.metric(series), refused_before + 1)
         finally:
             redis.cli("CONFIG", "SET", "maxmemory", "0")
         allowed = self.screen(self.member, "你好")

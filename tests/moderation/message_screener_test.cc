@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/projection_keys.h"
 #include "common/status.h"
+#include "services/moderation/moderation_metrics.h"
 #include "services/moderation/moderation_service.h"
 #include "services/moderation/proto_time.h"
 #include "tests/common/fake_redis_server.h"
@@ -66,12 +67,13 @@ class Modes : public EmergencyModeSource {
   std::vector<v1::EmergencyMode> modes_;
 };
 
-// Records every Hold; answers UNAVAILABLE while `down`.
+// Records every Hold; while `down` fails as the MySQL store does when its
+// database is unreachable.
 class RecordingReviewQueue : public ReviewQueue {
  public:
   absl::StatusOr<v1::HeldMessage> Hold(const HeldMessageInput& input) override {
     if (down) {
-      return MakeError(absl::StatusCode::kUnavailable, "REVIEW_QUEUE_UNAVAILABLE", "down");
+      return MakeError(absl::StatusCode::kUnavailable, "MYSQL_UNAVAILABLE", "connection refused");
     }
     held.push_back(input);
     v1::HeldMessage message;
@@ -279,10 +281,42 @@ TEST_F(ModerationMessageScreenerTest, EmergencyModesHoldOrBlock) {
   EXPECT_EQ(Screen(Message("周末一起去爬山吧"))->verdict(), v1::SCREEN_VERDICT_ALLOW);
 }
 
+TEST(ModerationMetricsTest, FailuresAreCountedByTheirReason) {
+  prometheus::Registry registry;
+  ModerationMetrics metrics(registry);
+  auto count = [&](const std::string& reason) {
+    for (const auto& family : registry.Collect()) {
+      if (family.name != "qunzu_moderation_message_failures_total") continue;
+      for (const auto& metric : family.metric) {
+        if (metric.label.size() == 1 && metric.label[0].value == reason) {
+          return metric.counter.value;
+        }
+      }
+    }
+    return -1.0;
+  };
+  // The hot path's own reasons exist from the start.
+  EXPECT_EQ(count("REDIS_WRITE_REFUSED"), 0);
+  EXPECT_EQ(count("REVIEW_QUEUE_UNAVAILABLE"), 0);
+  metrics.MessageFailed(MakeError(absl::StatusCode::kUnavailable, "REDIS_WRITE_REFUSED", "OOM"));
+  metrics.MessageFailed(MakeError(absl::StatusCode::kUnavailable, "REDIS_WRITE_REFUSED", "OOM"));
+  // Another reason gets its own series; a status without one, its code's.
+  metrics.MessageFailed(MakeError(absl::StatusCode::kAborted, "SOMETHING_ELSE", "x"));
+  metrics.MessageFailed(absl::DeadlineExceededError("late"));
+  EXPECT_EQ(count("REDIS_WRITE_REFUSED"), 2);
+  EXPECT_EQ(count("SOMETHING_ELSE"), 1);
+  EXPECT_EQ(count("DEADLINE_EXCEEDED"), 1);
+  EXPECT_EQ(count("PROJECTION_UNAVAILABLE"), 0);
+}
+
 TEST_F(ModerationMessageScreenerTest, ReviewQueueDownFailsClosedAndFreesTheRequestId) {
   queue_.down = true;
   v1::ScreenMessageRequest request = Message("帮忙代购一下");
-  EXPECT_EQ(ErrorReason(Screen(request).status()), "REVIEW_QUEUE_UNAVAILABLE");
+  const absl::Status refused = Screen(request).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorReason(refused), "REVIEW_QUEUE_UNAVAILABLE");
+  EXPECT_EQ(ErrorMetadata(refused, "cause"), "MYSQL_UNAVAILABLE");
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("connection refused"));
   queue_.down = false;
   auto retry = Screen(request);
   ASSERT_TRUE(retry.ok()) << retry.status();
