@@ -138,9 +138,10 @@ void ResolveInto(const std::string& host, Resolution& out) {
   if (rc == 0 && out.addresses.empty()) out.error = "no addresses";
 }
 
-// The numeric addresses of host. getaddrinfo cannot be interrupted, so it
-// runs on a detached thread that may outlive a timed-out call.
-absl::StatusOr<std::vector<std::string>> Resolve(const std::string& host, absl::Duration timeout) {
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ResolveRedisHost(const std::string& host,
+                                                          absl::Duration timeout) {
   if (IsNumericHost(host)) return std::vector<std::string>{host};
   auto resolution = std::make_shared<Resolution>();
   std::thread([host, resolution] { ResolveInto(host, *resolution); }).detach();
@@ -153,8 +154,6 @@ absl::StatusOr<std::vector<std::string>> Resolve(const std::string& host, absl::
   }
   return resolution->addresses;
 }
-
-}  // namespace
 
 absl::StatusOr<RedisEndpoint> ParseRedisAddress(absl::string_view address) {
   if (absl::StartsWith(address, "unix:")) return ParseUnixAddress(address);
@@ -333,7 +332,7 @@ absl::StatusOr<RedisClient::ContextPtr> RedisClient::Connect() const {
   const absl::Time deadline = absl::Now() + options_.connect_timeout;
   std::vector<std::string> hosts;
   if (endpoint_.unix_path.empty()) {
-    auto resolved = Resolve(endpoint_.host, options_.connect_timeout);
+    auto resolved = ResolveRedisHost(endpoint_.host, options_.connect_timeout);
     if (!resolved.ok()) return Unavailable(resolved.status().message());
     hosts = *std::move(resolved);
   } else {

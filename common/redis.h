@@ -131,6 +131,13 @@ class RedisScript {
 // the parsed address.
 absl::StatusOr<RedisEndpoint> PrepareRedisClient(const RedisOptions& options);
 
+// The numeric addresses of host (itself when numeric), within timeout:
+// DEADLINE_EXCEEDED when resolution takes longer (getaddrinfo cannot be
+// interrupted, so it runs on a detached thread that may outlive the call),
+// NOT_FOUND when the name does not resolve. Both clients connect with it.
+absl::StatusOr<std::vector<std::string>> ResolveRedisHost(const std::string& host,
+                                                          absl::Duration timeout);
+
 // The AUTH a new connection sends first (with the ACL user when one is
 // set); empty without a password.
 RedisCommand AuthCommand(const RedisOptions& options);

@@ -503,7 +503,7 @@ bool AsyncRedis::EnsureConnected(std::string* why, const char** reason) {
     return false;
   }
   int fd = -1;
-  std::string error;
+  std::string error = "no address to connect to";
   bool in_progress = false;
   auto attempt = [&](int family, const sockaddr* address, socklen_t length) {
     const int s = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -534,21 +534,24 @@ bool AsyncRedis::EnsureConnected(std::string* why, const char** reason) {
       errno = 0;
       attempt(AF_UNIX, reinterpret_cast<const sockaddr*>(&address), sizeof(address));
     }
+  } else if (absl::StatusOr<std::vector<std::string>> hosts =
+                 ResolveRedisHost(endpoint_.host, options_.connect_timeout);
+             !hosts.ok()) {
+    // Bounded by the connect timeout, as the synchronous client's.
+    error = std::string(hosts.status().message());
   } else {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;  // no lookup here
     const std::string port = absl::StrCat(endpoint_.port);
-    const int rc = getaddrinfo(endpoint_.host.c_str(), port.c_str(), &hints, &found);
-    if (rc != 0) {
-      error = gai_strerror(rc);
-    } else {
-      for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-        errno = 0;
-        if (attempt(a->ai_family, a->ai_addr, a->ai_addrlen)) break;
-      }
+    for (const std::string& host : *hosts) {
+      addrinfo* found = nullptr;
+      if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) continue;
+      errno = 0;
+      const bool connected = attempt(found->ai_family, found->ai_addr, found->ai_addrlen);
       freeaddrinfo(found);
+      if (connected) break;
     }
   }
   if (fd < 0) {

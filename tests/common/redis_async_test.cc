@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
@@ -278,6 +279,24 @@ TEST(AsyncRedisTest, ASilentServerFailsThePipelineAtItsDeadline) {
   // connection.
   EXPECT_GE(elapsed, absl::Milliseconds(300));
   EXPECT_LT(elapsed, absl::Milliseconds(1500));
+}
+
+TEST(AsyncRedisTest, AnUnresolvableHostIsUnavailableWithinTheConnectTimeout) {
+  auto client = NewAsync("no-such-host.invalid:6379");
+  const absl::Time start = absl::Now();
+  auto replies = RunPipeline(*client, {{"PING"}});
+  ExpectRedisUnavailable(replies.status(), "no-such-host.invalid:6379");
+  EXPECT_THAT(replies.status().message(), HasSubstr("no-such-host.invalid"));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+}
+
+TEST(AsyncRedisTest, AHostNameIsResolvedAndConnectedTo) {
+  const std::string address = RedisAddrOrDie();
+  ASSERT_TRUE(absl::StartsWith(address, "127.0.0.1:")) << address;
+  auto client = NewAsync("localhost:" + address.substr(address.find(':') + 1));
+  auto replies = RunPipeline(*client, {{"PING"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  EXPECT_EQ((*replies)[0].str(), "PONG");
 }
 
 TEST(AsyncRedisTest, ARefusedConnectFailsAtOnceAndIsNotRetriedForTheBackoff) {
