@@ -230,13 +230,14 @@ const std::vector<bool>& HotPathCacheable() {
 absl::StatusOr<HotPathView> ParseHotPathView(
     const HotPathCounters& counters, const absl::StatusOr<std::vector<RedisReply>>& replies) {
   if (!replies.ok()) return Unavailable(replies.status().ToString());
+  const std::vector<bool>& reads = HotPathCacheable();
   for (size_t i = 0; i < replies->size(); ++i) {
     const RedisReply& reply = (*replies)[i];
     if (!reply.is_error()) continue;
-    // The request claim (first) and the three counters (last) write: a
-    // full Redis under noeviction refuses them ("OOM ...") while reads
-    // still work, and that is not a projection that cannot be read.
-    if (i == 0 || i + 3 >= kHotPathCommands) {
+    // What is not a projection read is the request claim or a counter, a
+    // write: a full Redis under noeviction refuses those ("OOM ...") while
+    // reads still work, and that is not a projection that cannot be read.
+    if (i >= reads.size() || !reads[i]) {
       return MakeError(absl::StatusCode::kUnavailable, "REDIS_WRITE_REFUSED",
                        "Redis refused the screen's request claim or counters: " + reply.str(),
                        {{"redis_error", reply.str()}});

@@ -126,7 +126,7 @@ HotPathCounters CountersOf(const HotPathKeys& keys);
 inline constexpr size_t kHotPathCommands = 12;
 std::vector<RedisCommand> HotPathCommands(const HotPathKeys& keys, const HotPathCounters& counters);
 // Which of them a client-side cache may answer: the projections' reads
-// (steps 2-6), not the claim or the counters.
+// (steps 2-6); the others, the claim and the counters, are the writes.
 const std::vector<bool>& HotPathCacheable();
 // The view in the pipeline's replies. UNAVAILABLE PROJECTION_UNAVAILABLE
 // when Redis could not be read (the caller fails closed).
