@@ -21,6 +21,7 @@
 #include "common/mysql.h"
 #include "common/status.h"
 #include "services/audit/audit_log_internal.h"
+#include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/node_store.h"
@@ -206,6 +207,69 @@ const std::vector<Migration>& AuditLogMigrations() {
   UNIQUE KEY by_request (placed_by, request_id)
 ) ENGINE=InnoDB)sql",
        }},
+      // Entries move from one row each (five secondary indexes, a subjects
+      // table) into bundles (bundle_store.h). The three new tables are
+      // made LIKE audit_entries so they carry its monthly partitions, then
+      // reshaped; the existing entries become one-entry bundles.
+      {2,
+       "audit_bundles",
+       {
+           "CREATE TABLE IF NOT EXISTS audit_bundles LIKE audit_entries",
+           "ALTER TABLE audit_bundles DROP INDEX IF EXISTS by_source, "
+           "DROP INDEX IF EXISTS by_event_time, DROP INDEX IF EXISTS by_action, "
+           "DROP INDEX IF EXISTS by_principal, DROP INDEX IF EXISTS by_actor, "
+           "DROP COLUMN IF EXISTS service, DROP COLUMN IF EXISTS source_id, "
+           "DROP COLUMN IF EXISTS action, DROP COLUMN IF EXISTS principal, "
+           "DROP COLUMN IF EXISTS actor_account_id, DROP COLUMN IF EXISTS request_id, "
+           "DROP COLUMN IF EXISTS event_time, "
+           "CHANGE COLUMN IF EXISTS leaf_index first_leaf BIGINT UNSIGNED NOT NULL, "
+           "CHANGE COLUMN IF EXISTS entry entries MEDIUMBLOB NOT NULL, "
+           "CHANGE COLUMN IF EXISTS leaf_hash leaf_hashes MEDIUMBLOB NOT NULL, "
+           "ADD COLUMN IF NOT EXISTS entry_count INT UNSIGNED NOT NULL AFTER appended_at, "
+           "ADD COLUMN IF NOT EXISTS min_event_time DATETIME(6) NULL, "
+           "ADD COLUMN IF NOT EXISTS max_event_time DATETIME(6) NULL",
+           "CREATE TABLE IF NOT EXISTS audit_sources LIKE audit_entries",
+           "ALTER TABLE audit_sources DROP INDEX IF EXISTS by_source, "
+           "DROP INDEX IF EXISTS by_event_time, DROP INDEX IF EXISTS by_action, "
+           "DROP INDEX IF EXISTS by_principal, DROP INDEX IF EXISTS by_actor, "
+           "DROP COLUMN IF EXISTS action, DROP COLUMN IF EXISTS principal, "
+           "DROP COLUMN IF EXISTS actor_account_id, DROP COLUMN IF EXISTS request_id, "
+           "DROP COLUMN IF EXISTS event_time, DROP COLUMN IF EXISTS entry, "
+           "DROP COLUMN IF EXISTS leaf_hash, DROP PRIMARY KEY, "
+           "ADD PRIMARY KEY (service, source_id, appended_at)",
+           "CREATE TABLE IF NOT EXISTS audit_postings LIKE audit_entries",
+           "ALTER TABLE audit_postings DROP INDEX IF EXISTS by_source, "
+           "DROP INDEX IF EXISTS by_event_time, DROP INDEX IF EXISTS by_action, "
+           "DROP INDEX IF EXISTS by_principal, DROP INDEX IF EXISTS by_actor, "
+           "DROP COLUMN IF EXISTS service, DROP COLUMN IF EXISTS source_id, "
+           "DROP COLUMN IF EXISTS action, DROP COLUMN IF EXISTS principal, "
+           "DROP COLUMN IF EXISTS actor_account_id, DROP COLUMN IF EXISTS request_id, "
+           "DROP COLUMN IF EXISTS event_time, DROP COLUMN IF EXISTS entry, "
+           "DROP COLUMN IF EXISTS leaf_hash, "
+           "CHANGE COLUMN IF EXISTS leaf_index first_leaf BIGINT UNSIGNED NOT NULL, "
+           "ADD COLUMN IF NOT EXISTS kind TINYINT UNSIGNED NOT NULL FIRST, "
+           "ADD COLUMN IF NOT EXISTS value VARBINARY(255) NOT NULL AFTER kind, "
+           "DROP PRIMARY KEY, ADD PRIMARY KEY (kind, value, first_leaf, appended_at)",
+           "INSERT IGNORE INTO audit_bundles (first_leaf, appended_at, entry_count, entries, "
+           "leaf_hashes, min_event_time, max_event_time) SELECT leaf_index, appended_at, 1, "
+           "CONCAT(UNHEX(LPAD(HEX(LENGTH(entry)), 8, '0')), entry), leaf_hash, event_time, "
+           "event_time FROM audit_entries",
+           "INSERT IGNORE INTO audit_sources (service, source_id, appended_at, leaf_index) "
+           "SELECT service, source_id, appended_at, leaf_index FROM audit_entries "
+           "WHERE service <> 'audit'",
+           "INSERT IGNORE INTO audit_postings (kind, value, first_leaf, appended_at) "
+           "SELECT 1, service, leaf_index, appended_at FROM audit_entries "
+           "UNION ALL SELECT 2, action, leaf_index, appended_at FROM audit_entries "
+           "UNION ALL SELECT 3, principal, leaf_index, appended_at FROM audit_entries "
+           "WHERE principal <> '' "
+           "UNION ALL SELECT 4, CAST(actor_account_id AS CHAR), leaf_index, appended_at "
+           "FROM audit_entries WHERE actor_account_id <> 0 "
+           "UNION ALL SELECT 5, request_id, leaf_index, appended_at FROM audit_entries "
+           "WHERE request_id <> '' "
+           "UNION ALL SELECT 6, CONCAT(s.kind, ':', s.subject_id), e.leaf_index, e.appended_at "
+           "FROM audit_subjects s JOIN audit_entries e ON e.leaf_index = s.leaf_index",
+           "DROP TABLE IF EXISTS audit_subjects, audit_entries",
+       }},
   };
   return *migrations;
 }
@@ -336,27 +400,27 @@ absl::Status AuditLog::Init(prometheus::Registry* registry) {
 }
 
 absl::StatusOr<std::vector<AuditLog::PartitionInfo>> AuditLog::ListPartitions(
-    sql::Connection& conn) {
+    sql::Connection& conn, absl::string_view table) {
   std::vector<PartitionInfo> out;
-  RETURN_IF_ERROR(qunzu::Query(conn,
-                               "SELECT PARTITION_NAME, PARTITION_DESCRIPTION FROM "
-                               "information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND "
-                               "TABLE_NAME = 'audit_entries' ORDER BY PARTITION_ORDINAL_POSITION",
-                               {}, [&](const sql::ResultSet& row) -> absl::Status {
-                                 PartitionInfo p;
-                                 p.name = Bytes(row, 1);
-                                 int64_t days = 0;
-                                 if (!absl::SimpleAtoi(Bytes(row, 2), &days)) {
-                                   return MakeError(
-                                       absl::StatusCode::kInternal, "PARTITION_INVALID",
-                                       "partition bound is not a day number: " + p.name);
-                                 }
-                                 // TO_DAYS('1970-01-01') = 719528.
-                                 p.end = absl::UnixEpoch() + absl::Hours(24) * (days - 719528);
-                                 p.start = out.empty() ? absl::InfinitePast() : out.back().end;
-                                 out.push_back(p);
-                                 return absl::OkStatus();
-                               }));
+  RETURN_IF_ERROR(
+      qunzu::Query(conn,
+                   "SELECT PARTITION_NAME, PARTITION_DESCRIPTION FROM "
+                   "information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND "
+                   "TABLE_NAME = ? ORDER BY PARTITION_ORDINAL_POSITION",
+                   {std::string(table)}, [&](const sql::ResultSet& row) -> absl::Status {
+                     PartitionInfo p;
+                     p.name = Bytes(row, 1);
+                     int64_t days = 0;
+                     if (!absl::SimpleAtoi(Bytes(row, 2), &days)) {
+                       return MakeError(absl::StatusCode::kInternal, "PARTITION_INVALID",
+                                        "partition bound is not a day number: " + p.name);
+                     }
+                     // TO_DAYS('1970-01-01') = 719528.
+                     p.end = absl::UnixEpoch() + absl::Hours(24) * (days - 719528);
+                     p.start = out.empty() ? absl::InfinitePast() : out.back().end;
+                     out.push_back(p);
+                     return absl::OkStatus();
+                   }));
   return out;
 }
 
@@ -371,22 +435,23 @@ absl::Status AuditLog::EnsurePartitionFor(absl::Time t) {
                      "another replica holds the partition lock");
   }
   absl::Status status = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<PartitionInfo> parts, ListPartitions(*conn));
-    absl::Time end = parts.back().end;
     // Cover t's month and the next, so a month change rarely waits on DDL.
     const absl::Time target = StartOf(MonthOf(t) + 2);
-    absl::CivilMonth month = end <= StartOf(MonthOf(t)) ? MonthOf(t) : MonthOf(end);
-    while (end < target) {
-      RETURN_IF_ERROR(
-          Execute(*conn, absl::StrCat("ALTER TABLE audit_entries ADD PARTITION "
-                                      "(PARTITION ",
-                                      PartitionName(month), " VALUES LESS THAN (TO_DAYS('",
-                                      absl::FormatCivilTime(absl::CivilDay(month + 1)), "')))"))
-              .status());
-      end = StartOf(month + 1);
-      month += 1;
+    for (const char* table : kPartitionedTables) {
+      ASSIGN_OR_RETURN(std::vector<PartitionInfo> parts, ListPartitions(*conn, table));
+      absl::Time end = parts.back().end;
+      absl::CivilMonth month = end <= StartOf(MonthOf(t)) ? MonthOf(t) : MonthOf(end);
+      while (end < target) {
+        RETURN_IF_ERROR(
+            Execute(*conn, absl::StrCat("ALTER TABLE ", table, " ADD PARTITION (PARTITION ",
+                                        PartitionName(month), " VALUES LESS THAN (TO_DAYS('",
+                                        absl::FormatCivilTime(absl::CivilDay(month + 1)), "')))"))
+                .status());
+        end = StartOf(month + 1);
+        month += 1;
+      }
     }
-    covered_until_ = end;
+    covered_until_ = target;
     return absl::OkStatus();
   }();
   (void)ReleaseNamedLock(*conn, lock_name);

@@ -156,10 +156,8 @@ class AuditLog {
     std::string request_id;
     std::string digest;
     // Per event (not ours), prepared before the group is written: its
-    // canonical bytes without appended_at, and its audit_entries row's
-    // literal values from event_time up to the hex digits of those bytes.
+    // canonical bytes without appended_at.
     std::vector<std::string> bodies;
-    std::vector<std::string> rows;
     // Taken into a group being written.
     bool taken = false;
     bool done = false;
@@ -225,7 +223,10 @@ class AuditLog {
     absl::Time start;  // InfinitePast for the first
     absl::Time end;
   };
-  absl::StatusOr<std::vector<PartitionInfo>> ListPartitions(sql::Connection& conn);
+  // The monthly partitions of table (all of kPartitionedTables have the
+  // same ones).
+  absl::StatusOr<std::vector<PartitionInfo>> ListPartitions(
+      sql::Connection& conn, absl::string_view table = "audit_bundles");
 
   MysqlPool& pool_;
   std::shared_ptr<const Signer> signer_;

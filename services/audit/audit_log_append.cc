@@ -22,6 +22,7 @@
 #include "common/status.h"
 #include "services/audit/audit_log.h"
 #include "services/audit/audit_log_internal.h"
+#include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/node_store.h"
@@ -80,26 +81,6 @@ void AppendTime(std::string& out, absl::Time t) {
   out += "'";
 }
 
-// An audit_entries row's values from event_time to request_id, each
-// preceded by a comma, and the comma before the entry's bytes.
-void AppendEntryColumns(std::string& row, const v1::AuditEvent& e) {
-  row += ",";
-  if (e.has_time()) {
-    AppendTime(row, ToMicros(FromProto(e.time())));
-  } else {
-    row += "NULL";
-  }
-  row += ",";
-  AppendText(row, e.service());
-  absl::StrAppend(&row, ",", e.source_id(), ",");
-  AppendText(row, e.action());
-  row += ",";
-  AppendText(row, e.principal());
-  absl::StrAppend(&row, ",", e.actor_account_id(), ",");
-  AppendText(row, e.request_id());
-  row += ",";
-}
-
 // Statements of literal rows, cut so none exceeds kMaxStatementBytes (well
 // under max_allowed_packet's default of 16 MiB).
 constexpr size_t kMaxStatementBytes = size_t{4} * 1024 * 1024;
@@ -141,6 +122,36 @@ class LiteralInsert {
   std::vector<std::string> statements_;
   size_t rows_ = 0;
 };
+
+// Entry bytes per bundle row: its hex literal stays well under
+// kMaxStatementBytes and max_allowed_packet.
+constexpr size_t kMaxBundleBytes = size_t{1} << 20;
+
+// A bundle being built: a run of the group's leaves.
+struct Bundle {
+  uint64_t first_leaf = 0;
+  uint64_t count = 0;
+  std::string entries;
+  std::string hashes;
+  std::optional<absl::Time> min_event_time;
+  std::optional<absl::Time> max_event_time;
+  std::set<std::pair<int, std::string>> postings;
+};
+
+// The values Query can find e by (bundle_store.h), empty ones left out.
+void AddPostings(const v1::AuditEvent& e, std::set<std::pair<int, std::string>>& out) {
+  auto add = [&](PostingKind kind, std::string value) {
+    if (!value.empty()) out.emplace(static_cast<int>(kind), std::move(value));
+  };
+  add(PostingKind::kService, e.service());
+  add(PostingKind::kAction, e.action());
+  add(PostingKind::kPrincipal, e.principal());
+  if (e.actor_account_id() != 0) add(PostingKind::kActor, absl::StrCat(e.actor_account_id()));
+  add(PostingKind::kRequestId, e.request_id());
+  for (const v1::Subject& subject : e.subjects()) {
+    add(PostingKind::kSubject, SubjectPostingValue(subject.kind(), subject.id()));
+  }
+}
 
 }  // namespace
 
@@ -184,24 +195,17 @@ absl::StatusOr<v1::AppendResponse> AuditLog::AppendEvents(std::vector<v1::AuditE
   PendingAppend pending;
   // What does not depend on the leaf index or the commit time is prepared
   // here, in the caller's thread, not while a group is built: each entry's
-  // canonical bytes but the trailing appended_at, and its row's literal
-  // values from event_time to the hex digits of those bytes. (Our own
-  // entries take their source_id from their leaf index.)
+  // canonical bytes but the trailing appended_at. (Our own entries take
+  // their source_id from their leaf index.)
   if (!own) {
     pending.bodies.reserve(events.size());
-    pending.rows.reserve(events.size());
     // The batch's content, to tell a retry from a reuse of its request_id.
     std::string content;
     const std::string epoch = EncodeAppendedAt(absl::UnixEpoch());
     for (const v1::AuditEvent& e : events) {
       std::string body = EncodeEntryBody(e);
       absl::StrAppend(&content, body, epoch);
-      std::string row;
-      AppendEntryColumns(row, e);
-      row += "X'";
-      AppendHexDigits(row, body);
       pending.bodies.push_back(std::move(body));
-      pending.rows.push_back(std::move(row));
     }
     pending.digest = HashToBytes(Sha256(content));
   }
@@ -289,7 +293,7 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
       for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
     }
     for (const auto& [service, ids] : wanted) {
-      // At most 500 values per IN list, read through by_source: from
+      // At most 500 values per IN list, read through the primary key: from
       // 1,000 values on MariaDB turns the list into a derived table to
       // join, which took 30-80 ms per group on a log of ~300k entries
       // (2 ms as plain index ranges).
@@ -300,7 +304,7 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
           if (!part.empty()) parts.push_back(part + ")" + lock);
           part =
               "(SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY), NULL, "
-              "NULL, NULL FROM audit_entries FORCE INDEX (by_source) WHERE service = ";
+              "NULL, NULL FROM audit_sources WHERE service = ";
           AppendText(part, service);
           part += " AND source_id IN (";
         } else {
@@ -342,7 +346,7 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
             if (!absl::SimpleAtoi(Bytes(row, 3), &source_id) ||
                 !absl::SimpleAtoi(Bytes(row, 4), &leaf_index)) {
               return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
-                               "audit_entries returned a non-numeric source_id or leaf_index");
+                               "audit_sources returned a non-numeric source_id or leaf_index");
             }
             w.existing.emplace(std::make_pair(Bytes(row, 2), source_id), leaf_index);
             return absl::OkStatus();
@@ -383,17 +387,44 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
     }
   }
   request_rows.TakeStatements(w.statements);
-  LiteralInsert entry_rows(
-      "INSERT INTO audit_entries (leaf_index, appended_at, event_time, service, source_id, "
-      "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES ");
+  LiteralInsert bundle_rows(
+      "INSERT INTO audit_bundles (first_leaf, appended_at, entry_count, entries, leaf_hashes, "
+      "min_event_time, max_event_time) VALUES ");
+  LiteralInsert source_rows(
+      "INSERT INTO audit_sources (service, source_id, appended_at, leaf_index) VALUES ");
   LiteralInsert node_rows("INSERT INTO audit_nodes (level, node_index, hash) VALUES ");
-  LiteralInsert subject_rows("INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES ");
+  LiteralInsert posting_rows(
+      "INSERT INTO audit_postings (kind, value, first_leaf, appended_at) VALUES ");
   std::string now_literal;
   AppendTime(now_literal, w.now);
   const std::string now_bytes = EncodeAppendedAt(w.now);
-  std::string now_hex;
-  AppendHexDigits(now_hex, now_bytes);
   Head& head = w.produced;
+  // The group's leaves go into bundles (bundle_store.h) of at most
+  // kMaxBundleBytes of entries each.
+  Bundle bundle;
+  auto finish_bundle = [&] {
+    if (bundle.count == 0) return;
+    std::string& row = bundle_rows.Row();
+    absl::StrAppend(&row, bundle.first_leaf, ",", now_literal, ",", bundle.count, ",");
+    AppendHex(row, bundle.entries);
+    row += ",";
+    AppendHex(row, bundle.hashes);
+    row += ",";
+    if (bundle.min_event_time) {
+      AppendTime(row, *bundle.min_event_time);
+      row += ",";
+      AppendTime(row, *bundle.max_event_time);
+    } else {
+      row += "NULL,NULL";
+    }
+    for (const auto& [kind, value] : bundle.postings) {
+      std::string& posting = posting_rows.Row();
+      absl::StrAppend(&posting, kind, ",");
+      AppendHex(posting, value);
+      absl::StrAppend(&posting, ",", bundle.first_leaf, ",", now_literal);
+    }
+    bundle = Bundle();
+  };
   for (size_t g = 0; g < group.size(); ++g) {
     const bool own = group[g]->own;
     if (!w.refused[g].ok()) continue;
@@ -423,30 +454,34 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
         absl::StrAppend(&row, id.level, ",", id.index, ",");
         AppendHex(row, HashToBytes(h));
       });
-      std::string& row = entry_rows.Row();
-      absl::StrAppend(&row, leaf_index, ",", now_literal);
-      if (own) {
-        AppendEntryColumns(row, e);
-        AppendHex(row, bytes);
-      } else {
-        absl::StrAppend(&row, group[g]->rows[i], now_hex, "'");
+      if (bundle.count > 0 && bundle.entries.size() + bytes.size() > kMaxBundleBytes) {
+        finish_bundle();
       }
-      row += ",";
-      AppendHex(row, HashToBytes(leaf));
-      std::set<std::pair<int, uint64_t>> seen;
-      for (const v1::Subject& s : e.subjects()) {
-        if (!seen.insert({s.kind(), s.id()}).second) continue;
-        absl::StrAppend(&subject_rows.Row(), static_cast<int64_t>(s.kind()), ",", s.id(), ",",
-                        leaf_index);
+      if (bundle.count == 0) bundle.first_leaf = leaf_index;
+      ++bundle.count;
+      AppendToBundle(bundle.entries, bytes);
+      bundle.hashes += HashToBytes(leaf);
+      if (e.has_time()) {
+        const absl::Time t = ToMicros(FromProto(e.time()));
+        bundle.min_event_time = std::min(bundle.min_event_time.value_or(t), t);
+        bundle.max_event_time = std::max(bundle.max_event_time.value_or(t), t);
+      }
+      AddPostings(e, bundle.postings);
+      if (!own) {
+        std::string& row = source_rows.Row();
+        AppendText(row, e.service());
+        absl::StrAppend(&row, ",", e.source_id(), ",", now_literal, ",", leaf_index);
       }
       head.tree_size = head.frontier.size();
       ++w.appended;
     }
   }
+  finish_bundle();
   if (w.appended > 0) head.last_appended_at = w.now;
-  entry_rows.TakeStatements(w.statements);
+  bundle_rows.TakeStatements(w.statements);
+  source_rows.TakeStatements(w.statements);
   node_rows.TakeStatements(w.statements);
-  subject_rows.TakeStatements(w.statements);
+  posting_rows.TakeStatements(w.statements);
   return absl::OkStatus();
 }
 

@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "services/audit/audit_log.h"
 #include "services/audit/audit_log_internal.h"
+#include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/node_store.h"
@@ -269,32 +270,11 @@ absl::StatusOr<v1::VerifyRangeResponse> AuditLog::VerifyRange(
   ASSIGN_OR_RETURN(std::vector<Hash> frontier_hashes, ReadNodes(*lease, Frontier::NodesFor(start)));
   ASSIGN_OR_RETURN(Frontier frontier, Frontier::Create(start, frontier_hashes));
   if (verifier.CheckCheckpoints() && verifier.Start(frontier, false)) {
-    uint64_t next = start;
-    bool going = true;
-    while (going && next < end) {
-      uint64_t rows = 0;
-      absl::Status read = qunzu::Query(
-          *lease,
-          "SELECT leaf_index, entry, leaf_hash FROM audit_entries WHERE leaf_index >= ? AND "
-          "leaf_index < ? ORDER BY leaf_index LIMIT 5000",
-          {next, end}, [&](const sql::ResultSet& row) -> absl::Status {
-            ++rows;
-            const uint64_t index = row.getUInt64(1);
-            std::optional<Hash> stored;
-            if (!row.isNull(3)) {
-              absl::StatusOr<Hash> h = HashFromBytes(Bytes(row, 3));
-              if (h.ok()) stored = *h;
-            }
-            next = index + 1;
-            if (!verifier.AddLeaf(index, Bytes(row, 2), stored)) {
-              going = false;
-              return MakeError(absl::StatusCode::kAborted, "STOP", "stop");
-            }
-            return absl::OkStatus();
-          });
-      if (going) RETURN_IF_ERROR(read);
-      if (rows == 0) break;
-    }
+    RETURN_IF_ERROR(ForEachStoredLeaf(
+        *lease, start, end,
+        [&](uint64_t index, const std::string& bytes, const std::optional<Hash>& stored) {
+          return verifier.AddLeaf(index, bytes, stored);
+        }));
     if (verifier.ok() && verifier.tree_size() < end) {
       verifier.AddLeaf(end, "", std::nullopt);  // reports the first missing entry
     }

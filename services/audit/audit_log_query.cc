@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "services/audit/audit_log.h"
 #include "services/audit/audit_log_internal.h"
+#include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/node_store.h"
@@ -26,7 +27,6 @@
 namespace qunzu::audit {
 
 using internal::Bad;
-using internal::Bytes;
 using internal::FromProto;
 using internal::PageSize;
 using internal::ParsePageToken;
@@ -47,61 +47,129 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
     return InvalidField("purpose", "must be valid UTF-8 of at most 1024 bytes");
   }
   ASSIGN_OR_RETURN(int page_size, PageSize(request.page()));
-  ASSIGN_OR_RETURN(uint64_t from, ParsePageToken(request.page().page_token()));
-  std::vector<std::string> where = {"leaf_index >= ?"};
-  std::vector<SqlValue> params = {std::max(from, f.start_leaf_index())};
-  if (f.end_leaf_index() != 0) {
-    where.push_back("leaf_index < ?");
-    params.emplace_back(f.end_leaf_index());
-  }
-  if (f.has_start_time()) {
-    where.push_back("event_time >= ?");
-    params.emplace_back(FromProto(f.start_time()));
-  }
-  if (f.has_end_time()) {
-    where.push_back("event_time < ?");
-    params.emplace_back(FromProto(f.end_time()));
-  }
-  auto eq = [&](const char* column, const std::string& value) {
-    if (value.empty()) return;
-    where.push_back(absl::StrCat(column, " = ?"));
-    params.emplace_back(value);
-  };
-  eq("service", f.service());
-  eq("action", f.action());
-  eq("principal", f.principal());
-  eq("request_id", f.request_id());
-  if (f.actor_account_id() != 0) {
-    where.push_back("actor_account_id = ?");
-    params.emplace_back(f.actor_account_id());
-  }
+  ASSIGN_OR_RETURN(uint64_t from_token, ParsePageToken(request.page().page_token()));
+  const uint64_t from = std::max(from_token, f.start_leaf_index());
+  const uint64_t to = f.end_leaf_index();
+  std::optional<absl::Time> start_time, end_time;
+  if (f.has_start_time()) start_time = FromProto(f.start_time());
+  if (f.has_end_time()) end_time = FromProto(f.end_time());
+  // The posting lists to read candidate bundles from, the most selective
+  // first; an entry is then checked against the whole filter.
+  std::vector<std::pair<PostingKind, std::string>> postings;
+  if (!f.request_id().empty()) postings.emplace_back(PostingKind::kRequestId, f.request_id());
   if (f.has_subject()) {
-    where.push_back(
-        "leaf_index IN (SELECT leaf_index FROM audit_subjects WHERE kind = ? AND subject_id = ?)");
-    params.emplace_back(static_cast<int64_t>(f.subject().kind()));
-    params.emplace_back(f.subject().id());
+    postings.emplace_back(PostingKind::kSubject,
+                          SubjectPostingValue(f.subject().kind(), f.subject().id()));
   }
-  params.emplace_back(page_size + 1);
+  if (f.actor_account_id() != 0) {
+    postings.emplace_back(PostingKind::kActor, absl::StrCat(f.actor_account_id()));
+  }
+  if (!f.principal().empty()) postings.emplace_back(PostingKind::kPrincipal, f.principal());
+  if (!f.action().empty()) postings.emplace_back(PostingKind::kAction, f.action());
+  if (!f.service().empty()) postings.emplace_back(PostingKind::kService, f.service());
+  auto matches = [&](const v1::AuditEvent& e) {
+    if (!f.service().empty() && e.service() != f.service()) return false;
+    if (!f.action().empty() && e.action() != f.action()) return false;
+    if (!f.principal().empty() && e.principal() != f.principal()) return false;
+    if (!f.request_id().empty() && e.request_id() != f.request_id()) return false;
+    if (f.actor_account_id() != 0 && e.actor_account_id() != f.actor_account_id()) return false;
+    if (start_time || end_time) {
+      if (!e.has_time()) return false;
+      const absl::Time t = FromProto(e.time());
+      if (start_time && t < *start_time) return false;
+      if (end_time && t >= *end_time) return false;
+    }
+    if (f.has_subject()) {
+      bool found = false;
+      for (const v1::Subject& s : e.subjects()) {
+        found = found || (s.kind() == f.subject().kind() && s.id() == f.subject().id());
+      }
+      if (!found) return false;
+    }
+    return true;
+  };
+  // Bundle-level conditions: the event-time range each bundle spans.
+  std::string bundle_where;
+  std::vector<SqlValue> bundle_params;
+  if (start_time) {
+    bundle_where += " AND max_event_time >= ?";
+    bundle_params.emplace_back(*start_time);
+  }
+  if (end_time) {
+    bundle_where += " AND min_event_time < ?";
+    bundle_params.emplace_back(*end_time);
+  }
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(absl::Seconds(5)));
   ASSIGN_OR_RETURN(Head head, LoadHead(*lease, false));
   v1::QueryResponse out;
-  RETURN_IF_ERROR(
-      qunzu::Query(*lease,
-                   absl::StrCat("SELECT leaf_index, entry FROM audit_entries WHERE ",
-                                absl::StrJoin(where, " AND "), " ORDER BY leaf_index LIMIT ?"),
-                   params, [&](const sql::ResultSet& row) -> absl::Status {
-                     const std::string bytes = Bytes(row, 2);
-                     v1::AuditEntry* entry = out.add_entries();
-                     entry->set_leaf_index(row.getUInt64(1));
-                     entry->set_leaf_hash(HashToBytes(LeafHash(bytes)));
-                     entry->set_canonical_entry(bytes);
-                     absl::StatusOr<DecodedEntry> decoded = DecodeEntry(bytes);
-                     if (decoded.ok()) {
-                       *entry->mutable_event() = std::move(decoded->event);
-                       ToProto(decoded->appended_at, entry->mutable_appended_at());
-                     }
-                     return absl::OkStatus();
-                   }));
+  auto visit = [&](const BundleRow& bundle) {
+    return VisitBundle(bundle, from, to,
+                       [&](uint64_t index, const std::string& bytes, const std::optional<Hash>&) {
+                         absl::StatusOr<DecodedEntry> decoded = DecodeEntry(bytes);
+                         if (!decoded.ok() || !matches(decoded->event)) return true;
+                         v1::AuditEntry* entry = out.add_entries();
+                         entry->set_leaf_index(index);
+                         entry->set_leaf_hash(HashToBytes(LeafHash(bytes)));
+                         entry->set_canonical_entry(bytes);
+                         *entry->mutable_event() = std::move(decoded->event);
+                         ToProto(decoded->appended_at, entry->mutable_appended_at());
+                         return out.entries_size() <= page_size;
+                       });
+  };
+  constexpr size_t kBundlesPerRead = 32;
+  ASSIGN_OR_RETURN(uint64_t cursor, BundleStartFor(*lease, from));
+  bool more = true;
+  while (more && out.entries_size() <= page_size) {
+    std::string where = "first_leaf >= ?";
+    std::vector<SqlValue> params = {cursor};
+    if (to != 0) {
+      where += " AND first_leaf < ?";
+      params.emplace_back(to);
+    }
+    if (!postings.empty()) {
+      // Candidates: bundles on the first posting list, and on every other.
+      std::string sql =
+          "SELECT p.first_leaf FROM audit_postings p WHERE p.kind = ? AND p.value = ? AND "
+          "p.first_leaf >= ?";
+      std::vector<SqlValue> candidate_params = {static_cast<int>(postings[0].first),
+                                                postings[0].second, cursor};
+      if (to != 0) {
+        sql += " AND p.first_leaf < ?";
+        candidate_params.emplace_back(to);
+      }
+      for (size_t i = 1; i < postings.size(); ++i) {
+        sql +=
+            " AND EXISTS (SELECT 1 FROM audit_postings q WHERE q.kind = ? AND q.value = ? AND "
+            "q.first_leaf = p.first_leaf)";
+        candidate_params.emplace_back(static_cast<int>(postings[i].first));
+        candidate_params.emplace_back(postings[i].second);
+      }
+      sql += " ORDER BY p.first_leaf LIMIT ?";
+      candidate_params.emplace_back(kBundlesPerRead);
+      std::vector<std::string> candidates;
+      RETURN_IF_ERROR(qunzu::Query(*lease, sql, candidate_params, [&](const sql::ResultSet& row) {
+        cursor = row.getUInt64(1) + 1;
+        candidates.push_back(absl::StrCat(row.getUInt64(1)));
+        return absl::OkStatus();
+      }));
+      more = candidates.size() == kBundlesPerRead;
+      if (candidates.empty()) break;
+      ASSIGN_OR_RETURN(size_t read,
+                       ReadBundles(*lease,
+                                   absl::StrCat("first_leaf IN (", absl::StrJoin(candidates, ","),
+                                                ")", bundle_where),
+                                   bundle_params, kBundlesPerRead, visit));
+      (void)read;
+    } else {
+      params.insert(params.end(), bundle_params.begin(), bundle_params.end());
+      ASSIGN_OR_RETURN(size_t read, ReadBundles(*lease, where + bundle_where, params,
+                                                kBundlesPerRead, [&](const BundleRow& b) {
+                                                  cursor = b.first_leaf + 1;
+                                                  return visit(b);
+                                                }));
+      more = read == kBundlesPerRead;
+    }
+  }
   if (out.entries_size() > page_size) {
     out.mutable_page()->set_next_page_token(absl::StrCat(out.entries(page_size).leaf_index()));
     out.mutable_entries()->RemoveLast();

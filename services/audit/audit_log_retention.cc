@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +21,7 @@
 #include "common/status.h"
 #include "services/audit/audit_log.h"
 #include "services/audit/audit_log_internal.h"
+#include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/node_store.h"
@@ -84,6 +86,50 @@ bool Overlaps(const HoldRow& hold, absl::Time start, absl::Time end) {
   return hold.active && hold.start < end && hold.end > start;
 }
 
+// Copies the leaf hashes of every bundle below boundary (the leaves a
+// purge drops) into audit_nodes as level 0, in chunks.
+absl::Status KeepLeafHashes(sql::Connection& conn, uint64_t boundary) {
+  uint64_t next = 0;
+  while (true) {
+    std::vector<std::string> values;
+    uint64_t rows = 0;
+    RETURN_IF_ERROR(qunzu::Query(
+        conn,
+        "SELECT first_leaf, entry_count, leaf_hashes FROM audit_bundles WHERE first_leaf >= ? "
+        "AND first_leaf < ? ORDER BY first_leaf LIMIT 64",
+        {next, boundary}, [&](const sql::ResultSet& row) -> absl::Status {
+          ++rows;
+          const uint64_t first = row.getUInt64(1);
+          const uint64_t count = row.getUInt64(2);
+          const std::string hashes = Bytes(row, 3);
+          next = first + 1;
+          if (hashes.size() != count * kHashSize) {
+            return MakeError(
+                absl::StatusCode::kDataLoss, "BUNDLE_DAMAGED",
+                absl::StrCat("the bundle at leaf ", first, " holds ", hashes.size(),
+                             " bytes of leaf hashes for ", count, " entries; refusing to purge"));
+          }
+          for (uint64_t i = 0; i < count; ++i) {
+            values.push_back(absl::StrCat(
+                "(0,", first + i, ",X'",
+                absl::BytesToHexString(hashes.substr(i * kHashSize, kHashSize)), "')"));
+          }
+          return absl::OkStatus();
+        }));
+    for (size_t begin = 0; begin < values.size(); begin += 5000) {
+      const size_t end = std::min(values.size(), begin + 5000);
+      RETURN_IF_ERROR(
+          Execute(conn, absl::StrCat(
+                            "INSERT IGNORE INTO audit_nodes (level, node_index, hash) "
+                            "VALUES ",
+                            absl::StrJoin(values.begin() + static_cast<std::ptrdiff_t>(begin),
+                                          values.begin() + static_cast<std::ptrdiff_t>(end), ",")))
+              .status());
+    }
+    if (rows < 64) return absl::OkStatus();
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<v1::PurgeRun> AuditLog::Purge() {
@@ -128,8 +174,10 @@ absl::StatusOr<v1::PurgeRun> AuditLog::PurgeLocked() {
   for (const PartitionInfo& p : drop) {
     uint64_t count = 0;
     RETURN_IF_ERROR(qunzu::Query(
-        *lease, absl::StrCat("SELECT COUNT(*) FROM audit_entries PARTITION (", p.name, ")"), {},
-        [&](const sql::ResultSet& row) {
+        *lease,
+        absl::StrCat("SELECT COALESCE(SUM(entry_count), 0) FROM audit_bundles PARTITION (", p.name,
+                     ")"),
+        {}, [&](const sql::ResultSet& row) {
           count = row.getUInt64(1);
           return absl::OkStatus();
         }));
@@ -145,7 +193,7 @@ absl::StatusOr<v1::PurgeRun> AuditLog::PurgeLocked() {
       ASSIGN_OR_RETURN(Head head, LoadHead(conn, true));
       boundary = head.tree_size;
       RETURN_IF_ERROR(
-          qunzu::Query(conn, "SELECT MIN(leaf_index) FROM audit_entries WHERE appended_at >= ?",
+          qunzu::Query(conn, "SELECT MIN(first_leaf) FROM audit_bundles WHERE appended_at >= ?",
                        {boundary_time}, [&](const sql::ResultSet& row) {
                          if (!row.isNull(1)) boundary = row.getUInt64(1);
                          return absl::OkStatus();
@@ -180,19 +228,15 @@ absl::StatusOr<v1::PurgeRun> AuditLog::PurgeLocked() {
     RETURN_IF_ERROR(status);
   }
   // The dropped leaves' hashes stay, for proofs and the boundary frontier.
-  RETURN_IF_ERROR(Execute(*lease,
-                          "INSERT IGNORE INTO audit_nodes (level, node_index, hash) SELECT 0, "
-                          "leaf_index, leaf_hash FROM audit_entries PARTITION (" +
-                              absl::StrJoin(names, ", ") + ")")
-                      .status());
-  RETURN_IF_ERROR(
-      Execute(*lease, "ALTER TABLE audit_entries DROP PARTITION " + absl::StrJoin(names, ", "))
-          .status());
+  RETURN_IF_ERROR(KeepLeafHashes(*lease, boundary));
+  for (const char* table : kPartitionedTables) {
+    RETURN_IF_ERROR(Execute(*lease, absl::StrCat("ALTER TABLE ", table, " DROP PARTITION ",
+                                                 absl::StrJoin(names, ", ")))
+                        .status());
+  }
   RETURN_IF_ERROR(
       Execute(*lease, "DELETE FROM audit_append_requests WHERE created_at < ?", {boundary_time})
           .status());
-  RETURN_IF_ERROR(
-      Execute(*lease, "DELETE FROM audit_subjects WHERE leaf_index < ?", {boundary}).status());
   v1::AuditEvent event;
   event.set_action("AUDIT_LOG_PURGED");
   event.set_principal("audit");
@@ -233,8 +277,11 @@ absl::StatusOr<v1::GetRetentionStatusResponse> AuditLog::GetRetentionStatus() {
   out.set_tree_size(head.tree_size);
   out.set_oldest_leaf_index(head.oldest_leaf_index);
   RETURN_IF_ERROR(
-      qunzu::Query(*lease, "SELECT appended_at FROM audit_entries WHERE leaf_index = ? LIMIT 1",
-                   {head.oldest_leaf_index}, [&](const sql::ResultSet& row) -> absl::Status {
+      qunzu::Query(*lease,
+                   "SELECT appended_at FROM audit_bundles WHERE first_leaf <= ? AND first_leaf + "
+                   "entry_count > ? ORDER BY first_leaf DESC LIMIT 1",
+                   {head.oldest_leaf_index, head.oldest_leaf_index},
+                   [&](const sql::ResultSet& row) -> absl::Status {
                      ASSIGN_OR_RETURN(absl::Time t, TimeColumn(row, 1));
                      ToProto(t, out.mutable_oldest_entry_time());
                      return absl::OkStatus();
@@ -268,8 +315,8 @@ absl::StatusOr<v1::GetRetentionStatusResponse> AuditLog::GetRetentionStatus() {
     ToProto(part.end, p->mutable_end_time());
     RETURN_IF_ERROR(qunzu::Query(
         *lease,
-        absl::StrCat("SELECT COUNT(*), MIN(leaf_index), MAX(leaf_index) FROM audit_entries "
-                     "PARTITION (",
+        absl::StrCat("SELECT COALESCE(SUM(entry_count), 0), MIN(first_leaf), "
+                     "MAX(first_leaf + entry_count - 1) FROM audit_bundles PARTITION (",
                      part.name, ")"),
         {}, [&](const sql::ResultSet& row) {
           p->set_entry_count(row.getUInt64(1));

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/mysql.h"
 #include "common/status.h"
+#include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/merkle.h"
@@ -75,37 +76,6 @@ absl::StatusOr<StoredHead> ReadStoredHead(sql::Connection& conn) {
 absl::StatusOr<Frontier> StoredFrontier(sql::Connection& conn, uint64_t size) {
   ASSIGN_OR_RETURN(std::vector<Hash> hashes, ReadTreeNodes(conn, Frontier::NodesFor(size)));
   return Frontier::Create(size, std::move(hashes));
-}
-
-// Entries are visited in storage order; fn returns false to stop.
-absl::Status ForEachStoredEntry(
-    sql::Connection& conn,
-    const std::function<bool(uint64_t, const std::string&, std::optional<Hash>)>& fn) {
-  uint64_t next = 0;
-  bool going = true;
-  while (going) {
-    uint64_t rows = 0;
-    absl::Status s =
-        Query(conn,
-              "SELECT leaf_index, entry, leaf_hash FROM audit_entries WHERE leaf_index >= ? "
-              "ORDER BY leaf_index LIMIT 10000",
-              {next}, [&](const sql::ResultSet& row) -> absl::Status {
-                if (!going) return absl::OkStatus();
-                ++rows;
-                const uint64_t index = row.getUInt64(1);
-                std::optional<Hash> stored;
-                if (!row.isNull(3)) {
-                  absl::StatusOr<Hash> h = HashFromBytes(Bytes(row, 3));
-                  if (h.ok()) stored = *h;
-                }
-                next = index + 1;
-                going = fn(index, Bytes(row, 2), stored);
-                return absl::OkStatus();
-              });
-    RETURN_IF_ERROR(s);
-    if (rows == 0) break;
-  }
-  return absl::OkStatus();
 }
 
 v1::AuditEntry EntryOf(uint64_t index, const std::string& bytes) {
@@ -234,8 +204,8 @@ absl::Status ExportDatabaseIn(sql::Connection& conn, std::ostream& out) {
     for (const Hash& h : frontier.hashes()) line.mutable_frontier()->add_hashes(HashToBytes(h));
     out << Json(line) << "\n";
   }
-  return ForEachStoredEntry(
-      conn, [&](uint64_t index, const std::string& bytes, std::optional<Hash> stored) {
+  return ForEachStoredLeaf(
+      conn, 0, 0, [&](uint64_t index, const std::string& bytes, const std::optional<Hash>& stored) {
         v1::ExportLine line;
         *line.mutable_entry() = EntryOf(index, bytes);
         if (stored) line.mutable_entry()->set_leaf_hash(HashToBytes(*stored));
@@ -260,8 +230,9 @@ absl::StatusOr<VerifyReport> VerifyDatabaseIn(sql::Connection& conn, const std::
       v.Fail(v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, start, start,
              std::string(frontier.status().message()));
     } else if (v.Start(*frontier) && CheckPurgedCheckpoints(conn, v, checkpoints, start)) {
-      RETURN_IF_ERROR(ForEachStoredEntry(
-          conn, [&](uint64_t index, const std::string& bytes, std::optional<Hash> stored) {
+      RETURN_IF_ERROR(ForEachStoredLeaf(
+          conn, 0, 0,
+          [&](uint64_t index, const std::string& bytes, const std::optional<Hash>& stored) {
             if (index >= head.tree_size) {
               failing = EntryOf(index, bytes);
               return v.Fail(v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, index, 0,
@@ -295,12 +266,9 @@ absl::StatusOr<VerifyReport> VerifyDatabaseIn(sql::Connection& conn, const std::
     if (failing && failing->leaf_index() == report.failure.leaf_index()) {
       report.failing_entry = failing;
     } else {
-      RETURN_IF_ERROR(Query(conn, "SELECT entry FROM audit_entries WHERE leaf_index = ?",
-                            {report.failure.leaf_index()}, [&](const sql::ResultSet& row) {
-                              report.failing_entry =
-                                  EntryOf(report.failure.leaf_index(), Bytes(row, 1));
-                              return absl::OkStatus();
-                            }));
+      ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                       ReadStoredEntry(conn, report.failure.leaf_index()));
+      if (bytes) report.failing_entry = EntryOf(report.failure.leaf_index(), *bytes);
     }
   }
   return report;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/mysql.h"
 #include "common/status.h"
+#include "services/audit/bundle_store.h"
 
 namespace qunzu::audit {
 namespace {
@@ -64,8 +65,8 @@ absl::StatusOr<std::vector<Hash>> ReadTreeNodes(sql::Connection& conn,
   }
   if (!leaves.empty()) {
     const std::vector<uint64_t> ids(leaves.begin(), leaves.end());
-    RETURN_IF_ERROR(ReadIn(conn, "SELECT leaf_index, leaf_hash FROM audit_entries WHERE leaf_index",
-                           ids, [&](const sql::ResultSet& row) { return keep(0, row); }));
+    ASSIGN_OR_RETURN(auto stored_leaves, ReadStoredLeafHashes(conn, ids));
+    for (const auto& [index, hash] : stored_leaves) found[{0, index}] = hash;
     std::vector<uint64_t> purged;
     for (uint64_t i : ids) {
       if (found.count({0, i}) == 0) purged.push_back(i);

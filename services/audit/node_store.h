@@ -1,5 +1,5 @@
 // Where the audit tree's hashes live in MariaDB. A leaf hash is stored in
-// its entry's row (audit_entries.leaf_hash); complete subtrees of
+// its entry's bundle (audit_bundles.leaf_hashes); complete subtrees of
 // kStoredLevel and above are stored in audit_nodes as they complete; a
 // smaller subtree is recomputed from its at most 2^kStoredLevel - 1 leaf
 // hashes when a proof needs it. A purge first copies the leaf hashes of the

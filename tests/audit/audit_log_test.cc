@@ -12,9 +12,11 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -350,14 +352,25 @@ TEST_F(AuditLogTest, ASpeculativeGroupOvertakenByAnotherReplicaIsRedone) {
   {
     auto lease = pool_->Acquire(absl::Seconds(5));
     ASSERT_TRUE(lease.ok());
-    ASSERT_TRUE(
-        Query(**lease, "SELECT service, source_id, leaf_index FROM audit_entries", {},
-              [&](const sql::ResultSet& row) {
-                ++rows;
-                leaf_of[{std::string(row.getString(1)), row.getUInt64(2)}] = row.getUInt64(3);
-                return absl::OkStatus();
-              })
-            .ok());
+    auto stored = testing::StoredEvents(**lease);
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    for (const auto& [leaf, event] : *stored) {
+      EXPECT_EQ(leaf, rows);
+      ++rows;
+      leaf_of[{event.service(), event.source_id()}] = leaf;
+    }
+    // The dedupe rows say the same.
+    uint64_t sources = 0;
+    ASSERT_TRUE(Query(**lease, "SELECT service, source_id, leaf_index FROM audit_sources", {},
+                      [&](const sql::ResultSet& row) {
+                        ++sources;
+                        const std::pair<std::string, uint64_t> key = {std::string(row.getString(1)),
+                                                                      row.getUInt64(2)};
+                        EXPECT_EQ(leaf_of[key], row.getUInt64(3));
+                        return absl::OkStatus();
+                      })
+                    .ok());
+    EXPECT_EQ(sources, 403u);
   }
   // 400 from the appenders and 3 credit; groups 1..40 are the first
   // appender's too.
@@ -473,22 +486,47 @@ TEST_F(AuditLogTest, CheckpointsAreSignedAndProofsVerify) {
 }
 
 TEST_F(AuditLogTest, VerifyRangeFindsTampering) {
+  // Three batches, three bundles: leaves 0..11, 12..15, 16..19.
   AppendRange("groups", 1, 12);
+  AppendRange("groups", 13, 4);
+  AppendRange("groups", 17, 4);
   ASSERT_TRUE(Verify().ok());
-  // One byte of entry 5 changed.
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 20), "
-                  "CHAR(ASCII(SUBSTRING(entry, 21, 1)) ^ 1), SUBSTRING(entry, 22)) "
-                  "WHERE leaf_index = 5")
-                  .ok());
+  auto edit =
+      [&](uint64_t leaf,
+          const std::function<void(std::vector<std::string>&, std::vector<std::string>&)>& fn) {
+        auto lease = pool_->Acquire(absl::Seconds(5));
+        ASSERT_TRUE(lease.ok());
+        ASSERT_TRUE(testing::EditBundle(**lease, leaf, fn).ok());
+      };
+  // The last bundle deleted.
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf = 16").ok());
   v1::VerifyRangeResponse r = Verify();
   EXPECT_FALSE(r.ok());
-  EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH);
-  EXPECT_EQ(r.first_failure().leaf_index(), 5u);
-  // Entry 3 deleted.
-  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 3").ok());
+  EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING);
+  EXPECT_EQ(r.first_failure().leaf_index(), 16u);
+  // Entry 13, inside the second bundle, cut out with its leaf hash: the
+  // bundle's last leaf goes missing.
+  edit(13, [](std::vector<std::string>& entries, std::vector<std::string>& hashes) {
+    entries.erase(entries.begin() + 1);
+    hashes.erase(hashes.begin() + 1);
+  });
   r = Verify();
   EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING);
-  EXPECT_EQ(r.first_failure().leaf_index(), 3u);
+  EXPECT_EQ(r.first_failure().leaf_index(), 15u);
+  // One byte of entry 5, inside the first bundle, changed.
+  edit(5, [](std::vector<std::string>& entries, std::vector<std::string>&) {
+    entries[5][20] = static_cast<char>(entries[5][20] ^ 1);
+  });
+  r = Verify();
+  EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH);
+  EXPECT_EQ(r.first_failure().leaf_index(), 5u);
+  // Entries 2 and 3 swapped.
+  edit(2, [](std::vector<std::string>& entries, std::vector<std::string>&) {
+    std::swap(entries[2], entries[3]);
+  });
+  r = Verify();
+  EXPECT_EQ(r.first_failure().kind(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH);
+  EXPECT_EQ(r.first_failure().leaf_index(), 2u);
 }
 
 TEST_F(AuditLogTest, QueriesFilterPageAndRegulatorQueriesAreLogged) {

@@ -3,13 +3,22 @@
 #ifndef QUNZU_TESTS_AUDIT_AUDIT_TEST_UTIL_H_
 #define QUNZU_TESTS_AUDIT_AUDIT_TEST_UTIL_H_
 
+#include <cppconn/connection.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/mysql.h"
+#include "common/status.h"
 #include "qunzu/audit/v1/audit.pb.h"
+#include "services/audit/bundle_store.h"
+#include "services/audit/entry_codec.h"
 
 namespace qunzu::audit::testing {
 
@@ -62,6 +71,59 @@ inline v1::AuditEvent Event(const std::string& service, uint64_t source_id,
   e.mutable_time()->set_seconds(1790000000 + static_cast<int64_t>(source_id));
   (*e.mutable_details())["note"] = absl::StrCat("entry ", source_id);
   return e;
+}
+
+// Every stored entry, decoded from the bundles, with its leaf index, in
+// leaf order (what the log holds, not what its indexes say).
+inline absl::StatusOr<std::vector<std::pair<uint64_t, v1::AuditEvent>>> StoredEvents(
+    sql::Connection& conn) {
+  std::vector<std::pair<uint64_t, v1::AuditEvent>> out;
+  absl::Status decode_status;
+  absl::Status s = ForEachStoredLeaf(
+      conn, 0, 0, [&](uint64_t index, const std::string& bytes, const std::optional<Hash>&) {
+        absl::StatusOr<DecodedEntry> d = DecodeEntry(bytes);
+        if (!d.ok()) {
+          decode_status = d.status();
+          return false;
+        }
+        out.emplace_back(index, std::move(d->event));
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!decode_status.ok()) return decode_status;
+  return out;
+}
+
+// Tampering for the tests: rewrites the bundle holding leaf after edit
+// changed its entries and leaf hashes (one string each, in leaf order);
+// the entry count follows the entries.
+inline absl::Status EditBundle(sql::Connection& conn, uint64_t leaf,
+                               const std::function<void(std::vector<std::string>& entries,
+                                                        std::vector<std::string>& hashes)>& edit) {
+  absl::StatusOr<uint64_t> first = BundleStartFor(conn, leaf);
+  if (!first.ok()) return first.status();
+  std::vector<std::string> entries, hashes;
+  absl::StatusOr<size_t> rows =
+      ReadBundles(conn, "first_leaf = ?", {*first}, 1, [&](const BundleRow& b) {
+        const std::optional<std::vector<absl::string_view>> split = SplitBundle(b.entries, b.count);
+        if (!split.has_value()) return false;
+        for (size_t i = 0; i < split->size(); ++i) entries.emplace_back((*split)[i]);
+        for (size_t at = 0; at < b.leaf_hashes.size(); at += kHashSize) {
+          hashes.push_back(b.leaf_hashes.substr(at, kHashSize));
+        }
+        return true;
+      });
+  if (!rows.ok()) return rows.status();
+  if (*rows != 1) return absl::NotFoundError(absl::StrCat("no bundle holds leaf ", leaf));
+  edit(entries, hashes);
+  std::string blob, hash_blob;
+  for (const std::string& e : entries) AppendToBundle(blob, e);
+  for (const std::string& h : hashes) hash_blob += h;
+  return Execute(conn,
+                 "UPDATE audit_bundles SET entry_count = ?, entries = ?, leaf_hashes = ? "
+                 "WHERE first_leaf = ?",
+                 {entries.size(), blob, hash_blob, *first})
+      .status();
 }
 
 }  // namespace qunzu::audit::testing

@@ -216,12 +216,11 @@ TEST_F(AuditCrashTest, SigkillMidStreamLosesAndDuplicatesNothing) {
   auto lease = audit_->Acquire(absl::Seconds(5));
   ASSERT_TRUE(lease.ok());
   std::multiset<uint64_t> logged;
-  ASSERT_TRUE(Query(**lease, "SELECT source_id FROM audit_entries WHERE service = 'groups'", {},
-                    [&](const sql::ResultSet& row) {
-                      logged.insert(row.getUInt64(1));
-                      return absl::OkStatus();
-                    })
-                  .ok());
+  auto stored = testing::StoredEvents(**lease);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  for (const auto& [leaf, event] : *stored) {
+    if (event.service() == "groups") logged.insert(event.source_id());
+  }
   EXPECT_EQ(logged.size(), committed.size());
   EXPECT_EQ(std::set<uint64_t>(logged.begin(), logged.end()), committed);
   EXPECT_EQ(AuditTreeSize(), static_cast<uint64_t>(kEvents));

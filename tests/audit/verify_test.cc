@@ -112,6 +112,13 @@ class AuditVerifyTest : public ::testing::Test {
     return out;
   }
 
+  // A bundle of one entry.
+  static std::string Blob(const std::string& entry) {
+    std::string blob;
+    AppendToBundle(blob, entry);
+    return blob;
+  }
+
   // Index in lines of the entry with leaf_index i.
   static size_t EntryLine(const std::vector<v1::ExportLine>& lines, uint64_t i) {
     for (size_t k = 0; k < lines.size(); ++k) {
@@ -179,9 +186,11 @@ TEST_F(AuditVerifyTest, IntactLogVerifies) {
 }
 
 TEST_F(AuditVerifyTest, OneByteOfAnEntryChanged) {
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), "
-                  "CHAR(ASCII(SUBSTRING(entry, 31, 1)) ^ 4), SUBSTRING(entry, 32)) "
-                  "WHERE leaf_index = 7")
+  // (One entry per Append here: one bundle each, its entry after a 4-byte
+  // length.)
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET entries = CONCAT(LEFT(entries, 34), "
+                  "CHAR(ASCII(SUBSTRING(entries, 35, 1)) ^ 4), SUBSTRING(entries, 36)) "
+                  "WHERE first_leaf = 7")
                   .ok());
   VerifyReport r = VerifyDb();
   EXPECT_FAILS(r, v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 7);
@@ -192,34 +201,32 @@ TEST_F(AuditVerifyTest, OneByteOfAnEntryChanged) {
 TEST_F(AuditVerifyTest, OneByteChangedAndItsLeafHashToo) {
   // A thorough forger also rewrites the stored leaf hash: the checkpoint
   // root still gives it away.
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), "
-                  "CHAR(ASCII(SUBSTRING(entry, 31, 1)) ^ 4), SUBSTRING(entry, 32)) "
-                  "WHERE leaf_index = 7")
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET entries = CONCAT(LEFT(entries, 34), "
+                  "CHAR(ASCII(SUBSTRING(entries, 35, 1)) ^ 4), SUBSTRING(entries, 36)) "
+                  "WHERE first_leaf = 7")
                   .ok());
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_hash = UNHEX(SHA2(CONCAT(CHAR(0), entry), "
-                  "256)) WHERE leaf_index = 7")
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET leaf_hashes = UNHEX(SHA2(CONCAT(CHAR(0), "
+                  "SUBSTRING(entries, 5)), 256)) WHERE first_leaf = 7")
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
 }
 
 TEST_F(AuditVerifyTest, RowDeleted) {
-  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 9").ok());
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf = 9").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 9);
 }
 
 TEST_F(AuditVerifyTest, TwoRowsSwapped) {
-  ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
-                  "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
+  ASSERT_TRUE(Sql("UPDATE audit_bundles a JOIN audit_bundles b ON a.first_leaf = 4 AND "
+                  "b.first_leaf = 5 SET a.entries = b.entries, b.entries = a.entries")
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 4);
 }
 
 TEST_F(AuditVerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
-  ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
-                  "b.leaf_index = 5 SET a.entry = b.entry, b.entry = a.entry")
-                  .ok());
-  ASSERT_TRUE(Sql("UPDATE audit_entries a JOIN audit_entries b ON a.leaf_index = 4 AND "
-                  "b.leaf_index = 5 SET a.leaf_hash = b.leaf_hash, b.leaf_hash = a.leaf_hash")
+  ASSERT_TRUE(Sql("UPDATE audit_bundles a JOIN audit_bundles b ON a.first_leaf = 4 AND "
+                  "b.first_leaf = 5 SET a.entries = b.entries, b.entries = a.entries, "
+                  "a.leaf_hashes = b.leaf_hashes, b.leaf_hashes = a.leaf_hashes")
                   .ok());
   VerifyReport r = VerifyDb();
   EXPECT_FALSE(r.ok);
@@ -229,22 +236,21 @@ TEST_F(AuditVerifyTest, TwoRowsSwappedWithTheirLeafHashes) {
 
 TEST_F(AuditVerifyTest, RowInsertedInTheMiddle) {
   // Shift entries 12.. up by one and slip a forged entry in at 12.
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_index = leaf_index + 1 WHERE leaf_index >= 12 "
-                  "ORDER BY leaf_index DESC")
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET first_leaf = first_leaf + 1 WHERE first_leaf >= 12 "
+                  "ORDER BY first_leaf DESC")
                   .ok());
   const std::string forged =
       EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
-  ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
-                  "action, principal, actor_account_id, request_id, entry, leaf_hash) SELECT "
-                  "12, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?, leaf_hash FROM "
-                  "audit_entries WHERE leaf_index = 13",
-                  {clock_.Now(), forged})
+  ASSERT_TRUE(Sql("INSERT INTO audit_bundles (first_leaf, appended_at, entry_count, entries, "
+                  "leaf_hashes) SELECT 12, ?, 1, ?, leaf_hashes FROM audit_bundles WHERE "
+                  "first_leaf = 13",
+                  {clock_.Now(), Blob(forged)})
                   .ok());
   ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = tree_size + 1").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 12);
   // With its own leaf hash: the forgery carries a later time than the entry
   // after it (and would break the next checkpoint's root).
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET leaf_hash = ? WHERE leaf_index = 12",
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET leaf_hashes = ? WHERE first_leaf = 12",
                   {HashToBytes(LeafHash(forged))})
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 13);
@@ -253,16 +259,15 @@ TEST_F(AuditVerifyTest, RowInsertedInTheMiddle) {
 TEST_F(AuditVerifyTest, RowInsertedAtTheTail) {
   const std::string forged =
       EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
-  ASSERT_TRUE(Sql("INSERT INTO audit_entries (leaf_index, appended_at, service, source_id, "
-                  "action, principal, actor_account_id, request_id, entry, leaf_hash) VALUES "
-                  "(20, ?, 'moderation', 999, 'REPORT_DISMISSED', 'x', 0, '', ?, ?)",
-                  {clock_.Now(), forged, HashToBytes(LeafHash(forged))})
+  ASSERT_TRUE(Sql("INSERT INTO audit_bundles (first_leaf, appended_at, entry_count, entries, "
+                  "leaf_hashes) VALUES (20, ?, 1, ?, ?)",
+                  {clock_.Now(), Blob(forged), HashToBytes(LeafHash(forged))})
                   .ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 20);
 }
 
 TEST_F(AuditVerifyTest, TailTruncated) {
-  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index >= 17").ok());
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf >= 17").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 17);
   // Also when the head is moved back to match.
   ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = 17").ok());
@@ -307,7 +312,7 @@ TEST_F(AuditVerifyTest, SignatureAltered) {
 TEST_F(AuditVerifyTest, LogRolledBackBelowExportedCheckpoints) {
   const std::vector<v1::Checkpoint> exported = Checkpoints();
   // Roll the whole database back to its state at 11 entries.
-  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index >= 11").ok());
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf >= 11").ok());
   ASSERT_TRUE(Sql("DELETE FROM audit_checkpoints WHERE tree_size > 11").ok());
   ASSERT_TRUE(Sql("UPDATE audit_tree_head SET tree_size = 11").ok());
   EXPECT_TRUE(VerifyDb().ok);           // consistent on its own...
@@ -453,7 +458,7 @@ TEST_F(AuditVerifyTest, AfterAPurgeVerificationResumesAtTheBoundary) {
   EXPECT_FAILS(VerifyDb({forged}), v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, -1);
 
   // Dropping the first kept month's rows as well is not a purge.
-  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 20").ok());
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf = 20").ok());
   EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 20);
 }
 
@@ -493,13 +498,13 @@ TEST_F(AuditVerifyTest, TheBinary) {
       RunCommand(absl::StrCat(VerifyBinary(), " --export=", exported, " --public-key=", key));
   EXPECT_EQ(code, 0) << out;
 
-  ASSERT_TRUE(Sql("DELETE FROM audit_entries WHERE leaf_index = 13").ok());
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf = 13").ok());
   std::tie(code, out) = RunCommand(absl::StrCat(db, " --public-key=", key));
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("FAILED: ENTRY_MISSING at leaf 13"), std::string::npos) << out;
 
-  ASSERT_TRUE(Sql("UPDATE audit_entries SET entry = CONCAT(LEFT(entry, 30), 'X', "
-                  "SUBSTRING(entry, 32)) WHERE leaf_index = 2")
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET entries = CONCAT(LEFT(entries, 34), 'X', "
+                  "SUBSTRING(entries, 36)) WHERE first_leaf = 2")
                   .ok());
   std::tie(code, out) = RunCommand(absl::StrCat(db, " --public-key=", key));
   EXPECT_EQ(code, 1) << out;
