@@ -235,8 +235,11 @@ const std::vector<Migration>& AuditLogMigrations() {
            "DROP COLUMN IF EXISTS action, DROP COLUMN IF EXISTS principal, "
            "DROP COLUMN IF EXISTS actor_account_id, DROP COLUMN IF EXISTS request_id, "
            "DROP COLUMN IF EXISTS event_time, DROP COLUMN IF EXISTS entry, "
-           "DROP COLUMN IF EXISTS leaf_hash, DROP PRIMARY KEY, "
-           "ADD PRIMARY KEY (service, source_id, appended_at)",
+           "DROP COLUMN IF EXISTS leaf_hash, "
+           "CHANGE COLUMN IF EXISTS source_id first_source BIGINT UNSIGNED NOT NULL, "
+           "CHANGE COLUMN IF EXISTS leaf_index first_leaf BIGINT UNSIGNED NOT NULL, "
+           "ADD COLUMN IF NOT EXISTS source_count INT UNSIGNED NOT NULL AFTER appended_at, "
+           "DROP PRIMARY KEY, ADD PRIMARY KEY (service, first_source, appended_at)",
            "CREATE TABLE IF NOT EXISTS audit_postings LIKE audit_entries",
            "ALTER TABLE audit_postings DROP INDEX IF EXISTS by_source, "
            "DROP INDEX IF EXISTS by_event_time, DROP INDEX IF EXISTS by_action, "
@@ -254,9 +257,9 @@ const std::vector<Migration>& AuditLogMigrations() {
            "leaf_hashes, min_event_time, max_event_time) SELECT leaf_index, appended_at, 1, "
            "CONCAT(UNHEX(LPAD(HEX(LENGTH(entry)), 8, '0')), entry), leaf_hash, event_time, "
            "event_time FROM audit_entries",
-           "INSERT IGNORE INTO audit_sources (service, source_id, appended_at, leaf_index) "
-           "SELECT service, source_id, appended_at, leaf_index FROM audit_entries "
-           "WHERE service <> 'audit'",
+           "INSERT IGNORE INTO audit_sources (service, first_source, appended_at, "
+           "source_count, first_leaf) SELECT service, source_id, appended_at, 1, leaf_index "
+           "FROM audit_entries WHERE service <> 'audit'",
            "INSERT IGNORE INTO audit_postings (kind, value, first_leaf, appended_at) "
            "SELECT 1, service, leaf_index, appended_at FROM audit_entries "
            "UNION ALL SELECT 2, action, leaf_index, appended_at FROM audit_entries "

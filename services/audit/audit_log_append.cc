@@ -123,6 +123,9 @@ class LiteralInsert {
   size_t rows_ = 0;
 };
 
+// The dedupe read takes ids of one service closer than this as one range.
+constexpr uint64_t kSourceRangeGap = 1000;
+
 // Entry bytes per bundle row: its hex literal stays well under
 // kMaxStatementBytes and max_allowed_packet.
 constexpr size_t kMaxBundleBytes = size_t{1} << 20;
@@ -293,27 +296,35 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
       for (const v1::AuditEvent& e : *p->events) wanted[e.service()].insert(e.source_id());
     }
     for (const auto& [service, ids] : wanted) {
-      // At most 500 values per IN list, read through the primary key: from
-      // 1,000 values on MariaDB turns the list into a derived table to
-      // join, which took 30-80 ms per group on a log of ~300k entries
-      // (2 ms as plain index ranges).
-      size_t n = 0;
-      std::string part;
+      // The runs (bundle_store.h) that may hold one of ids. A service's
+      // runs never overlap, so those holding an id of [lo, hi] are the ones
+      // starting in it and the last one starting before it. Ids close
+      // together share one range; at most 500 ranges per part.
+      std::vector<std::pair<uint64_t, uint64_t>> ranges;
       for (uint64_t id : ids) {
-        if (n % 500 == 0) {
-          if (!part.empty()) parts.push_back(part + ")" + lock);
-          part =
-              "(SELECT 1, service, CAST(source_id AS CHAR), CAST(leaf_index AS BINARY), NULL, "
-              "NULL, NULL FROM audit_sources WHERE service = ";
-          AppendText(part, service);
-          part += " AND source_id IN (";
+        if (!ranges.empty() && id - ranges.back().second <= kSourceRangeGap) {
+          ranges.back().second = id;
         } else {
-          part += ",";
+          ranges.emplace_back(id, id);
         }
-        absl::StrAppend(&part, id);
-        ++n;
       }
-      if (!part.empty()) parts.push_back(part + ")" + lock);
+      std::string select =
+          "(SELECT 1, service, CAST(first_source AS CHAR), CAST(source_count AS CHAR), "
+          "CAST(first_leaf AS CHAR), NULL, NULL FROM audit_sources WHERE service = ";
+      AppendText(select, service);
+      for (size_t begin = 0; begin < ranges.size(); begin += 500) {
+        std::string part = select + " AND (";
+        for (size_t i = begin; i < std::min(ranges.size(), begin + 500); ++i) {
+          absl::StrAppend(&part, i == begin ? "" : " OR ", "first_source BETWEEN ", ranges[i].first,
+                          " AND ", ranges[i].second);
+        }
+        parts.push_back(part + ")" + lock);
+      }
+      for (const auto& [lo, hi] : ranges) {
+        if (lo == 0) continue;
+        parts.push_back(absl::StrCat(select, " AND first_source < ", lo,
+                                     " ORDER BY first_source DESC LIMIT 1", lock));
+      }
     }
     std::optional<Head> locked;
     if (!parts.empty()) {
@@ -341,14 +352,21 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
               w.known.emplace(std::make_pair(Bytes(row, 2), Bytes(row, 3)), Bytes(row, 4));
               return absl::OkStatus();
             }
-            uint64_t source_id = 0;
-            uint64_t leaf_index = 0;
-            if (!absl::SimpleAtoi(Bytes(row, 3), &source_id) ||
-                !absl::SimpleAtoi(Bytes(row, 4), &leaf_index)) {
+            uint64_t first_source = 0;
+            uint64_t count = 0;
+            uint64_t first_leaf = 0;
+            if (!absl::SimpleAtoi(Bytes(row, 3), &first_source) ||
+                !absl::SimpleAtoi(Bytes(row, 4), &count) ||
+                !absl::SimpleAtoi(Bytes(row, 5), &first_leaf)) {
               return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
-                               "audit_sources returned a non-numeric source_id or leaf_index");
+                               "audit_sources returned a non-numeric run");
             }
-            w.existing.emplace(std::make_pair(Bytes(row, 2), source_id), leaf_index);
+            std::string service = Bytes(row, 2);
+            const std::set<uint64_t>& ids = wanted[service];
+            for (auto it = ids.lower_bound(first_source);
+                 it != ids.end() && *it - first_source < count; ++it) {
+              w.existing.emplace(std::make_pair(service, *it), first_leaf + (*it - first_source));
+            }
             return absl::OkStatus();
           }));
     }
@@ -391,7 +409,8 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
       "INSERT INTO audit_bundles (first_leaf, appended_at, entry_count, entries, leaf_hashes, "
       "min_event_time, max_event_time) VALUES ");
   LiteralInsert source_rows(
-      "INSERT INTO audit_sources (service, source_id, appended_at, leaf_index) VALUES ");
+      "INSERT INTO audit_sources (service, first_source, appended_at, source_count, first_leaf) "
+      "VALUES ");
   LiteralInsert node_rows("INSERT INTO audit_nodes (level, node_index, hash) VALUES ");
   LiteralInsert posting_rows(
       "INSERT INTO audit_postings (kind, value, first_leaf, appended_at) VALUES ");
@@ -424,6 +443,22 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
       absl::StrAppend(&posting, ",", bundle.first_leaf, ",", now_literal);
     }
     bundle = Bundle();
+  };
+  // Consecutive source ids of one service at consecutive leaves are one
+  // audit_sources row.
+  struct {
+    std::string service;
+    uint64_t first_source = 0;
+    uint64_t first_leaf = 0;
+    uint64_t count = 0;
+  } run;
+  auto finish_run = [&] {
+    if (run.count == 0) return;
+    std::string& row = source_rows.Row();
+    AppendText(row, run.service);
+    absl::StrAppend(&row, ",", run.first_source, ",", now_literal, ",", run.count, ",",
+                    run.first_leaf);
+    run.count = 0;
   };
   for (size_t g = 0; g < group.size(); ++g) {
     const bool own = group[g]->own;
@@ -468,15 +503,24 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
       }
       AddPostings(e, bundle.postings);
       if (!own) {
-        std::string& row = source_rows.Row();
-        AppendText(row, e.service());
-        absl::StrAppend(&row, ",", e.source_id(), ",", now_literal, ",", leaf_index);
+        if (run.count > 0 &&
+            (run.service != e.service() || e.source_id() != run.first_source + run.count ||
+             leaf_index != run.first_leaf + run.count)) {
+          finish_run();
+        }
+        if (run.count == 0) {
+          run.service = e.service();
+          run.first_source = e.source_id();
+          run.first_leaf = leaf_index;
+        }
+        ++run.count;
       }
       head.tree_size = head.frontier.size();
       ++w.appended;
     }
   }
   finish_bundle();
+  finish_run();
   if (w.appended > 0) head.last_appended_at = w.now;
   bundle_rows.TakeStatements(w.statements);
   source_rows.TakeStatements(w.statements);

@@ -359,14 +359,22 @@ TEST_F(AuditLogTest, ASpeculativeGroupOvertakenByAnotherReplicaIsRedone) {
       ++rows;
       leaf_of[{event.service(), event.source_id()}] = leaf;
     }
-    // The dedupe rows say the same.
+    // The dedupe runs say the same.
     uint64_t sources = 0;
-    ASSERT_TRUE(Query(**lease, "SELECT service, source_id, leaf_index FROM audit_sources", {},
+    ASSERT_TRUE(Query(**lease,
+                      "SELECT service, first_source, source_count, first_leaf FROM audit_sources",
+                      {},
                       [&](const sql::ResultSet& row) {
-                        ++sources;
-                        const std::pair<std::string, uint64_t> key = {std::string(row.getString(1)),
-                                                                      row.getUInt64(2)};
-                        EXPECT_EQ(leaf_of[key], row.getUInt64(3));
+                        for (uint64_t i = 0; i < row.getUInt64(3); ++i) {
+                          ++sources;
+                          const std::pair<std::string, uint64_t> key = {
+                              std::string(row.getString(1)), row.getUInt64(2) + i};
+                          auto it = leaf_of.find(key);
+                          EXPECT_TRUE(it != leaf_of.end()) << key.first << " " << key.second;
+                          if (it != leaf_of.end()) {
+                            EXPECT_EQ(it->second, row.getUInt64(4) + i);
+                          }
+                        }
                         return absl::OkStatus();
                       })
                     .ok());
