@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -602,6 +603,335 @@ TEST_F(AuditLogTest, QueriesFilterPageAndRegulatorQueriesAreLogged) {
   EXPECT_EQ(e.client_ip(), "198.51.100.9");
   EXPECT_EQ(e.details().at("purpose"), "case 2026-114");
   EXPECT_EQ(e.details().at("entries_returned"), "9");
+}
+
+// Query reads candidate bundles from posting lists and checks each entry:
+// over a log of many bundles of random events, every filter (alone or
+// combined, with leaf bounds and pages of any size) gives exactly what a
+// scan of the stored entries gives, in leaf order.
+TEST_F(AuditLogTest, QueryMatchesAScanOfTheLog) {
+  std::mt19937 rng(20261130);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  const std::vector<std::string> services = {"groups", "credit", "moderation", "identity"};
+  const std::vector<std::string> actions = {"GROUP_CREATED", "MEMBER_MUTED", "REPORT_FILED"};
+  const std::vector<std::string> principals = {"", "chat-backend", "ops@trust"};
+  std::map<std::string, uint64_t> next_id;
+  for (int b = 0; b < 60; ++b) {
+    const std::string& service = services[pick(4)];
+    v1::AppendRequest request;
+    const int size = 1 + pick(b % 5 == 0 ? 60 : 8);
+    for (int i = 0; i < size; ++i) {
+      v1::AuditEvent e;
+      e.set_service(service);
+      e.set_source_id(++next_id[service]);
+      e.set_action(actions[pick(3)]);
+      e.set_principal(principals[pick(3)]);
+      e.set_actor_account_id(static_cast<uint64_t>(pick(4)));
+      for (int k = pick(4); k > 0; --k) {
+        v1::Subject* subject = e.add_subjects();
+        subject->set_kind(pick(2) == 0 ? v1::SUBJECT_KIND_GROUP : v1::SUBJECT_KIND_ACCOUNT);
+        subject->set_id(static_cast<uint64_t>(1 + pick(4)));
+      }
+      if (pick(10) != 0) e.mutable_time()->set_seconds(1790000000 + pick(100));
+      if (pick(2) == 0) e.set_request_id(absl::StrCat("r", pick(5)));
+      *request.add_events() = e;
+    }
+    ASSERT_TRUE(log_->Append(Service(service), request).ok());
+    clock_.Advance(absl::Seconds(pick(3)));
+  }
+  std::vector<std::pair<uint64_t, v1::AuditEvent>> stored;
+  {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    ASSERT_TRUE(lease.ok());
+    auto events = testing::StoredEvents(**lease);
+    ASSERT_TRUE(events.ok()) << events.status();
+    stored = *std::move(events);
+  }
+  ASSERT_GT(stored.size(), 300u);
+  Caller compliance{"alice@compliance", common::v1::ROLE_COMPLIANCE, ""};
+  int nonempty = 0;
+  for (int round = 0; round < 300; ++round) {
+    v1::AuditFilter f;
+    if (pick(4) == 0) f.set_service(services[pick(4)]);
+    if (pick(4) == 0) f.set_action(actions[pick(3)]);
+    if (pick(5) == 0) f.set_principal(principals[1 + pick(2)]);
+    if (pick(4) == 0) f.set_actor_account_id(static_cast<uint64_t>(1 + pick(3)));
+    if (pick(4) == 0) f.set_request_id(absl::StrCat("r", pick(5)));
+    if (pick(4) == 0) {
+      f.mutable_subject()->set_kind(pick(2) == 0 ? v1::SUBJECT_KIND_GROUP
+                                                 : v1::SUBJECT_KIND_ACCOUNT);
+      f.mutable_subject()->set_id(static_cast<uint64_t>(1 + pick(4)));
+    }
+    if (pick(4) == 0) {
+      const int from = pick(100);
+      f.mutable_start_time()->set_seconds(1790000000 + from);
+      f.mutable_end_time()->set_seconds(1790000000 + from + 1 + pick(30));
+    } else if (pick(6) == 0) {
+      f.mutable_start_time()->set_seconds(1790000000 + pick(100));
+    }
+    if (pick(5) == 0) {
+      f.set_start_leaf_index(static_cast<uint64_t>(pick(static_cast<int>(stored.size()))));
+      if (pick(2) == 0) f.set_end_leaf_index(f.start_leaf_index() + 1 + pick(100));
+    }
+    std::vector<uint64_t> want;
+    for (const auto& [leaf, e] : stored) {
+      if (leaf < f.start_leaf_index() || (f.end_leaf_index() != 0 && leaf >= f.end_leaf_index()))
+        continue;
+      if (!f.service().empty() && e.service() != f.service()) continue;
+      if (!f.action().empty() && e.action() != f.action()) continue;
+      if (!f.principal().empty() && e.principal() != f.principal()) continue;
+      if (f.actor_account_id() != 0 && e.actor_account_id() != f.actor_account_id()) continue;
+      if (!f.request_id().empty() && e.request_id() != f.request_id()) continue;
+      if (f.has_start_time() && (!e.has_time() || e.time().seconds() < f.start_time().seconds()))
+        continue;
+      if (f.has_end_time() && (!e.has_time() || e.time().seconds() >= f.end_time().seconds()))
+        continue;
+      if (f.has_subject()) {
+        bool found = false;
+        for (const v1::Subject& s : e.subjects()) {
+          found = found || (s.kind() == f.subject().kind() && s.id() == f.subject().id());
+        }
+        if (!found) continue;
+      }
+      want.push_back(leaf);
+    }
+    std::vector<uint64_t> got;
+    v1::QueryRequest q;
+    *q.mutable_filter() = f;
+    q.mutable_page()->set_page_size(1 + pick(round % 2 == 0 ? 7 : 500));
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto r = log_->Query(compliance, "", q);
+      ASSERT_TRUE(r.ok()) << r.status();
+      for (const v1::AuditEntry& e : r->entries()) {
+        got.push_back(e.leaf_index());
+        EXPECT_EQ(e.event().source_id(), stored[e.leaf_index()].second.source_id());
+      }
+      if (r->page().next_page_token().empty()) break;
+      q.mutable_page()->set_page_token(r->page().next_page_token());
+    }
+    ASSERT_EQ(got, want) << f.ShortDebugString();
+    nonempty += want.empty() ? 0 : 1;
+  }
+  EXPECT_GT(nonempty, 150);  // the filters did select something
+}
+
+// Dedupe rows are runs of consecutive source ids: an id sent again is found
+// wherever it lies in a run (its first, its last, inside, a run of one),
+// among ids that are new, scattered or repeated within the batch, and per
+// service.
+TEST_F(AuditLogTest, EveryIdSentAgainIsFoundInItsRun) {
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  const std::vector<std::string> services = {"groups", "credit"};
+  std::map<std::pair<std::string, uint64_t>, uint64_t> leaf_of;
+  std::map<std::string, uint64_t> next_id = {{"groups", 1}, {"credit", 1}};
+  std::map<std::string, std::vector<uint64_t>> sent;
+  uint64_t tree_size = 0;
+  int again = 0;
+  for (int b = 0; b < 80; ++b) {
+    const std::string& service = services[pick(2)];
+    v1::AppendRequest request;
+    std::vector<uint64_t> ids;
+    const int size = 1 + pick(40);
+    for (int i = 0; i < size; ++i) {
+      const int how = pick(8);
+      if (how < 4 || leaf_of.empty()) {
+        ids.push_back(next_id[service]++);  // the next one: runs
+      } else if (how < 6) {
+        next_id[service] += static_cast<uint64_t>(pick(3000));  // a gap
+        ids.push_back(next_id[service]++);
+      } else if (how < 7 && !sent[service].empty()) {
+        // One this service sent before, anywhere in its runs.
+        ids.push_back(
+            sent[service][static_cast<size_t>(pick(static_cast<int>(sent[service].size())))]);
+      } else {
+        // One the other service sent (a different key), or never sent.
+        const std::string& other = services[service == "groups" ? 1 : 0];
+        ids.push_back(
+            sent[other].empty() || pick(2) == 0
+                ? next_id[service] + 5000 + static_cast<uint64_t>(pick(100))
+                : sent[other][static_cast<size_t>(pick(static_cast<int>(sent[other].size())))]);
+      }
+    }
+    for (uint64_t id : ids) *request.add_events() = testing::Event(service, id);
+    auto r = log_->Append(Service(service), request);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->results_size(), size);
+    for (int i = 0; i < size; ++i) {
+      auto [it, added] = leaf_of.emplace(std::make_pair(service, ids[i]), tree_size);
+      if (added) {
+        ++tree_size;
+        sent[service].push_back(ids[i]);
+      }
+      again += added ? 0 : 1;
+      EXPECT_EQ(r->results(i).duplicate(), !added) << service << " " << ids[i];
+      EXPECT_EQ(r->results(i).leaf_index(), it->second) << service << " " << ids[i];
+    }
+  }
+  EXPECT_GT(again, 100);
+  EXPECT_EQ(Verify().entries_checked(), tree_size);
+  EXPECT_TRUE(Verify().ok());
+}
+
+// A log written before bundles (migration 1's one row per entry, subtrees
+// stored from 16 leaves) is converted by migration 2: it verifies, answers
+// queries and proofs, deduplicates against what it held, and goes on.
+TEST(AuditMigrationTest, AOneRowPerEntryLogBecomesBundles) {
+  MysqlOptions options = ParseMysqlDsn(qunzu::testing::MysqlDsnOrDie()).value();
+  const std::string schema = qunzu::testing::UniqueName("audit_migrate");
+  auto pool = MysqlPool::Create(options, schema, 4);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  ASSERT_TRUE(ApplyMigrations(**pool, kCommonComponent, CommonMigrations()).ok());
+  const std::vector<Migration> first(AuditLogMigrations().begin(),
+                                     AuditLogMigrations().begin() + 1);
+  ASSERT_TRUE(ApplyMigrations(**pool, "audit", first).ok());
+  auto signer = std::shared_ptr<const Signer>(Signer::FromPem(testing::NewKeyPem()).value());
+  const absl::Time january =
+      absl::FromCivil(absl::CivilSecond(2026, 1, 20, 8, 0, 0), absl::UTCTimeZone());
+  constexpr uint64_t kOld = 300;
+  {
+    auto lease = (*pool)->Acquire(absl::Seconds(5));
+    ASSERT_TRUE(lease.ok());
+    sql::Connection& conn = **lease;
+    for (const char* p : {"p202601 VALUES LESS THAN (TO_DAYS('2026-02-01'))",
+                          "p202602 VALUES LESS THAN (TO_DAYS('2026-03-01'))"}) {
+      ASSERT_TRUE(
+          Execute(conn, absl::StrCat("ALTER TABLE audit_entries ADD PARTITION (PARTITION ", p, ")"))
+              .ok());
+    }
+    // As the old writer left it: entries, subjects, nodes from level 4, head.
+    Frontier frontier;
+    for (uint64_t i = 0; i < kOld; ++i) {
+      const v1::AuditEvent e = Event("groups", i + 1);
+      const absl::Time at = january + absl::Seconds(static_cast<int64_t>(i));
+      const std::string bytes = EncodeEntry(e, at);
+      const Hash leaf = LeafHash(bytes);
+      ASSERT_TRUE(Execute(conn,
+                          "INSERT INTO audit_entries (leaf_index, appended_at, event_time, "
+                          "service, source_id, action, principal, actor_account_id, request_id, "
+                          "entry, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          {i, at, absl::FromUnixSeconds(e.time().seconds()), e.service(),
+                           e.source_id(), e.action(), e.principal(), e.actor_account_id(),
+                           e.request_id(), bytes, HashToBytes(leaf)})
+                      .ok());
+      ASSERT_TRUE(Execute(conn,
+                          "INSERT INTO audit_subjects (kind, subject_id, leaf_index) VALUES "
+                          "(?, ?, ?)",
+                          {static_cast<int64_t>(e.subjects(0).kind()), e.subjects(0).id(), i})
+                      .ok());
+      std::vector<std::pair<NodeId, Hash>> nodes;
+      frontier.Append(leaf, [&](const NodeId& id, const Hash& h) {
+        if (id.level >= 4) nodes.emplace_back(id, h);
+      });
+      for (const auto& [id, h] : nodes) {
+        ASSERT_TRUE(Execute(conn,
+                            "INSERT INTO audit_nodes (level, node_index, hash) VALUES (?, ?, ?)",
+                            {id.level, id.index, HashToBytes(h)})
+                        .ok());
+      }
+    }
+    const absl::Time last = january + absl::Seconds(kOld - 1);
+    const std::string root = HashToBytes(frontier.Root());
+    ASSERT_TRUE(Execute(conn,
+                        "INSERT INTO audit_signing_keys (key_id, public_key, first_used_at) "
+                        "VALUES (?, ?, ?)",
+                        {signer->key_id(), signer->public_key(), january})
+                    .ok());
+    ASSERT_TRUE(Execute(conn,
+                        "INSERT INTO audit_checkpoints (tree_size, root_hash, created_at, key_id, "
+                        "signature) VALUES (?, ?, ?, ?, ?)",
+                        {kOld, root, last, signer->key_id(),
+                         signer->Sign(CheckpointMessage(kOld, root, absl::ToUnixMicros(last),
+                                                        signer->key_id()))})
+                    .ok());
+    ASSERT_TRUE(Execute(conn,
+                        "UPDATE audit_tree_head SET tree_size = ?, frontier = ?, "
+                        "last_appended_at = ?, last_checkpoint_size = ?, last_checkpoint_at = ?",
+                        {kOld, frontier.Serialize(), last, kOld, last})
+                    .ok());
+  }
+  absl::Status migrated = ApplyMigrations(**pool, "audit", AuditLogMigrations());
+  ASSERT_TRUE(migrated.ok()) << migrated;
+  FakeClock clock(january + absl::Hours(1));
+  AuditLogOptions log_options;
+  log_options.clock = &clock;
+  log_options.checkpoint_every_entries = 100;
+  auto log = AuditLog::Create(**pool, signer, log_options, nullptr);
+  ASSERT_TRUE(log.ok()) << log.status();
+
+  v1::VerifyRangeResponse verified = (*log)->VerifyRange(v1::VerifyRangeRequest()).value();
+  ASSERT_TRUE(verified.ok()) << verified.first_failure().detail();
+  EXPECT_EQ(verified.entries_checked(), kOld);
+  Caller compliance{"c", common::v1::ROLE_COMPLIANCE, ""};
+  v1::QueryRequest by_subject;
+  by_subject.mutable_filter()->mutable_subject()->set_kind(v1::SUBJECT_KIND_GROUP);
+  by_subject.mutable_filter()->mutable_subject()->set_id(2);  // source ids 1, 4, 7, ...
+  by_subject.mutable_page()->set_page_size(1000);
+  auto found = (*log)->Query(compliance, "", by_subject);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->entries_size(), 100);
+  v1::QueryRequest by_request;
+  by_request.mutable_filter()->set_request_id("req-42");
+  by_request.mutable_filter()->set_actor_account_id(1000 + 42 % 7);
+  found = (*log)->Query(compliance, "", by_request);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->entries_size(), 1);
+  EXPECT_EQ(found->entries(0).leaf_index(), 41u);
+
+  // Old ids are duplicates at their old leaves; new ones go on, in bundles.
+  v1::AppendRequest again;
+  for (uint64_t id : {uint64_t{1}, uint64_t{150}, kOld, kOld + 1}) {
+    *again.add_events() = Event("groups", id);
+  }
+  auto r = (*log)->Append(Service("groups"), again);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->results(0).duplicate());
+  EXPECT_EQ(r->results(0).leaf_index(), 0u);
+  EXPECT_EQ(r->results(1).leaf_index(), 149u);
+  EXPECT_EQ(r->results(2).leaf_index(), kOld - 1);
+  EXPECT_FALSE(r->results(3).duplicate());
+  EXPECT_EQ(r->results(3).leaf_index(), kOld);
+  for (uint64_t from : {kOld + 2, kOld + 202}) {
+    v1::AppendRequest batch;
+    for (uint64_t i = 0; i < 200; ++i) *batch.add_events() = Event("groups", from + i);
+    ASSERT_TRUE((*log)->Append(Service("groups"), batch).ok());
+  }
+  clock.Advance(absl::Hours(2));
+  ASSERT_TRUE((*log)->MaybeCheckpoint().ok());
+  auto latest = (*log)->GetCheckpoint(v1::GetCheckpointRequest());
+  ASSERT_TRUE(latest.ok());
+  const uint64_t size = latest->checkpoint().tree_size();
+  ASSERT_EQ(size, kOld + 401);
+  const Hash root = H(latest->checkpoint().root_hash());
+  // Proofs across old rows, stored subtrees of both sizes and new bundles.
+  for (uint64_t leaf = 0; leaf < size; leaf += 7) {
+    v1::GetInclusionProofRequest request;
+    request.set_leaf_index(leaf);
+    auto proof = (*log)->GetInclusionProof(request);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    EXPECT_TRUE(
+        VerifyInclusion(leaf, size, H(proof->leaf_hash()), Hashes(proof->hashes()), root).ok())
+        << leaf;
+  }
+  v1::GetConsistencyProofRequest consistency;
+  consistency.set_first_tree_size(kOld);
+  auto proof = (*log)->GetConsistencyProof(consistency);
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  auto old_checkpoint = (*log)->GetCheckpoint([] {
+    v1::GetCheckpointRequest request;
+    request.set_tree_size(kOld);
+    return request;
+  }());
+  ASSERT_TRUE(old_checkpoint.ok());
+  EXPECT_TRUE(VerifyConsistency(kOld, size, H(old_checkpoint->checkpoint().root_hash()), root,
+                                Hashes(proof->hashes()))
+                  .ok());
+  verified = (*log)->VerifyRange(v1::VerifyRangeRequest()).value();
+  EXPECT_TRUE(verified.ok()) << verified.first_failure().detail();
+  EXPECT_EQ(verified.entries_checked(), size);
+  log->reset();
+  auto lease = (*pool)->Acquire(absl::Seconds(5));
+  if (lease.ok()) (void)Execute(**lease, "DROP DATABASE IF EXISTS " + schema);
 }
 
 TEST_F(AuditLogTest, RetentionBelowTheFloorIsRefused) {

@@ -1,6 +1,7 @@
 // qunzu-audit-verify's checks, over the database and over a JSON-lines
 // export: an intact log verifies; every kind of tampering is found, each
 // time naming the first failing entry or checkpoint. Also runs the binary.
+#include <cppconn/resultset.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -341,6 +343,119 @@ TEST_F(AuditVerifyTest, CheckpointRolledBack) {
   fork.mutable_time()->set_seconds(absl::ToUnixSeconds(clock_.Now()) - 3600);
   fork.set_signature(signer_->Sign(CheckpointSignedMessage(fork)));
   EXPECT_FAILS(VerifyDb({fork}), v1::VERIFY_FAILURE_KIND_CONSISTENCY_FAILED, -1);
+}
+
+// A batch of ten is one bundle (leaves 20..29): tampering with its row is
+// found at the leaf it concerns, in the database and in its export.
+class AuditVerifyBundleTest : public AuditVerifyTest {
+ protected:
+  void SetUp() override {
+    AuditVerifyTest::SetUp();
+    if (HasFatalFailure()) return;
+    v1::AppendRequest request;
+    for (uint64_t i = 1; i <= 10; ++i) {
+      *request.add_events() = testing::Event("moderation", kSize + i, "REPORT_RESOLVED");
+    }
+    ASSERT_TRUE(
+        log_->Append(Caller{"service:moderation", common::v1::ROLE_SERVICE, "moderation"}, request)
+            .ok());
+    clock_.Advance(absl::Hours(2));
+    ASSERT_TRUE(log_->MaybeCheckpoint().ok());
+    uint64_t count = 0;
+    {
+      auto lease = pool_->Acquire(absl::Seconds(5));
+      ASSERT_TRUE(lease.ok());
+      ASSERT_TRUE(Query(**lease, "SELECT entry_count FROM audit_bundles WHERE first_leaf = 20", {},
+                        [&](const sql::ResultSet& row) {
+                          count = row.getUInt64(1);
+                          return absl::OkStatus();
+                        })
+                      .ok());
+    }
+    ASSERT_EQ(count, 10u);
+    ASSERT_TRUE(VerifyDb().ok);
+    ASSERT_EQ(VerifyDb().entries_checked, 30u);
+  }
+
+  void Edit(const std::function<void(std::vector<std::string>&, std::vector<std::string>&)>& fn) {
+    auto lease = pool_->Acquire(absl::Seconds(5));
+    ASSERT_TRUE(lease.ok());
+    ASSERT_TRUE(testing::EditBundle(**lease, 20, fn).ok());
+  }
+
+  // Both the database and its export fail with kind at leaf.
+  void ExpectBothFail(v1::VerifyFailureKind kind, int64_t leaf) {
+    EXPECT_FAILS(VerifyDb(), kind, leaf);
+    EXPECT_FAILS(VerifyLines(Export()), kind, leaf);
+  }
+};
+
+TEST_F(AuditVerifyBundleTest, OneByteOfAnEntryInsideABundle) {
+  Edit([](std::vector<std::string>& entries, std::vector<std::string>&) {
+    entries[4][30] = static_cast<char>(entries[4][30] ^ 4);
+  });
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 24);
+}
+
+TEST_F(AuditVerifyBundleTest, AnEntryRewrittenWithItsLeafHash) {
+  Edit([](std::vector<std::string>& entries, std::vector<std::string>& hashes) {
+    entries[4][30] = static_cast<char>(entries[4][30] ^ 4);
+    hashes[4] = HashToBytes(LeafHash(entries[4]));
+  });
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
+}
+
+TEST_F(AuditVerifyBundleTest, TwoEntriesSwappedInsideABundle) {
+  Edit([](std::vector<std::string>& entries, std::vector<std::string>& hashes) {
+    std::swap(entries[6], entries[7]);
+    std::swap(hashes[6], hashes[7]);
+  });
+  // Same appended time, hashes moved along: only the root tells.
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_ROOT_MISMATCH, -1);
+  Edit([](std::vector<std::string>&, std::vector<std::string>& hashes) {
+    std::swap(hashes[6], hashes[7]);
+  });
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 26);
+}
+
+TEST_F(AuditVerifyBundleTest, AnEntryCutOutOfABundle) {
+  Edit([](std::vector<std::string>& entries, std::vector<std::string>& hashes) {
+    entries.erase(entries.begin() + 3);
+    hashes.erase(hashes.begin() + 3);
+  });
+  // The leaves after it move down one: the tree head counts one more.
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 29);
+}
+
+TEST_F(AuditVerifyBundleTest, ABundleCutShortOrMiscounted) {
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET entry_count = 9 WHERE first_leaf = 20").ok());
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 20);
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET entry_count = 10, entries = LEFT(entries, "
+                  "LENGTH(entries) - 5) WHERE first_leaf = 20")
+                  .ok());
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 20);
+}
+
+TEST_F(AuditVerifyBundleTest, ABundleWithoutItsLeafHashes) {
+  ASSERT_TRUE(Sql("UPDATE audit_bundles SET leaf_hashes = LEFT(leaf_hashes, 288) WHERE "
+                  "first_leaf = 20")
+                  .ok());
+  EXPECT_FAILS(VerifyDb(), v1::VERIFY_FAILURE_KIND_LEAF_HASH_MISMATCH, 20);
+}
+
+TEST_F(AuditVerifyBundleTest, ABundleOverlappingAnother) {
+  const std::string forged =
+      EncodeEntry(testing::Event("moderation", 999, "REPORT_DISMISSED"), clock_.Now());
+  ASSERT_TRUE(Sql("INSERT INTO audit_bundles (first_leaf, appended_at, entry_count, entries, "
+                  "leaf_hashes) VALUES (25, ?, 1, ?, ?)",
+                  {clock_.Now(), Blob(forged), HashToBytes(LeafHash(forged))})
+                  .ok());
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_ENTRY_OUT_OF_ORDER, 25);
+}
+
+TEST_F(AuditVerifyBundleTest, TheWholeBundleDeleted) {
+  ASSERT_TRUE(Sql("DELETE FROM audit_bundles WHERE first_leaf = 20").ok());
+  ExpectBothFail(v1::VERIFY_FAILURE_KIND_ENTRY_MISSING, 20);
 }
 
 TEST_F(AuditVerifyTest, ExportTampering) {
