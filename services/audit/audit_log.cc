@@ -486,34 +486,4 @@ absl::StatusOr<AuditLog::Head> AuditLog::LoadHead(sql::Connection& conn, bool fo
   return *std::move(head);
 }
 
-absl::Status AuditLog::SaveHead(sql::Connection& conn, const Head& head) {
-  return Execute(
-             conn,
-             "UPDATE audit_tree_head SET tree_size = ?, frontier = ?, last_appended_at = ?, "
-             "last_checkpoint_size = ?, last_checkpoint_at = ?, oldest_leaf_index = ? "
-             "WHERE id = 1",
-             {head.tree_size, head.frontier.Serialize(),
-              head.last_appended_at == absl::InfinitePast() ? SqlValue(nullptr)
-                                                            : SqlValue(head.last_appended_at),
-              head.last_checkpoint_size,
-              head.last_checkpoint_at == absl::InfinitePast() ? SqlValue(nullptr)
-                                                              : SqlValue(head.last_checkpoint_at),
-              head.oldest_leaf_index})
-      .status();
-}
-
-absl::Status AuditLog::WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time) {
-  const std::string root = HashToBytes(head.frontier.Root());
-  const std::string signature = signer_->Sign(
-      CheckpointMessage(head.tree_size, root, absl::ToUnixMicros(time), signer_->key_id()));
-  RETURN_IF_ERROR(Execute(conn,
-                          "INSERT IGNORE INTO audit_checkpoints (tree_size, root_hash, created_at, "
-                          "key_id, signature) VALUES (?, ?, ?, ?, ?)",
-                          {head.tree_size, root, time, signer_->key_id(), signature})
-                      .status());
-  head.last_checkpoint_size = head.tree_size;
-  head.last_checkpoint_at = time;
-  return absl::OkStatus();
-}
-
 }  // namespace qunzu::audit

@@ -12,13 +12,15 @@
 // lock taken first. Two groups insert at once; they commit in order. The
 // head row keeps the tree size and the frontier (the roots of the perfect
 // subtrees), so an append costs O(log n) hashing and never rereads the
-// log. audit_nodes keeps the hash of every complete subtree (leaves at
-// level 0) as it completes, so proofs read O(log n) rows.
+// log. audit_nodes keeps the hash of every complete subtree of 256 leaves
+// and more as it completes, so proofs read O(log n) rows.
 //
-// An entry's truth is its canonical bytes (entry_codec.h); the other
-// columns are indexes for Query. audit_entries is RANGE-partitioned by
-// month on appended_at (audit's own commit time, never earlier than the
-// previous entry's), so each month holds a contiguous run of leaves. When
+// An entry's truth is its canonical bytes (entry_codec.h), stored in
+// bundles with their leaf hashes (bundle_store.h); audit_sources and
+// audit_postings are indexes for dedupe and Query. All three are
+// RANGE-partitioned by month on appended_at (audit's own commit time, never
+// earlier than the previous entry's), so each month holds a contiguous run
+// of leaves. When
 // an append opens a new month, a checkpoint is first signed at the size the
 // log had at the month's boundary; a purge drops only whole months, oldest
 // first, and verification resumes from that boundary checkpoint and the
@@ -191,10 +193,14 @@ class AuditLog {
   // consistent one.
   absl::Status BuildGroup(sql::Connection& conn, const std::vector<PendingAppend*>& group,
                           bool lock_head, GroupWrite& w);
-  // Under the head-row lock (head, just read FOR UPDATE): checks the head
-  // is w.base, writes the checkpoints due and the new head. ABORTED
-  // (AUDIT_SPECULATION_STALE) when the head moved.
-  absl::Status FinishGroup(sql::Connection& conn, GroupWrite& w, Head head);
+  // Writes the checkpoints due and the new head. With locked (the head just
+  // read FOR UPDATE) it first checks the head is w.base; without, the head
+  // row is updated only if it still is w.base (the check and the lock in
+  // one statement). ABORTED (AUDIT_SPECULATION_STALE) when the head moved.
+  absl::Status FinishGroup(sql::Connection& conn, GroupWrite& w, std::optional<Head> locked);
+  // The checkpoints a group landing on head signs (a month boundary, every
+  // N entries, every T), and the head after it, into w.
+  void PlanFinish(GroupWrite& w, Head head) const;
   // Waits until no group is being built or in flight and keeps new ones
   // from starting until EndExclusive(); the head is reread afterwards. For
   // writes that take the head-row lock first (redone groups, checkpoints,
@@ -206,7 +212,11 @@ class AuditLog {
   // The head row, locked FOR UPDATE when for_update (the writer lock).
   absl::StatusOr<Head> LoadHead(sql::Connection& conn, bool for_update);
   absl::Status WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time);
-  absl::Status SaveHead(sql::Connection& conn, const Head& head);
+  // Writes head as the head row, one literal statement. With expected, only
+  // if the row still is expected (size, checkpoint, oldest leaf): else
+  // ABORTED AUDIT_SPECULATION_STALE, nothing written. The UPDATE waits for
+  // the head-row lock like a locking read would.
+  absl::Status SaveHead(sql::Connection& conn, const Head& head, const Head* expected = nullptr);
   // Purge() under its named lock.
   absl::StatusOr<v1::PurgeRun> PurgeLocked();
   absl::StatusOr<std::vector<Hash>> ReadNodes(sql::Connection& conn,

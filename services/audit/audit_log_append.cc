@@ -169,6 +169,12 @@ struct AuditLog::GroupWrite {
   uint64_t appended = 0;
   uint64_t duplicates = 0;
   uint64_t checkpoints = 0;
+  // The tree once the group's leaves are in (BuildGroup), then the
+  // checkpoints to sign (each the head it signs) and whether the head row
+  // is written (PlanFinish).
+  Head built;
+  std::vector<Head> to_sign;
+  bool save_head = false;
   // request_id -> batch digest, and (service, source_id) -> leaf index, of
   // what is in the log (or in a group in flight this one is built on).
   std::map<std::pair<std::string, std::string>, std::string> known;
@@ -522,6 +528,7 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
   finish_bundle();
   finish_run();
   if (w.appended > 0) head.last_appended_at = w.now;
+  w.built = head;
   bundle_rows.TakeStatements(w.statements);
   source_rows.TakeStatements(w.statements);
   node_rows.TakeStatements(w.statements);
@@ -529,43 +536,115 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
   return absl::OkStatus();
 }
 
-absl::Status AuditLog::FinishGroup(sql::Connection& conn, GroupWrite& w, Head head) {
-  w.checkpoints = 0;
-  // The rows were built on w.base: only if the log is still exactly that
-  // (same size, same frontier, so the same root) are their leaf indexes,
-  // subtree hashes and dedupe answers right.
-  if (head.tree_size != w.base.tree_size ||
-      head.frontier.Serialize() != w.base.frontier.Serialize() || head.last_appended_at > w.now) {
-    return MakeError(
-        absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
-        absl::StrCat("the tree head moved (size ", head.tree_size,
-                     ") from the one this group was built on (size ", w.base.tree_size, ")"));
+absl::Status AuditLog::WriteCheckpoint(sql::Connection& conn, Head& head, absl::Time time) {
+  const std::string root = HashToBytes(head.frontier.Root());
+  const std::string signature = signer_->Sign(
+      CheckpointMessage(head.tree_size, root, absl::ToUnixMicros(time), signer_->key_id()));
+  std::string statement = absl::StrCat(
+      "INSERT IGNORE INTO audit_checkpoints (tree_size, root_hash, created_at, key_id, "
+      "signature) VALUES (",
+      head.tree_size, ",");
+  AppendHex(statement, root);
+  statement += ",";
+  AppendTime(statement, time);
+  statement += ",";
+  AppendText(statement, signer_->key_id());
+  statement += ",";
+  AppendHex(statement, signature);
+  statement += ")";
+  RETURN_IF_ERROR(Execute(conn, statement).status());
+  head.last_checkpoint_size = head.tree_size;
+  head.last_checkpoint_at = time;
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::SaveHead(sql::Connection& conn, const Head& head, const Head* expected) {
+  auto time_or_null = [](std::string& out, absl::Time t) {
+    if (t == absl::InfinitePast()) {
+      out += "NULL";
+    } else {
+      AppendTime(out, t);
+    }
+  };
+  std::string statement =
+      absl::StrCat("UPDATE audit_tree_head SET tree_size = ", head.tree_size, ", frontier = ");
+  AppendHex(statement, head.frontier.Serialize());
+  statement += ", last_appended_at = ";
+  time_or_null(statement, head.last_appended_at);
+  absl::StrAppend(&statement, ", last_checkpoint_size = ", head.last_checkpoint_size,
+                  ", last_checkpoint_at = ");
+  time_or_null(statement, head.last_checkpoint_at);
+  absl::StrAppend(&statement, ", oldest_leaf_index = ", head.oldest_leaf_index, " WHERE id = 1");
+  if (expected != nullptr) {
+    // Same size: the same leaves (the log only grows, under this lock), so
+    // the same frontier and root.
+    absl::StrAppend(&statement, " AND tree_size = ", expected->tree_size,
+                    " AND last_checkpoint_size = ", expected->last_checkpoint_size,
+                    " AND oldest_leaf_index = ", expected->oldest_leaf_index);
   }
+  ASSIGN_OR_RETURN(int64_t changed, Execute(conn, statement));
+  if (expected != nullptr && changed != 1) {
+    return MakeError(absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
+                     absl::StrCat("the tree head moved from the one this group was built on "
+                                  "(size ",
+                                  expected->tree_size, ")"));
+  }
+  return absl::OkStatus();
+}
+
+void AuditLog::PlanFinish(GroupWrite& w, Head head) const {
+  w.to_sign.clear();
   // A month boundary: sign the tree as it stood when the month closed.
   if (head.tree_size > 0 && head.last_appended_at != absl::InfinitePast() &&
       MonthOf(w.now) != MonthOf(head.last_appended_at) &&
       head.last_checkpoint_size != head.tree_size) {
-    RETURN_IF_ERROR(WriteCheckpoint(conn, head, w.now));
-    ++w.checkpoints;
+    w.to_sign.push_back(head);
+    head.last_checkpoint_size = head.tree_size;
+    head.last_checkpoint_at = w.now;
   }
   if (w.appended > 0) {
-    head.tree_size = w.produced.tree_size;
-    head.frontier = w.produced.frontier;
+    head.tree_size = w.built.tree_size;
+    head.frontier = w.built.frontier;
     head.last_appended_at = w.now;
     const bool by_count = head.tree_size - head.last_checkpoint_size >=
                           static_cast<uint64_t>(options_.checkpoint_every_entries);
     const bool by_time = head.last_checkpoint_at == absl::InfinitePast() ||
                          w.now - head.last_checkpoint_at >= options_.checkpoint_interval;
     if (by_count || by_time) {
-      RETURN_IF_ERROR(WriteCheckpoint(conn, head, w.now));
-      ++w.checkpoints;
+      w.to_sign.push_back(head);
+      head.last_checkpoint_size = head.tree_size;
+      head.last_checkpoint_at = w.now;
     }
-    RETURN_IF_ERROR(SaveHead(conn, head));
-  } else if (w.checkpoints > 0) {
-    RETURN_IF_ERROR(SaveHead(conn, head));
   }
-  for (v1::AppendResponse& r : w.responses) r.set_tree_size(head.tree_size);
+  w.save_head = w.appended > 0 || !w.to_sign.empty();
   w.produced = std::move(head);
+}
+
+absl::Status AuditLog::FinishGroup(sql::Connection& conn, GroupWrite& w,
+                                   std::optional<Head> locked) {
+  const bool was_locked = locked.has_value();
+  if (was_locked) {
+    // The rows were built on w.base: only if the log is still exactly that
+    // (same size, same frontier, so the same root) are their leaf indexes,
+    // subtree hashes and dedupe answers right.
+    if (locked->tree_size != w.base.tree_size ||
+        locked->frontier.Serialize() != w.base.frontier.Serialize() ||
+        locked->last_appended_at > w.now) {
+      return MakeError(
+          absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
+          absl::StrCat("the tree head moved (size ", locked->tree_size,
+                       ") from the one this group was built on (size ", w.base.tree_size, ")"));
+    }
+    PlanFinish(w, *std::move(locked));
+  }
+  // Else PlanFinish ran on w.base when the group was built.
+  w.checkpoints = 0;
+  for (Head signed_head : w.to_sign) {
+    RETURN_IF_ERROR(WriteCheckpoint(conn, signed_head, w.now));
+    ++w.checkpoints;
+  }
+  if (w.save_head) RETURN_IF_ERROR(SaveHead(conn, w.produced, was_locked ? nullptr : &w.base));
+  for (v1::AppendResponse& r : w.responses) r.set_tree_size(w.produced.tree_size);
   return absl::OkStatus();
 }
 
@@ -668,6 +747,9 @@ bool AuditLog::WriteSpeculatively(const std::vector<PendingAppend*>& group, Grou
   }
   status = BuildGroup(**conn, group, false, w);
   if (!status.ok()) return fail(status);
+  // Decided now, on the head it is built on, so the head published for
+  // the next group carries this group's checkpoints.
+  PlanFinish(w, w.base);
   if (options_.after_speculative_build) {
     {
       absl::MutexLock lock(&queue_mu_);
@@ -712,14 +794,24 @@ bool AuditLog::WriteSpeculatively(const std::vector<PendingAppend*>& group, Grou
     return fail(MakeError(absl::StatusCode::kAborted, "AUDIT_SPECULATION_STALE",
                           "a group this one was built on failed"));
   }
-  absl::StatusOr<Head> head = LoadHead(**conn, true);
+  // A group that appends takes the head-row lock with its conditional
+  // UPDATE (one round trip); one that only found duplicates reads the head
+  // FOR UPDATE to check it.
+  std::optional<Head> locked;
+  if (w.appended == 0) {
+    absl::StatusOr<Head> head = LoadHead(**conn, true);
+    if (head.ok()) {
+      locked = *std::move(head);
+    } else {
+      status = head.status();
+    }
+  }
+  if (status.ok()) status = FinishGroup(**conn, w, std::move(locked));
   {
     absl::MutexLock lock(&queue_mu_);
     next_lock_seq_ = std::max(next_lock_seq_, w.added.seq + 1);
     queue_cv_.SignalAll();
   }
-  if (!head.ok()) return fail(head.status());
-  status = FinishGroup(**conn, w, *std::move(head));
   if (!status.ok()) return fail(status);
   bool broken = false;
   status = Commit(**conn, broken);
