@@ -273,6 +273,24 @@ const std::vector<Migration>& AuditLogMigrations() {
            "FROM audit_subjects s JOIN audit_entries e ON e.leaf_index = s.leaf_index",
            "DROP TABLE IF EXISTS audit_subjects, audit_entries",
        }},
+      // Actor, request_id and subject leave the per-bundle postings for the
+      // segment index built in the background (key_index.h).
+      {3,
+       "audit_key_index",
+       {
+           "CREATE TABLE IF NOT EXISTS audit_key_index LIKE audit_postings",
+           "ALTER TABLE audit_key_index DROP PRIMARY KEY, DROP COLUMN IF EXISTS value, "
+           "CHANGE COLUMN IF EXISTS first_leaf segment BIGINT UNSIGNED NOT NULL, "
+           "ADD COLUMN IF NOT EXISTS bucket SMALLINT UNSIGNED NOT NULL AFTER kind, "
+           "ADD COLUMN IF NOT EXISTS hashes MEDIUMBLOB NOT NULL, "
+           "ADD PRIMARY KEY (kind, bucket, segment, appended_at)",
+           R"sql(CREATE TABLE IF NOT EXISTS audit_index_state (
+  id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+  indexed_until BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB)sql",
+           "INSERT IGNORE INTO audit_index_state VALUES (1, 0)",
+           "DELETE FROM audit_postings WHERE kind IN (4, 5, 6)",
+       }},
   };
   return *migrations;
 }
@@ -325,6 +343,9 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Create(MysqlPool& pool,
                         absl::StrCat("is ", options.retention / absl::Hours(24),
                                      " days; logs must be kept at least ", kMinimumRetentionDays,
                                      " days (six months, R13.2)"));
+  }
+  if (options.index_segment_leaves < 1 || options.index_segment_leaves > (uint64_t{1} << 20)) {
+    return InvalidField("index_segment_leaves", "must be 1..1048576");
   }
   if (options.checkpoint_every_entries < 1) {
     return InvalidField("--checkpoint-every-entries", "must be at least 1");
@@ -390,6 +411,13 @@ absl::Status AuditLog::Init(prometheus::Registry* registry) {
                                "head moved) or failed, and was redone under the head lock.")
                            .Register(r)
                            .Add({});
+    metrics_.index_lag = &prometheus::BuildGauge()
+                              .Name("qunzu_audit_key_index_lag_entries")
+                              .Help(
+                                  "Entries past the last segment the key index covers "
+                                  "(Query scans them).")
+                              .Register(r)
+                              .Add({});
   }
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(absl::Seconds(5)));
   RETURN_IF_ERROR(Execute(*lease,

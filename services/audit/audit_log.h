@@ -71,6 +71,8 @@ struct AuditLogOptions {
   absl::Duration checkpoint_interval = absl::Seconds(60);
   absl::Duration retention = absl::Hours(24 * 365);
   const Clock* clock = &SystemClock::Get();
+  // Leaves per segment of the key index (key_index.h).
+  uint64_t index_segment_leaves = 4096;
   // Tests only: called when a speculative group has been built (its base
   // head, leaf indexes and rows fixed, nothing inserted yet), after every
   // earlier group of this process has finished and before a later one is
@@ -78,6 +80,9 @@ struct AuditLogOptions {
   // to make the speculation fail deterministically.
   std::function<void()> after_speculative_build;
 };
+
+// The first leaf the key index does not cover yet (key_index.h).
+absl::StatusOr<uint64_t> ReadIndexedUntil(sql::Connection& conn, bool for_update);
 
 // The schema (component "audit").
 const std::vector<Migration>& AuditLogMigrations();
@@ -120,6 +125,10 @@ class AuditLog {
   // first, and records the purge in the log. A run with nothing to drop
   // returns an empty PurgeRun and appends nothing.
   absl::StatusOr<v1::PurgeRun> Purge();
+  // Indexes complete segments not indexed yet, at most max_segments, in
+  // leaf order (key_index.h); returns how many. Run in the background;
+  // Query is exact either way (it scans what is not indexed).
+  absl::StatusOr<uint64_t> IndexKeys(uint64_t max_segments = UINT64_MAX);
   // Refreshes the gauges (tree size, age of the newest checkpoint).
   void UpdateGauges();
 
@@ -144,6 +153,7 @@ class AuditLog {
     prometheus::Counter* purge_runs = nullptr;
     prometheus::Counter* checkpoints = nullptr;
     prometheus::Counter* redone = nullptr;
+    prometheus::Gauge* index_lag = nullptr;
   };
 
   AuditLog(MysqlPool& pool, std::shared_ptr<const Signer> signer, AuditLogOptions options);

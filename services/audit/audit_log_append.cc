@@ -141,19 +141,14 @@ struct Bundle {
   std::set<std::pair<int, std::string>> postings;
 };
 
-// The values Query can find e by (bundle_store.h), empty ones left out.
+// The bundle's postings of e (bundle_store.h), empty values left out.
 void AddPostings(const v1::AuditEvent& e, std::set<std::pair<int, std::string>>& out) {
-  auto add = [&](PostingKind kind, std::string value) {
-    if (!value.empty()) out.emplace(static_cast<int>(kind), std::move(value));
+  auto add = [&](PostingKind kind, const std::string& value) {
+    if (!value.empty()) out.emplace(static_cast<int>(kind), value);
   };
   add(PostingKind::kService, e.service());
   add(PostingKind::kAction, e.action());
   add(PostingKind::kPrincipal, e.principal());
-  if (e.actor_account_id() != 0) add(PostingKind::kActor, absl::StrCat(e.actor_account_id()));
-  add(PostingKind::kRequestId, e.request_id());
-  for (const v1::Subject& subject : e.subjects()) {
-    add(PostingKind::kSubject, SubjectPostingValue(subject.kind(), subject.id()));
-  }
 }
 
 }  // namespace
@@ -954,6 +949,14 @@ void AuditLog::UpdateGauges() {
   metrics_.tree_size->Set(static_cast<double>(head->tree_size));
   if (head->last_checkpoint_at != absl::InfinitePast()) {
     metrics_.checkpoint_age->Set(absl::ToDoubleSeconds(Now() - head->last_checkpoint_at));
+  }
+  absl::StatusOr<uint64_t> indexed = ReadIndexedUntil(**lease, false);
+  if (indexed.ok()) {
+    // Purged leaves are not indexed.
+    *indexed = std::max(*indexed, head->oldest_leaf_index / options_.index_segment_leaves *
+                                      options_.index_segment_leaves);
+    metrics_.index_lag->Set(
+        static_cast<double>(head->tree_size - std::min(head->tree_size, *indexed)));
   }
 }
 

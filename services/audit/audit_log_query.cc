@@ -3,6 +3,7 @@
 #include <cppconn/resultset.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -21,6 +22,7 @@
 #include "services/audit/audit_log_internal.h"
 #include "services/audit/bundle_store.h"
 #include "services/audit/entry_codec.h"
+#include "services/audit/key_index.h"
 #include "services/audit/log_verifier.h"
 #include "services/audit/node_store.h"
 
@@ -31,6 +33,94 @@ using internal::FromProto;
 using internal::PageSize;
 using internal::ParsePageToken;
 using internal::ToProto;
+
+namespace {
+
+// Calls fn, in leaf order, with the bundles holding the leaves in [from,
+// until) that the key index lists under (kind, value) (and that pass
+// bundle_where), each with the set of those leaves; fn returns false to
+// stop. Hash collisions only add candidates: the caller matches entries.
+absl::Status QueryKeyIndex(
+    sql::Connection& conn, PostingKind kind, const std::string& value, uint64_t from,
+    uint64_t until, const std::string& bundle_where, const std::vector<SqlValue>& bundle_params,
+    const std::function<bool(const BundleRow&, const std::set<uint64_t>&)>& fn) {
+  constexpr size_t kSegmentsPerRead = 16;
+  constexpr uint64_t kNear = 64;
+  const uint64_t hash = KeyHash(kind, value);
+  const int bucket = KeyBucket(hash);
+  // From the last segment starting at or before from.
+  uint64_t segment = 0;
+  RETURN_IF_ERROR(qunzu::Query(conn,
+                               "SELECT MAX(segment) FROM audit_key_index WHERE kind = ? AND "
+                               "bucket = ? AND segment <= ?",
+                               {static_cast<int>(kind), bucket, from},
+                               [&](const sql::ResultSet& row) {
+                                 if (!row.isNull(1)) segment = row.getUInt64(1);
+                                 return absl::OkStatus();
+                               }));
+  bool going = true;
+  while (going) {
+    std::set<uint64_t> leaves;
+    size_t rows = 0;
+    RETURN_IF_ERROR(qunzu::Query(
+        conn,
+        "SELECT segment, hashes FROM audit_key_index WHERE kind = ? AND bucket = ? AND segment "
+        ">= ? AND segment < ? ORDER BY segment LIMIT ?",
+        {static_cast<int>(kind), bucket, segment, until, kSegmentsPerRead},
+        [&](const sql::ResultSet& row) {
+          ++rows;
+          const uint64_t first = row.getUInt64(1);
+          segment = first + 1;
+          for (uint32_t offset : FindKey(std::string(row.getString(2)), hash)) {
+            const uint64_t leaf = first + offset;
+            if (leaf >= from && leaf < until) leaves.insert(leaf);
+          }
+          return absl::OkStatus();
+        }));
+    // The bundles holding them: leaves close together are read as one
+    // range, from the bundle holding its first.
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (uint64_t leaf : leaves) {
+      if (!ranges.empty() && leaf - ranges.back().second <= kNear) {
+        ranges.back().second = leaf;
+      } else {
+        ranges.emplace_back(leaf, leaf);
+      }
+    }
+    for (size_t begin = 0; going && begin < ranges.size(); begin += 200) {
+      const size_t end = std::min(ranges.size(), begin + 200);
+      std::vector<std::string> starts;
+      for (size_t i = begin; i < end; ++i) {
+        starts.push_back(absl::StrCat(
+            "(SELECT COALESCE(MAX(first_leaf), 0) FROM audit_bundles WHERE first_leaf <= ",
+            ranges[i].first, ")"));
+      }
+      std::vector<uint64_t> first_leaves;
+      RETURN_IF_ERROR(qunzu::Query(conn, absl::StrJoin(starts, " UNION ALL "), {},
+                                   [&](const sql::ResultSet& row) {
+                                     first_leaves.push_back(row.getUInt64(1));
+                                     return absl::OkStatus();
+                                   }));
+      std::vector<std::string> where;
+      for (size_t i = begin; i < end && i - begin < first_leaves.size(); ++i) {
+        where.push_back(absl::StrCat("first_leaf BETWEEN ", first_leaves[i - begin], " AND ",
+                                     ranges[i].second));
+      }
+      ASSIGN_OR_RETURN(
+          size_t read,
+          ReadBundles(conn, absl::StrCat("(", absl::StrJoin(where, " OR "), ")", bundle_where),
+                      bundle_params, size_t{1} << 30, [&](const BundleRow& b) {
+                        going = fn(b, leaves);
+                        return going;
+                      }));
+      (void)read;
+    }
+    if (rows < kSegmentsPerRead) break;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const std::string& peer,
                                                   const v1::QueryRequest& request) {
@@ -53,17 +143,18 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
   std::optional<absl::Time> start_time, end_time;
   if (f.has_start_time()) start_time = FromProto(f.start_time());
   if (f.has_end_time()) end_time = FromProto(f.end_time());
-  // The posting lists to read candidate bundles from, the most selective
-  // first; an entry is then checked against the whole filter.
+  // A high-cardinality key to look up in the key index (key_index.h), the
+  // most selective first, and the per-bundle posting lists; an entry is
+  // then checked against the whole filter.
+  std::optional<std::pair<PostingKind, std::string>> key;
+  if (!f.request_id().empty()) {
+    key.emplace(PostingKind::kRequestId, f.request_id());
+  } else if (f.has_subject()) {
+    key.emplace(PostingKind::kSubject, SubjectPostingValue(f.subject().kind(), f.subject().id()));
+  } else if (f.actor_account_id() != 0) {
+    key.emplace(PostingKind::kActor, absl::StrCat(f.actor_account_id()));
+  }
   std::vector<std::pair<PostingKind, std::string>> postings;
-  if (!f.request_id().empty()) postings.emplace_back(PostingKind::kRequestId, f.request_id());
-  if (f.has_subject()) {
-    postings.emplace_back(PostingKind::kSubject,
-                          SubjectPostingValue(f.subject().kind(), f.subject().id()));
-  }
-  if (f.actor_account_id() != 0) {
-    postings.emplace_back(PostingKind::kActor, absl::StrCat(f.actor_account_id()));
-  }
   if (!f.principal().empty()) postings.emplace_back(PostingKind::kPrincipal, f.principal());
   if (!f.action().empty()) postings.emplace_back(PostingKind::kAction, f.action());
   if (!f.service().empty()) postings.emplace_back(PostingKind::kService, f.service());
@@ -102,9 +193,13 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(absl::Seconds(5)));
   ASSIGN_OR_RETURN(Head head, LoadHead(*lease, false));
   v1::QueryResponse out;
-  auto visit = [&](const BundleRow& bundle) {
-    return VisitBundle(bundle, from, to,
+  // Adds the matching leaves of bundle in [lo, hi) (hi 0: no bound), those
+  // in only when given; false once the page is full.
+  auto visit = [&](const BundleRow& bundle, uint64_t lo, uint64_t hi,
+                   const std::set<uint64_t>* only) {
+    return VisitBundle(bundle, lo, hi,
                        [&](uint64_t index, const std::string& bytes, const std::optional<Hash>&) {
+                         if (only != nullptr && only->count(index) == 0) return true;
                          absl::StatusOr<DecodedEntry> decoded = DecodeEntry(bytes);
                          if (!decoded.ok() || !matches(decoded->event)) return true;
                          v1::AuditEntry* entry = out.add_entries();
@@ -116,10 +211,27 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
                          return out.entries_size() <= page_size;
                        });
   };
+  auto full = [&] { return out.entries_size() > page_size; };
   constexpr size_t kBundlesPerRead = 32;
-  ASSIGN_OR_RETURN(uint64_t cursor, BundleStartFor(*lease, from));
-  bool more = true;
-  while (more && out.entries_size() <= page_size) {
+  // Leaves the key index covers: the key's rows, segment by segment, point
+  // at the leaves that may hold it.
+  uint64_t scan_from = from;
+  if (key) {
+    ASSIGN_OR_RETURN(const uint64_t indexed, ReadIndexedUntil(*lease, false));
+    const uint64_t until = to != 0 ? std::min(to, indexed) : indexed;
+    if (from < until) {
+      RETURN_IF_ERROR(QueryKeyIndex(*lease, key->first, key->second, from, until, bundle_where,
+                                    bundle_params,
+                                    [&](const BundleRow& b, const std::set<uint64_t>& leaves) {
+                                      return visit(b, from, until, &leaves);
+                                    }));
+    }
+    scan_from = std::max(from, indexed);
+  }
+  // The rest: bundles on the posting lists, or all of them, in leaf order.
+  ASSIGN_OR_RETURN(uint64_t cursor, BundleStartFor(*lease, scan_from));
+  bool more = to == 0 || scan_from < to;
+  while (more && !full()) {
     std::string where = "first_leaf >= ?";
     std::vector<SqlValue> params = {cursor};
     if (to != 0) {
@@ -158,14 +270,16 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
                        ReadBundles(*lease,
                                    absl::StrCat("first_leaf IN (", absl::StrJoin(candidates, ","),
                                                 ")", bundle_where),
-                                   bundle_params, kBundlesPerRead, visit));
+                                   bundle_params, kBundlesPerRead, [&](const BundleRow& b) {
+                                     return visit(b, scan_from, to, nullptr);
+                                   }));
       (void)read;
     } else {
       params.insert(params.end(), bundle_params.begin(), bundle_params.end());
       ASSIGN_OR_RETURN(size_t read, ReadBundles(*lease, where + bundle_where, params,
                                                 kBundlesPerRead, [&](const BundleRow& b) {
                                                   cursor = b.first_leaf + 1;
-                                                  return visit(b);
+                                                  return visit(b, scan_from, to, nullptr);
                                                 }));
       more = read == kBundlesPerRead;
     }

@@ -33,11 +33,28 @@ void AddAuditFlags(FlagSet& flags, AuditConfig& config) {
 AuditServiceImpl::AuditServiceImpl(std::unique_ptr<AuditLog> log, absl::Duration purge_interval)
     : log_(std::move(log)), purge_interval_(purge_interval) {
   background_ = std::thread([this] { Background(); });
+  indexer_ = std::thread([this] { Indexer(); });
 }
 
 AuditServiceImpl::~AuditServiceImpl() {
   stop_.Notify();
   if (background_.joinable()) background_.join();
+  if (indexer_.joinable()) indexer_.join();
+}
+
+void AuditServiceImpl::Indexer() {
+  // Passes of at most 64 segments run back to back while there are more;
+  // then every 200 ms.
+  constexpr uint64_t kSegmentsPerPass = 64;
+  while (!stop_.HasBeenNotified()) {
+    absl::StatusOr<uint64_t> indexed = log_->IndexKeys(kSegmentsPerPass);
+    if (!indexed.ok()) {
+      LogWarning("key_index_failed", {{"reason", ErrorReason(indexed.status())},
+                                      {"message", indexed.status().message()}});
+    }
+    if (indexed.ok() && *indexed == kSegmentsPerPass) continue;
+    stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200));
+  }
 }
 
 void AuditServiceImpl::Background() {

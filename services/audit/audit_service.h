@@ -70,11 +70,14 @@ class AuditServiceImpl final
 
  private:
   void Background();
+  // Indexes the key index's segments as they complete (key_index.h).
+  void Indexer();
 
   std::unique_ptr<AuditLog> log_;
   absl::Duration purge_interval_;
   absl::Notification stop_;
   std::thread background_;
+  std::thread indexer_;
 };
 
 // Builds the service from the shared resources and the audit flags.

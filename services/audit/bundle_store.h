@@ -4,12 +4,13 @@
 // run of consecutive leaves (first_leaf, entry_count), holding the run's
 // canonical entries (each as a 4-byte big-endian length and its bytes) and
 // their leaf hashes (32 bytes each, in the same order), with the smallest
-// and largest event time among them. Beside it, audit_sources maps
-// (service, source_id) to the leaf for deduplication, and audit_postings
-// lists, per bundle, every distinct value a Query can filter on (service,
-// action, principal, actor, request_id, subject), so a query reads only the
-// bundles that may hold a match. All three are partitioned by month on
-// appended_at and dropped together by a purge.
+// and largest event time among them. Beside it, audit_sources maps runs
+// of consecutive source ids of a service to the leaves they are at, for
+// deduplication, and audit_postings lists, per bundle, every distinct
+// service, action and principal in it, so a query reads only the bundles
+// that may hold a match (actor, request_id and subject are indexed apart:
+// key_index.h). All of them are partitioned by month on appended_at and
+// dropped together by a purge.
 //
 // One row per bundle instead of one per entry (with five secondary
 // indexes) is what lets a durable append keep up with the raw insert rate
@@ -38,9 +39,11 @@ inline constexpr size_t kHashSize = 32;
 
 // The tables partitioned by month on appended_at, dropped together.
 inline constexpr const char* kPartitionedTables[] = {"audit_bundles", "audit_sources",
-                                                     "audit_postings"};
+                                                     "audit_postings", "audit_key_index"};
 
-// What audit_postings.kind says a value is.
+// What a posting's kind says its value is. Service, action and principal
+// are posted per bundle (audit_postings); actor, request_id and subject are
+// indexed per segment (audit_key_index, key_index.h).
 enum class PostingKind : int {
   kService = 1,
   kAction = 2,

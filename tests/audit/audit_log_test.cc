@@ -78,6 +78,7 @@ class AuditLogTest : public ::testing::Test {
     options.checkpoint_every_entries = every_;
     options.checkpoint_interval = absl::Hours(1);
     options.retention = absl::Hours(24 * 180);
+    options.index_segment_leaves = segment_;
     return options;
   }
 
@@ -114,6 +115,7 @@ class AuditLogTest : public ::testing::Test {
 
   FakeClock clock_{absl::FromCivil(absl::CivilSecond(2026, 1, 10, 12, 0, 0), absl::UTCTimeZone())};
   int64_t every_ = 4;
+  uint64_t segment_ = 4096;
   std::string schema_;
   std::unique_ptr<MysqlPool> pool_;
   std::shared_ptr<const Signer> signer_;
@@ -268,10 +270,16 @@ TEST_F(AuditLogTest, AnAppendConnectionKilledBetweenGroupsIsReplaced) {
   EXPECT_TRUE(Verify(0, 6).ok());
 }
 
-// The value of a counter in registry, or -1 when it is not there.
+// The value of a counter or gauge in registry, or -1 when it is not there.
 double CounterValue(prometheus::Registry& registry, const std::string& name) {
   for (const prometheus::MetricFamily& family : registry.Collect()) {
     if (family.name == name && !family.metric.empty()) return family.metric[0].counter.value;
+  }
+  return -1;
+}
+double GaugeValue(prometheus::Registry& registry, const std::string& name) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric[0].gauge.value;
   }
   return -1;
 }
@@ -646,6 +654,8 @@ TEST_F(AuditLogTest, QueriesFilterPageAndRegulatorQueriesAreLogged) {
 // combined, with leaf bounds and pages of any size) gives exactly what a
 // scan of the stored entries gives, in leaf order.
 TEST_F(AuditLogTest, QueryMatchesAScanOfTheLog) {
+  segment_ = 16;
+  Open();
   std::mt19937 rng(20261130);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   const std::vector<std::string> services = {"groups", "credit", "moderation", "identity"};
@@ -674,6 +684,10 @@ TEST_F(AuditLogTest, QueryMatchesAScanOfTheLog) {
     }
     ASSERT_TRUE(log_->Append(Service(service), request).ok());
     clock_.Advance(absl::Seconds(pick(3)));
+    // The key index covers the first half; the rest is scanned.
+    if (b == 30) {
+      ASSERT_GT(log_->IndexKeys().value(), 5u);
+    }
   }
   std::vector<std::pair<uint64_t, v1::AuditEvent>> stored;
   {
@@ -686,7 +700,11 @@ TEST_F(AuditLogTest, QueryMatchesAScanOfTheLog) {
   ASSERT_GT(stored.size(), 300u);
   Caller compliance{"alice@compliance", common::v1::ROLE_COMPLIANCE, ""};
   int nonempty = 0;
-  for (int round = 0; round < 300; ++round) {
+  for (int round = 0; round < 400; ++round) {
+    // Then all complete segments indexed, only the last part scanned.
+    if (round == 200) {
+      ASSERT_GT(log_->IndexKeys().value(), 5u);
+    }
     v1::AuditFilter f;
     if (pick(4) == 0) f.set_service(services[pick(4)]);
     if (pick(4) == 0) f.set_action(actions[pick(3)]);
@@ -748,7 +766,41 @@ TEST_F(AuditLogTest, QueryMatchesAScanOfTheLog) {
     ASSERT_EQ(got, want) << f.ShortDebugString();
     nonempty += want.empty() ? 0 : 1;
   }
-  EXPECT_GT(nonempty, 150);  // the filters did select something
+  EXPECT_GT(nonempty, 200);  // the filters did select something
+}
+
+// Segments are indexed once, whichever replica gets there: two indexing at
+// once share the work, and what the index says matches a scan.
+TEST_F(AuditLogTest, TwoReplicasIndexEachSegmentOnce) {
+  segment_ = 16;
+  Open();
+  for (uint64_t first = 1; first <= 1000; first += 100) AppendRange("groups", first, 100);
+  prometheus::Registry registry;
+  auto other = AuditLog::Create(*pool_, signer_, Options(&clock_), &registry);
+  ASSERT_TRUE(other.ok()) << other.status();
+  uint64_t mine = 0;
+  uint64_t theirs = 0;
+  std::thread t([&] { theirs = (*other)->IndexKeys().value(); });
+  mine = log_->IndexKeys().value();
+  t.join();
+  EXPECT_EQ(mine + theirs, 1000u / 16);
+  EXPECT_EQ(log_->IndexKeys().value(), 0u);
+  (*other)->UpdateGauges();
+  EXPECT_EQ(GaugeValue(registry, "qunzu_audit_key_index_lag_entries"), 1000 % 16);
+  Caller compliance{"c", common::v1::ROLE_COMPLIANCE, ""};
+  v1::QueryRequest by_request;
+  by_request.mutable_filter()->set_request_id("req-500");  // one per source id
+  auto found = log_->Query(compliance, "", by_request);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->entries_size(), 1);
+  EXPECT_EQ(found->entries(0).leaf_index(), 499u);
+  v1::QueryRequest by_subject;
+  by_subject.mutable_filter()->mutable_subject()->set_kind(v1::SUBJECT_KIND_GROUP);
+  by_subject.mutable_filter()->mutable_subject()->set_id(3);  // source ids 2, 5, 8, ...
+  by_subject.mutable_page()->set_page_size(1000);
+  found = log_->Query(compliance, "", by_subject);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->entries_size(), 333);
 }
 
 // Dedupe rows are runs of consecutive source ids: an id sent again is found
@@ -892,6 +944,7 @@ TEST(AuditMigrationTest, AOneRowPerEntryLogBecomesBundles) {
   AuditLogOptions log_options;
   log_options.clock = &clock;
   log_options.checkpoint_every_entries = 100;
+  log_options.index_segment_leaves = 64;
   auto log = AuditLog::Create(**pool, signer, log_options, nullptr);
   ASSERT_TRUE(log.ok()) << log.status();
 
@@ -913,6 +966,11 @@ TEST(AuditMigrationTest, AOneRowPerEntryLogBecomesBundles) {
   ASSERT_TRUE(found.ok());
   ASSERT_EQ(found->entries_size(), 1);
   EXPECT_EQ(found->entries(0).leaf_index(), 41u);
+  // The same through the key index, once the old entries are indexed.
+  EXPECT_EQ((*log)->IndexKeys().value(), kOld / 64);
+  found = (*log)->Query(compliance, "", by_subject);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->entries_size(), 100);
 
   // Old ids are duplicates at their old leaves; new ones go on, in bundles.
   v1::AppendRequest again;
@@ -980,6 +1038,9 @@ TEST_F(AuditLogTest, RetentionBelowTheFloorIsRefused) {
 }
 
 TEST_F(AuditLogTest, PurgeDropsWholeOldMonthsAndVerificationContinues) {
+  // Key index segments of 2 leaves: one straddles January and February.
+  segment_ = 2;
+  Open();
   // January, February, March and April 2026: 3 entries each.
   uint64_t source = 1;
   for (int month = 1; month <= 4; ++month) {
@@ -987,6 +1048,7 @@ TEST_F(AuditLogTest, PurgeDropsWholeOldMonthsAndVerificationContinues) {
     AppendRange("groups", source, 3);
     source += 3;
   }
+  ASSERT_EQ(log_->IndexKeys().value(), 6u);
   // Nothing is old enough yet.
   auto none = log_->Purge();
   ASSERT_TRUE(none.ok()) << none.status();
@@ -1047,6 +1109,16 @@ TEST_F(AuditLogTest, PurgeDropsWholeOldMonthsAndVerificationContinues) {
   auto kept = log_->Query(compliance, "", all);
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept->entries(0).leaf_index(), 3u);
+  // The key index still finds kept entries (sources 4 and 11 have actor
+  // 1004), indexes on past the purge, and reads no purged leaf.
+  ASSERT_TRUE(log_->IndexKeys().ok());
+  v1::QueryRequest by_actor;
+  by_actor.mutable_filter()->set_actor_account_id(1004);
+  auto actor = log_->Query(compliance, "", by_actor);
+  ASSERT_TRUE(actor.ok()) << actor.status();
+  ASSERT_EQ(actor->entries_size(), 2);
+  EXPECT_EQ(actor->entries(0).leaf_index(), 3u);
+  EXPECT_EQ(actor->entries(1).leaf_index(), 10u);
 
   // Release the hold: February and March go on the next run.
   v1::SetLegalHoldRequest release;

@@ -6,12 +6,14 @@
 // of a paced 20,000 entries/s stream in batches of 100.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <prometheus/registry.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -105,7 +107,8 @@ int RunAuditBench() {
   audit::AuditLogOptions log_options;
   log_options.checkpoint_every_entries = 1000;
   log_options.checkpoint_interval = absl::Seconds(1);
-  auto log = audit::AuditLog::Create(mysql, signer, log_options, nullptr);
+  prometheus::Registry registry;
+  auto log = audit::AuditLog::Create(mysql, signer, log_options, &registry);
   if (!log.ok()) {
     std::fprintf(stderr, "audit bench: %s\n", std::string(log.status().message()).c_str());
     return 1;
@@ -122,33 +125,77 @@ int RunAuditBench() {
   std::printf("| batch | run | entries/s | batches/s | ack p50 ms | ack p99 ms | errors |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   std::vector<std::string> ratios;
-  for (int batch : {1, 100, 1000}) {
+  std::vector<std::string> index_notes;
+  // The key index is built while the appends run, as the service does
+  // (passes of up to 64 segments back to back, else every 200 ms); after
+  // each run, how far behind it was and how long it took to catch up.
+  auto index_lag = [&] {
+    (*log)->UpdateGauges();
+    for (const prometheus::MetricFamily& family : registry.Collect()) {
+      if (family.name == "qunzu_audit_key_index_lag_entries") {
+        return family.metric.at(0).gauge.value;
+      }
+    }
+    return -1.0;
+  };
+  // Then the same with every entry of its own actor, group and request_id.
+  for (const auto& [batch, distinct] : std::vector<std::pair<int, bool>>{
+           {1, false}, {100, false}, {1000, false}, {100, true}, {1000, true}}) {
     audit::v1::AppendRequest request_template;
     for (int i = 0; i < batch; ++i) *request_template.add_events() = event;
-    auto append = [&] {
+    auto append = [&, batch = batch, distinct = distinct] {
       audit::v1::AppendRequest request = request_template;
       const uint64_t first = next_source.fetch_add(static_cast<uint64_t>(batch));
-      for (int i = 0; i < batch; ++i) request.mutable_events(i)->set_source_id(first + i);
+      for (int i = 0; i < batch; ++i) {
+        audit::v1::AuditEvent* e = request.mutable_events(i);
+        e->set_source_id(first + i);
+        if (distinct) {
+          e->set_actor_account_id(1000000 + first + i);
+          e->mutable_subjects(0)->set_id(500000 + (first + i) % 100000);
+          e->set_request_id(absl::StrCat("req-", absl::Hex(first + i, absl::kZeroPad16)));
+        }
+      }
       return (*log)->Append(caller, request).ok();
     };
     const std::string insert =
         "INSERT INTO raw_rows (payload) VALUES " +
         absl::StrJoin(std::vector<std::string>(static_cast<size_t>(batch), "(?)"), ",");
-    auto raw = [&] {
+    auto raw = [&, batch = batch] {
       auto lease = mysql.Acquire(absl::Seconds(5));
       if (!lease.ok()) return false;
       std::vector<SqlValue> params(static_cast<size_t>(batch), SqlValue(payload));
       return Execute(**lease, insert, params).ok();
     };
-    LoadResult a = RunLoad("audit Append", kThreads, kDuration, append);
+    std::atomic<bool> stop_indexer{false};
+    std::thread indexer([&] {
+      while (!stop_indexer.load()) {
+        absl::StatusOr<uint64_t> n = (*log)->IndexKeys(64);
+        if (!n.ok() || *n < 64) absl::SleepFor(absl::Milliseconds(200));
+      }
+    });
+    LoadResult a =
+        RunLoad(distinct ? "audit Append, distinct actors/subjects/request_ids" : "audit Append",
+                kThreads, kDuration, append);
+    stop_indexer.store(true);
+    indexer.join();
+    const double lag = index_lag();
+    const absl::Time drain_start = absl::Now();
+    (void)(*log)->IndexKeys();
+    index_notes.push_back(absl::StrCat("batch ", batch, distinct ? " distinct" : "", ": ", lag,
+                                       " entries behind, caught up in ",
+                                       absl::FormatDuration(absl::Now() - drain_start)));
     LoadResult r = RunLoad("raw INSERT", kThreads, kDuration, raw);
     for (const LoadResult* x : {&a, &r}) {
       std::printf("| %d | %s | %.0f | %.0f | %.2f | %.2f | %ld |\n", batch, x->name.c_str(),
                   x->qps * batch, x->qps, x->p50_us / 1000, x->p99_us / 1000, x->errors);
     }
-    ratios.push_back(absl::StrCat("batch ", batch, ": ", absl::SixDigits(a.qps / r.qps)));
+    ratios.push_back(absl::StrCat("batch ", batch, distinct ? " distinct" : "", ": ",
+                                  absl::SixDigits(a.qps / r.qps)));
   }
   std::printf("\nratio audit/raw (entries/s): %s\n", absl::StrJoin(ratios, ", ").c_str());
+  std::printf("key index at the end of each run (segments of %llu): %s\n",
+              static_cast<unsigned long long>(log_options.index_segment_leaves),
+              absl::StrJoin(index_notes, "; ").c_str());
 
   // Paced: 20,000 entries/s as 200 batches of 100 per second from 4 senders.
   {
