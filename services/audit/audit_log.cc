@@ -253,6 +253,8 @@ const std::vector<Migration>& AuditLogMigrations() {
            "ADD COLUMN IF NOT EXISTS kind TINYINT UNSIGNED NOT NULL FIRST, "
            "ADD COLUMN IF NOT EXISTS value VARBINARY(255) NOT NULL AFTER kind, "
            "DROP PRIMARY KEY, ADD PRIMARY KEY (kind, value, first_leaf, appended_at)",
+           // Long statements, each one literal cut over lines.
+           // NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
            "INSERT IGNORE INTO audit_bundles (first_leaf, appended_at, entry_count, entries, "
            "leaf_hashes, min_event_time, max_event_time) SELECT leaf_index, appended_at, 1, "
            "CONCAT(UNHEX(LPAD(HEX(LENGTH(entry)), 8, '0')), entry), leaf_hash, event_time, "

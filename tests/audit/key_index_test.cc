@@ -46,8 +46,8 @@ TEST(KeyIndexTest, AnEventsKeysAreItsActorRequestAndSubjects) {
 TEST(KeyIndexTest, RowsFindEveryOffsetOfAHashAndNothingElse) {
   std::mt19937_64 rng(11);
   std::vector<std::pair<uint64_t, uint32_t>> entries;
-  std::vector<uint64_t> hashes;
-  for (int i = 0; i < 300; ++i) hashes.push_back(rng());
+  std::vector<uint64_t> hashes(300);
+  for (uint64_t& h : hashes) h = rng();
   std::multiset<std::pair<uint64_t, uint32_t>> want;
   for (uint32_t offset = 0; offset < 2000; ++offset) {
     const uint64_t h = hashes[rng() % hashes.size()];
