@@ -2,29 +2,30 @@
 // proofs, queries, retention (docs/audit-log-format.md).
 //
 // One writer orders the log: every append (and every checkpoint or purge
-// that changes the tree) locks the single audit_tree_head row with SELECT
-// ... FOR UPDATE, so replicas serialise on it and the tree cannot fork.
-// Appends are written speculatively: a group of batches is built against
-// the head the group still in flight in this process will produce (or the
-// committed head), its rows are inserted in its own transaction before it
-// takes the head-row lock, and under the lock it checks that the head is
-// exactly the one it was built on, else it rolls back and is redone with the
-// lock taken first. Two groups insert at once; they commit in order. The
+// that changes the tree) locks the single audit_tree_head row, so replicas
+// serialise on it and the tree cannot fork. Appends are written
+// speculatively: a group of batches is built against the head the group
+// still in flight in this process will produce (or the committed head),
+// its rows are inserted in its own transaction before it takes the
+// head-row lock, and it takes the lock with an UPDATE of the head row
+// conditional on the head being exactly the one it was built on; else it
+// rolls back and is redone with the lock taken first (SELECT ... FOR
+// UPDATE). Two groups insert at once; they commit in order. The
 // head row keeps the tree size and the frontier (the roots of the perfect
 // subtrees), so an append costs O(log n) hashing and never rereads the
 // log. audit_nodes keeps the hash of every complete subtree of 256 leaves
 // and more as it completes, so proofs read O(log n) rows.
 //
 // An entry's truth is its canonical bytes (entry_codec.h), stored in
-// bundles with their leaf hashes (bundle_store.h); audit_sources and
-// audit_postings are indexes for dedupe and Query. All three are
-// RANGE-partitioned by month on appended_at (audit's own commit time, never
-// earlier than the previous entry's), so each month holds a contiguous run
-// of leaves. When
-// an append opens a new month, a checkpoint is first signed at the size the
-// log had at the month's boundary; a purge drops only whole months, oldest
-// first, and verification resumes from that boundary checkpoint and the
-// kept subtree hashes.
+// bundles with their leaf hashes (bundle_store.h); audit_sources,
+// audit_postings and audit_key_index (key_index.h) are indexes for dedupe
+// and Query. All four are RANGE-partitioned by month on appended_at
+// (audit's own commit time, never earlier than the previous entry's), so
+// each month holds a contiguous run of leaves. When an append opens a new
+// month, a checkpoint is first signed at the size the log had at the
+// month's boundary; a purge drops only whole months, oldest first, and
+// verification resumes from that boundary checkpoint and the kept subtree
+// hashes.
 #ifndef QUNZU_SERVICES_AUDIT_AUDIT_LOG_H_
 #define QUNZU_SERVICES_AUDIT_AUDIT_LOG_H_
 
