@@ -45,6 +45,7 @@ absl::Status QueryKeyIndex(
     uint64_t until, const std::string& bundle_where, const std::vector<SqlValue>& bundle_params,
     const std::function<bool(const BundleRow&, const std::set<uint64_t>&)>& fn) {
   constexpr size_t kSegmentsPerRead = 16;
+  constexpr size_t kBundlesPerRead = 32;
   constexpr uint64_t kNear = 64;
   const uint64_t hash = KeyHash(kind, value);
   const int bucket = KeyBucket(hash);
@@ -59,15 +60,16 @@ absl::Status QueryKeyIndex(
                                  return absl::OkStatus();
                                }));
   bool going = true;
+  size_t per_read = kSegmentsPerRead;
   while (going) {
     std::set<uint64_t> leaves;
     size_t rows = 0;
+    const size_t asked = per_read;
     RETURN_IF_ERROR(qunzu::Query(
         conn,
         "SELECT segment, hashes FROM audit_key_index WHERE kind = ? AND bucket = ? AND segment "
         ">= ? AND segment < ? ORDER BY segment LIMIT ?",
-        {static_cast<int>(kind), bucket, segment, until, kSegmentsPerRead},
-        [&](const sql::ResultSet& row) {
+        {static_cast<int>(kind), bucket, segment, until, asked}, [&](const sql::ResultSet& row) {
           ++rows;
           const uint64_t first = row.getUInt64(1);
           segment = first + 1;
@@ -92,30 +94,39 @@ absl::Status QueryKeyIndex(
       std::vector<std::string> starts;
       for (size_t i = begin; i < end; ++i) {
         starts.push_back(absl::StrCat(
-            "(SELECT COALESCE(MAX(first_leaf), 0) FROM audit_bundles WHERE first_leaf <= ",
+            "(SELECT ", i, ", COALESCE(MAX(first_leaf), 0) FROM audit_bundles WHERE first_leaf <= ",
             ranges[i].first, ")"));
       }
-      std::vector<uint64_t> first_leaves;
-      RETURN_IF_ERROR(qunzu::Query(conn, absl::StrJoin(starts, " UNION ALL "), {},
-                                   [&](const sql::ResultSet& row) {
-                                     first_leaves.push_back(row.getUInt64(1));
-                                     return absl::OkStatus();
-                                   }));
-      std::vector<std::string> where;
-      for (size_t i = begin; i < end && i - begin < first_leaves.size(); ++i) {
-        where.push_back(absl::StrCat("first_leaf BETWEEN ", first_leaves[i - begin], " AND ",
-                                     ranges[i].second));
+      std::vector<std::string> where(end - begin);
+      RETURN_IF_ERROR(qunzu::Query(
+          conn, absl::StrJoin(starts, " UNION ALL "), {}, [&](const sql::ResultSet& row) {
+            const uint64_t i = row.getUInt64(1);
+            if (i < begin || i >= end) {
+              return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
+                               "a bundle start came back for no range asked");
+            }
+            where[i - begin] =
+                absl::StrCat("first_leaf BETWEEN ", row.getUInt64(2), " AND ", ranges[i].second);
+            return absl::OkStatus();
+          }));
+      // 32 bundles at a time, so a page filled early reads little more.
+      const std::string in_ranges = absl::StrCat("(", absl::StrJoin(where, " OR "), ")");
+      uint64_t cursor = 0;
+      for (size_t read = kBundlesPerRead; going && read == kBundlesPerRead;) {
+        std::vector<SqlValue> params = {cursor};
+        params.insert(params.end(), bundle_params.begin(), bundle_params.end());
+        ASSIGN_OR_RETURN(
+            read, ReadBundles(conn, absl::StrCat("first_leaf >= ? AND ", in_ranges, bundle_where),
+                              params, kBundlesPerRead, [&](const BundleRow& b) {
+                                cursor = b.first_leaf + 1;
+                                going = fn(b, leaves);
+                                return going;
+                              }));
       }
-      ASSIGN_OR_RETURN(
-          size_t read,
-          ReadBundles(conn, absl::StrCat("(", absl::StrJoin(where, " OR "), ")", bundle_where),
-                      bundle_params, size_t{1} << 30, [&](const BundleRow& b) {
-                        going = fn(b, leaves);
-                        return going;
-                      }));
-      (void)read;
     }
-    if (rows < kSegmentsPerRead) break;
+    // Rows far apart: read more segments at once while none match.
+    per_read = leaves.empty() ? std::min<size_t>(per_read * 2, 1024) : kSegmentsPerRead;
+    if (rows < asked) break;
   }
   return absl::OkStatus();
 }
