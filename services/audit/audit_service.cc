@@ -28,6 +28,10 @@ void AddAuditFlags(FlagSet& flags, AuditConfig& config) {
   flags.AddDuration({"purge-interval", "QUNZU_AUDIT_PURGE_INTERVAL",
                      "How often months past the retention are purged."},
                     &config.purge_interval, absl::Hours(1), absl::Seconds(1), absl::Hours(24 * 7));
+  flags.AddInt64({"key-index-segment-leaves", "QUNZU_AUDIT_KEY_INDEX_SEGMENT_LEAVES",
+                  "Leaves per segment of the background key index (actor, request_id, "
+                  "subject); Query scans the segment still filling."},
+                 &config.key_index_segment_leaves, 4096, 1, 1 << 20);
 }
 
 AuditServiceImpl::AuditServiceImpl(std::unique_ptr<AuditLog> log, absl::Duration purge_interval)
@@ -205,6 +209,7 @@ absl::StatusOr<std::unique_ptr<grpc::Service>> MakeAuditService(ServiceDeps& dep
   options.retention = absl::Hours(24) * config.retention_days;
   options.checkpoint_every_entries = config.checkpoint_every_entries;
   options.checkpoint_interval = config.checkpoint_interval;
+  options.index_segment_leaves = static_cast<uint64_t>(config.key_index_segment_leaves);
   ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> log,
                    AuditLog::Create(deps.mysql, std::move(signer), options, &deps.metrics));
   return std::make_unique<AuditServiceImpl>(std::move(log), config.purge_interval);

@@ -27,10 +27,12 @@ struct AuditConfig {
   int64_t checkpoint_every_entries = 1000;
   absl::Duration checkpoint_interval = absl::Seconds(60);
   absl::Duration purge_interval = absl::Hours(1);
+  int64_t key_index_segment_leaves = 4096;
 };
 
 // Registers AuditConfig's flags (--signing-key-file, --retention-days,
-// --checkpoint-every-entries, --checkpoint-interval, --purge-interval).
+// --checkpoint-every-entries, --checkpoint-interval, --purge-interval,
+// --key-index-segment-leaves).
 void AddAuditFlags(FlagSet& flags, AuditConfig& config);
 
 // Append takes its request as raw bytes, so a request that protobuf cannot

@@ -222,8 +222,10 @@ class Suite:
         try:
             self.redis.start()
             auth_config = self.write_auth_config()
+            # Key index segments of 8 leaves, so its background pass runs.
             audit = self.start_service("audit", self.base_args("audit", auth_config) + [
-                f"--signing-key-file={self.write_audit_signing_key()}"])
+                f"--signing-key-file={self.write_audit_signing_key()}",
+                "--key-index-segment-leaves=8"])
             self.services["audit"] = audit
             # credit first, so identity knows where to send its credit events.
             # moderation before groups: groups screens text through it.
