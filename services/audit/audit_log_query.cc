@@ -45,8 +45,6 @@ absl::Status QueryKeyIndex(
     uint64_t until, const std::string& bundle_where, const std::vector<SqlValue>& bundle_params,
     const std::function<bool(const BundleRow&, const std::set<uint64_t>&)>& fn) {
   constexpr size_t kSegmentsPerRead = 16;
-  constexpr size_t kBundlesPerRead = 32;
-  constexpr uint64_t kNear = 64;
   const uint64_t hash = KeyHash(kind, value);
   const int bucket = KeyBucket(hash);
   // From the last segment starting at or before from.
@@ -79,51 +77,11 @@ absl::Status QueryKeyIndex(
           }
           return absl::OkStatus();
         }));
-    // The bundles holding them: leaves close together are read as one
-    // range, from the bundle holding its first.
-    std::vector<std::pair<uint64_t, uint64_t>> ranges;
-    for (uint64_t leaf : leaves) {
-      if (!ranges.empty() && leaf - ranges.back().second <= kNear) {
-        ranges.back().second = leaf;
-      } else {
-        ranges.emplace_back(leaf, leaf);
-      }
-    }
-    for (size_t begin = 0; going && begin < ranges.size(); begin += 200) {
-      const size_t end = std::min(ranges.size(), begin + 200);
-      std::vector<std::string> starts;
-      for (size_t i = begin; i < end; ++i) {
-        starts.push_back(absl::StrCat(
-            "(SELECT ", i, ", COALESCE(MAX(first_leaf), 0) FROM audit_bundles WHERE first_leaf <= ",
-            ranges[i].first, ")"));
-      }
-      std::vector<std::string> where(end - begin);
-      RETURN_IF_ERROR(qunzu::Query(
-          conn, absl::StrJoin(starts, " UNION ALL "), {}, [&](const sql::ResultSet& row) {
-            const uint64_t i = row.getUInt64(1);
-            if (i < begin || i >= end) {
-              return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
-                               "a bundle start came back for no range asked");
-            }
-            where[i - begin] =
-                absl::StrCat("first_leaf BETWEEN ", row.getUInt64(2), " AND ", ranges[i].second);
-            return absl::OkStatus();
-          }));
-      // 32 bundles at a time, so a page filled early reads little more.
-      const std::string in_ranges = absl::StrCat("(", absl::StrJoin(where, " OR "), ")");
-      uint64_t cursor = 0;
-      for (size_t read = kBundlesPerRead; going && read == kBundlesPerRead;) {
-        std::vector<SqlValue> params = {cursor};
-        params.insert(params.end(), bundle_params.begin(), bundle_params.end());
-        ASSIGN_OR_RETURN(
-            read, ReadBundles(conn, absl::StrCat("first_leaf >= ? AND ", in_ranges, bundle_where),
-                              params, kBundlesPerRead, [&](const BundleRow& b) {
-                                cursor = b.first_leaf + 1;
-                                going = fn(b, leaves);
-                                return going;
-                              }));
-      }
-    }
+    RETURN_IF_ERROR(ForEachBundleHolding(conn, leaves, bundle_where, bundle_params, true,
+                                         [&](const BundleRow& b) {
+                                           going = fn(b, leaves);
+                                           return going;
+                                         }));
     // Rows far apart: read more segments at once while none match.
     per_read = leaves.empty() ? std::min<size_t>(per_read * 2, 1024) : kSegmentsPerRead;
     if (rows < asked) break;

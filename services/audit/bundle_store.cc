@@ -12,9 +12,10 @@
 namespace qunzu::audit {
 namespace {
 
-constexpr char kBundleColumns[] = "first_leaf, entry_count, entries, leaf_hashes";
-// Bundles read per query when walking the log.
+// Bundles read per query when walking the log, and when reading those
+// holding given leaves.
 constexpr size_t kWalkBundles = 64;
+constexpr size_t kHoldingBundles = 32;
 
 }  // namespace
 
@@ -79,24 +80,27 @@ absl::StatusOr<uint64_t> BundleStartFor(sql::Connection& conn, uint64_t leaf_ind
 
 absl::StatusOr<size_t> ReadBundles(sql::Connection& conn, const std::string& where,
                                    std::vector<SqlValue> params, size_t limit,
-                                   const std::function<bool(const BundleRow&)>& fn) {
+                                   const std::function<bool(const BundleRow&)>& fn,
+                                   bool with_entries) {
   params.emplace_back(limit);
   size_t rows = 0;
   bool going = true;
-  RETURN_IF_ERROR(Query(conn,
-                        absl::StrCat("SELECT ", kBundleColumns, " FROM audit_bundles WHERE ", where,
-                                     " ORDER BY first_leaf LIMIT ?"),
-                        params, [&](const sql::ResultSet& row) {
-                          if (!going) return absl::OkStatus();
-                          ++rows;
-                          BundleRow b;
-                          b.first_leaf = row.getUInt64(1);
-                          b.count = row.getUInt64(2);
-                          b.entries = std::string(row.getString(3));
-                          b.leaf_hashes = std::string(row.getString(4));
-                          going = fn(b);
-                          return absl::OkStatus();
-                        }));
+  RETURN_IF_ERROR(
+      Query(conn,
+            absl::StrCat("SELECT first_leaf, entry_count, ", with_entries ? "entries" : "''",
+                         ", leaf_hashes FROM audit_bundles WHERE ", where,
+                         " ORDER BY first_leaf LIMIT ?"),
+            params, [&](const sql::ResultSet& row) {
+              if (!going) return absl::OkStatus();
+              ++rows;
+              BundleRow b;
+              b.first_leaf = row.getUInt64(1);
+              b.count = row.getUInt64(2);
+              b.entries = std::string(row.getString(3));
+              b.leaf_hashes = std::string(row.getString(4));
+              going = fn(b);
+              return absl::OkStatus();
+            }));
   return rows;
 }
 
@@ -122,39 +126,75 @@ absl::Status ForEachStoredLeaf(sql::Connection& conn, uint64_t from, uint64_t to
   return absl::OkStatus();
 }
 
+absl::Status ForEachBundleHolding(sql::Connection& conn, const std::set<uint64_t>& leaves,
+                                  const std::string& and_where,
+                                  const std::vector<SqlValue>& and_params, bool with_entries,
+                                  const std::function<bool(const BundleRow&)>& fn) {
+  constexpr uint64_t kNear = 64;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (uint64_t leaf : leaves) {
+    if (!ranges.empty() && leaf - ranges.back().second <= kNear) {
+      ranges.back().second = leaf;
+    } else {
+      ranges.emplace_back(leaf, leaf);
+    }
+  }
+  bool going = true;
+  for (size_t begin = 0; going && begin < ranges.size(); begin += 200) {
+    const size_t end = std::min(ranges.size(), begin + 200);
+    // Where each range's first bundle starts, in one statement; each part
+    // names its range (UNION ALL promises no order).
+    std::vector<std::string> starts;
+    for (size_t i = begin; i < end; ++i) {
+      starts.push_back(absl::StrCat(
+          "(SELECT ", i, ", COALESCE(MAX(first_leaf), 0) FROM audit_bundles WHERE first_leaf <= ",
+          ranges[i].first, ")"));
+    }
+    std::vector<std::string> where(end - begin);
+    RETURN_IF_ERROR(
+        Query(conn, absl::StrJoin(starts, " UNION ALL "), {}, [&](const sql::ResultSet& row) {
+          const uint64_t i = row.getUInt64(1);
+          if (i < begin || i >= end) {
+            return MakeError(absl::StatusCode::kInternal, "AUDIT_ROW_INVALID",
+                             "a bundle start came back for no range asked");
+          }
+          where[i - begin] =
+              absl::StrCat("first_leaf BETWEEN ", row.getUInt64(2), " AND ", ranges[i].second);
+          return absl::OkStatus();
+        }));
+    const std::string in_ranges = absl::StrCat("(", absl::StrJoin(where, " OR "), ")", and_where);
+    uint64_t cursor = 0;
+    for (size_t read = kHoldingBundles; going && read == kHoldingBundles;) {
+      std::vector<SqlValue> params = {cursor};
+      params.insert(params.end(), and_params.begin(), and_params.end());
+      ASSIGN_OR_RETURN(
+          read, ReadBundles(
+                    conn, "first_leaf >= ? AND " + in_ranges, std::move(params), kHoldingBundles,
+                    [&](const BundleRow& b) {
+                      cursor = b.first_leaf + 1;
+                      going = fn(b);
+                      return going;
+                    },
+                    with_entries));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::map<uint64_t, Hash>> ReadStoredLeafHashes(sql::Connection& conn,
                                                               const std::vector<uint64_t>& leaves) {
   std::map<uint64_t, Hash> out;
-  std::vector<uint64_t> sorted = leaves;
-  std::sort(sorted.begin(), sorted.end());
-  // Runs of nearby leaves are read together (proofs ask for the leaves of
-  // small subtrees: at most 15 in a row).
-  size_t i = 0;
-  while (i < sorted.size()) {
-    size_t j = i;
-    while (j + 1 < sorted.size() && sorted[j + 1] - sorted[i] < 64) ++j;
-    const uint64_t lo = sorted[i];
-    const uint64_t hi = sorted[j];
-    ASSIGN_OR_RETURN(uint64_t start, BundleStartFor(conn, lo));
-    std::vector<uint64_t> wanted(sorted.begin() + static_cast<std::ptrdiff_t>(i),
-                                 sorted.begin() + static_cast<std::ptrdiff_t>(j) + 1);
-    ASSIGN_OR_RETURN(size_t rows,
-                     ReadBundles(conn, "first_leaf >= ? AND first_leaf <= ?", {start, hi},
-                                 hi - start + 1, [&](const BundleRow& b) {
-                                   if (b.leaf_hashes.size() != b.count * kHashSize) return true;
-                                   for (uint64_t leaf : wanted) {
-                                     if (leaf < b.first_leaf || leaf - b.first_leaf >= b.count) {
-                                       continue;
-                                     }
-                                     absl::StatusOr<Hash> h = HashFromBytes(b.leaf_hashes.substr(
-                                         (leaf - b.first_leaf) * kHashSize, kHashSize));
-                                     if (h.ok()) out[leaf] = *h;
-                                   }
-                                   return true;
-                                 }));
-    (void)rows;
-    i = j + 1;
-  }
+  const std::set<uint64_t> wanted(leaves.begin(), leaves.end());
+  RETURN_IF_ERROR(ForEachBundleHolding(conn, wanted, "", {}, false, [&](const BundleRow& b) {
+    if (b.leaf_hashes.size() != b.count * kHashSize) return true;
+    for (auto it = wanted.lower_bound(b.first_leaf);
+         it != wanted.end() && *it - b.first_leaf < b.count; ++it) {
+      absl::StatusOr<Hash> h =
+          HashFromBytes(b.leaf_hashes.substr((*it - b.first_leaf) * kHashSize, kHashSize));
+      if (h.ok()) out[*it] = *h;
+    }
+    return true;
+  }));
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -83,10 +84,21 @@ absl::StatusOr<uint64_t> BundleStartFor(sql::Connection& conn, uint64_t leaf_ind
 
 // Reads audit_bundles rows matching where (SQL over the row's columns, with
 // params), in first_leaf order, up to limit, calling fn for each; fn
-// returns false to stop. Returns how many rows were read.
+// returns false to stop. Returns how many rows were read. Without
+// with_entries the rows' entries are left empty (not read).
 absl::StatusOr<size_t> ReadBundles(sql::Connection& conn, const std::string& where,
                                    std::vector<SqlValue> params, size_t limit,
-                                   const std::function<bool(const BundleRow&)>& fn);
+                                   const std::function<bool(const BundleRow&)>& fn,
+                                   bool with_entries = true);
+
+// Calls fn, in first_leaf order, with every bundle holding one of leaves
+// that also matches and_where (" AND ..." over the row's columns, with
+// and_params); fn returns false to stop. Leaves close together are read as
+// one range, from the bundle holding the first; bundles 32 at a time.
+absl::Status ForEachBundleHolding(sql::Connection& conn, const std::set<uint64_t>& leaves,
+                                  const std::string& and_where,
+                                  const std::vector<SqlValue>& and_params, bool with_entries,
+                                  const std::function<bool(const BundleRow&)>& fn);
 
 // Every stored leaf with index in [from, to) (to 0: no bound), in order.
 absl::Status ForEachStoredLeaf(sql::Connection& conn, uint64_t from, uint64_t to, const LeafFn& fn);
