@@ -209,6 +209,9 @@ class AuditLog {
   // row is updated only if it still is w.base (the check and the lock in
   // one statement). ABORTED (AUDIT_SPECULATION_STALE) when the head moved.
   absl::Status FinishGroup(sql::Connection& conn, GroupWrite& w, std::optional<Head> locked);
+  // The first leaf left to index (key_index.h) given the state row's
+  // indexed_until: purged segments are skipped.
+  uint64_t FirstUnindexed(const Head& head, uint64_t indexed_until) const;
   // The checkpoints a group landing on head signs (a month boundary, every
   // N entries, every T), and the head after it, into w.
   void PlanFinish(GroupWrite& w, Head head) const;

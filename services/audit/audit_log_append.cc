@@ -165,11 +165,9 @@ struct AuditLog::GroupWrite {
   uint64_t duplicates = 0;
   uint64_t checkpoints = 0;
   // The tree once the group's leaves are in (BuildGroup), then the
-  // checkpoints to sign (each the head it signs) and whether the head row
-  // is written (PlanFinish).
+  // checkpoints to sign, each the head it signs (PlanFinish).
   Head built;
   std::vector<Head> to_sign;
-  bool save_head = false;
   // request_id -> batch digest, and (service, source_id) -> leaf index, of
   // what is in the log (or in a group in flight this one is built on).
   std::map<std::pair<std::string, std::string>, std::string> known;
@@ -363,7 +361,9 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
                                "audit_sources returned a non-numeric run");
             }
             std::string service = Bytes(row, 2);
-            const std::set<uint64_t>& ids = wanted[service];
+            auto asked = wanted.find(service);
+            if (asked == wanted.end()) return absl::OkStatus();
+            const std::set<uint64_t>& ids = asked->second;
             for (auto it = ids.lower_bound(first_source);
                  it != ids.end() && *it - first_source < count; ++it) {
               w.existing.emplace(std::make_pair(service, *it), first_leaf + (*it - first_source));
@@ -611,7 +611,6 @@ void AuditLog::PlanFinish(GroupWrite& w, Head head) const {
       head.last_checkpoint_at = w.now;
     }
   }
-  w.save_head = w.appended > 0 || !w.to_sign.empty();
   w.produced = std::move(head);
 }
 
@@ -638,7 +637,9 @@ absl::Status AuditLog::FinishGroup(sql::Connection& conn, GroupWrite& w,
     RETURN_IF_ERROR(WriteCheckpoint(conn, signed_head, w.now));
     ++w.checkpoints;
   }
-  if (w.save_head) RETURN_IF_ERROR(SaveHead(conn, w.produced, was_locked ? nullptr : &w.base));
+  if (w.appended > 0 || !w.to_sign.empty()) {
+    RETURN_IF_ERROR(SaveHead(conn, w.produced, was_locked ? nullptr : &w.base));
+  }
   for (v1::AppendResponse& r : w.responses) r.set_tree_size(w.produced.tree_size);
   return absl::OkStatus();
 }
@@ -952,11 +953,8 @@ void AuditLog::UpdateGauges() {
   }
   absl::StatusOr<uint64_t> indexed = ReadIndexedUntil(**lease, false);
   if (indexed.ok()) {
-    // Purged leaves are not indexed.
-    *indexed = std::max(*indexed, head->oldest_leaf_index / options_.index_segment_leaves *
-                                      options_.index_segment_leaves);
-    metrics_.index_lag->Set(
-        static_cast<double>(head->tree_size - std::min(head->tree_size, *indexed)));
+    metrics_.index_lag->Set(static_cast<double>(
+        head->tree_size - std::min(head->tree_size, FirstUnindexed(*head, *indexed))));
   }
 }
 

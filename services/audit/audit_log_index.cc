@@ -32,6 +32,13 @@ absl::StatusOr<uint64_t> ReadIndexedUntil(sql::Connection& conn, bool for_update
   return until;
 }
 
+uint64_t AuditLog::FirstUnindexed(const Head& head, uint64_t indexed_until) const {
+  // Purged leaves are not indexed: the segment holding the oldest kept
+  // leaf is the first there is to index.
+  const uint64_t size = options_.index_segment_leaves;
+  return std::max(indexed_until, head.oldest_leaf_index / size * size);
+}
+
 absl::StatusOr<uint64_t> AuditLog::IndexKeys(uint64_t max_segments) {
   const uint64_t size = options_.index_segment_leaves;
   uint64_t segments = 0;
@@ -41,10 +48,9 @@ absl::StatusOr<uint64_t> AuditLog::IndexKeys(uint64_t max_segments) {
     // One segment per transaction; the state row's lock makes one replica
     // index a segment, the others find it done.
     absl::Status status = WithTransaction(pool_, [&](sql::Connection& conn) -> absl::Status {
-      ASSIGN_OR_RETURN(uint64_t from, ReadIndexedUntil(conn, true));
+      ASSIGN_OR_RETURN(uint64_t indexed, ReadIndexedUntil(conn, true));
       ASSIGN_OR_RETURN(Head head, LoadHead(conn, false));
-      // Purged leaves are not indexed.
-      from = std::max(from, head.oldest_leaf_index / size * size);
+      const uint64_t from = FirstUnindexed(head, indexed);
       lag = head.tree_size - std::min(head.tree_size, from);
       if (from + size > head.tree_size) return absl::OkStatus();
       std::map<std::pair<int, int>, std::vector<std::pair<uint64_t, uint32_t>>> rows;

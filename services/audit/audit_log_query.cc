@@ -201,12 +201,6 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
   ASSIGN_OR_RETURN(uint64_t cursor, BundleStartFor(*lease, scan_from));
   bool more = to == 0 || scan_from < to;
   while (more && !full()) {
-    std::string where = "first_leaf >= ?";
-    std::vector<SqlValue> params = {cursor};
-    if (to != 0) {
-      where += " AND first_leaf < ?";
-      params.emplace_back(to);
-    }
     if (!postings.empty()) {
       // Candidates: bundles on the first posting list, and on every other.
       std::string sql =
@@ -244,6 +238,12 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
                                    }));
       (void)read;
     } else {
+      std::string where = "first_leaf >= ?";
+      std::vector<SqlValue> params = {cursor};
+      if (to != 0) {
+        where += " AND first_leaf < ?";
+        params.emplace_back(to);
+      }
       params.insert(params.end(), bundle_params.begin(), bundle_params.end());
       ASSIGN_OR_RETURN(size_t read, ReadBundles(*lease, where + bundle_where, params,
                                                 kBundlesPerRead, [&](const BundleRow& b) {

@@ -89,33 +89,33 @@ bool Overlaps(const HoldRow& hold, absl::Time start, absl::Time end) {
 // Copies the leaf hashes of every bundle below boundary (the leaves a
 // purge drops) into audit_nodes as level 0, in chunks.
 absl::Status KeepLeafHashes(sql::Connection& conn, uint64_t boundary) {
+  constexpr size_t kBundles = 64;
   uint64_t next = 0;
-  while (true) {
+  for (size_t read = kBundles; read == kBundles;) {
     std::vector<std::string> values;
-    uint64_t rows = 0;
-    RETURN_IF_ERROR(qunzu::Query(
-        conn,
-        "SELECT first_leaf, entry_count, leaf_hashes FROM audit_bundles WHERE first_leaf >= ? "
-        "AND first_leaf < ? ORDER BY first_leaf LIMIT 64",
-        {next, boundary}, [&](const sql::ResultSet& row) -> absl::Status {
-          ++rows;
-          const uint64_t first = row.getUInt64(1);
-          const uint64_t count = row.getUInt64(2);
-          const std::string hashes = Bytes(row, 3);
-          next = first + 1;
-          if (hashes.size() != count * kHashSize) {
-            return MakeError(
-                absl::StatusCode::kDataLoss, "BUNDLE_DAMAGED",
-                absl::StrCat("the bundle at leaf ", first, " holds ", hashes.size(),
-                             " bytes of leaf hashes for ", count, " entries; refusing to purge"));
-          }
-          for (uint64_t i = 0; i < count; ++i) {
-            values.push_back(absl::StrCat(
-                "(0,", first + i, ",X'",
-                absl::BytesToHexString(hashes.substr(i * kHashSize, kHashSize)), "')"));
-          }
-          return absl::OkStatus();
-        }));
+    absl::Status damaged;
+    ASSIGN_OR_RETURN(
+        read,
+        ReadBundles(
+            conn, "first_leaf >= ? AND first_leaf < ?", {next, boundary}, kBundles,
+            [&](const BundleRow& b) {
+              next = b.first_leaf + 1;
+              if (b.leaf_hashes.size() != b.count * kHashSize) {
+                damaged = MakeError(absl::StatusCode::kDataLoss, "BUNDLE_DAMAGED",
+                                    absl::StrCat("the bundle at leaf ", b.first_leaf, " holds ",
+                                                 b.leaf_hashes.size(), " bytes of leaf hashes for ",
+                                                 b.count, " entries; refusing to purge"));
+                return false;
+              }
+              for (uint64_t i = 0; i < b.count; ++i) {
+                values.push_back(absl::StrCat(
+                    "(0,", b.first_leaf + i, ",X'",
+                    absl::BytesToHexString(b.leaf_hashes.substr(i * kHashSize, kHashSize)), "')"));
+              }
+              return true;
+            },
+            false));
+    RETURN_IF_ERROR(damaged);
     for (size_t begin = 0; begin < values.size(); begin += 5000) {
       const size_t end = std::min(values.size(), begin + 5000);
       RETURN_IF_ERROR(
@@ -126,8 +126,8 @@ absl::Status KeepLeafHashes(sql::Connection& conn, uint64_t boundary) {
                                           values.begin() + static_cast<std::ptrdiff_t>(end), ",")))
               .status());
     }
-    if (rows < 64) return absl::OkStatus();
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
