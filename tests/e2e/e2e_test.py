@@ -54,6 +54,17 @@ class SuiteTest(unittest.TestCase):
             self.assertEqual(self.suite.health(name), suite_lib.SERVING, name)
             self.assertEqual(self.suite.health(name, full), suite_lib.SERVING, name)
 
+    def test_01b_every_service_runs_on_the_configured_allocator(self):
+        # QUNZU_TCMALLOC (default ON) links the service binaries with
+        # tcmalloc; a process that only names it (dropped by --as-needed, or
+        # a loader that never maps it) still runs on glibc's malloc.
+        with open(os.path.join(BUILD_DIR, "CMakeCache.txt"), encoding="utf-8") as cache:
+            wanted = "QUNZU_TCMALLOC:BOOL=ON" in cache.read()
+        for name, service in self.suite.services.items():
+            with open(f"/proc/{service.proc.pid}/maps", encoding="utf-8") as maps:
+                mapped = "libtcmalloc_minimal" in maps.read()
+            self.assertEqual(mapped, wanted, name)
+
     def test_02_every_rpc_declares_who_may_call_it(self):
         for name in suite_lib.SERVICES:
             for method, policy in methods_of(name):
