@@ -56,14 +56,23 @@ class SuiteTest(unittest.TestCase):
 
     def test_01b_every_service_runs_on_the_configured_allocator(self):
         # QUNZU_TCMALLOC (default ON) links the service binaries with
-        # tcmalloc; a process that only names it (dropped by --as-needed, or
-        # a loader that never maps it) still runs on glibc's malloc.
+        # tcmalloc; a binary that only names it (dropped by --as-needed, or a
+        # loader that binds malloc elsewhere) still runs on glibc's malloc.
         with open(os.path.join(BUILD_DIR, "CMakeCache.txt"), encoding="utf-8") as cache:
             wanted = "QUNZU_TCMALLOC:BOOL=ON" in cache.read()
         for name, service in self.suite.services.items():
             with open(f"/proc/{service.proc.pid}/maps", encoding="utf-8") as maps:
                 mapped = "libtcmalloc_minimal" in maps.read()
             self.assertEqual(mapped, wanted, name)
+            # And every library's malloc binds to it (the loader says so).
+            out = subprocess.run([self.suite.binary(name), "--help"], capture_output=True,
+                                 text=True, timeout=30,
+                                 env={**os.environ, "LD_DEBUG": "bindings"}).stderr
+            targets = {line.split(" to ", 1)[1].split(" [", 1)[0]
+                       for line in out.splitlines() if "normal symbol `malloc'" in line}
+            self.assertTrue(targets, name)
+            self.assertEqual({"libtcmalloc_minimal" in t for t in targets}, {wanted},
+                             f"{name}: malloc binds to {sorted(targets)}")
 
     def test_02_every_rpc_declares_who_may_call_it(self):
         for name in suite_lib.SERVICES:
