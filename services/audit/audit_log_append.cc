@@ -299,14 +299,7 @@ absl::Status AuditLog::BuildGroup(sql::Connection& conn, const std::vector<Pendi
       // runs never overlap, so those holding an id of [lo, hi] are the ones
       // starting in it and the last one starting before it. Ids close
       // together share one range; at most 500 ranges per part.
-      std::vector<std::pair<uint64_t, uint64_t>> ranges;
-      for (uint64_t id : ids) {
-        if (!ranges.empty() && id - ranges.back().second <= kSourceRangeGap) {
-          ranges.back().second = id;
-        } else {
-          ranges.emplace_back(id, id);
-        }
-      }
+      const std::vector<std::pair<uint64_t, uint64_t>> ranges = CloseRanges(ids, kSourceRangeGap);
       std::string select =
           "(SELECT 1, service, CAST(first_source AS CHAR), CAST(source_count AS CHAR), "
           "CAST(first_leaf AS CHAR), NULL, NULL FROM audit_sources WHERE service = ";

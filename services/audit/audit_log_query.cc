@@ -229,14 +229,13 @@ absl::StatusOr<v1::QueryResponse> AuditLog::Query(const Caller& caller, const st
       }));
       more = candidates.size() == kBundlesPerRead;
       if (candidates.empty()) break;
-      ASSIGN_OR_RETURN(size_t read,
-                       ReadBundles(*lease,
-                                   absl::StrCat("first_leaf IN (", absl::StrJoin(candidates, ","),
-                                                ")", bundle_where),
-                                   bundle_params, kBundlesPerRead, [&](const BundleRow& b) {
-                                     return visit(b, scan_from, to, nullptr);
-                                   }));
-      (void)read;
+      RETURN_IF_ERROR(
+          ReadBundles(
+              *lease,
+              absl::StrCat("first_leaf IN (", absl::StrJoin(candidates, ","), ")", bundle_where),
+              bundle_params, kBundlesPerRead,
+              [&](const BundleRow& b) { return visit(b, scan_from, to, nullptr); })
+              .status());
     } else {
       std::string where = "first_leaf >= ?";
       std::vector<SqlValue> params = {cursor};

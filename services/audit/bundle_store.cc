@@ -21,6 +21,19 @@ constexpr size_t kHoldingBundles = 32;
 
 std::string SubjectPostingValue(int kind, uint64_t id) { return absl::StrCat(kind, ":", id); }
 
+std::vector<std::pair<uint64_t, uint64_t>> CloseRanges(const std::set<uint64_t>& values,
+                                                       uint64_t gap) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (uint64_t v : values) {
+    if (!ranges.empty() && v - ranges.back().second <= gap) {
+      ranges.back().second = v;
+    } else {
+      ranges.emplace_back(v, v);
+    }
+  }
+  return ranges;
+}
+
 void AppendToBundle(std::string& blob, absl::string_view entry) {
   const auto n = static_cast<uint32_t>(entry.size());
   blob.push_back(static_cast<char>(n >> 24));
@@ -131,14 +144,7 @@ absl::Status ForEachBundleHolding(sql::Connection& conn, const std::set<uint64_t
                                   const std::vector<SqlValue>& and_params, bool with_entries,
                                   const std::function<bool(const BundleRow&)>& fn) {
   constexpr uint64_t kNear = 64;
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (uint64_t leaf : leaves) {
-    if (!ranges.empty() && leaf - ranges.back().second <= kNear) {
-      ranges.back().second = leaf;
-    } else {
-      ranges.emplace_back(leaf, leaf);
-    }
-  }
+  const std::vector<std::pair<uint64_t, uint64_t>> ranges = CloseRanges(leaves, kNear);
   bool going = true;
   for (size_t begin = 0; going && begin < ranges.size(); begin += 200) {
     const size_t end = std::min(ranges.size(), begin + 200);

@@ -26,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,6 +55,11 @@ enum class PostingKind : int {
   kSubject = 6,  // "<SubjectKind number>:<id>"
 };
 std::string SubjectPostingValue(int kind, uint64_t id);
+
+// The values as ranges [first, last], in order: a value at most gap past
+// the previous one extends its range (a few values read as one range).
+std::vector<std::pair<uint64_t, uint64_t>> CloseRanges(const std::set<uint64_t>& values,
+                                                       uint64_t gap);
 
 // Appends one entry to a bundle's entries blob.
 void AppendToBundle(std::string& blob, absl::string_view entry);
