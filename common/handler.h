@@ -26,7 +26,7 @@ struct CallInfo {
 // Runs fn(const CallInfo&) -> absl::Status for an authenticated, authorised
 // call and returns its mapped status; a denied call never reaches fn.
 template <typename Fn>
-grpc::Status Serve(grpc::ServerContext* context, Fn&& fn) {
+grpc::Status Serve(const grpc::ServerContextBase* context, Fn&& fn) {
   absl::StatusOr<Caller> caller = CallerOf(context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   try {

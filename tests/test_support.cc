@@ -5,7 +5,12 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <random>
+#include <string>
+#include <vector>
+
+#include "common/auth.h"
 
 namespace qunzu::testing {
 namespace {
@@ -54,6 +59,31 @@ double MetricValue(prometheus::Registry& registry, const std::string& name,
     }
   }
   return -1;
+}
+
+common::v1::AuthConfig EchoCredentials() {
+  common::v1::AuthConfig config;
+  auto add = [&](const char* principal, common::v1::Role role, const char* token) {
+    auto* c = config.add_credentials();
+    c->set_principal(principal);
+    c->set_role(role);
+    c->set_token_sha256(TokenDigest(token));
+  };
+  add("chat-backend", common::v1::ROLE_PLATFORM, "tok-platform");
+  add("mia", common::v1::ROLE_MODERATOR, "tok-moderator");
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> StartEchoServer(grpc::Service* service,
+                                                            prometheus::Registry* registry) {
+  const std::vector<std::string> names = {"qunzu.testing.v1.TestService"};
+  absl::StatusOr<Authorizer> authorizer = Authorizer::Create(EchoCredentials(), names);
+  if (!authorizer.ok()) return authorizer.status();
+  GrpcServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.authorizer = std::make_shared<const Authorizer>(*std::move(authorizer));
+  options.registry = registry;
+  return GrpcServer::Start(options, {service}, names);
 }
 
 }  // namespace qunzu::testing

@@ -5,9 +5,13 @@
 #define QUNZU_TESTS_TEST_SUPPORT_H_
 
 #include <map>
+#include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "common/server.h"
 #include "prometheus/registry.h"
+#include "qunzu/common/v1/auth_config.pb.h"
 
 namespace qunzu::testing {
 
@@ -26,6 +30,15 @@ std::string UniqueName(const std::string& stem);
 // histogram's count; -1 when absent.
 double MetricValue(prometheus::Registry& registry, const std::string& name,
                    const std::map<std::string, std::string>& labels = {});
+
+// Bearer tokens for testing.v1.TestService: "tok-platform" is chat-backend
+// (platform), "tok-moderator" is mia (moderator).
+common::v1::AuthConfig EchoCredentials();
+
+// `service` (a testing.v1.TestService) on a GrpcServer on a free loopback
+// port, with the interceptors, EchoCredentials() and `registry`.
+absl::StatusOr<std::unique_ptr<GrpcServer>> StartEchoServer(grpc::Service* service,
+                                                            prometheus::Registry* registry);
 
 }  // namespace qunzu::testing
 

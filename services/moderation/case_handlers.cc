@@ -14,7 +14,7 @@ constexpr char kPrefix[] = "/qunzu.moderation.v1.ModerationService/";
 
 // Runs fn(cases, request context) after `validate`, on an authorised call.
 template <typename Validate, typename Fn>
-grpc::Status ServeCase(grpc::ServerContext* context, Cases* cases, const char* method,
+grpc::Status ServeCase(const grpc::ServerContextBase* context, Cases* cases, const char* method,
                        Validate&& validate, Fn&& fn) {
   return Serve(context, [&](const CallInfo& call) -> absl::Status {
     RETURN_IF_ERROR(validate());
@@ -34,193 +34,228 @@ absl::Status ModerationServiceImpl::RecordIfInspection(const CallInfo& call, con
       RequestContext{call.caller, call.peer, std::string(kPrefix) + method});
 }
 
-grpc::Status ModerationServiceImpl::SubmitReport(grpc::ServerContext* c,
-                                                 const v1::SubmitReportRequest* q,
-                                                 v1::SubmitReportResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "SubmitReport", [&] { return ValidateSubmitReport(*q); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().Submit(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::SubmitReport(grpc::CallbackServerContext* c,
+                                                              const v1::SubmitReportRequest* q,
+                                                              v1::SubmitReportResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "SubmitReport", [&] { return ValidateSubmitReport(*q); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().Submit(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ListReports(grpc::ServerContext* c,
-                                                const v1::ListReportsRequest* q,
-                                                v1::ListReportsResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ListReports", [&] { return ValidateListReports(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().List(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ListReports(grpc::CallbackServerContext* c,
+                                                             const v1::ListReportsRequest* q,
+                                                             v1::ListReportsResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ListReports", [&] { return ValidateListReports(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().List(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ClaimReport(grpc::ServerContext* c,
-                                                const v1::ClaimReportRequest* q,
-                                                v1::ClaimReportResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ClaimReport", [&] { return ValidateClaimReport(*q); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().Claim(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ClaimReport(grpc::CallbackServerContext* c,
+                                                             const v1::ClaimReportRequest* q,
+                                                             v1::ClaimReportResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ClaimReport", [&] { return ValidateClaimReport(*q); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().Claim(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ResolveReport(grpc::ServerContext* c,
-                                                  const v1::ResolveReportRequest* q,
-                                                  v1::ResolveReportResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ResolveReport", [&] { return ValidateResolveReport(*q); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().Resolve(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ResolveReport(grpc::CallbackServerContext* c,
+                                                               const v1::ResolveReportRequest* q,
+                                                               v1::ResolveReportResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ResolveReport", [&] { return ValidateResolveReport(*q); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().Resolve(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::GetReport(grpc::ServerContext* c, const v1::GetReportRequest* q,
-                                              v1::GetReportResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "GetReport", [&] { return ValidateGetReport(*q); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().Get(ctx.caller, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::GetReport(grpc::CallbackServerContext* c,
+                                                           const v1::GetReportRequest* q,
+                                                           v1::GetReportResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "GetReport", [&] { return ValidateGetReport(*q); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().Get(ctx.caller, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::GetHandlingStats(grpc::ServerContext* c,
-                                                     const v1::GetHandlingStatsRequest* q,
-                                                     v1::GetHandlingStatsResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "GetHandlingStats", [&] { return ValidateGetHandlingStats(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().Stats(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::GetHandlingStats(
+    grpc::CallbackServerContext* c, const v1::GetHandlingStatsRequest* q,
+    v1::GetHandlingStatsResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "GetHandlingStats", [&] { return ValidateGetHandlingStats(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().Stats(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::GetHeldMessage(grpc::ServerContext* c,
-                                                   const v1::GetHeldMessageRequest* q,
-                                                   v1::GetHeldMessageResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "GetHeldMessage", [&] { return ValidateGetHeldMessage(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().GetHeld(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::GetHeldMessage(grpc::CallbackServerContext* c,
+                                                                const v1::GetHeldMessageRequest* q,
+                                                                v1::GetHeldMessageResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "GetHeldMessage", [&] { return ValidateGetHeldMessage(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().GetHeld(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ListHeldMessages(grpc::ServerContext* c,
-                                                     const v1::ListHeldMessagesRequest* q,
-                                                     v1::ListHeldMessagesResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ListHeldMessages", [&] { return ValidateListHeldMessages(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.reports().ListHeld(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ListHeldMessages(
+    grpc::CallbackServerContext* c, const v1::ListHeldMessagesRequest* q,
+    v1::ListHeldMessagesResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ListHeldMessages", [&] { return ValidateListHeldMessages(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.reports().ListHeld(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::DisposeGroup(grpc::ServerContext* c,
-                                                 const v1::DisposeGroupRequest* q,
-                                                 v1::DisposeGroupResponse* r) {
-  const absl::Time now = cases_ != nullptr ? cases_->clock().Now() : absl::Now();
-  return ServeCase(
-      c, cases_.get(), "DisposeGroup", [&] { return ValidateDisposeGroup(*q, now); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.dispositions().DisposeGroup(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::DisposeGroup(grpc::CallbackServerContext* c,
+                                                              const v1::DisposeGroupRequest* q,
+                                                              v1::DisposeGroupResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    const absl::Time now = cases_ != nullptr ? cases_->clock().Now() : absl::Now();
+    return ServeCase(
+        c, cases_.get(), "DisposeGroup", [&] { return ValidateDisposeGroup(*q, now); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.dispositions().DisposeGroup(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::DisposeAccount(grpc::ServerContext* c,
-                                                   const v1::DisposeAccountRequest* q,
-                                                   v1::DisposeAccountResponse* r) {
-  const absl::Time now = cases_ != nullptr ? cases_->clock().Now() : absl::Now();
-  return ServeCase(
-      c, cases_.get(), "DisposeAccount", [&] { return ValidateDisposeAccount(*q, now); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.dispositions().DisposeAccount(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::DisposeAccount(grpc::CallbackServerContext* c,
+                                                                const v1::DisposeAccountRequest* q,
+                                                                v1::DisposeAccountResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    const absl::Time now = cases_ != nullptr ? cases_->clock().Now() : absl::Now();
+    return ServeCase(
+        c, cases_.get(), "DisposeAccount", [&] { return ValidateDisposeAccount(*q, now); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.dispositions().DisposeAccount(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::GetDisposition(grpc::ServerContext* c,
-                                                   const v1::GetDispositionRequest* q,
-                                                   v1::GetDispositionResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "GetDisposition", [&] { return ValidateGetDisposition(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.dispositions().Get(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::GetDisposition(grpc::CallbackServerContext* c,
+                                                                const v1::GetDispositionRequest* q,
+                                                                v1::GetDispositionResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "GetDisposition", [&] { return ValidateGetDisposition(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.dispositions().Get(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ListDispositions(grpc::ServerContext* c,
-                                                     const v1::ListDispositionsRequest* q,
-                                                     v1::ListDispositionsResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ListDispositions", [&] { return ValidateListDispositions(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.dispositions().List(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ListDispositions(
+    grpc::CallbackServerContext* c, const v1::ListDispositionsRequest* q,
+    v1::ListDispositionsResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ListDispositions", [&] { return ValidateListDispositions(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.dispositions().List(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::RevokeDisposition(grpc::ServerContext* c,
-                                                      const v1::RevokeDispositionRequest* q,
-                                                      v1::RevokeDispositionResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "RevokeDisposition", [&] { return ValidateRevokeDisposition(*q); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.dispositions().Revoke(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::RevokeDisposition(
+    grpc::CallbackServerContext* c, const v1::RevokeDispositionRequest* q,
+    v1::RevokeDispositionResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "RevokeDisposition", [&] { return ValidateRevokeDisposition(*q); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.dispositions().Revoke(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::AddToBlacklist(grpc::ServerContext* c,
-                                                   const v1::AddToBlacklistRequest* q,
-                                                   v1::AddToBlacklistResponse* r) {
-  const absl::Time now = cases_ != nullptr ? cases_->clock().Now() : absl::Now();
-  return ServeCase(
-      c, cases_.get(), "AddToBlacklist", [&] { return ValidateAddToBlacklist(*q, now); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.blacklist().Add(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::AddToBlacklist(grpc::CallbackServerContext* c,
+                                                                const v1::AddToBlacklistRequest* q,
+                                                                v1::AddToBlacklistResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    const absl::Time now = cases_ != nullptr ? cases_->clock().Now() : absl::Now();
+    return ServeCase(
+        c, cases_.get(), "AddToBlacklist", [&] { return ValidateAddToBlacklist(*q, now); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.blacklist().Add(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::RemoveFromBlacklist(grpc::ServerContext* c,
-                                                        const v1::RemoveFromBlacklistRequest* q,
-                                                        v1::RemoveFromBlacklistResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "RemoveFromBlacklist", [&] { return ValidateRemoveFromBlacklist(*q); },
-      [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.blacklist().Remove(ctx, *q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::RemoveFromBlacklist(
+    grpc::CallbackServerContext* c, const v1::RemoveFromBlacklistRequest* q,
+    v1::RemoveFromBlacklistResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "RemoveFromBlacklist", [&] { return ValidateRemoveFromBlacklist(*q); },
+        [&](Cases& cases, const RequestContext& ctx) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.blacklist().Remove(ctx, *q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ListBlacklist(grpc::ServerContext* c,
-                                                  const v1::ListBlacklistRequest* q,
-                                                  v1::ListBlacklistResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ListBlacklist", [&] { return ValidateListBlacklist(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.blacklist().List(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ListBlacklist(grpc::CallbackServerContext* c,
+                                                               const v1::ListBlacklistRequest* q,
+                                                               v1::ListBlacklistResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ListBlacklist", [&] { return ValidateListBlacklist(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.blacklist().List(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
-grpc::Status ModerationServiceImpl::ListFilings(grpc::ServerContext* c,
-                                                const v1::ListFilingsRequest* q,
-                                                v1::ListFilingsResponse* r) {
-  return ServeCase(
-      c, cases_.get(), "ListFilings", [&] { return ValidateListFilings(*q); },
-      [&](Cases& cases, const RequestContext&) -> absl::Status {
-        ASSIGN_OR_RETURN(*r, cases.filings().List(*q));
-        return absl::OkStatus();
-      });
+grpc::ServerUnaryReactor* ModerationServiceImpl::ListFilings(grpc::CallbackServerContext* c,
+                                                             const v1::ListFilingsRequest* q,
+                                                             v1::ListFilingsResponse* r) {
+  return blocking_.Serve(c, [this, c, q, r]() -> grpc::Status {
+    return ServeCase(
+        c, cases_.get(), "ListFilings", [&] { return ValidateListFilings(*q); },
+        [&](Cases& cases, const RequestContext&) -> absl::Status {
+          ASSIGN_OR_RETURN(*r, cases.filings().List(*q));
+          return absl::OkStatus();
+        });
+  });
 }
 
 }  // namespace qunzu::moderation

@@ -74,9 +74,7 @@ struct MessageScreener::Screening {
 };
 
 MessageScreener::MessageScreener(const ScreenerDeps& deps)
-    : deps_(deps), records_(deps.async_redis) {
-  for (int i = 0; i < kHoldThreads; ++i) hold_threads_.emplace_back([this] { RunHoldThread(); });
-}
+    : deps_(deps), records_(deps.async_redis) {}
 
 MessageScreener::~MessageScreener() {
   {
@@ -84,28 +82,9 @@ MessageScreener::~MessageScreener() {
     // Every screen started answers (its Redis reply or deadline comes).
     mu_.Await(absl::Condition(
         +[](int* in_progress) { return *in_progress == 0; }, &in_progress_));
-    stopping_ = true;
   }
-  for (std::thread& thread : hold_threads_) thread.join();
   // The last verdicts' records go out before the connection does.
   records_.Flush();
-}
-
-void MessageScreener::RunHoldThread() {
-  for (;;) {
-    std::function<void()> work;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](MessageScreener* self)
-               ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->holds_.empty(); },
-          this));
-      if (holds_.empty()) return;
-      work = std::move(holds_.front());
-      holds_.pop_front();
-    }
-    work();
-  }
 }
 
 absl::StatusOr<v1::ScreenMessageResponse> MessageScreener::Screen(
@@ -186,8 +165,7 @@ void MessageScreener::Continue(std::shared_ptr<Screening> screening,
     Finish(s, std::move(decision->response));
     return;
   }
-  absl::MutexLock lock(&mu_);
-  holds_.push_back([this, screening, response = std::move(decision->response)]() mutable {
+  holds_.Submit([this, screening, response = std::move(decision->response)]() mutable {
     Guarded(*screening, [&] { Hold(*screening, std::move(response)); });
   });
 }

@@ -8,16 +8,15 @@
 #ifndef QUNZU_SERVICES_MODERATION_MESSAGE_SCREENER_H_
 #define QUNZU_SERVICES_MODERATION_MESSAGE_SCREENER_H_
 
-#include <deque>
 #include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/auth.h"
+#include "common/blocking_calls.h"
 #include "common/clock.h"
 #include "common/redis.h"
 #include "common/redis_async.h"
@@ -51,8 +50,8 @@ class MessageScreener {
   static constexpr int kHoldThreads = 4;
 
   explicit MessageScreener(const ScreenerDeps& deps);
-  // Waits for the screens in progress, stops the hold threads and writes
-  // the last records.
+  // Waits for the screens in progress (HOLDs included) and writes the last
+  // records.
   ~MessageScreener();
   MessageScreener(const MessageScreener&) = delete;
   MessageScreener& operator=(const MessageScreener&) = delete;
@@ -102,17 +101,16 @@ class MessageScreener {
 
   // Runs one step of a screen; an exception answers INTERNAL.
   void Guarded(Screening& screening, const std::function<void()>& step);
-  void RunHoldThread();
 
   ScreenerDeps deps_;
   ScreenRecordWriter records_;
 
   absl::Mutex mu_;
-  std::deque<std::function<void()>> holds_ ABSL_GUARDED_BY(mu_);
   // Screens started and not yet answered.
   int in_progress_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> hold_threads_;
+  // Where HOLDs are written. Last: by the time it stops, every screen has
+  // answered (the destructor waits for that), so it holds nothing.
+  BlockingCalls holds_{kHoldThreads};
 };
 
 // INVALID_FIELD naming the field: request_id, actor_account_id, group_id,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/blocking_calls.h"
 #include "common/config.h"
 #include "common/handler.h"
 #include "common/service_main.h"
@@ -33,6 +34,13 @@ namespace qunzu::moderation {
 // emergency modes changed (both must be in force within 1 s).
 inline constexpr absl::Duration kRulePollInterval = absl::Milliseconds(200);
 
+// Bodies of the blocking RPCs that run at once (common/blocking_calls.h):
+// as many as gRPC's sync server kept idle pollers (common/server.cc), well
+// above the MySQL connections a replica opens by default (16), so a wait
+// for another service (a disposition's calls to groups and credit) does
+// not hold the reads behind it.
+inline constexpr int kBlockingThreads = 64;
+
 // moderation's own flags.
 struct ModerationFlags {
   // Messages per minute per group by scale tier (GroupRateLimits).
@@ -50,8 +58,7 @@ void AddModerationFlags(FlagSet& flags, ModerationFlags* out);
 
 // ScreenMessage is a callback method: no thread waits on its Redis round
 // trip (message_screener.h); every other method is synchronous.
-class ModerationServiceImpl final : public v1::ModerationService::WithCallbackMethod_ScreenMessage<
-                                        v1::ModerationService::Service> {
+class ModerationServiceImpl final : public v1::ModerationService::CallbackService {
  public:
   // Starts the rule and emergency-mode pollers (the destructor stops them).
   // `cases` (not null) handles the case RPCs, and its report store is the
@@ -66,20 +73,24 @@ class ModerationServiceImpl final : public v1::ModerationService::WithCallbackMe
   grpc::ServerUnaryReactor* ScreenMessage(grpc::CallbackServerContext* context,
                                           const v1::ScreenMessageRequest* request,
                                           v1::ScreenMessageResponse* response) override;
-  grpc::Status ScreenText(grpc::ServerContext* context, const v1::ScreenTextRequest* request,
-                          v1::ScreenTextResponse* response) override;
-  grpc::Status UpsertRuleSet(grpc::ServerContext* context, const v1::UpsertRuleSetRequest* request,
-                             v1::UpsertRuleSetResponse* response) override;
-  grpc::Status ListRuleSets(grpc::ServerContext* context, const v1::ListRuleSetsRequest* request,
-                            v1::ListRuleSetsResponse* response) override;
-  grpc::Status TestRules(grpc::ServerContext* context, const v1::TestRulesRequest* request,
-                         v1::TestRulesResponse* response) override;
-  grpc::Status SetEmergencyMode(grpc::ServerContext* context,
-                                const v1::SetEmergencyModeRequest* request,
-                                v1::SetEmergencyModeResponse* response) override;
-  grpc::Status ListEmergencyModes(grpc::ServerContext* context,
-                                  const v1::ListEmergencyModesRequest* request,
-                                  v1::ListEmergencyModesResponse* response) override;
+  grpc::ServerUnaryReactor* ScreenText(grpc::CallbackServerContext* context,
+                                       const v1::ScreenTextRequest* request,
+                                       v1::ScreenTextResponse* response) override;
+  grpc::ServerUnaryReactor* UpsertRuleSet(grpc::CallbackServerContext* context,
+                                          const v1::UpsertRuleSetRequest* request,
+                                          v1::UpsertRuleSetResponse* response) override;
+  grpc::ServerUnaryReactor* ListRuleSets(grpc::CallbackServerContext* context,
+                                         const v1::ListRuleSetsRequest* request,
+                                         v1::ListRuleSetsResponse* response) override;
+  grpc::ServerUnaryReactor* TestRules(grpc::CallbackServerContext* context,
+                                      const v1::TestRulesRequest* request,
+                                      v1::TestRulesResponse* response) override;
+  grpc::ServerUnaryReactor* SetEmergencyMode(grpc::CallbackServerContext* context,
+                                             const v1::SetEmergencyModeRequest* request,
+                                             v1::SetEmergencyModeResponse* response) override;
+  grpc::ServerUnaryReactor* ListEmergencyModes(grpc::CallbackServerContext* context,
+                                               const v1::ListEmergencyModesRequest* request,
+                                               v1::ListEmergencyModesResponse* response) override;
 
  private:
   const Clock& clock_;
@@ -94,6 +105,10 @@ class ModerationServiceImpl final : public v1::ModerationService::WithCallbackMe
   // Before screener_, which holds its report store.
   std::unique_ptr<Cases> cases_;
   MessageScreener screener_;
+  // Every method but ScreenMessage, ScreenText and TestRules (which do not
+  // block) runs its body here. Last: stopped first, answering what it
+  // holds while everything its bodies use is still there.
+  BlockingCalls blocking_{kBlockingThreads};
 
   // A set READY in the store whose active version this replica has not put
   // in force yet reads COMPILING, with this replica's last error if any.
@@ -106,40 +121,56 @@ class ModerationServiceImpl final : public v1::ModerationService::WithCallbackMe
   // REGULATOR_INSPECTED; unrecorded, the read fails. OK for other roles.
   absl::Status RecordIfInspection(const CallInfo& call, const char* method);
 
-  grpc::Status SubmitReport(grpc::ServerContext* c, const v1::SubmitReportRequest* q,
-                            v1::SubmitReportResponse* r) override;
-  grpc::Status ListReports(grpc::ServerContext* c, const v1::ListReportsRequest* q,
-                           v1::ListReportsResponse* r) override;
-  grpc::Status ClaimReport(grpc::ServerContext* c, const v1::ClaimReportRequest* q,
-                           v1::ClaimReportResponse* r) override;
-  grpc::Status ResolveReport(grpc::ServerContext* c, const v1::ResolveReportRequest* q,
-                             v1::ResolveReportResponse* r) override;
-  grpc::Status GetReport(grpc::ServerContext* c, const v1::GetReportRequest* q,
-                         v1::GetReportResponse* r) override;
-  grpc::Status GetHandlingStats(grpc::ServerContext* c, const v1::GetHandlingStatsRequest* q,
-                                v1::GetHandlingStatsResponse* r) override;
-  grpc::Status GetHeldMessage(grpc::ServerContext* c, const v1::GetHeldMessageRequest* q,
-                              v1::GetHeldMessageResponse* r) override;
-  grpc::Status ListHeldMessages(grpc::ServerContext* c, const v1::ListHeldMessagesRequest* q,
-                                v1::ListHeldMessagesResponse* r) override;
-  grpc::Status DisposeGroup(grpc::ServerContext* c, const v1::DisposeGroupRequest* q,
-                            v1::DisposeGroupResponse* r) override;
-  grpc::Status DisposeAccount(grpc::ServerContext* c, const v1::DisposeAccountRequest* q,
-                              v1::DisposeAccountResponse* r) override;
-  grpc::Status GetDisposition(grpc::ServerContext* c, const v1::GetDispositionRequest* q,
-                              v1::GetDispositionResponse* r) override;
-  grpc::Status ListDispositions(grpc::ServerContext* c, const v1::ListDispositionsRequest* q,
-                                v1::ListDispositionsResponse* r) override;
-  grpc::Status RevokeDisposition(grpc::ServerContext* c, const v1::RevokeDispositionRequest* q,
-                                 v1::RevokeDispositionResponse* r) override;
-  grpc::Status AddToBlacklist(grpc::ServerContext* c, const v1::AddToBlacklistRequest* q,
-                              v1::AddToBlacklistResponse* r) override;
-  grpc::Status RemoveFromBlacklist(grpc::ServerContext* c, const v1::RemoveFromBlacklistRequest* q,
-                                   v1::RemoveFromBlacklistResponse* r) override;
-  grpc::Status ListBlacklist(grpc::ServerContext* c, const v1::ListBlacklistRequest* q,
-                             v1::ListBlacklistResponse* r) override;
-  grpc::Status ListFilings(grpc::ServerContext* c, const v1::ListFilingsRequest* q,
-                           v1::ListFilingsResponse* r) override;
+  grpc::ServerUnaryReactor* SubmitReport(grpc::CallbackServerContext* c,
+                                         const v1::SubmitReportRequest* q,
+                                         v1::SubmitReportResponse* r) override;
+  grpc::ServerUnaryReactor* ListReports(grpc::CallbackServerContext* c,
+                                        const v1::ListReportsRequest* q,
+                                        v1::ListReportsResponse* r) override;
+  grpc::ServerUnaryReactor* ClaimReport(grpc::CallbackServerContext* c,
+                                        const v1::ClaimReportRequest* q,
+                                        v1::ClaimReportResponse* r) override;
+  grpc::ServerUnaryReactor* ResolveReport(grpc::CallbackServerContext* c,
+                                          const v1::ResolveReportRequest* q,
+                                          v1::ResolveReportResponse* r) override;
+  grpc::ServerUnaryReactor* GetReport(grpc::CallbackServerContext* c, const v1::GetReportRequest* q,
+                                      v1::GetReportResponse* r) override;
+  grpc::ServerUnaryReactor* GetHandlingStats(grpc::CallbackServerContext* c,
+                                             const v1::GetHandlingStatsRequest* q,
+                                             v1::GetHandlingStatsResponse* r) override;
+  grpc::ServerUnaryReactor* GetHeldMessage(grpc::CallbackServerContext* c,
+                                           const v1::GetHeldMessageRequest* q,
+                                           v1::GetHeldMessageResponse* r) override;
+  grpc::ServerUnaryReactor* ListHeldMessages(grpc::CallbackServerContext* c,
+                                             const v1::ListHeldMessagesRequest* q,
+                                             v1::ListHeldMessagesResponse* r) override;
+  grpc::ServerUnaryReactor* DisposeGroup(grpc::CallbackServerContext* c,
+                                         const v1::DisposeGroupRequest* q,
+                                         v1::DisposeGroupResponse* r) override;
+  grpc::ServerUnaryReactor* DisposeAccount(grpc::CallbackServerContext* c,
+                                           const v1::DisposeAccountRequest* q,
+                                           v1::DisposeAccountResponse* r) override;
+  grpc::ServerUnaryReactor* GetDisposition(grpc::CallbackServerContext* c,
+                                           const v1::GetDispositionRequest* q,
+                                           v1::GetDispositionResponse* r) override;
+  grpc::ServerUnaryReactor* ListDispositions(grpc::CallbackServerContext* c,
+                                             const v1::ListDispositionsRequest* q,
+                                             v1::ListDispositionsResponse* r) override;
+  grpc::ServerUnaryReactor* RevokeDisposition(grpc::CallbackServerContext* c,
+                                              const v1::RevokeDispositionRequest* q,
+                                              v1::RevokeDispositionResponse* r) override;
+  grpc::ServerUnaryReactor* AddToBlacklist(grpc::CallbackServerContext* c,
+                                           const v1::AddToBlacklistRequest* q,
+                                           v1::AddToBlacklistResponse* r) override;
+  grpc::ServerUnaryReactor* RemoveFromBlacklist(grpc::CallbackServerContext* c,
+                                                const v1::RemoveFromBlacklistRequest* q,
+                                                v1::RemoveFromBlacklistResponse* r) override;
+  grpc::ServerUnaryReactor* ListBlacklist(grpc::CallbackServerContext* c,
+                                          const v1::ListBlacklistRequest* q,
+                                          v1::ListBlacklistResponse* r) override;
+  grpc::ServerUnaryReactor* ListFilings(grpc::CallbackServerContext* c,
+                                        const v1::ListFilingsRequest* q,
+                                        v1::ListFilingsResponse* r) override;
 };
 
 // Builds the service from the shared resources and the flags.

@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "qunzu/common/v1/common.pb.h"
 #include "qunzu/testing/v1/testing.grpc.pb.h"
+#include "tests/test_support.h"
 
 namespace qunzu {
 namespace {
@@ -59,29 +60,10 @@ class EchoService final : public TestService::Service {
   }
 };
 
-common::v1::AuthConfig TestCredentials() {
-  common::v1::AuthConfig config;
-  auto add = [&](const char* principal, common::v1::Role role, const char* token) {
-    auto* c = config.add_credentials();
-    c->set_principal(principal);
-    c->set_role(role);
-    c->set_token_sha256(TokenDigest(token));
-  };
-  add("chat-backend", common::v1::ROLE_PLATFORM, "tok-platform");
-  add("mia", common::v1::ROLE_MODERATOR, "tok-moderator");
-  return config;
-}
-
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto authorizer = Authorizer::Create(TestCredentials(), {"qunzu.testing.v1.TestService"});
-    ASSERT_TRUE(authorizer.ok()) << authorizer.status();
-    GrpcServer::Options options;
-    options.address = "127.0.0.1:0";
-    options.authorizer = std::make_shared<const Authorizer>(*std::move(authorizer));
-    options.registry = &registry_;
-    auto server = GrpcServer::Start(options, {&service_}, {"qunzu.testing.v1.TestService"});
+    auto server = testing::StartEchoServer(&service_, &registry_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = TestService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
