@@ -56,8 +56,10 @@ struct ModerationFlags {
 // Registers all of them, the case flags included.
 void AddModerationFlags(FlagSet& flags, ModerationFlags* out);
 
-// ScreenMessage is a callback method: no thread waits on its Redis round
-// trip (message_screener.h); every other method is synchronous.
+// Every method is a callback method (common/blocking_calls.h says why):
+// ScreenMessage waits on nothing (its Redis round trip completes on the
+// client's loop thread, message_screener.h); ScreenText and TestRules only
+// compute and answer on gRPC's thread; the rest run on blocking_.
 class ModerationServiceImpl final : public v1::ModerationService::CallbackService {
  public:
   // Starts the rule and emergency-mode pollers (the destructor stops them).
