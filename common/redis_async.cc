@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -875,6 +876,7 @@ void AsyncRedis::RunCompleted(std::vector<std::unique_ptr<Call>>& completed) {
 }
 
 void AsyncRedis::Run() {
+  pthread_setname_np(pthread_self(), "redis-loop");
   std::array<epoll_event, 4> events{};
   std::vector<std::unique_ptr<Call>> completed;
   const bool report_cache =

@@ -5,7 +5,8 @@
 // coming, left in the client's buffer and written with every other pipeline
 // queued meanwhile by whichever thread takes that reply (so under load one
 // write and one wake of Redis carry many pipelines); one event-loop thread
-// reads the replies and completes them. Redis answers a connection in order,
+// (named redis-loop, for top -H and profiles) reads the replies and
+// completes them. Redis answers a connection in order,
 // so the oldest pipeline in flight is always the next to complete and the
 // only deadline to watch (looked at every kDeadlineTick at least). The
 // client speaks RESP itself (commands encoded straight into its write

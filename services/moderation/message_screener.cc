@@ -1,5 +1,6 @@
 #include "services/moderation/message_screener.h"
 
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
@@ -119,10 +120,18 @@ void MessageScreener::ScreenAsync(const Caller& caller, const v1::ScreenMessageR
     ++in_progress_;
   }
   std::vector<RedisCommand> commands = HotPathCommands(screening->keys, screening->counters);
-  deps_.async_redis.Pipeline(std::move(commands), HotPathCacheable(),
-                             [this, screening](absl::StatusOr<std::vector<RedisReply>> replies) {
-                               Guarded(*screening, [&] { Continue(screening, replies); });
-                             });
+  // Round-trip time on the monotonic clock (deps_.clock is the domain's
+  // time, which tests move by hand).
+  const auto handed_over = std::chrono::steady_clock::now();
+  deps_.async_redis.Pipeline(
+      std::move(commands), HotPathCacheable(),
+      [this, screening, handed_over](absl::StatusOr<std::vector<RedisReply>> replies) {
+        if (replies.ok() && deps_.metrics != nullptr) {
+          deps_.metrics->HotPathRoundTrip(
+              absl::FromChrono(std::chrono::steady_clock::now() - handed_over));
+        }
+        Guarded(*screening, [&] { Continue(screening, replies); });
+      });
 }
 
 void MessageScreener::Guarded(Screening& screening, const std::function<void()>& step) {

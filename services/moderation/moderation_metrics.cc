@@ -53,6 +53,18 @@ ModerationMetrics::ModerationMetrics(prometheus::Registry& registry) {
                   .Register(registry)
                   .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.00003, 0.0001, 0.0003,
                                                                    0.001, 0.003, 0.01, 0.03});
+  round_trip_ = &prometheus::BuildHistogram()
+                     .Name("qunzu_moderation_hot_path_redis_seconds")
+                     .Help(
+                         "ScreenMessage's Redis round trip, from handing the pipeline over to "
+                         "its replies.")
+                     .Register(registry)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.0003, 0.001, 0.002,
+                                                                      0.005, 0.01, 0.03, 0.1, 0.3});
+}
+
+void ModerationMetrics::HotPathRoundTrip(absl::Duration elapsed) {
+  round_trip_->Observe(absl::ToDoubleSeconds(elapsed));
 }
 
 void ModerationMetrics::Screened(v1::ScreenVerdict verdict, absl::Duration elapsed) {

@@ -36,12 +36,18 @@ class ModerationMetrics {
   // answered with an error, by its reason (PROJECTION_UNAVAILABLE,
   // REDIS_WRITE_REFUSED, ... — reasons of our own code, so a bounded set).
   void MessageFailed(const absl::Status& status);
+  // qunzu_moderation_hot_path_redis_seconds: ScreenMessage's one Redis round
+  // trip, from handing its pipeline over to its replies (answered ones only;
+  // a failed one is a failure above). Tells a slow Redis, or a Redis
+  // starved of CPU, from a slow service.
+  void HotPathRoundTrip(absl::Duration elapsed);
 
  private:
   std::vector<prometheus::Counter*> screened_;
   std::vector<prometheus::Counter*> blocked_;
   std::vector<prometheus::Counter*> held_;
   prometheus::Histogram* latency_;
+  prometheus::Histogram* round_trip_;
   // [verdict][reason code]
   std::vector<std::vector<prometheus::Counter*>> verdicts_;
   prometheus::Family<prometheus::Counter>* failures_;

@@ -85,6 +85,18 @@ class RecordingReviewQueue : public ReviewQueue {
   std::vector<HeldMessageInput> held;
 };
 
+// The hot path's Redis round trips observed so far: their count and the
+// sum of their seconds.
+std::pair<uint64_t, double> RoundTrips(prometheus::Registry& registry) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "qunzu_moderation_hot_path_redis_seconds") continue;
+    if (family.metric.empty()) break;
+    return {family.metric[0].histogram.sample_count, family.metric[0].histogram.sample_sum};
+  }
+  ADD_FAILURE() << "no qunzu_moderation_hot_path_redis_seconds";
+  return {0, 0};
+}
+
 class ModerationMessageScreenerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -198,6 +210,10 @@ TEST_F(ModerationMessageScreenerTest, AllowBlockWithRuleAndSpanAndMetrics) {
   EXPECT_EQ(queue_.held.size(), 0u);
   EXPECT_EQ(VerdictCount("SCREEN_VERDICT_ALLOW", "NONE"), 1);
   EXPECT_EQ(VerdictCount("SCREEN_VERDICT_BLOCK", "SCREEN_REASON_CODE_CONTENT_RULE"), 1);
+  // One Redis round trip each, timed.
+  const auto [trips, seconds] = RoundTrips(registry_);
+  EXPECT_EQ(trips, 2u);
+  EXPECT_GT(seconds, 0);
   // Both count toward the rate limit; only the allowed one is activity.
   screener_->FlushRecords();
   EXPECT_EQ(SenderCount(), 2);
@@ -366,6 +382,7 @@ TEST_F(ModerationMessageScreenerTest, BadInputAndUnknownGroup) {
   EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ErrorReason(unknown), "GROUP_NOT_FOUND");
   EXPECT_EQ(SenderCount(), 1);  // only the unknown group's attempt reached Redis
+  EXPECT_EQ(RoundTrips(registry_).first, 1u);
 }
 
 // A screener whose Redis at `address` never answers (refused or silent),
@@ -378,10 +395,11 @@ class ScreenerOnDeadRedis {
     options.connect_timeout = absl::Milliseconds(200);
     options.command_timeout = absl::Milliseconds(200);
     async_redis_ = AsyncRedis::Create(options).value();
-    screener_ = std::make_unique<MessageScreener>(
-        ScreenerDeps{*async_redis_, engine_, emergency_, queue_, nullptr, SystemClock::Get(), {}});
+    screener_ = std::make_unique<MessageScreener>(ScreenerDeps{
+        *async_redis_, engine_, emergency_, queue_, &metrics_, SystemClock::Get(), {}});
   }
   MessageScreener& screener() { return *screener_; }
+  prometheus::Registry& registry() { return registry_; }
   static v1::ScreenMessageRequest Request() {
     v1::ScreenMessageRequest request;
     request.set_request_id("r");
@@ -398,6 +416,8 @@ class ScreenerOnDeadRedis {
   Modes modes_;
   EmergencyModes emergency_{modes_};
   RecordingReviewQueue queue_;
+  prometheus::Registry registry_;
+  ModerationMetrics metrics_{registry_};
   std::unique_ptr<AsyncRedis> async_redis_;
   std::unique_ptr<MessageScreener> screener_;
 };
@@ -409,6 +429,8 @@ TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
       dead.screener().Screen(Caller{"chat", common::v1::ROLE_PLATFORM, ""}, request).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrorReason(status), "PROJECTION_UNAVAILABLE");
+  // A trip that failed is a failure, not a round-trip time.
+  EXPECT_EQ(RoundTrips(dead.registry()).first, 0u);
 }
 
 TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosedAtTheDeadline) {
