@@ -33,6 +33,24 @@ class QunzuEcho final : public testing::v1::TestService::Service {
   }
 };
 
+// The same body as a callback method, answered on gRPC's thread.
+class QunzuCallbackEcho final : public testing::v1::TestService::CallbackService {
+  grpc::ServerUnaryReactor* PlatformEcho(grpc::CallbackServerContext* context,
+                                         const testing::v1::EchoRequest* request,
+                                         testing::v1::EchoResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    absl::StatusOr<Caller> caller = CallerOf(context);
+    if (!caller.ok()) {
+      reactor->Finish(ToGrpcStatus(caller.status()));
+      return reactor;
+    }
+    response->set_text(request->text());
+    response->set_principal(caller->principal);
+    reactor->Finish(ToGrpcStatus(absl::OkStatus()));
+    return reactor;
+  }
+};
+
 }  // namespace
 
 double CpuSeconds(int who) {
@@ -63,6 +81,10 @@ LoadResult SummariseLoad(const std::string& name, std::vector<std::vector<double
 }
 
 std::unique_ptr<grpc::Service> MakeQunzuEcho() { return std::make_unique<QunzuEcho>(); }
+
+std::unique_ptr<grpc::Service> MakeQunzuCallbackEcho() {
+  return std::make_unique<QunzuCallbackEcho>();
+}
 
 LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration,
                    const std::function<bool()>& call) {

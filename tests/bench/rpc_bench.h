@@ -46,6 +46,10 @@ inline constexpr char kBenchToken[] = "bench-platform-token";
 // lookup, status mapping) around an empty body: the baseline of an RPC on
 // our server stack.
 std::unique_ptr<grpc::Service> MakeQunzuEcho();
+// The same as a callback method (gRPC's callback API, as moderation's
+// methods are), answered on gRPC's thread: the floor of a callback RPC on
+// our server stack.
+std::unique_ptr<grpc::Service> MakeQunzuCallbackEcho();
 
 // "name  qps  p50  p99  p99.9  cpu" as a Markdown table row.
 std::string FormatRow(const LoadResult& r);

@@ -7,6 +7,7 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -220,6 +221,7 @@ LoadResult DriveAtRate(const std::string& name, const RpcTarget& target, double 
   };
   // Every call completes (at the latest at its deadline, as an error).
   std::thread completer([&] {
+    pthread_setname_np(pthread_self(), "load-completer");
     const double cpu_before = CpuSeconds(RUSAGE_THREAD);
     for (uint64_t done = 0; done < calls; ++done) driver.CompleteNext(latencies[0], errors);
     completer_cpu = CpuSeconds(RUSAGE_THREAD) - cpu_before;
@@ -227,6 +229,7 @@ LoadResult DriveAtRate(const std::string& name, const RpcTarget& target, double 
   std::thread starter([&] {
     // Woken at the due time, not up to 50 µs after it (the default slack).
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    pthread_setname_np(pthread_self(), "load-starter");
     const double cpu_before = CpuSeconds(RUSAGE_THREAD);
     for (uint64_t i = 0; i < calls;) {
       // Start every call that is due (all of them when late), then sleep
