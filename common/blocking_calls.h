@@ -15,9 +15,14 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 
 #include <deque>
 #include <functional>
+#include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,11 +34,18 @@
 
 namespace qunzu {
 
-// Its threads are named "qunzu-blocking".
+// Its threads are named "qunzu-blocking". With a registry it exports, under
+// the label pool="<pool>": qunzu_blocking_calls_threads (its threads),
+// qunzu_blocking_calls_pending (work handed over and not finished: above
+// the threads, calls are waiting their turn) and
+// qunzu_blocking_calls_abandoned_total (calls answered without running
+// their body because the caller had gone — cancelled, or its deadline
+// passed while it waited).
 class BlockingCalls {
  public:
   // `threads` bodies run at once; more wait their turn in order.
-  explicit BlockingCalls(int threads);
+  explicit BlockingCalls(int threads, prometheus::Registry* registry = nullptr,
+                         const std::string& pool = "");
   // Runs every body already handed over (their calls are answered), then
   // stops the threads.
   ~BlockingCalls();
@@ -43,10 +55,20 @@ class BlockingCalls {
   // Runs body() -> grpc::Status on one of the threads and finishes the
   // call with it. The request and response stay valid until then (gRPC
   // keeps them until the call is finished).
+  //
+  // A call whose caller has gone by the time a thread takes it (cancelled,
+  // or past its deadline) is answered CANCELLED or DEADLINE_EXCEEDED without
+  // running its body: nobody would read the answer, and the work (MySQL,
+  // other services) is spared when the pool is behind. A caller retries
+  // with the same request id, as after any lost answer.
   template <typename Body>
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Body body) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    Submit([reactor, body = std::move(body)]() mutable {
+    Submit([this, context, reactor, body = std::move(body)]() mutable {
+      if (std::optional<grpc::Status> gone = CallerGone(*context); gone.has_value()) {
+        reactor->Finish(*gone);
+        return;
+      }
       grpc::Status status;
       try {
         status = body();
@@ -68,9 +90,17 @@ class BlockingCalls {
   int pending() const;
   // Waits until pending() >= n; false after `timeout`.
   bool AwaitPending(int n, absl::Duration timeout) const;
+  // Waits until pending() == 0; false after `timeout`.
+  bool AwaitIdle(absl::Duration timeout) const;
 
  private:
   void Run();
+  // CANCELLED or DEADLINE_EXCEEDED (with their reason) for a call whose
+  // caller has gone, counted as abandoned; nullopt for one still wanted.
+  std::optional<grpc::Status> CallerGone(const grpc::CallbackServerContext& context);
+
+  prometheus::Gauge* pending_gauge_ = nullptr;
+  prometheus::Counter* abandoned_ = nullptr;
 
   mutable absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);

@@ -75,7 +75,7 @@ struct MessageScreener::Screening {
 };
 
 MessageScreener::MessageScreener(const ScreenerDeps& deps)
-    : deps_(deps), records_(deps.async_redis) {}
+    : deps_(deps), records_(deps.async_redis), holds_(kHoldThreads, deps.registry, "holds") {}
 
 MessageScreener::~MessageScreener() {
   {

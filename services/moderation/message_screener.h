@@ -8,6 +8,8 @@
 #ifndef QUNZU_SERVICES_MODERATION_MESSAGE_SCREENER_H_
 #define QUNZU_SERVICES_MODERATION_MESSAGE_SCREENER_H_
 
+#include <prometheus/registry.h>
+
 #include <functional>
 #include <memory>
 #include <vector>
@@ -40,6 +42,8 @@ struct ScreenerDeps {
   ModerationMetrics* metrics = nullptr;
   const Clock& clock;
   GroupRateLimits group_limits;
+  // Where the HOLD writers' pool is metered (pool="holds"); may be null.
+  prometheus::Registry* registry = nullptr;
 };
 
 class MessageScreener {
@@ -110,7 +114,7 @@ class MessageScreener {
   int in_progress_ ABSL_GUARDED_BY(mu_) = 0;
   // Where HOLDs are written. Last: by the time it stops, every screen has
   // answered (the destructor waits for that), so it holds nothing.
-  BlockingCalls holds_{kHoldThreads};
+  BlockingCalls holds_;
 };
 
 // INVALID_FIELD naming the field: request_id, actor_account_id, group_id,

@@ -46,7 +46,8 @@ ModerationServiceImpl::ModerationServiceImpl(MysqlPool& mysql, RedisClient& redi
       metrics_(metrics),
       cases_(std::move(cases)),
       screener_(ScreenerDeps{*async_redis_, engine_, emergency_, cases_->reports(), &metrics_,
-                             clock, group_limits}) {
+                             clock, group_limits, &metrics}),
+      blocking_(kBlockingThreads, &metrics, "rpc") {
   engine_.Start(kRulePollInterval);
   emergency_.Start(kRulePollInterval);
 }

@@ -110,7 +110,8 @@ class ModerationServiceImpl final : public v1::ModerationService::CallbackServic
   // Every method but ScreenMessage, ScreenText and TestRules (which do not
   // block) runs its body here. Last: stopped first, answering what it
   // holds while everything its bodies use is still there.
-  BlockingCalls blocking_{kBlockingThreads};
+  // Metered as pool="rpc".
+  BlockingCalls blocking_;
 
   // A set READY in the store whose active version this replica has not put
   // in force yet reads COMPILING, with this replica's last error if any.

@@ -40,7 +40,8 @@ std::string ThreadName() {
 // fail_code < 0 throws outside Serve. StaffEcho runs inline.
 class CallbackEcho final : public TestService::CallbackService {
  public:
-  explicit CallbackEcho(int threads) : blocking_(threads) {}
+  CallbackEcho(int threads, prometheus::Registry* registry)
+      : blocking_(threads, registry, "test") {}
 
   grpc::ServerUnaryReactor* PlatformEcho(grpc::CallbackServerContext* context,
                                          const EchoRequest* request,
@@ -96,7 +97,7 @@ class CallbackEcho final : public TestService::CallbackService {
 class BlockingCallsTest : public ::testing::Test {
  protected:
   void Start(int threads) {
-    service_ = std::make_unique<CallbackEcho>(threads);
+    service_ = std::make_unique<CallbackEcho>(threads, &registry_);
     auto server = testing::StartEchoServer(service_.get(), &registry_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -109,9 +110,9 @@ class BlockingCallsTest : public ::testing::Test {
   }
 
   grpc::Status Call(bool platform, const std::string& text, EchoResponse* response,
-                    int fail_code = 0) {
+                    int fail_code = 0, absl::Duration deadline = absl::Seconds(30)) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
     context.AddMetadata("authorization",
                         std::string("Bearer ") + (platform ? "tok-platform" : "tok-moderator"));
     EchoRequest request;
@@ -119,6 +120,20 @@ class BlockingCallsTest : public ::testing::Test {
     request.set_fail_code(fail_code);
     return platform ? stub_->PlatformEcho(&context, request, response)
                     : stub_->StaffEcho(&context, request, response);
+  }
+
+  // The pool's series with pool="test".
+  double Metric(const std::string& name) {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != name) continue;
+      for (const auto& metric : family.metric) {
+        if (metric.label.size() == 1 && metric.label[0].value == "test") {
+          return family.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                                : metric.gauge.value;
+        }
+      }
+    }
+    return -1;
   }
 
   prometheus::Registry registry_;
@@ -160,10 +175,37 @@ TEST_F(BlockingCallsTest, AtMostItsThreadsRunAtOnceAndTheRestWaitTheirTurn) {
   ASSERT_TRUE(service_->blocking().AwaitPending(3, absl::Seconds(30)));
   EXPECT_EQ(service_->blocking().pending(), 3);
   EXPECT_EQ(service_->entered(), 2);
+  // An operator sees the pool full and a call waiting.
+  EXPECT_EQ(Metric("qunzu_blocking_calls_threads"), 2);
+  EXPECT_EQ(Metric("qunzu_blocking_calls_pending"), 3);
   service_->Release();
   for (std::thread& caller : callers) caller.join();
   for (const grpc::Status& status : statuses) EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(service_->entered(), 3);
+  ASSERT_TRUE(service_->blocking().AwaitIdle(absl::Seconds(30)));
+  EXPECT_EQ(Metric("qunzu_blocking_calls_pending"), 0);
+  EXPECT_EQ(Metric("qunzu_blocking_calls_abandoned_total"), 0);
+}
+
+TEST_F(BlockingCallsTest, ACallWhoseCallerGaveUpWhileItWaitedIsNotRun) {
+  Start(1);
+  std::thread holder([&] {
+    EchoResponse response;
+    EXPECT_TRUE(Call(true, "hold", &response).ok());
+  });
+  service_->AwaitEntered(1);
+  // Queued behind the held body; its caller stops waiting after 300 ms.
+  EchoResponse response;
+  grpc::Status late = Call(true, "late", &response, 0, absl::Milliseconds(300));
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  service_->Release();
+  holder.join();
+  // The pool takes work in order: once this call is answered, the late one
+  // has been dealt with — answered without its body running.
+  ASSERT_TRUE(Call(true, "after", &response).ok());
+  EXPECT_EQ(response.text(), "after");
+  EXPECT_EQ(service_->entered(), 2);
+  EXPECT_EQ(Metric("qunzu_blocking_calls_abandoned_total"), 1);
 }
 
 TEST_F(BlockingCallsTest, ABodyThatThrowsIsInternalWithAReasonAndThePoolGoesOn) {
