@@ -30,6 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/handler.h"
 #include "common/status.h"
 
 namespace qunzu {
@@ -83,6 +84,18 @@ class BlockingCalls {
     return reactor;
   }
 
+  // The usual handler (Serve in handler.h) on one of the threads: runs
+  // fn(const CallInfo&) -> absl::Status for an authenticated, authorised
+  // call and finishes the call with its mapped status. fn runs after this
+  // returns, so it captures by value (the request and response pointers
+  // stay valid until the call is finished).
+  template <typename Fn>
+  grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* context, Fn fn) {
+    return Serve(context, [context, fn = std::move(fn)]() mutable -> grpc::Status {
+      return qunzu::Serve(context, fn);
+    });
+  }
+
   // Runs work on one of the threads (after what was handed over before).
   void Submit(std::function<void()> work);
 
@@ -109,12 +122,12 @@ class BlockingCalls {
   std::vector<std::thread> threads_;
 };
 
-// A body that does not block (it only computes), finished on the calling
-// gRPC thread: no hand-over.
-template <typename Body>
-grpc::ServerUnaryReactor* ServeInline(grpc::CallbackServerContext* context, Body&& body) {
+// The usual handler (Serve in handler.h) for a body that does not block
+// (it only computes), finished on the calling gRPC thread: no hand-over.
+template <typename Fn>
+grpc::ServerUnaryReactor* ServeInline(grpc::CallbackServerContext* context, Fn&& fn) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(body());
+  reactor->Finish(Serve(context, std::forward<Fn>(fn)));
   return reactor;
 }
 

@@ -78,45 +78,39 @@ grpc::ServerUnaryReactor* ModerationServiceImpl::ScreenMessage(
 grpc::ServerUnaryReactor* ModerationServiceImpl::SetEmergencyMode(
     grpc::CallbackServerContext* context, const v1::SetEmergencyModeRequest* request,
     v1::SetEmergencyModeResponse* response) {
-  return blocking_.Serve(context, [this, context, request, response]() -> grpc::Status {
-    return Serve(context, [&](const CallInfo& call) -> absl::Status {
-      RETURN_IF_ERROR(ValidateSetEmergencyMode(*request, clock_.Now()));
-      ASSIGN_OR_RETURN(*response,
-                       emergency_store_.Set(ContextOf(call, "SetEmergencyMode"), *request));
-      return absl::OkStatus();
-    });
+  return blocking_.Handle(context, [this, request, response](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(ValidateSetEmergencyMode(*request, clock_.Now()));
+    ASSIGN_OR_RETURN(*response,
+                     emergency_store_.Set(ContextOf(call, "SetEmergencyMode"), *request));
+    return absl::OkStatus();
   });
 }
 
 grpc::ServerUnaryReactor* ModerationServiceImpl::ListEmergencyModes(
     grpc::CallbackServerContext* context, const v1::ListEmergencyModesRequest* request,
     v1::ListEmergencyModesResponse* response) {
-  return blocking_.Serve(context, [this, context, request, response]() -> grpc::Status {
-    return Serve(context, [&](const CallInfo& call) -> absl::Status {
-      RETURN_IF_ERROR(ValidateListEmergencyModes(*request));
-      ASSIGN_OR_RETURN(*response, emergency_store_.List(*request));
-      return RecordIfInspection(call, "ListEmergencyModes");
-    });
+  return blocking_.Handle(context, [this, request, response](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(ValidateListEmergencyModes(*request));
+    ASSIGN_OR_RETURN(*response, emergency_store_.List(*request));
+    return RecordIfInspection(call, "ListEmergencyModes");
   });
 }
 
 grpc::ServerUnaryReactor* ModerationServiceImpl::ScreenText(grpc::CallbackServerContext* context,
                                                             const v1::ScreenTextRequest* request,
                                                             v1::ScreenTextResponse* response) {
-  return ServeInline(context, [&]() -> grpc::Status {
-    return Serve(context, [&](const CallInfo&) -> absl::Status {
-      RETURN_IF_ERROR(ValidateScreenText(*request));
-      thread_local NormalizedText normalized;
-      thread_local ScanResult result;
-      std::shared_ptr<const RuleSnapshot> snapshot;
-      RETURN_IF_ERROR(
-          engine_.Screen(request->text(), "text", false, &normalized, &result, &snapshot));
-      response->set_verdict(ToProto(result.verdict));
-      for (const RuleMatch& match : result.matches) {
-        FillContentReason(*snapshot, match, response->add_reasons());
-      }
-      return absl::OkStatus();
-    });
+  return ServeInline(context, [&](const CallInfo&) -> absl::Status {
+    RETURN_IF_ERROR(ValidateScreenText(*request));
+    thread_local NormalizedText normalized;
+    thread_local ScanResult result;
+    std::shared_ptr<const RuleSnapshot> snapshot;
+    RETURN_IF_ERROR(
+        engine_.Screen(request->text(), "text", false, &normalized, &result, &snapshot));
+    response->set_verdict(ToProto(result.verdict));
+    for (const RuleMatch& match : result.matches) {
+      FillContentReason(*snapshot, match, response->add_reasons());
+    }
+    return absl::OkStatus();
   });
 }
 
@@ -136,83 +130,76 @@ void ModerationServiceImpl::MarkLoadingHere(v1::RuleSet* set) const {
 grpc::ServerUnaryReactor* ModerationServiceImpl::UpsertRuleSet(
     grpc::CallbackServerContext* context, const v1::UpsertRuleSetRequest* request,
     v1::UpsertRuleSetResponse* response) {
-  return blocking_.Serve(context, [this, context, request, response]() -> grpc::Status {
-    return Serve(context, [&](const CallInfo& call) -> absl::Status {
-      RETURN_IF_ERROR(ValidateUpsertRuleSet(*request));
-      ASSIGN_OR_RETURN(*response, store_.Upsert(ContextOf(call, "UpsertRuleSet"), *request));
-      MarkLoadingHere(response->mutable_rule_set());
-      return absl::OkStatus();
-    });
+  return blocking_.Handle(context, [this, request, response](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(ValidateUpsertRuleSet(*request));
+    ASSIGN_OR_RETURN(*response, store_.Upsert(ContextOf(call, "UpsertRuleSet"), *request));
+    MarkLoadingHere(response->mutable_rule_set());
+    return absl::OkStatus();
   });
 }
 
 grpc::ServerUnaryReactor* ModerationServiceImpl::ListRuleSets(
     grpc::CallbackServerContext* context, const v1::ListRuleSetsRequest* request,
     v1::ListRuleSetsResponse* response) {
-  return blocking_.Serve(context, [this, context, request, response]() -> grpc::Status {
-    return Serve(context, [&](const CallInfo& call) -> absl::Status {
-      RETURN_IF_ERROR(ValidateListRuleSets(*request));
-      ASSIGN_OR_RETURN(*response, store_.List(*request));
-      for (v1::RuleSet& set : *response->mutable_rule_sets()) MarkLoadingHere(&set);
-      return RecordIfInspection(call, "ListRuleSets");
-    });
+  return blocking_.Handle(context, [this, request, response](const CallInfo& call) -> absl::Status {
+    RETURN_IF_ERROR(ValidateListRuleSets(*request));
+    ASSIGN_OR_RETURN(*response, store_.List(*request));
+    for (v1::RuleSet& set : *response->mutable_rule_sets()) MarkLoadingHere(&set);
+    return RecordIfInspection(call, "ListRuleSets");
   });
 }
 
 grpc::ServerUnaryReactor* ModerationServiceImpl::TestRules(grpc::CallbackServerContext* context,
                                                            const v1::TestRulesRequest* request,
                                                            v1::TestRulesResponse* response) {
-  return ServeInline(context, [&]() -> grpc::Status {
-    return Serve(context, [&](const CallInfo&) -> absl::Status {
-      RETURN_IF_ERROR(ValidateTestRules(*request));
-      NormalizedText normalized;
-      ScanResult result;
-      std::shared_ptr<const RuleSnapshot> snapshot;
-      RETURN_IF_ERROR(
-          engine_.Screen(request->text(), "text", true, &normalized, &result, &snapshot));
-      bool set_in_force = request->rule_set_id() == 0;
-      for (const auto& [id, version] : snapshot->origin) {
-        if (id == request->rule_set_id() &&
-            (request->version() == 0 || request->version() == version)) {
-          set_in_force = true;
-        }
+  return ServeInline(context, [&](const CallInfo&) -> absl::Status {
+    RETURN_IF_ERROR(ValidateTestRules(*request));
+    NormalizedText normalized;
+    ScanResult result;
+    std::shared_ptr<const RuleSnapshot> snapshot;
+    RETURN_IF_ERROR(engine_.Screen(request->text(), "text", true, &normalized, &result, &snapshot));
+    bool set_in_force = request->rule_set_id() == 0;
+    for (const auto& [id, version] : snapshot->origin) {
+      if (id == request->rule_set_id() &&
+          (request->version() == 0 || request->version() == version)) {
+        set_in_force = true;
       }
-      if (!set_in_force) {
-        return MakeError(absl::StatusCode::kFailedPrecondition, "RULE_SET_NOT_COMPILED",
-                         "that rule set version is not compiled and in force on this replica");
+    }
+    if (!set_in_force) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, "RULE_SET_NOT_COMPILED",
+                       "that rule set version is not compiled and in force on this replica");
+    }
+    Verdict verdict = Verdict::kAllow;
+    response->set_normalized_text(normalized.text);
+    for (const RuleMatch& match : result.matches) {
+      const auto& [set_id, version] = snapshot->origin[match.rule_index];
+      if (request->rule_set_id() != 0 && set_id != request->rule_set_id()) continue;
+      const Rule& rule = snapshot->compiled->rules()[match.rule_index];
+      if (match.suppressed_by == 0) {
+        if (rule.action == RuleAction::kBlock) verdict = Verdict::kBlock;
+        if (rule.action == RuleAction::kHold && verdict == Verdict::kAllow)
+          verdict = Verdict::kHold;
       }
-      Verdict verdict = Verdict::kAllow;
-      response->set_normalized_text(normalized.text);
-      for (const RuleMatch& match : result.matches) {
-        const auto& [set_id, version] = snapshot->origin[match.rule_index];
-        if (request->rule_set_id() != 0 && set_id != request->rule_set_id()) continue;
-        const Rule& rule = snapshot->compiled->rules()[match.rule_index];
-        if (match.suppressed_by == 0) {
-          if (rule.action == RuleAction::kBlock) verdict = Verdict::kBlock;
-          if (rule.action == RuleAction::kHold && verdict == Verdict::kAllow)
-            verdict = Verdict::kHold;
-        }
-        v1::RuleMatch* out = response->add_matches();
-        out->mutable_rule()->set_rule_id(rule.id);
-        out->mutable_rule()->set_kind(rule.kind == RuleKind::kRegex ? v1::RULE_KIND_REGEX
-                                                                    : v1::RULE_KIND_LITERAL);
-        out->mutable_rule()->set_pattern(rule.pattern);
-        out->mutable_rule()->set_category(static_cast<v1::ContentCategory>(rule.category));
-        out->mutable_rule()->set_action(rule.action == RuleAction::kHold ? v1::RULE_ACTION_HOLD
-                                                                         : v1::RULE_ACTION_BLOCK);
-        out->set_rule_set_id(set_id);
-        out->set_rule_set_version(version);
-        out->mutable_span()->set_start(match.original_begin);
-        out->mutable_span()->set_end(match.original_end);
-        out->mutable_normalized_span()->set_start(match.normalized_begin);
-        out->mutable_normalized_span()->set_end(match.normalized_end);
-        out->set_matched_text(request->text().substr(match.original_begin,
-                                                     match.original_end - match.original_begin));
-        out->set_suppressed_by_rule_id(match.suppressed_by);
-      }
-      response->set_verdict(ToProto(verdict));
-      return absl::OkStatus();
-    });
+      v1::RuleMatch* out = response->add_matches();
+      out->mutable_rule()->set_rule_id(rule.id);
+      out->mutable_rule()->set_kind(rule.kind == RuleKind::kRegex ? v1::RULE_KIND_REGEX
+                                                                  : v1::RULE_KIND_LITERAL);
+      out->mutable_rule()->set_pattern(rule.pattern);
+      out->mutable_rule()->set_category(static_cast<v1::ContentCategory>(rule.category));
+      out->mutable_rule()->set_action(rule.action == RuleAction::kHold ? v1::RULE_ACTION_HOLD
+                                                                       : v1::RULE_ACTION_BLOCK);
+      out->set_rule_set_id(set_id);
+      out->set_rule_set_version(version);
+      out->mutable_span()->set_start(match.original_begin);
+      out->mutable_span()->set_end(match.original_end);
+      out->mutable_normalized_span()->set_start(match.normalized_begin);
+      out->mutable_normalized_span()->set_end(match.normalized_end);
+      out->set_matched_text(
+          request->text().substr(match.original_begin, match.original_end - match.original_begin));
+      out->set_suppressed_by_rule_id(match.suppressed_by);
+    }
+    response->set_verdict(ToProto(verdict));
+    return absl::OkStatus();
   });
 }
 

@@ -63,10 +63,10 @@ class CallbackEcho final : public TestService::CallbackService {
   }
   grpc::ServerUnaryReactor* StaffEcho(grpc::CallbackServerContext* context,
                                       const EchoRequest* request, EchoResponse* response) override {
-    return ServeInline(context, [&]() -> grpc::Status {
+    return ServeInline(context, [&](const CallInfo&) -> absl::Status {
       response->set_text(request->text());
       response->set_peer(ThreadName());
-      return grpc::Status::OK;
+      return absl::OkStatus();
     });
   }
 
