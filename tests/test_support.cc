@@ -25,6 +25,25 @@ std::string EnvOrDie(const char* name) {
   return value;
 }
 
+// The series `name` with exactly `labels`, and its family's type; null when
+// there is none. Collect() returns copies: the series is kept in *families.
+const prometheus::ClientMetric* FindSeries(std::vector<prometheus::MetricFamily>* families,
+                                           const std::string& name,
+                                           const std::map<std::string, std::string>& labels,
+                                           prometheus::MetricType* type) {
+  for (const auto& family : *families) {
+    if (family.name != name) continue;
+    for (const auto& metric : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const auto& label : metric.label) have[label.name] = label.value;
+      if (have != labels) continue;
+      *type = family.type;
+      return &metric;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::string MysqlDsnOrDie() { return EnvOrDie("QUNZU_MYSQL_DSN"); }
@@ -40,25 +59,29 @@ std::string UniqueName(const std::string& stem) {
 
 double MetricValue(prometheus::Registry& registry, const std::string& name,
                    const std::map<std::string, std::string>& labels) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& metric : family.metric) {
-      std::map<std::string, std::string> have;
-      for (const auto& label : metric.label) have[label.name] = label.value;
-      if (have != labels) continue;
-      switch (family.type) {
-        case prometheus::MetricType::Counter:
-          return metric.counter.value;
-        case prometheus::MetricType::Gauge:
-          return metric.gauge.value;
-        case prometheus::MetricType::Histogram:
-          return static_cast<double>(metric.histogram.sample_count);
-        default:
-          return -1;
-      }
-    }
+  std::vector<prometheus::MetricFamily> families = registry.Collect();
+  prometheus::MetricType type{};
+  const prometheus::ClientMetric* metric = FindSeries(&families, name, labels, &type);
+  if (metric == nullptr) return -1;
+  switch (type) {
+    case prometheus::MetricType::Counter:
+      return metric->counter.value;
+    case prometheus::MetricType::Gauge:
+      return metric->gauge.value;
+    case prometheus::MetricType::Histogram:
+      return static_cast<double>(metric->histogram.sample_count);
+    default:
+      return -1;
   }
-  return -1;
+}
+
+double HistogramSum(prometheus::Registry& registry, const std::string& name,
+                    const std::map<std::string, std::string>& labels) {
+  std::vector<prometheus::MetricFamily> families = registry.Collect();
+  prometheus::MetricType type{};
+  const prometheus::ClientMetric* metric = FindSeries(&families, name, labels, &type);
+  if (metric == nullptr || type != prometheus::MetricType::Histogram) return -1;
+  return metric->histogram.sample_sum;
 }
 
 common::v1::AuthConfig EchoCredentials() {

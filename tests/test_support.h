@@ -30,6 +30,10 @@ std::string UniqueName(const std::string& stem);
 // histogram's count; -1 when absent.
 double MetricValue(prometheus::Registry& registry, const std::string& name,
                    const std::map<std::string, std::string>& labels = {});
+// The sum of the observations of histogram series `name` with exactly
+// `labels`; -1 when there is none.
+double HistogramSum(prometheus::Registry& registry, const std::string& name,
+                    const std::map<std::string, std::string>& labels = {});
 
 // Bearer tokens for testing.v1.TestService: "tok-platform" is chat-backend
 // (platform), "tok-moderator" is mia (moderator).

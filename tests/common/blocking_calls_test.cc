@@ -122,18 +122,9 @@ class BlockingCallsTest : public ::testing::Test {
                     : stub_->StaffEcho(&context, request, response);
   }
 
-  // The pool's series with pool="test".
+  // The pool's series (pool="test").
   double Metric(const std::string& name) {
-    for (const auto& family : registry_.Collect()) {
-      if (family.name != name) continue;
-      for (const auto& metric : family.metric) {
-        if (metric.label.size() == 1 && metric.label[0].value == "test") {
-          return family.type == prometheus::MetricType::Counter ? metric.counter.value
-                                                                : metric.gauge.value;
-        }
-      }
-    }
-    return -1;
+    return testing::MetricValue(registry_, name, {{"pool", "test"}});
   }
 
   prometheus::Registry registry_;

@@ -85,17 +85,7 @@ class RecordingReviewQueue : public ReviewQueue {
   std::vector<HeldMessageInput> held;
 };
 
-// The hot path's Redis round trips observed so far: their count and the
-// sum of their seconds.
-std::pair<uint64_t, double> RoundTrips(prometheus::Registry& registry) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != "qunzu_moderation_hot_path_redis_seconds") continue;
-    if (family.metric.empty()) break;
-    return {family.metric[0].histogram.sample_count, family.metric[0].histogram.sample_sum};
-  }
-  ADD_FAILURE() << "no qunzu_moderation_hot_path_redis_seconds";
-  return {0, 0};
-}
+constexpr char kRoundTrips[] = "qunzu_moderation_hot_path_redis_seconds";
 
 class ModerationMessageScreenerTest : public ::testing::Test {
  protected:
@@ -151,19 +141,8 @@ class ModerationMessageScreenerTest : public ::testing::Test {
     return n;
   }
   double VerdictCount(const std::string& verdict, const std::string& reason) {
-    for (const auto& family : registry_.Collect()) {
-      if (family.name != "qunzu_moderation_message_verdicts_total") continue;
-      for (const auto& metric : family.metric) {
-        std::string v;
-        std::string r;
-        for (const auto& label : metric.label) {
-          if (label.name == "verdict") v = label.value;
-          if (label.name == "reason") r = label.value;
-        }
-        if (v == verdict && r == reason) return metric.counter.value;
-      }
-    }
-    return -1;
+    return testing::MetricValue(registry_, "qunzu_moderation_message_verdicts_total",
+                                {{"verdict", verdict}, {"reason", reason}});
   }
   v1::EmergencyMode Mode(v1::EmergencyLevel level) {
     v1::EmergencyMode mode;
@@ -211,9 +190,8 @@ TEST_F(ModerationMessageScreenerTest, AllowBlockWithRuleAndSpanAndMetrics) {
   EXPECT_EQ(VerdictCount("SCREEN_VERDICT_ALLOW", "NONE"), 1);
   EXPECT_EQ(VerdictCount("SCREEN_VERDICT_BLOCK", "SCREEN_REASON_CODE_CONTENT_RULE"), 1);
   // One Redis round trip each, timed.
-  const auto [trips, seconds] = RoundTrips(registry_);
-  EXPECT_EQ(trips, 2u);
-  EXPECT_GT(seconds, 0);
+  EXPECT_EQ(testing::MetricValue(registry_, kRoundTrips), 2);
+  EXPECT_GT(testing::HistogramSum(registry_, kRoundTrips), 0);
   // Both count toward the rate limit; only the allowed one is activity.
   screener_->FlushRecords();
   EXPECT_EQ(SenderCount(), 2);
@@ -301,15 +279,8 @@ TEST(ModerationMetricsTest, FailuresAreCountedByTheirReason) {
   prometheus::Registry registry;
   ModerationMetrics metrics(registry);
   auto count = [&](const std::string& reason) {
-    for (const auto& family : registry.Collect()) {
-      if (family.name != "qunzu_moderation_message_failures_total") continue;
-      for (const auto& metric : family.metric) {
-        if (metric.label.size() == 1 && metric.label[0].value == reason) {
-          return metric.counter.value;
-        }
-      }
-    }
-    return -1.0;
+    return testing::MetricValue(registry, "qunzu_moderation_message_failures_total",
+                                {{"reason", reason}});
   };
   // The hot path's own reasons exist from the start.
   EXPECT_EQ(count("REDIS_WRITE_REFUSED"), 0);
@@ -382,7 +353,7 @@ TEST_F(ModerationMessageScreenerTest, BadInputAndUnknownGroup) {
   EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ErrorReason(unknown), "GROUP_NOT_FOUND");
   EXPECT_EQ(SenderCount(), 1);  // only the unknown group's attempt reached Redis
-  EXPECT_EQ(RoundTrips(registry_).first, 1u);
+  EXPECT_EQ(testing::MetricValue(registry_, kRoundTrips), 1);
 }
 
 // A screener whose Redis at `address` never answers (refused or silent),
@@ -430,7 +401,7 @@ TEST(ModerationMessageScreenerRedisDownTest, FailsClosed) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrorReason(status), "PROJECTION_UNAVAILABLE");
   // A trip that failed is a failure, not a round-trip time.
-  EXPECT_EQ(RoundTrips(dead.registry()).first, 0u);
+  EXPECT_EQ(testing::MetricValue(dead.registry(), kRoundTrips), 0);
 }
 
 TEST(ModerationMessageScreenerRedisDownTest, ARedisThatStopsAnsweringFailsClosedAtTheDeadline) {
