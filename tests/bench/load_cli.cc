@@ -6,6 +6,10 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <algorithm>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -61,6 +65,8 @@ struct Flags {
   std::string method;
   std::string request;
   std::vector<std::string> vary;
+  std::vector<std::string> cycle;
+  std::vector<std::string> lines;
   double rate = 0;
   int in_flight = 8;
   absl::Duration duration = absl::Seconds(5);
@@ -85,6 +91,10 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       flags.request = value;
     } else if (name == "--vary") {
       flags.vary.push_back(value);
+    } else if (name == "--cycle") {
+      flags.cycle.push_back(value);
+    } else if (name == "--lines") {
+      flags.lines.push_back(value);
     } else if (name == "--rate") {
       if (!absl::SimpleAtod(value, &flags.rate) || !(flags.rate > 0)) {
         return Bad("rate", "must be a positive number of calls per second");
@@ -105,6 +115,101 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
   if (flags.target.empty()) return Bad("target", "is required (host:port)");
   if (flags.method.empty()) return Bad("method", "is required (/package.Service/Method)");
   return flags;
+}
+
+// --cycle=FIELD:FIRST:COUNT: an integer field set to FIRST + n % COUNT.
+struct Cycle {
+  const pb::FieldDescriptor* field = nullptr;
+  uint64_t first = 0;
+  uint64_t count = 1;
+};
+
+// --lines=FIELD:PATH: a string field set to line n % lines of PATH.
+struct Lines {
+  const pb::FieldDescriptor* field = nullptr;
+  std::vector<std::string> lines;
+};
+
+// The singular field `name` of `type` of one of the C++ types `kinds`
+// (named `what` in the error), or INVALID_ARGUMENT naming `flag`.
+absl::StatusOr<const pb::FieldDescriptor*> ScalarField(
+    const pb::Descriptor& type, absl::string_view name, absl::string_view flag,
+    std::initializer_list<pb::FieldDescriptor::CppType> kinds, absl::string_view what) {
+  const pb::FieldDescriptor* field = type.FindFieldByName(std::string(name));
+  if (field == nullptr || field->is_repeated() ||
+      std::find(kinds.begin(), kinds.end(), field->cpp_type()) == kinds.end()) {
+    return Bad(flag, absl::StrCat(name, " is not ", what, " of ", type.full_name()));
+  }
+  return field;
+}
+
+absl::StatusOr<Cycle> ParseCycle(const pb::Descriptor& type, absl::string_view value) {
+  const std::vector<std::string> parts = absl::StrSplit(value, ':');
+  Cycle cycle;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &cycle.first) ||
+      !absl::SimpleAtoi(parts[2], &cycle.count) || cycle.count == 0) {
+    return Bad("cycle",
+               absl::StrCat("expected FIELD:FIRST:COUNT (COUNT >= 1), got \"", value, "\""));
+  }
+  using FD = pb::FieldDescriptor;
+  ASSIGN_OR_RETURN(cycle.field, ScalarField(type, parts[0], "cycle",
+                                            {FD::CPPTYPE_INT32, FD::CPPTYPE_INT64,
+                                             FD::CPPTYPE_UINT32, FD::CPPTYPE_UINT64},
+                                            "an integer field"));
+  uint64_t most = 0;
+  switch (cycle.field->cpp_type()) {
+    case FD::CPPTYPE_INT32:
+      most = std::numeric_limits<int32_t>::max();
+      break;
+    case FD::CPPTYPE_UINT32:
+      most = std::numeric_limits<uint32_t>::max();
+      break;
+    case FD::CPPTYPE_INT64:
+      most = std::numeric_limits<int64_t>::max();
+      break;
+    default:
+      most = std::numeric_limits<uint64_t>::max();
+  }
+  if (cycle.first > most || cycle.count - 1 > most - cycle.first) {
+    return Bad("cycle", absl::StrCat(value, " goes beyond what ", parts[0], " can hold"));
+  }
+  return cycle;
+}
+
+absl::StatusOr<Lines> ParseLines(const pb::Descriptor& type, absl::string_view value) {
+  const std::vector<std::string> parts = absl::StrSplit(value, absl::MaxSplits(':', 1));
+  if (parts.size() != 2 || parts[1].empty()) {
+    return Bad("lines", absl::StrCat("expected FIELD:PATH, got \"", value, "\""));
+  }
+  Lines lines;
+  ASSIGN_OR_RETURN(lines.field,
+                   ScalarField(type, parts[0], "lines", {pb::FieldDescriptor::CPPTYPE_STRING},
+                               "a string field"));
+  std::ifstream in(parts[1]);
+  if (!in) return Bad("lines", absl::StrCat("cannot read ", parts[1]));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) lines.lines.push_back(std::move(line));
+  }
+  if (lines.lines.empty()) return Bad("lines", absl::StrCat(parts[1], " has no lines"));
+  return lines;
+}
+
+void SetInteger(pb::Message& request, const pb::FieldDescriptor& field, uint64_t value) {
+  const pb::Reflection& reflection = *request.GetReflection();
+  switch (field.cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      reflection.SetInt32(&request, &field, static_cast<int32_t>(value));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      reflection.SetUInt32(&request, &field, static_cast<uint32_t>(value));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+      reflection.SetInt64(&request, &field, static_cast<int64_t>(value));
+      break;
+    default:
+      reflection.SetUInt64(&request, &field, value);
+  }
 }
 
 }  // namespace
@@ -136,23 +241,37 @@ absl::StatusOr<LoadResult> RunLoadCli(const std::vector<std::string>& args) {
   }
   std::vector<const pb::FieldDescriptor*> vary;
   for (const std::string& name : flags.vary) {
-    const pb::FieldDescriptor* field = method->input_type()->FindFieldByName(name);
-    if (field == nullptr || field->is_repeated() ||
-        field->cpp_type() != pb::FieldDescriptor::CPPTYPE_STRING) {
-      return Bad("vary", absl::StrCat(name, " is not a string field of ",
-                                      method->input_type()->full_name()));
-    }
+    ASSIGN_OR_RETURN(const pb::FieldDescriptor* field,
+                     ScalarField(*method->input_type(), name, "vary",
+                                 {pb::FieldDescriptor::CPPTYPE_STRING}, "a string field"));
     vary.push_back(field);
+  }
+  std::vector<Cycle> cycles;
+  for (const std::string& value : flags.cycle) {
+    ASSIGN_OR_RETURN(Cycle cycle, ParseCycle(*method->input_type(), value));
+    cycles.push_back(cycle);
+  }
+  auto lines = std::make_shared<std::vector<Lines>>();
+  for (const std::string& value : flags.lines) {
+    ASSIGN_OR_RETURN(Lines field_lines, ParseLines(*method->input_type(), value));
+    lines->push_back(std::move(field_lines));
   }
   RpcTarget target;
   target.channel = grpc::CreateChannel(flags.target, grpc::InsecureChannelCredentials());
   target.method = absl::StrCat("/", method->service()->full_name(), "/", method->name());
   if (!flags.token.empty()) target.metadata = {{"authorization", "Bearer " + flags.token}};
-  target.request = [prototype, vary](uint64_t n) {
-    if (vary.empty()) return prototype->SerializeAsString();
+  target.request = [prototype, vary, cycles, lines](uint64_t n) {
+    if (vary.empty() && cycles.empty() && lines->empty()) return prototype->SerializeAsString();
     std::unique_ptr<pb::Message> request(prototype->New());
     request->CopyFrom(*prototype);
     const pb::Reflection* reflection = request->GetReflection();
+    for (const Cycle& cycle : cycles) {
+      SetInteger(*request, *cycle.field, cycle.first + n % cycle.count);
+    }
+    for (const Lines& field_lines : *lines) {
+      reflection->SetString(request.get(), field_lines.field,
+                            field_lines.lines[n % field_lines.lines.size()]);
+    }
     for (const pb::FieldDescriptor* field : vary) {
       reflection->SetString(request.get(), field,
                             absl::StrCat(reflection->GetString(*request, field), "-", n));

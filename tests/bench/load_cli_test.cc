@@ -2,6 +2,10 @@
 // protos, the text-proto request and --vary, driven against a real server.
 #include "tests/bench/load_cli.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,7 +19,24 @@ namespace {
 
 class LoadCliTest : public RecordingEchoTest {
  protected:
+  void TearDown() override {
+    for (const std::string& path : files_) std::remove(path.c_str());
+    RecordingEchoTest::TearDown();
+  }
   std::string Target() const { return "--target=127.0.0.1:" + std::to_string(port_); }
+  // A file holding `text`, removed after the test.
+  std::string File(const std::string& text) {
+    std::string path = ::testing::TempDir() + "load_cli_lines_XXXXXX";
+    const int fd = mkstemp(path.data());
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    close(fd);
+    files_.push_back(path);
+    return path;
+  }
+
+ private:
+  std::vector<std::string> files_;
 };
 
 TEST_F(LoadCliTest, DrivesTheMethodWithTheRequestVariedPerCall) {
@@ -31,6 +52,24 @@ TEST_F(LoadCliTest, DrivesTheMethodWithTheRequestVariedPerCall) {
   EXPECT_EQ(texts.count("hi-0"), 1U);
   EXPECT_EQ(texts.count("hi-399"), 1U);
   EXPECT_EQ(echo_.tokens(), std::set<std::string>{"Bearer t0k"});
+}
+
+TEST_F(LoadCliTest, CyclesAnIntegerFieldAndTakesAStringFieldFromTheLinesOfAFile) {
+  // Empty lines are skipped; --vary appends the call number after the line.
+  const std::string lines = File("一\n\n二\n三\n");
+  absl::StatusOr<LoadResult> result = RunLoadCli(
+      {Target(), "--method=/qunzu.testing.v1.TestService/PlatformEcho", "--cycle=fail_code:5:3",
+       "--lines=text:" + lines, "--vary=text", "--rate=1000", "--duration=100ms"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->errors, 0);
+  EXPECT_EQ(echo_.codes(), (std::set<int32_t>{5, 6, 7}));
+  const std::set<std::string> texts = echo_.texts();
+  EXPECT_EQ(texts.size(), 400U);
+  EXPECT_EQ(texts.count("一-0"), 1U);
+  EXPECT_EQ(texts.count("二-1"), 1U);
+  EXPECT_EQ(texts.count("三-2"), 1U);
+  EXPECT_EQ(texts.count("一-399"), 1U);
+  EXPECT_EQ(texts.count("二-0"), 0U);
 }
 
 TEST_F(LoadCliTest, WithoutVaryEveryCallSendsTheSameRequest) {
@@ -56,6 +95,15 @@ TEST_F(LoadCliTest, BadFlagsAreRefusedWithTheField) {
       {{Target(), echo, "--duration=soon"}, "duration"},
       {{Target(), echo, "--colour=blue"}, "arguments"},
       {{Target(), echo, "positional"}, "arguments"},
+      {{Target(), echo, "--cycle=text:1:2"}, "cycle"},
+      {{Target(), echo, "--cycle=fail_code:1"}, "cycle"},
+      {{Target(), echo, "--cycle=fail_code:1:0"}, "cycle"},
+      {{Target(), echo, "--cycle=fail_code:-1:2"}, "cycle"},
+      {{Target(), echo, "--cycle=fail_code:2147483647:2"}, "cycle"},
+      {{Target(), echo, "--lines=fail_code:" + File("1\n")}, "lines"},
+      {{Target(), echo, "--lines=text:/nonexistent/lines"}, "lines"},
+      {{Target(), echo, "--lines=text:"}, "lines"},
+      {{Target(), echo, "--lines=text:" + File("\n\n")}, "lines"},
   };
   for (const auto& [args, field] : cases) {
     absl::StatusOr<LoadResult> result = RunLoadCli(args);

@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: qunzu-bench (runs the scenarios; QUNZU_BENCH_ONLY=<name> runs one)\n"
                  "       qunzu-bench --target=host:port --method=/pkg.Service/Method "
-                 "--request='<text proto>' [--token=T] [--vary=FIELD] [--rate=N | "
+                 "--request='<text proto>' [--token=T] [--vary=FIELD] "
+                 "[--cycle=FIELD:FIRST:COUNT] [--lines=FIELD:PATH] [--rate=N | "
                  "--in-flight=N] [--duration=5s]\n");
     return 2;
   }

@@ -26,6 +26,7 @@ class RecordingEcho final : public testing::v1::TestService::Service {
     const auto token = context->client_metadata().find("authorization");
     absl::MutexLock lock(&mu_);
     texts_.insert(request->text());
+    codes_.insert(request->fail_code());
     tokens_.insert(token == context->client_metadata().end()
                        ? std::string()
                        : std::string(token->second.data(), token->second.size()));
@@ -46,6 +47,12 @@ class RecordingEcho final : public testing::v1::TestService::Service {
   void Release() {
     if (!released_.HasBeenNotified()) released_.Notify();
   }
+  // Every fail_code seen (this echo never fails: the field only carries a
+  // number).
+  std::set<int32_t> codes() {
+    absl::MutexLock lock(&mu_);
+    return codes_;
+  }
   std::set<std::string> texts() {
     absl::MutexLock lock(&mu_);
     return texts_;
@@ -60,6 +67,7 @@ class RecordingEcho final : public testing::v1::TestService::Service {
   absl::Notification released_;
   absl::Mutex mu_;
   std::set<std::string> texts_ ABSL_GUARDED_BY(mu_);
+  std::set<int32_t> codes_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> tokens_ ABSL_GUARDED_BY(mu_);
 };
 
