@@ -580,15 +580,44 @@ absl::Status MysqlRuleStore::Store(const std::string& key, const std::string& by
   });
 }
 
+namespace {
+
+// Named locks are server-wide: the name is this database's own, so
+// deployments (and tests) sharing a server do not wait for each other.
+constexpr char kCompileLockName[] = "SHA2(CONCAT('qunzu_rule_compile:', DATABASE(), ':', ?), 256)";
+
+// A held compile claim: the named lock on a connection of its own, released
+// when the claim goes; if the release fails, the connection is closed
+// instead, which frees the lock too (as a replica's death does).
+class CompileClaim {
+ public:
+  CompileClaim(MysqlPool::Lease lease, std::string key)
+      : lease_(std::move(lease)), key_(std::move(key)) {}
+  CompileClaim(const CompileClaim&) = delete;
+  CompileClaim& operator=(const CompileClaim&) = delete;
+  ~CompileClaim() {
+    int64_t released = 0;
+    const absl::Status status =
+        Query(*lease_, absl::StrCat("SELECT RELEASE_LOCK(", kCompileLockName, ")"), {key_},
+              [&](const sql::ResultSet& row) {
+                if (!row.isNull(1)) released = row.getInt64(1);
+                return absl::OkStatus();
+              });
+    if (!status.ok() || released != 1) lease_.MarkBroken();
+  }
+
+ private:
+  MysqlPool::Lease lease_;
+  std::string key_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<void>> MysqlRuleStore::ClaimCompile(const std::string& key) {
   ASSIGN_OR_RETURN(MysqlPool::Lease lease, pool_.Acquire(kAcquireTimeout));
   int64_t got = -1;
-  // Named locks are server-wide: the name is this database's own, so
-  // deployments (and tests) sharing a server do not wait for each other.
-  RETURN_IF_ERROR(Query(*lease,
-                        "SELECT GET_LOCK(SHA2(CONCAT('qunzu_rule_compile:', DATABASE(), ':', ?), "
-                        "256), 0)",
-                        {key}, [&](const sql::ResultSet& row) {
+  RETURN_IF_ERROR(Query(*lease, absl::StrCat("SELECT GET_LOCK(", kCompileLockName, ", 0)"), {key},
+                        [&](const sql::ResultSet& row) {
                           if (!row.isNull(1)) got = row.getInt64(1);
                           return absl::OkStatus();
                         }));
@@ -597,10 +626,7 @@ absl::StatusOr<std::shared_ptr<void>> MysqlRuleStore::ClaimCompile(const std::st
     return MakeError(absl::StatusCode::kUnavailable, "RULE_COMPILE_LOCK_FAILED",
                      "GET_LOCK returned NULL");
   }
-  // The lock lives as long as the connection: the token closes it.
-  auto held = std::make_shared<MysqlPool::Lease>(std::move(lease));
-  held->MarkBroken();
-  return std::shared_ptr<void>(std::move(held));
+  return std::shared_ptr<void>(std::make_shared<CompileClaim>(std::move(lease), key));
 }
 
 const std::vector<Migration>& RuleSetMigrations() {

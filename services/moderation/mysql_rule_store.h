@@ -64,8 +64,9 @@ class MysqlRuleStore final : public RuleSource, public CompiledRulesCache {
   absl::StatusOr<std::optional<std::string>> Load(const std::string& key) override;
   absl::Status Store(const std::string& key, const std::string& bytes) override;
   // A MySQL named lock on the key (GET_LOCK, not waiting), held on a
-  // connection of its own until the token goes, and by the server only as
-  // long as that connection lives: a replica that dies mid-compile frees it.
+  // connection of its own until the token goes (RELEASE_LOCK, so the next
+  // replica may claim it at once), and by the server only as long as that
+  // connection lives: a replica that dies mid-compile frees it.
   absl::StatusOr<std::shared_ptr<void>> ClaimCompile(const std::string& key) override;
 
   // Creates a rule set or a version of one from a validated request.

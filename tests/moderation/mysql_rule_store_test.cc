@@ -610,8 +610,8 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   EXPECT_TRUE(patient.Refresh().ok());  // nothing tried at this poll
   EXPECT_EQ(counting.pending_reads, 1);
 
-  // Replica a goes away mid-compile: its claim goes with its connection,
-  // and b compiles (and shares) the set, then activates it.
+  // Replica a gives up mid-compile: its claim is released at once, and b
+  // compiles (and shares) the set, then activates it.
   claim->reset();
   ASSERT_TRUE(waiting.Refresh().ok());
   EXPECT_FALSE(waiting.Current()->compiled->from_cache());
@@ -626,6 +626,48 @@ TEST_F(ModerationRuleStoreTest, OneReplicaCompilesWhileTheOthersWait) {
   ASSERT_TRUE(patient.Refresh().ok());
   EXPECT_TRUE(patient.Current()->compiled->from_cache());
   EXPECT_EQ(Screen(patient, "赌博"), Verdict::kBlock);
+}
+
+TEST_F(ModerationRuleStoreTest, AClaimDiesWithItsConnection) {
+  CreateSet("dies", {MakeRule("赌博")});
+  const std::string key = KeyPending();
+  MysqlRuleStore a(*pool_, SystemClock::Get());
+  MysqlRuleStore b(*pool_, SystemClock::Get());
+  auto claim = a.ClaimCompile(key);
+  ASSERT_TRUE(claim.ok() && *claim != nullptr);
+  MysqlPool::Lease lease = pool_->Acquire(absl::Seconds(10)).value();
+  const std::string name = "SHA2(CONCAT('qunzu_rule_compile:', DATABASE(), ':', ?), 256)";
+  auto number = [&](const std::string& sql) {
+    int64_t n = -1;
+    EXPECT_TRUE(Query(*lease, sql, {key}, [&](const sql::ResultSet& row) {
+                  n = row.isNull(1) ? 0 : row.getInt64(1);
+                  return absl::OkStatus();
+                }).ok());
+    return n;
+  };
+  const int64_t holder = number("SELECT IS_USED_LOCK(" + name + ")");
+  ASSERT_GT(holder, 0);
+
+  // Replica a dies mid-compile: the server ends its connection, and with it
+  // the claim (this connection waits for the lock, then lets it go).
+  ASSERT_TRUE(Execute(*lease, absl::StrCat("KILL CONNECTION ", holder)).ok());
+  ASSERT_EQ(number("SELECT GET_LOCK(" + name + ", 30)"), 1);
+  ASSERT_EQ(number("SELECT RELEASE_LOCK(" + name + ")"), 1);
+  auto taken = b.ClaimCompile(key);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  ASSERT_NE(*taken, nullptr);
+  // a's token going afterwards (its release fails on the dead connection)
+  // leaves b's claim alone.
+  claim->reset();
+  const int64_t now_holder = number("SELECT IS_USED_LOCK(" + name + ")");
+  EXPECT_GT(now_holder, 0);
+  EXPECT_NE(now_holder, holder);
+  // A claim that goes is released on its connection, free at once for the
+  // next replica, and the connection goes back to the pool.
+  const int open = pool_->open_connections();
+  taken->reset();
+  EXPECT_EQ(number("SELECT IS_USED_LOCK(" + name + ")"), 0);
+  EXPECT_EQ(pool_->open_connections(), open);
 }
 
 TEST_F(ModerationRuleStoreTest, AReplicaWaitsForAnotherOnesCompileOnlySoLong) {
