@@ -9,7 +9,9 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -46,6 +48,10 @@ class CallbackEcho final : public TestService::CallbackService {
   grpc::ServerUnaryReactor* PlatformEcho(grpc::CallbackServerContext* context,
                                          const EchoRequest* request,
                                          EchoResponse* response) override {
+    if (request->text() == "late") {
+      absl::MutexLock lock(&mu_);
+      late_deadline_ = context->deadline();
+    }
     return blocking_.Serve(context, [this, context, request, response]() -> grpc::Status {
       if (request->fail_code() < 0) throw std::runtime_error("a bug outside Serve");
       {
@@ -85,9 +91,18 @@ class CallbackEcho final : public TestService::CallbackService {
     released_ = true;
   }
   const BlockingCalls& blocking() const { return blocking_; }
+  // The server's deadline for the call with text "late", once it has come
+  // in (nullopt if it has not within `timeout`).
+  std::optional<std::chrono::system_clock::time_point> LateDeadline(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return late_deadline_.has_value(); };
+    mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout);
+    return late_deadline_;
+  }
 
  private:
   absl::Mutex mu_;
+  std::optional<std::chrono::system_clock::time_point> late_deadline_ ABSL_GUARDED_BY(mu_);
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   bool released_ ABSL_GUARDED_BY(mu_) = false;
   // Last: stopped before what its bodies use.
@@ -192,6 +207,13 @@ TEST_F(BlockingCallsTest, ACallWhoseCallerGaveUpWhileItWaitedIsNotRun) {
   EchoResponse response;
   grpc::Status late = Call(true, "late", &response, 0, absl::Milliseconds(300));
   EXPECT_EQ(late.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server counts the call's deadline from when it came in, a little
+  // after the caller's; released before it (and before the caller's
+  // cancellation reaches the server) the pool would rightly still run it.
+  if (std::optional<std::chrono::system_clock::time_point> deadline =
+          service_->LateDeadline(absl::Seconds(30))) {
+    std::this_thread::sleep_until(*deadline + std::chrono::milliseconds(1));
+  }
   service_->Release();
   holder.join();
   // The pool takes work in order: once this call is answered, the late one
