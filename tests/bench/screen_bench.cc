@@ -247,11 +247,6 @@ void PrintBreakdown(MysqlPool& pool, RedisClient& redis, const std::vector<std::
       pipeline_us, content_us);
 }
 
-// What the hot path's projection cache takes per entry: kCachedSenders
-// senders (projections written as the bench's), kCachedSenders / 10
-// groups, every cacheable read of each sender's screen made once through a
-// cache of its own; the process's RSS growth over the entries it then holds.
-// Redis' used_memory and key count (-1 when INFO cannot be read).
 // qunzu_moderation_hot_path_redis_seconds as the service exports it: how
 // many round trips, their seconds, and how many took over 1 and 2 ms.
 struct RoundTrips {
@@ -293,6 +288,7 @@ std::string FormatRoundTrips(const RoundTrips& before, const RoundTrips& after) 
   return line;
 }
 
+// Redis' used_memory and key count (-1 when INFO cannot be read).
 std::pair<int64_t, int64_t> RedisMemoryAndKeys(RedisClient& redis) {
   int64_t memory = -1;
   int64_t keys = -1;
@@ -307,6 +303,10 @@ std::pair<int64_t, int64_t> RedisMemoryAndKeys(RedisClient& redis) {
   return {memory, keys};
 }
 
+// What the hot path's projection cache takes per entry: kCachedSenders
+// senders (projections written as the bench's), kCachedSenders / 10
+// groups, every cacheable read of each sender's screen made once through a
+// cache of its own; the process's RSS growth over the entries it then holds.
 void PrintCacheFootprint(RedisClient& redis, const RedisOptions& options) {
   constexpr uint64_t kCachedSenders = 40000;
   constexpr uint64_t kFirst = kFirstAccount + 1000000;
