@@ -25,11 +25,7 @@ double Percentile(std::vector<double>& sorted, double p) {
 class QunzuEcho final : public testing::v1::TestService::Service {
   grpc::Status PlatformEcho(grpc::ServerContext* context, const testing::v1::EchoRequest* request,
                             testing::v1::EchoResponse* response) override {
-    absl::StatusOr<Caller> caller = CallerOf(context);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    response->set_text(request->text());
-    response->set_principal(caller->principal);
-    return ToGrpcStatus(absl::OkStatus());
+    return ToGrpcStatus(EchoBody(context, *request, response));
   }
 };
 
@@ -39,19 +35,22 @@ class QunzuCallbackEcho final : public testing::v1::TestService::CallbackService
                                          const testing::v1::EchoRequest* request,
                                          testing::v1::EchoResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    absl::StatusOr<Caller> caller = CallerOf(context);
-    if (!caller.ok()) {
-      reactor->Finish(ToGrpcStatus(caller.status()));
-      return reactor;
-    }
-    response->set_text(request->text());
-    response->set_principal(caller->principal);
-    reactor->Finish(ToGrpcStatus(absl::OkStatus()));
+    reactor->Finish(ToGrpcStatus(EchoBody(context, *request, response)));
     return reactor;
   }
 };
 
 }  // namespace
+
+absl::Status EchoBody(const grpc::ServerContextBase* context,
+                      const testing::v1::EchoRequest& request,
+                      testing::v1::EchoResponse* response) {
+  absl::StatusOr<Caller> caller = CallerOf(context);
+  if (!caller.ok()) return caller.status();
+  response->set_text(request.text());
+  response->set_principal(caller->principal);
+  return absl::OkStatus();
+}
 
 double CpuSeconds(int who) {
   rusage usage{};

@@ -6,6 +6,7 @@
 #define QUNZU_TESTS_BENCH_RPC_BENCH_H_
 
 #include <grpcpp/impl/service_type.h>
+#include <grpcpp/server_context.h>
 #include <sys/resource.h>
 
 #include <functional>
@@ -13,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "qunzu/testing/v1/testing.pb.h"
 
 namespace qunzu::bench {
 
@@ -41,6 +44,12 @@ LoadResult RunLoad(const std::string& name, int threads, absl::Duration duration
 
 // The bearer token the benchmarks' platform caller presents.
 inline constexpr char kBenchToken[] = "bench-platform-token";
+
+// The empty body of the benchmarks' echoes as a Qunzu handler has it: the
+// caller looked up (a denied caller's error), the text and the caller's
+// principal answered.
+absl::Status EchoBody(const grpc::ServerContextBase* context,
+                      const testing::v1::EchoRequest& request, testing::v1::EchoResponse* response);
 
 // testing.v1.TestService/PlatformEcho as a Qunzu handler does it (caller
 // lookup, status mapping) around an empty body: the baseline of an RPC on
